@@ -1,0 +1,76 @@
+// The one interface the checkpoint pipeline drives (STYLE §2). It is consumer-side and small:
+// exactly what a checkpoint needs, nothing of how a hypervisor provides it. KVM and Xen implement
+// it; tests use FakeBackend. Optional hooks have no-op defaults.
+//
+// Threading: all methods are called from the pipeline's thread. The console sink may be called
+// from any thread the backend owns (a vCPU thread, a console reader) and must not block long.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backends/dirty_bitmap.hpp"
+#include "backends/guest_memory.hpp"
+
+namespace colo {
+
+// Numbers are on the wire (stream header): never renumber.
+enum class BackendKind : std::uint32_t {
+    fake = 0x7f,
+    kvm = 1,
+    xen = 2,
+};
+
+[[nodiscard]] const char* to_string(BackendKind kind);
+
+// One piece of vCPU, platform or device state, opaque to the pipeline. `tag` names what it is
+// within its backend (a vCPU's registers, the PIT, the UART), `version` is that piece's own
+// format version, so a restore can refuse what it does not understand.
+struct StateRecord {
+    std::uint32_t tag = 0;
+    std::uint32_t version = 0;
+    std::vector<std::byte> data;
+    bool operator==(const StateRecord&) const = default;
+};
+
+using ConsoleSink = std::function<void(std::span<const std::byte>)>;
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    [[nodiscard]] virtual BackendKind kind() const = 0;
+    [[nodiscard]] virtual std::string name() const = 0;  // the guest's name, for messages
+
+    [[nodiscard]] virtual GuestMemory& memory() = 0;
+
+    // Stops every vCPU and returns once none runs guest code. Idempotent.
+    virtual void pause() = 0;
+    // Lets the vCPUs run again. Idempotent.
+    virtual void resume() = 0;
+    [[nodiscard]] virtual bool paused() const = 0;
+
+    // Dirty logging. Between start and stop, harvest_dirty ORs into `into` every frame written
+    // since the previous harvest (or since start), by the guest or by the backend's own device
+    // emulation, and clears the hypervisor's log. `into` must be frame_limit() frames long.
+    virtual void start_dirty_log() = 0;
+    virtual void stop_dirty_log() = 0;
+    virtual void harvest_dirty(DirtyBitmap& into) = 0;
+
+    // vCPU, platform and device state. save_state is refused (colo::Error) unless paused.
+    [[nodiscard]] virtual std::vector<StateRecord> save_state() = 0;
+    virtual void restore_state(std::span<const StateRecord> state) = 0;
+
+    // The guest's console output: bytes as the guest writes them. Replaces any earlier sink.
+    virtual void set_console_sink(ConsoleSink sink) = 0;
+
+    // Optional hooks around a checkpoint (libxl's checkpoint devices). Defaults do nothing.
+    virtual void checkpoint_committed(std::uint64_t /*epoch*/) {}
+};
+
+}  // namespace colo

@@ -1,0 +1,35 @@
+// Backends by name ("kvm", "xen"). Each hypervisor library adds itself through its
+// register_*_backend() function, called once from the toolstack (static libraries would drop
+// self-registering globals at link time, so registration is explicit).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "backends/guest_config.hpp"
+
+namespace colo {
+
+struct BackendFactory {
+    std::string name;     // as given to --backend and `backend =` in a config
+    std::string summary;  // one line for `colo-replicate --version` and help
+    bool compiled_in = true;
+    // Makes a backend for a new guest described by config (the VM does not run yet).
+    std::function<std::unique_ptr<Backend>(const GuestConfig&)> create;
+};
+
+class BackendRegistry {
+public:
+    void add(BackendFactory factory);
+    // Throws colo::Error naming the known backends when `name` is not one of them.
+    [[nodiscard]] const BackendFactory& find(const std::string& name) const;
+    [[nodiscard]] const std::vector<BackendFactory>& all() const { return factories_; }
+
+private:
+    std::vector<BackendFactory> factories_;
+};
+
+}  // namespace colo

@@ -1,0 +1,72 @@
+// A backend with no hypervisor behind it, for unit tests of the pipeline: memory is a plain
+// buffer, "the guest" is whatever the test does through guest_write(), and every call is
+// counted, so a test can check exactly what the pipeline did and in what order.
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+
+namespace colo {
+
+class FakeBackend final : public Backend, private GuestMemory {
+public:
+    // One region of `pages` frames starting at `first`.
+    FakeBackend(std::string name, std::uint64_t pages, Pfn first = Pfn{0});
+
+    // --- Backend
+    [[nodiscard]] BackendKind kind() const override { return BackendKind::fake; }
+    [[nodiscard]] std::string name() const override { return name_; }
+    [[nodiscard]] GuestMemory& memory() override { return *this; }
+    void pause() override;
+    void resume() override;
+    [[nodiscard]] bool paused() const override { return paused_; }
+    void start_dirty_log() override;
+    void stop_dirty_log() override;
+    void harvest_dirty(DirtyBitmap& into) override;
+    [[nodiscard]] std::vector<StateRecord> save_state() override;
+    void restore_state(std::span<const StateRecord> state) override;
+    void set_console_sink(ConsoleSink sink) override;
+
+    // --- what "the guest" does
+    // Fills the frame with `fill` as a running guest would; refused while paused.
+    void guest_write(Pfn pfn, std::byte fill);
+    // Writes to the guest console.
+    void guest_print(const std::string& text);
+    // The vCPU state that save_state returns.
+    void set_vcpu_state(std::vector<std::byte> bytes) { vcpu_state_ = std::move(bytes); }
+    [[nodiscard]] const std::vector<std::byte>& vcpu_state() const { return vcpu_state_; }
+    [[nodiscard]] std::span<const std::byte> page(Pfn pfn) const;
+
+    // --- what the pipeline did
+    struct Counters {
+        unsigned pauses = 0, resumes = 0, harvests = 0, saves = 0, restores = 0;
+        std::uint64_t pages_read = 0, pages_written = 0;
+    };
+    [[nodiscard]] const Counters& counters() const { return counters_; }
+
+private:
+    // --- GuestMemory
+    [[nodiscard]] std::vector<MemoryRegion> regions() const override { return {region_}; }
+    void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
+    void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
+    std::byte* frame(Pfn pfn);
+
+    std::string name_;
+    MemoryRegion region_;
+    std::vector<std::byte> ram_;
+    DirtyBitmap log_;
+    bool logging_ = false;
+    bool paused_ = false;
+    std::vector<std::byte> vcpu_state_;
+    ConsoleSink sink_;
+    Counters counters_;
+};
+
+// Record tag FakeBackend uses for its single piece of state.
+inline constexpr std::uint32_t kFakeVcpuStateTag = 1;
+
+}  // namespace colo
