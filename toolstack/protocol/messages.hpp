@@ -1,0 +1,128 @@
+// The named messages of a replication stream (man colo-replicate(7)). Each is one record of the
+// wire format; record_types.hpp gives the numbers. The pipeline speaks only in these; the codec
+// (message_codec.hpp) turns them into records and back, validating every field.
+//
+// A stream is: StreamHeader, GuestConfigText, then per phase:
+//   live migration   PageBatch* ... (rounds) ... DeviceState* MigrationCommit
+//   COLO entry       EnterColo
+//   between checkpoints (primary → secondary)      PageBatch* (streamed into the secondary's cache)
+//   checkpoint       CheckpointBegin PageBatch* DeviceState* CheckpointEnd
+//                    ← CheckpointLoaded (secondary → primary, after it applied the checkpoint)
+//   any time         Heartbeat (both ways), SecondaryOutput (secondary → primary),
+//                    ReleasedOutput (primary → secondary), Goodbye, Failure
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "backends/guest_address.hpp"
+#include "backends/guest_memory.hpp"
+
+namespace colo::protocol {
+
+inline constexpr std::uint32_t kStreamVersion = 1;
+
+// First thing on every stream. Not a record: fixed layout, its own CRC (see stream_header.hpp).
+struct StreamHeader {
+    std::uint32_t version = kStreamVersion;
+    BackendKind backend = BackendKind::kvm;
+    std::uint32_t page_size = 4096;
+    std::vector<MemoryRegion> regions;  // the guest memory layout; pages may only name these
+    bool operator==(const StreamHeader&) const = default;
+};
+
+// The guest configuration (format_guest_config text), so the receiver can build the SVM.
+struct GuestConfigText {
+    std::string text;
+    bool operator==(const GuestConfigText&) const = default;
+};
+
+// Page contents: data holds frames.size() pages, in the order of frames.
+struct PageBatch {
+    std::vector<Pfn> frames;
+    std::vector<std::byte> data;
+    bool operator==(const PageBatch&) const = default;
+};
+
+// One piece of vCPU/device state (Backend::save_state).
+struct DeviceState {
+    StateRecord state;
+    bool operator==(const DeviceState&) const = default;
+};
+
+// Live migration's end: the receiver has everything; it may start the guest.
+struct MigrationCommit {
+    std::uint64_t pages_total = 0;  // pages sent over the whole migration, for a cross-check
+    bool operator==(const MigrationCommit&) const = default;
+};
+
+// Initial sync is done; both sides now run in COLO (or Remus) mode from epoch `epoch`.
+struct EnterColo {
+    std::uint64_t epoch = 0;
+    bool operator==(const EnterColo&) const = default;
+};
+
+struct CheckpointBegin {
+    std::uint64_t epoch = 0;
+    bool operator==(const CheckpointBegin&) const = default;
+};
+
+// Closes a checkpoint. The counts let the receiver verify it got the whole checkpoint before it
+// touches the SVM: pages and state records since the matching CheckpointBegin.
+struct CheckpointEnd {
+    std::uint64_t epoch = 0;
+    std::uint64_t pages = 0;
+    std::uint32_t state_records = 0;
+    std::uint64_t console_offset = 0;  // PVM console bytes produced up to the checkpoint's pause
+    bool operator==(const CheckpointEnd&) const = default;
+};
+
+// Secondary → primary: the checkpoint is applied and the SVM runs from it.
+struct CheckpointLoaded {
+    std::uint64_t epoch = 0;
+    bool operator==(const CheckpointLoaded&) const = default;
+};
+
+struct Heartbeat {
+    std::uint64_t sequence = 0;
+    std::uint64_t sent_ns = 0;  // sender's CLOCK_MONOTONIC, for round-trip estimates only
+    bool operator==(const Heartbeat&) const = default;
+};
+
+// Secondary → primary: console bytes the SVM produced, starting at byte `offset` of its console.
+struct SecondaryOutput {
+    std::uint64_t offset = 0;
+    std::vector<std::byte> bytes;
+    bool operator==(const SecondaryOutput&) const = default;
+};
+
+// Primary → secondary: the primary has released its console output up to `offset`.
+struct ReleasedOutput {
+    std::uint64_t offset = 0;
+    bool operator==(const ReleasedOutput&) const = default;
+};
+
+// Orderly end of the stream (the sender stops on purpose).
+struct Goodbye {
+    std::string reason;
+    bool operator==(const Goodbye&) const = default;
+};
+
+// The sender hit an error and is giving up; `message` is its one-line error.
+struct Failure {
+    std::string message;
+    bool operator==(const Failure&) const = default;
+};
+
+using Message = std::variant<GuestConfigText, PageBatch, DeviceState, MigrationCommit, EnterColo,
+                             CheckpointBegin, CheckpointEnd, CheckpointLoaded, Heartbeat,
+                             SecondaryOutput, ReleasedOutput, Goodbye, Failure>;
+
+// The message's name as used in logs ("checkpoint-begin").
+[[nodiscard]] const char* message_name(const Message& message);
+
+}  // namespace colo::protocol
