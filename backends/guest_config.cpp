@@ -1,5 +1,6 @@
 #include "backends/guest_config.hpp"
 
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <map>

@@ -1,0 +1,94 @@
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+#include "toolstack/cli/command_table.hpp"
+
+using namespace colo::cli;
+
+namespace {
+struct Run {
+    int code;
+    std::string out, err;
+};
+Run run(std::vector<std::string> args) {
+    std::ostringstream out, err;
+    Io io{out, err};
+    const int code = dispatch(args, io);
+    return {code, out.str(), err.str()};
+}
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+}  // namespace
+
+TEST_CASE("cli: every planned subcommand is in the table with a summary and usage") {
+    for (const char* name : {"create", "list", "console", "destroy", "save", "restore", "migrate", "protect",
+                             "receive", "status", "failover", "pause", "unpause"}) {
+        const Command* c = find_command(name);
+        REQUIRE_MESSAGE(c != nullptr, name);
+        CHECK_FALSE(c->summary.empty());
+        CHECK(c->summary.find('\n') == std::string::npos);
+    }
+    CHECK(find_command("frobnicate") == nullptr);
+}
+
+TEST_CASE("cli: --help lists every command, --version names the backends") {
+    const auto help = run({"--help"});
+    CHECK(help.code == kExitOk);
+    for (const auto& c : command_table()) CHECK(help.out.find("  " + c.name) != std::string::npos);
+    const auto version = run({"--version"});
+    CHECK(version.code == kExitOk);
+    CHECK(version.out.find("colo-replicate 0.") == 0);
+    CHECK(version.out.find("backend kvm") != std::string::npos);
+    CHECK(version.out.find("backend xen") != std::string::npos);
+}
+
+TEST_CASE("cli: help COMMAND shows that command's own options") {
+    const auto r = run({"help", "protect"});
+    CHECK(r.code == kExitOk);
+    CHECK(r.out.find("Usage: colo-replicate protect") == 0);
+    CHECK(r.out.find("--no-stream") != std::string::npos);
+    CHECK(r.out.find("--console-log") == std::string::npos);  // not a protect option
+    CHECK(run({"protect", "--help"}).out == r.out);
+    CHECK(run({"help", "nope"}).code == kExitUsage);
+}
+
+TEST_CASE("cli: bad command lines get one clear line and exit 2") {
+    auto r = run({"nope"});
+    CHECK(r.code == kExitUsage);
+    CHECK(r.err.find("no such command 'nope'") != std::string::npos);
+    CHECK(lines(r.err) == 1);
+
+    r = run({"--bogus"});
+    CHECK(r.code == kExitUsage);
+    CHECK(r.err.find("unknown option '--bogus'") != std::string::npos);
+
+    r = run({"protect", "vm1"});
+    CHECK(r.code == kExitUsage);
+    CHECK(r.err.find("missing host") != std::string::npos);
+    CHECK(lines(r.err) == 1);
+
+    r = run({"protect", "vm1", "b:1", "--interval", "soon"});
+    CHECK(r.code == kExitUsage);
+    CHECK(r.err.find("interval") != std::string::npos);
+    CHECK(lines(r.err) == 1);
+
+    r = run({"destroy", "a", "b"});
+    CHECK(r.code == kExitUsage);
+    CHECK(lines(r.err) == 1);
+
+    CHECK(run({}).code == kExitUsage);
+}
+
+TEST_CASE("cli: a command that is not built yet says so and exits 2") {
+    for (const auto& c : command_table()) {
+        if (c.run) continue;
+        std::vector<std::string> args{c.name};
+        po::options_description o;
+        po::positional_options_description p;
+        c.declare(o, p);
+        for (unsigned i = 0; i < p.max_total_count() && p.max_total_count() < 100; ++i) args.push_back("x");
+        const auto r = run(args);
+        CHECK(r.code == kExitUsage);
+        CHECK(r.err.find("not available yet") != std::string::npos);
+    }
+}

@@ -1,0 +1,74 @@
+#include <doctest/doctest.h>
+
+#include "backends/error.hpp"
+#include "backends/guest_config.hpp"
+
+using colo::GuestConfig;
+using colo::parse_guest_config;
+
+namespace {
+std::string error_of(const std::string& text) {
+    try {
+        (void)parse_guest_config(text, "t.cfg");
+    } catch (const colo::Error& e) {
+        return e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST_CASE("guest config: xl.cfg-style values, comments and separators") {
+    const auto c = parse_guest_config(
+        "# demo\nname = \"demo-1\"\nmemory = 256 # MiB\nvcpus=2; seed = 7\n"
+        "guest = 'builtin'\nworking_set = 64\ndirty_rate = 5000\nprint_interval = 50\n",
+        "t.cfg");
+    CHECK(c.name == "demo-1");
+    CHECK(c.memory_mib == 256);
+    CHECK(c.vcpus == 2);
+    CHECK(c.seed == 7);
+    CHECK(c.guest == colo::GuestKind::builtin);
+    CHECK(c.working_set_mib == 64);
+    CHECK(c.dirty_rate == 5000);
+    CHECK(c.print_interval_ms == 50);
+}
+
+TEST_CASE("guest config: a linux guest needs a kernel") {
+    const auto c = parse_guest_config(
+        "name=\"l\"\nguest=\"linux\"\nkernel=\"/boot/vmlinux\"\nramdisk=\"/i.cpio\"\nextra=\"quiet\"\n", "t.cfg");
+    CHECK(c.guest == colo::GuestKind::linux_kernel);
+    CHECK(c.kernel == "/boot/vmlinux");
+    CHECK(error_of("name=\"l\"\nguest=\"linux\"\n") == "t.cfg: guest = \"linux\" needs kernel = \"...\"");
+}
+
+TEST_CASE("guest config: format then parse gives the same config") {
+    auto c = parse_guest_config("name=\"x\"\nmemory=512\nvcpus=3\nguest=\"linux\"\nkernel=\"/k\"\nextra=\"a b\"\n",
+                                "t.cfg");
+    const auto again = parse_guest_config(colo::format_guest_config(c), "again");
+    CHECK(again.name == c.name);
+    CHECK(again.memory_mib == c.memory_mib);
+    CHECK(again.vcpus == c.vcpus);
+    CHECK(again.kernel == c.kernel);
+    CHECK(again.extra == c.extra);
+    CHECK(again.guest == c.guest);
+}
+
+TEST_CASE("guest config: bad input names the line and the problem") {
+    CHECK(error_of("name=\"a\"\nmemory = lots\n") == "t.cfg:2: memory must be a number, not 'lots'");
+    CHECK(error_of("name=\"a\"\nmemory = 1\n") == "t.cfg:2: memory = 1 is out of range (2..65536)");
+    CHECK(error_of("name=\"a\"\nvcpus = 9\n") == "t.cfg:2: vcpus = 9 is out of range (1..8)");
+    CHECK(error_of("name=\"a\"\ncolour = 3\n") == "t.cfg:2: unknown key 'colour'");
+    CHECK(error_of("name=\"a\"\nname = \"b\"\n") == "t.cfg:2: 'name' is set twice");
+    CHECK(error_of("name=\"a\nmemory=3\n") == "t.cfg:1: unterminated string");
+    CHECK(error_of("name=a\n") == "t.cfg:1: name must be a quoted string");
+    CHECK(error_of("memory=64\n") == "t.cfg: no name given (name = \"...\")");
+    CHECK(error_of("name=\"a b\"\n") == "t.cfg: name \"a b\" may only hold letters, digits, '-', '_' and '.'");
+    CHECK(error_of("name=\"a\"\nguest=\"dos\"\n") == "t.cfg:2: guest must be \"builtin\" or \"linux\", not \"dos\"");
+    CHECK(error_of("name=\"a\"\nmemory=16\nworking_set=16\n").find("must leave at least 4 MiB") != std::string::npos);
+    CHECK(error_of("name=\"a\" memory=3\n") == "t.cfg:1: unexpected 'm' after the value of name");
+    CHECK(error_of("= 3\n") == "t.cfg:1: expected a key name, found '='");
+}
+
+TEST_CASE("guest config: a missing file is a clear error") {
+    CHECK_THROWS_WITH_AS((void)colo::load_guest_config("/nonexistent/x.cfg"),
+                         doctest::Contains("open /nonexistent/x.cfg: No such file or directory"), colo::Error);
+}

@@ -1,0 +1,248 @@
+#include "toolstack/cli/command_table.hpp"
+
+#include <iomanip>
+#include <ostream>
+#include <sstream>
+
+#include "backends/error.hpp"
+#include "toolstack/backends_available.hpp"
+#include "toolstack/cli/commands.hpp"
+#include "toolstack/version.hpp"
+
+namespace colo::cli {
+
+namespace {
+
+using Declare = std::function<void(po::options_description&, po::positional_options_description&)>;
+
+// Shared option groups, so the same flag means the same thing on every command.
+void positional(po::options_description& o, po::positional_options_description& p,
+                const char* name, const char* what, int count = 1) {
+    o.add_options()(name, po::value<std::string>(), what);
+    p.add(name, count);
+}
+
+void replication_options(po::options_description& o) {
+    o.add_options()
+        ("remus", "Remus mode: periodic checkpoints, output released only after the checkpoint that produced it is acknowledged")
+        ("interval,i", po::value<unsigned>()->default_value(100), "checkpoint interval in ms (Remus), or the maximum interval between checkpoints (COLO)")
+        ("stream-period", po::value<unsigned>()->default_value(20), "ms between two streaming passes of dirty pages between checkpoints")
+        ("stream-threshold", po::value<unsigned>()->default_value(64), "a streaming pass sends only when at least this many pages are dirty")
+        ("heartbeat-timeout", po::value<unsigned>()->default_value(800), "ms of silence after which the peer counts as dead")
+        ("no-cache-backup", "do not back up pages into the secondary's cache during the initial sync (entering COLO then copies all memory)")
+        ("no-stream", "do not stream dirty pages between checkpoints")
+        ("no-early-resume", "keep the primary paused until a checkpoint has been sent");
+}
+
+void console_log_option(po::options_description& o) {
+    o.add_options()("console-log", po::value<std::string>(), "append the guest's released console output to FILE");
+}
+
+void backend_option(po::options_description& o) {
+    o.add_options()("backend", po::value<std::string>(), "hypervisor backend: kvm or xen (default: from the config, or detected)");
+}
+
+void json_option(po::options_description& o) {
+    o.add_options()("json", "machine-readable output");
+}
+
+std::vector<Command> make_table() {
+    std::vector<Command> t;
+    t.push_back({"create", "Create a guest from a config file", "[options] CONFIG",
+                 "Boots the guest described by CONFIG (see colo-replicate.cfg(5)). Without -F the guest "
+                 "runs in a background process reachable through a control socket.",
+                 [](auto& o, auto& p) {
+                     positional(o, p, "config", "guest config file");
+                     o.add_options()("foreground,F", "stay in the foreground with the console on stdout")
+                                    ("paused,p", "leave the guest paused after creating it");
+                     console_log_option(o);
+                 },
+                 run_create});
+    t.push_back({"list", "List guests", "[options]", "Lists the guests this host runs.",
+                 [](auto& o, auto&) { json_option(o); }, run_list});
+    t.push_back({"console", "Attach to a guest's console", "NAME",
+                 "Copies the guest's released console output to stdout until the guest ends or ^] is typed.",
+                 [](auto& o, auto& p) { positional(o, p, "name", "guest name"); }, run_console});
+    t.push_back({"destroy", "Terminate a guest immediately", "NAME", "Stops the guest and frees it.",
+                 [](auto& o, auto& p) { positional(o, p, "name", "guest name"); }, run_destroy});
+    t.push_back({"pause", "Pause a guest", "NAME", "Stops the guest's vCPUs; memory and devices stay.",
+                 [](auto& o, auto& p) { positional(o, p, "name", "guest name"); }, run_pause});
+    t.push_back({"unpause", "Unpause a paused guest", "NAME", "Lets the guest's vCPUs run again.",
+                 [](auto& o, auto& p) { positional(o, p, "name", "guest name"); }, run_unpause});
+    t.push_back({"save", "Save a guest's state and memory to a file", "[options] NAME FILE",
+                 "Writes the guest to FILE in the replication stream format, then destroys it (unless -c).",
+                 [](auto& o, auto& p) {
+                     o.add_options()("name", po::value<std::string>(), "guest name")
+                                    ("file", po::value<std::string>(), "save file")
+                                    ("checkpoint,c", "leave the guest running after saving");
+                     p.add("name", 1).add("file", 1);
+                 },
+                 run_save});
+    t.push_back({"restore", "Restore a guest from a save file", "[options] FILE",
+                 "Creates a guest from FILE, written by `save`, and lets it continue.",
+                 [](auto& o, auto& p) {
+                     positional(o, p, "file", "save file");
+                     o.add_options()("foreground,F", "stay in the foreground with the console on stdout")
+                                    ("paused,p", "leave the guest paused after restoring it");
+                     console_log_option(o);
+                 },
+                 run_restore});
+    t.push_back({"migrate", "Live-migrate a guest to another host", "[options] NAME HOST[:PORT]",
+                 "Pre-copy live migration to a `colo-replicate receive` on HOST.",
+                 [](auto& o, auto& p) {
+                     o.add_options()("name", po::value<std::string>(), "guest name")
+                                    ("host", po::value<std::string>(), "destination HOST[:PORT]");
+                     p.add("name", 1).add("host", 1);
+                 },
+                 run_migrate});
+    t.push_back({"protect", "Protect a guest with COLO (or Remus) replication", "[options] NAME HOST[:PORT]",
+                 "Replicates the guest to a `colo-replicate receive` on HOST and keeps the replica in step "
+                 "with checkpoints. If this host fails, the replica takes over.",
+                 [](auto& o, auto& p) {
+                     o.add_options()("name", po::value<std::string>(), "guest name")
+                                    ("host", po::value<std::string>(), "secondary HOST[:PORT]");
+                     p.add("name", 1).add("host", 1);
+                     replication_options(o);
+                 },
+                 run_protect});
+    t.push_back({"receive", "Receive a migrated or protected guest (the secondary)", "[options]",
+                 "Listens for one incoming migration or protection stream and runs the guest it carries.",
+                 [](auto& o, auto&) {
+                     o.add_options()("listen,l", po::value<std::string>()->default_value("0.0.0.0:8471"), "listen on HOST[:PORT]")
+                                    ("foreground,F", "stay in the foreground");
+                     o.add_options()("heartbeat-timeout", po::value<unsigned>()->default_value(800), "ms of silence after which the primary counts as dead");
+                     console_log_option(o);
+                     backend_option(o);
+                 },
+                 run_receive});
+    t.push_back({"status", "Show a guest's replication status", "[options] NAME",
+                 "Mode, epoch, last checkpoint, pause statistics, bytes, pages sent while paused vs streamed.",
+                 [](auto& o, auto& p) {
+                     positional(o, p, "name", "guest name");
+                     json_option(o);
+                 },
+                 run_status});
+    t.push_back({"failover", "Make the secondary take over now", "NAME",
+                 "Forces the secondary of NAME to stop replicating and run as the primary.",
+                 [](auto& o, auto& p) { positional(o, p, "name", "guest name"); }, run_failover});
+    return t;
+}
+
+po::options_description options_of(const Command& c, po::positional_options_description& pos) {
+    po::options_description o(c.name + " options");
+    c.declare(o, pos);
+    o.add_options()("help,h", "show this help");
+    return o;
+}
+
+}  // namespace
+
+const std::vector<Command>& command_table() {
+    static const std::vector<Command> table = make_table();
+    return table;
+}
+
+const Command* find_command(const std::string& name) {
+    for (const auto& c : command_table()) {
+        if (c.name == name) return &c;
+    }
+    return nullptr;
+}
+
+void print_overview(std::ostream& out) {
+    out << "Usage: colo-replicate [--help] [--version] COMMAND [ARGS]\n\n"
+           "Keeps a virtual machine alive through the loss of its host (COLO/Remus replication).\n\n"
+           "Commands:\n";
+    for (const auto& c : command_table()) {
+        out << "  " << std::left << std::setw(10) << c.name << c.summary
+            << (c.run ? "" : " (not available yet)") << "\n";
+    }
+    out << "\n'colo-replicate help COMMAND' shows a command's options; see colo-replicate(1).\n";
+}
+
+void print_command_help(const Command& c, std::ostream& out) {
+    po::positional_options_description pos;
+    out << "Usage: colo-replicate " << c.name << " " << c.usage << "\n\n" << c.summary << ".\n";
+    if (!c.detail.empty()) out << c.detail << "\n";
+    if (!c.run) out << "This command is not available yet in this build.\n";
+    out << "\n" << options_of(c, pos);
+}
+
+int dispatch(const std::vector<std::string>& args, Io& io) {
+    if (args.empty()) {
+        print_overview(io.err);
+        return kExitUsage;
+    }
+    const std::string& first = args[0];
+    if (first == "--help" || first == "-h") {
+        print_overview(io.out);
+        return kExitOk;
+    }
+    if (first == "--version" || first == "-V") {
+        io.out << "colo-replicate " << kVersion << " (stream format " << kStreamFormatVersion << ")\n";
+        for (const auto& b : backends_available().all()) {
+            io.out << "  backend " << b.name << ": " << b.summary << "\n";
+        }
+        return kExitOk;
+    }
+    if (first == "help") {
+        if (args.size() == 1) {
+            print_overview(io.out);
+            return kExitOk;
+        }
+        const Command* c = find_command(args[1]);
+        if (c == nullptr) {
+            io.err << "colo-replicate: no such command '" << args[1] << "' (see colo-replicate --help)\n";
+            return kExitUsage;
+        }
+        print_command_help(*c, io.out);
+        return kExitOk;
+    }
+    if (!first.empty() && first[0] == '-') {
+        io.err << "colo-replicate: unknown option '" << first << "' (see colo-replicate --help)\n";
+        return kExitUsage;
+    }
+    const Command* c = find_command(first);
+    if (c == nullptr) {
+        io.err << "colo-replicate: no such command '" << first << "' (see colo-replicate --help)\n";
+        return kExitUsage;
+    }
+
+    po::positional_options_description pos;
+    const auto options = options_of(*c, pos);
+    po::variables_map vm;
+    try {
+        const std::vector<std::string> rest(args.begin() + 1, args.end());
+        po::store(po::command_line_parser(rest).options(options).positional(pos).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        io.err << "colo-replicate " << c->name << ": " << e.what() << " (usage: colo-replicate " << c->name
+               << " " << c->usage << ")\n";
+        return kExitUsage;
+    }
+    if (vm.count("help") != 0) {
+        print_command_help(*c, io.out);
+        return kExitOk;
+    }
+    // Every positional argument the usage names is required.
+    for (unsigned i = 0; i < pos.max_total_count() && pos.max_total_count() < 100; ++i) {
+        const std::string& name = pos.name_for_position(i);
+        if (vm.count(name) == 0) {
+            io.err << "colo-replicate " << c->name << ": missing " << name << " (usage: colo-replicate "
+                   << c->name << " " << c->usage << ")\n";
+            return kExitUsage;
+        }
+    }
+    if (!c->run) {
+        io.err << "colo-replicate: '" << c->name << "' is not available yet in this build\n";
+        return kExitUsage;
+    }
+    try {
+        return c->run(vm, io);
+    } catch (const Error& e) {
+        io.err << "colo-replicate " << c->name << ": " << e.what() << "\n";
+        return kExitFailure;
+    }
+}
+
+}  // namespace colo::cli
