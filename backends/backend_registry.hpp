@@ -17,8 +17,12 @@ struct BackendFactory {
     std::string name;     // as given to --backend and `backend =` in a config
     std::string summary;  // one line for `colo-replicate --version` and help
     bool compiled_in = true;
-    // Makes a backend for a new guest described by config (the VM does not run yet).
+    // Makes a backend for a new guest described by config, booted from its kernel or the built-in
+    // guest. It is created paused: the first resume() starts it.
     std::function<std::unique_ptr<Backend>(const GuestConfig&)> create;
+    // Makes a backend for a guest whose memory and state will arrive from a stream (restore,
+    // migration, the secondary of a protected guest): memory and devices, no loader. Paused.
+    std::function<std::unique_ptr<Backend>(const GuestConfig&)> create_incoming;
 };
 
 class BackendRegistry {

@@ -6,11 +6,11 @@
 namespace colo::xen {
 
 void register_backend(BackendRegistry& registry) {
-    registry.add(BackendFactory{
-        "xen", "Xen (not compiled in: rebuild with libxen-dev and xen=yes)", false,
-        [](const GuestConfig&) -> std::unique_ptr<Backend> {
-            throw Error("colo-replicate was built without Xen support");
-        }});
+    const auto unsupported = [](const GuestConfig&) -> std::unique_ptr<Backend> {
+        throw Error("colo-replicate was built without Xen support");
+    };
+    registry.add(BackendFactory{"xen", "Xen (not compiled in: rebuild with libxen-dev and xen=yes)", false,
+                                unsupported, unsupported});
 }
 
 }  // namespace colo::xen
