@@ -1,0 +1,210 @@
+#include "xen/libxc_calls.hpp"
+
+#include <sys/mman.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include <libxl.h>
+#include <libxl_utils.h>
+#include <xenctrl.h>
+#include <xenforeignmemory.h>
+#include <xentoollog.h>
+
+#include "backends/error.hpp"
+
+namespace colo::xen {
+
+namespace {
+
+// Turns a libxc result into 0 or errno. libxc reports errors through errno; a few paths return -1
+// with errno left at 0, which must still count as a failure.
+int errno_of(long long rc) {
+    if (rc >= 0) return 0;
+    return errno != 0 ? errno : EIO;
+}
+
+struct XcCloser {
+    void operator()(xc_interface* x) const noexcept { xc_interface_close(x); }
+};
+struct ForeignMemoryCloser {
+    void operator()(xenforeignmemory_handle* h) const noexcept { xenforeignmemory_close(h); }
+};
+struct LibxlCloser {
+    void operator()(libxl_ctx* c) const noexcept { libxl_ctx_free(c); }
+};
+
+// libxl insists on a logger. Ours prints warnings and errors to stderr with a prefix, so
+// libxl's own diagnostics reach the operator next to our one-line error. (Written here rather
+// than using xtl_createlogger_stdiostream so we need not link libxentoollog directly.)
+struct StderrLogger {
+    xentoollog_logger base;
+};
+
+void log_message(xentoollog_logger*, xentoollog_level level, int errnoval, const char* context,
+                 const char* format, va_list args) {
+    if (level < XTL_WARN) return;
+    std::fprintf(stderr, "colo-replicate: %s: ", context != nullptr ? context : "libxl");
+    std::vfprintf(stderr, format, args);
+    if (errnoval >= 0) std::fprintf(stderr, ": %s", std::strerror(errnoval));
+    std::fputc('\n', stderr);
+}
+
+void log_destroy(xentoollog_logger*) {}
+
+StderrLogger g_logger{{log_message, nullptr, log_destroy}};
+
+}  // namespace
+
+struct LibxcCalls::Handles {
+    std::unique_ptr<xc_interface, XcCloser> xc;
+    std::unique_ptr<xenforeignmemory_handle, ForeignMemoryCloser> foreign;
+    std::unique_ptr<libxl_ctx, LibxlCloser> libxl;
+    // xc_logdirty_control needs its bitmap in hypercall-safe memory; kept between rounds so a
+    // checkpoint does not allocate. Set up by hand as DECLARE_HYPERCALL_BUFFER would (its
+    // designated initialisers are C, not C++): no bounce buffering, so ubuf is the -1 marker.
+    xc_hypercall_buffer_t bitmap{nullptr, nullptr, 0, reinterpret_cast<void*>(-1), 0};
+    int bitmap_pages = 0;
+
+    void free_bitmap() noexcept {
+        if (bitmap.hbuf != nullptr) xc__hypercall_buffer_free_pages(xc.get(), &bitmap, bitmap_pages);
+        bitmap.hbuf = nullptr;
+        bitmap_pages = 0;
+    }
+};
+
+LibxcCalls::LibxcCalls() : handles_(std::make_unique<Handles>()) {
+    handles_->xc.reset(xc_interface_open(nullptr, nullptr, 0));
+    if (!handles_->xc) throw SystemError("xc_interface_open", errno ? errno : EIO, "is this dom0?");
+    handles_->foreign.reset(xenforeignmemory_open(nullptr, 0));
+    if (!handles_->foreign) throw SystemError("xenforeignmemory_open", errno ? errno : EIO);
+    libxl_ctx* ctx = nullptr;
+    if (libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, &g_logger.base) != 0 || ctx == nullptr) {
+        throw SystemError("libxl_ctx_alloc", errno ? errno : EIO, "is xenstored running?");
+    }
+    handles_->libxl.reset(ctx);
+}
+
+LibxcCalls::~LibxcCalls() { handles_->free_bitmap(); }
+
+int LibxcCalls::do_domain_info(DomainId domain, DomainInfo& out) {
+    xc_dominfo_t info{};
+    errno = 0;
+    const int n = xc_domain_getinfo(handles_->xc.get(), domain, 1, &info);
+    if (n < 0) return errno_of(n);
+    // getinfo returns the next domain at or after `domain`: the wrong one means ours is gone.
+    if (n == 0 || info.domid != domain) return ESRCH;
+    out.id = info.domid;
+    out.hvm = info.hvm;
+    out.hap = info.hap;
+    out.paused = info.paused;
+    out.shutdown = info.shutdown;
+    out.dying = info.dying;
+    out.pages = info.nr_pages;
+    out.vcpus = info.nr_online_vcpus;
+    return 0;
+}
+
+int LibxcCalls::do_pause(DomainId domain) { return errno_of(xc_domain_pause(handles_->xc.get(), domain)); }
+
+int LibxcCalls::do_unpause(DomainId domain) {
+    return errno_of(xc_domain_unpause(handles_->xc.get(), domain));
+}
+
+int LibxcCalls::do_maximum_gpfn(DomainId domain, std::uint64_t& out) {
+    xen_pfn_t gpfn = 0;
+    const int rc = xc_domain_maximum_gpfn(handles_->xc.get(), domain, &gpfn);
+    if (rc < 0) return errno_of(rc);
+    out = gpfn;
+    return 0;
+}
+
+int LibxcCalls::do_logdirty_enable(DomainId domain) {
+    return errno_of(xc_logdirty_control(handles_->xc.get(), domain,
+                                        XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, nullptr, 0, 0, nullptr));
+}
+
+int LibxcCalls::do_logdirty_off(DomainId domain) {
+    return errno_of(xc_logdirty_control(handles_->xc.get(), domain, XEN_DOMCTL_SHADOW_OP_OFF, nullptr,
+                                        0, 0, nullptr));
+}
+
+int LibxcCalls::do_logdirty_clean(DomainId domain, std::span<std::uint64_t> bitmap, std::uint64_t pages) {
+    xc_interface* xch = handles_->xc.get();
+    const std::size_t bytes = ((pages + 63) / 64) * 8;
+    const auto need = static_cast<int>((bytes + XC_PAGE_SIZE - 1) / XC_PAGE_SIZE);
+    if (need > handles_->bitmap_pages) {
+        handles_->free_bitmap();
+        if (xc__hypercall_buffer_alloc_pages(xch, &handles_->bitmap, need) == nullptr) {
+            return errno != 0 ? errno : ENOMEM;
+        }
+        handles_->bitmap_pages = need;
+    }
+    std::memset(handles_->bitmap.hbuf, 0, bytes);
+    xc_shadow_op_stats_t stats{};
+    const long long rc = xc_logdirty_control(xch, domain, XEN_DOMCTL_SHADOW_OP_CLEAN, &handles_->bitmap,
+                                             pages, 0, &stats);
+    if (rc < 0) return errno_of(rc);
+    std::memcpy(bitmap.data(), handles_->bitmap.hbuf, bytes);
+    return 0;
+}
+
+int LibxcCalls::do_hvm_context_size(DomainId domain, std::uint32_t& out) {
+    const int rc = xc_domain_hvm_getcontext(handles_->xc.get(), domain, nullptr, 0);
+    if (rc < 0) return errno_of(rc);
+    out = static_cast<std::uint32_t>(rc);
+    return 0;
+}
+
+int LibxcCalls::do_hvm_get_context(DomainId domain, std::span<std::byte> buffer, std::uint32_t& used) {
+    const int rc = xc_domain_hvm_getcontext(handles_->xc.get(), domain,
+                                            reinterpret_cast<std::uint8_t*>(buffer.data()),
+                                            static_cast<std::uint32_t>(buffer.size()));
+    if (rc < 0) return errno_of(rc);
+    used = static_cast<std::uint32_t>(rc);
+    return 0;
+}
+
+int LibxcCalls::do_hvm_set_context(DomainId domain, std::span<const std::byte> context) {
+    // libxc copies the context into a bounce buffer; it only takes a non-const pointer.
+    std::vector<std::byte> copy(context.begin(), context.end());
+    return errno_of(xc_domain_hvm_setcontext(handles_->xc.get(), domain,
+                                             reinterpret_cast<std::uint8_t*>(copy.data()),
+                                             static_cast<std::uint32_t>(copy.size())));
+}
+
+int LibxcCalls::do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) {
+    return errno_of(xc_hvm_param_get(handles_->xc.get(), domain, index, &out));
+}
+
+int LibxcCalls::do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,
+                               std::span<int> errors, std::byte*& out) {
+    std::vector<xen_pfn_t> gfns(frames.size());
+    for (std::size_t i = 0; i < frames.size(); ++i) gfns[i] = frames[i].value;
+    const int prot = access == MapAccess::read_write ? PROT_READ | PROT_WRITE : PROT_READ;
+    errno = 0;
+    void* address = xenforeignmemory_map(handles_->foreign.get(), domain, prot, gfns.size(), gfns.data(),
+                                         errors.data());
+    if (address == nullptr) return errno != 0 ? errno : EIO;
+    // Linux privcmd hands back negative errno values per page; the seam promises positive ones.
+    for (int& e : errors) e = e < 0 ? -e : e;
+    out = static_cast<std::byte*>(address);
+    return 0;
+}
+
+int LibxcCalls::do_unmap_foreign(std::byte* address, std::size_t pages) noexcept {
+    return errno_of(xenforeignmemory_unmap(handles_->foreign.get(), address, pages));
+}
+
+int LibxcCalls::do_domain_by_name(const std::string& name, DomainId& out) {
+    std::uint32_t domid = 0;
+    // libxl returns its own ERROR_* codes, not errno; every failure here means "no such name".
+    if (libxl_name_to_domid(handles_->libxl.get(), name.c_str(), &domid) != 0) return ESRCH;
+    out = domid;
+    return 0;
+}
+
+}  // namespace colo::xen

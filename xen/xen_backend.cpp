@@ -1,0 +1,167 @@
+#include "xen/xen_backend.hpp"
+
+#include <bit>
+#include <cstring>
+
+#include "backends/error.hpp"
+#include "xen/hvm_context.hpp"
+
+namespace colo::xen {
+
+XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
+                       std::uint64_t map_chunk_pages)
+    : calls_(std::move(calls)), domain_(domain), name_(std::move(name)), cache_(*calls_, domain, map_chunk_pages) {
+    const DomainInfo info = calls_->domain_info(domain_);
+    if (info.dying || info.shutdown) throw Error(who() + " is shutting down; nothing to replicate");
+    if (!info.hvm) {
+        throw Error(who() + " is a PV guest: dirty-page logging needs HAP, which only HVM and PVH "
+                            "guests have (this Xen has no shadow paging); recreate it with type=\"pvh\"");
+    }
+    if (!info.hap) {
+        throw Error(who() + " runs on shadow page tables: dirty-page logging needs HAP (hap=1 in its "
+                            "config, and a CPU with EPT/NPT)");
+    }
+    log_frames_ = calls_->maximum_gpfn(domain_).value + 1;
+    regions_ = cache_.probe(Pfn{log_frames_});
+    if (regions_.empty()) throw Error(who() + " has no memory that can be mapped");
+    ram_ = DirtyBitmap(log_frames_);
+    for (const auto& r : regions_) ram_.set_range(r.first, r.pages);
+    clean_.assign((log_frames_ + 63) / 64, 0);
+    const std::uint64_t console = calls_->hvm_param(domain_, kHvmParamConsolePfn);
+    if (console != 0 && console < log_frames_ && ram_.test(Pfn{console})) {
+        console_frame_ = Pfn{console};
+        has_console_ = true;
+    }
+}
+
+XenBackend::~XenBackend() {
+    if (logging_) {
+        try {
+            calls_->logdirty_off(domain_);
+        } catch (...) {
+            // The domain may be gone (failover); log-dirty then went with it.
+        }
+    }
+}
+
+std::string XenBackend::who() const { return "xen domain " + std::to_string(domain_) + " (" + name_ + ")"; }
+
+void XenBackend::pause() {
+    if (!paused_) {
+        calls_->pause(domain_);
+        paused_ = true;
+    }
+    poll_console();
+}
+
+void XenBackend::resume() {
+    if (paused_) {
+        calls_->unpause(domain_);
+        paused_ = false;
+    }
+}
+
+void XenBackend::start_dirty_log() {
+    if (logging_) return;
+    try {
+        calls_->logdirty_enable(domain_);
+    } catch (const SystemError&) {
+        // There is no "is log-dirty on?" op. An earlier run that died without OFF leaves it on
+        // and ENABLE then fails, so turn it off and enable again; if that fails too, the second
+        // error is the one that explains.
+        calls_->logdirty_off(domain_);
+        calls_->logdirty_enable(domain_);
+    }
+    logging_ = true;
+}
+
+void XenBackend::stop_dirty_log() {
+    if (!logging_) return;
+    logging_ = false;
+    calls_->logdirty_off(domain_);
+}
+
+void XenBackend::harvest_dirty(DirtyBitmap& into) {
+    if (!logging_) throw Error(who() + ": harvest_dirty without start_dirty_log");
+    if (into.size() != frame_limit()) {
+        throw Error(who() + ": dirty bitmap has " + std::to_string(into.size()) + " frames, the guest " +
+                    std::to_string(frame_limit()));
+    }
+    calls_->logdirty_clean(domain_, clean_, log_frames_);
+    // Only RAM goes to the pipeline: a bit for a hole could not be read anyway.
+    const auto ram_words = ram_.words();
+    for (std::size_t w = 0; w < clean_.size(); ++w) {
+        std::uint64_t bits = clean_[w] & ram_words[w];
+        while (bits != 0) {
+            const auto bit = static_cast<std::uint64_t>(std::countr_zero(bits));
+            into.set(Pfn{w * 64 + bit});
+            bits &= bits - 1;
+        }
+    }
+    poll_console();
+}
+
+std::vector<StateRecord> XenBackend::save_state() {
+    if (!paused_) throw Error(who() + ": cannot save its state while it runs; pause it first");
+    return {StateRecord{kHvmContextTag, kHvmContextVersion, calls_->hvm_get_context(domain_)}};
+}
+
+void XenBackend::restore_state(std::span<const StateRecord> state) {
+    if (!paused_) throw Error(who() + ": cannot restore state while it runs; pause it first");
+    if (state.size() != 1) {
+        throw Error(who() + ": expected 1 state record (HVM context), got " + std::to_string(state.size()));
+    }
+    const StateRecord& record = state[0];
+    if (record.tag != kHvmContextTag) {
+        throw Error(who() + ": unknown state record tag " + std::to_string(record.tag) +
+                    " (expected the HVM context, tag " + std::to_string(kHvmContextTag) + ")");
+    }
+    if (record.version != kHvmContextVersion) {
+        throw Error(who() + ": HVM context record version " + std::to_string(record.version) +
+                    " is not supported (have " + std::to_string(kHvmContextVersion) + ")");
+    }
+    check_hvm_context(record.data);
+    calls_->hvm_set_context(domain_, record.data);
+}
+
+void XenBackend::set_console_sink(ConsoleSink sink) {
+    sink_ = std::move(sink);
+    console_.forget();
+    poll_console();  // notes where the guest's output is now
+}
+
+void XenBackend::poll_console() {
+    if (!has_console_ || !sink_) return;
+    const std::vector<std::byte> bytes = console_.take_new(cache_.page(console_frame_, MapAccess::read_only));
+    if (!bytes.empty()) sink_(bytes);
+}
+
+void XenBackend::check_ram(Pfn pfn) const {
+    if (pfn.value >= log_frames_ || !ram_.test(pfn)) {
+        throw Error(who() + ": frame " + std::to_string(pfn.value) + " is not guest RAM");
+    }
+}
+
+void XenBackend::read_pages(std::span<const Pfn> frames, std::span<std::byte> out) {
+    if (out.size() != frames.size() * kPageSize) {
+        throw Error(who() + ": read_pages buffer of " + std::to_string(out.size()) + " bytes for " +
+                    std::to_string(frames.size()) + " frames");
+    }
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        check_ram(frames[i]);
+        std::memcpy(out.data() + i * kPageSize, cache_.page(frames[i], MapAccess::read_only), kPageSize);
+    }
+}
+
+void XenBackend::write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) {
+    if (in.size() != frames.size() * kPageSize) {
+        throw Error(who() + ": write_pages buffer of " + std::to_string(in.size()) + " bytes for " +
+                    std::to_string(frames.size()) + " frames");
+    }
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+        check_ram(frames[i]);
+        std::memcpy(cache_.page(frames[i], MapAccess::read_write), in.data() + i * kPageSize, kPageSize);
+    }
+}
+
+}  // namespace colo::xen

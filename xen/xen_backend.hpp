@@ -1,0 +1,93 @@
+// colo::Backend for a running Xen HVM or PVH domain, driven through the XenCalls seam.
+//
+// It attaches to a domain that already exists (made by `xl create`); it never creates one.
+// What each Backend operation is in Xen terms:
+//   pause / resume     xc_domain_pause / xc_domain_unpause, paired: Xen counts pauses, so
+//                      this backend pauses at most once and unpauses only its own pause.
+//   dirty logging      SHADOW_OP_ENABLE_LOGDIRTY; if that fails (log-dirty already on from an
+//                      earlier run; there is no query op), OFF then ENABLE again, as Xen's save
+//                      code does. harvest = SHADOW_OP_CLEAN over [0, max gpfn].
+//   memory             the frames Xen lets us map (MapCache::probe), kept mapped; read-only
+//                      until the first write_pages (only a secondary writes).
+//   state              one record: the HVM context blob (hvm_context.hpp).
+//   console            the PV console ring (HVM_PARAM_CONSOLE_PFN), read without consuming it
+//                      (console_ring.hpp) whenever the pipeline pauses or harvests, and on
+//                      poll_console(): output reaches the sink at checkpoint pace.
+//
+// PV domains are refused: Debian's Xen 4.17 is built without shadow paging, so log-dirty on a PV
+// guest fails with EOPNOTSUPP; HVM and PVH guests use HAP, which has it.
+//
+// Threading: as Backend; the console sink is called from the pipeline's thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "backends/dirty_bitmap.hpp"
+#include "xen/console_ring.hpp"
+#include "xen/map_cache.hpp"
+#include "xen/xen_calls.hpp"
+
+namespace colo::xen {
+
+class XenBackend final : public Backend, private GuestMemory {
+public:
+    // Checks the domain can be replicated (HVM/PVH with HAP, alive) and maps its memory.
+    XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
+               std::uint64_t map_chunk_pages = MapCache::kDefaultChunkPages);
+    // Turns log-dirty off if this backend turned it on. Leaves the domain as it is otherwise:
+    // whether a paused guest runs again is the pipeline's decision, not a destructor's.
+    ~XenBackend() override;
+    XenBackend(const XenBackend&) = delete;
+    XenBackend& operator=(const XenBackend&) = delete;
+
+    // --- Backend
+    [[nodiscard]] BackendKind kind() const override { return BackendKind::xen; }
+    [[nodiscard]] std::string name() const override { return name_; }
+    [[nodiscard]] GuestMemory& memory() override { return *this; }
+    void pause() override;
+    void resume() override;
+    [[nodiscard]] bool paused() const override { return paused_; }
+    void start_dirty_log() override;
+    void stop_dirty_log() override;
+    void harvest_dirty(DirtyBitmap& into) override;
+    [[nodiscard]] std::vector<StateRecord> save_state() override;
+    void restore_state(std::span<const StateRecord> state) override;
+    void set_console_sink(ConsoleSink sink) override;
+
+    // Passes new console output to the sink now.
+    void poll_console();
+
+    [[nodiscard]] DomainId domain() const noexcept { return domain_; }
+    [[nodiscard]] const MapCache& map_cache() const noexcept { return cache_; }
+    [[nodiscard]] std::uint64_t console_lost_bytes() const noexcept { return console_.lost_bytes(); }
+
+private:
+    // --- GuestMemory
+    [[nodiscard]] std::vector<MemoryRegion> regions() const override { return regions_; }
+    void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
+    void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
+
+    [[nodiscard]] std::string who() const;  // "xen domain 5 (name)", for messages
+    void check_ram(Pfn pfn) const;
+
+    std::unique_ptr<XenCalls> calls_;  // first: outlives the mappings below
+    DomainId domain_;
+    std::string name_;
+    MapCache cache_;
+    std::vector<MemoryRegion> regions_;
+    DirtyBitmap ram_;                    // frames of regions_, for per-page checks
+    std::vector<std::uint64_t> clean_;  // SHADOW_OP_CLEAN's bitmap, reused between rounds
+    std::uint64_t log_frames_ = 0;      // frames CLEAN covers: max gpfn + 1
+    bool paused_ = false;
+    bool logging_ = false;
+    Pfn console_frame_{0};
+    bool has_console_ = false;
+    ConsoleRing console_;
+    ConsoleSink sink_;
+};
+
+}  // namespace colo::xen
