@@ -1,0 +1,189 @@
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "backends/error.hpp"
+#include "tests/unit/protocol_sample_messages.hpp"
+#include "toolstack/protocol/crc32c.hpp"
+#include "toolstack/protocol/message_codec.hpp"
+
+using namespace colo::protocol;
+using namespace colo::protocol::test;
+using colo::BackendKind;
+using colo::Pfn;
+using colo::StateRecord;
+
+namespace {
+std::vector<std::byte> hex(std::initializer_list<unsigned> values) {
+    std::vector<std::byte> out;
+    for (unsigned v : values) out.push_back(static_cast<std::byte>(v));
+    return out;
+}
+void append_le32(std::vector<std::byte>& out, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
+}
+std::string error_of(auto&& fn) {
+    try {
+        fn();
+    } catch (const colo::Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+}  // namespace
+
+TEST_CASE("protocol codec: every message type survives a round trip, alone and in one stream") {
+    const auto messages = one_of_each_message();
+    REQUIRE(messages.size() == std::variant_size_v<Message>);
+    for (std::size_t i = 0; i < messages.size(); ++i) {
+        CAPTURE(message_name(messages[i]));
+        CHECK(messages[i].index() == i);  // one of each, in variant order
+        const auto bytes = encode(messages[i]);
+        CHECK(bytes.size() % 8 == 0);
+        MemorySource source(bytes);
+        CHECK(read_message(source) == messages[i]);
+        CHECK(source.at_end());
+    }
+    const auto stream = encode_stream(sample_header(), messages);
+    CHECK(decode_stream(stream, messages.size()) == messages);
+}
+
+TEST_CASE("protocol codec: edge values round trip (empty, maximum sizes, extreme numbers)") {
+    std::vector<Message> messages{
+        GuestConfigText{""},
+        GuestConfigText{std::string(kMaxConfigTextBytes, 'x')},
+        PageBatch{},
+        DeviceState{StateRecord{0xffffffffu, 0xffffffffu, {}}},
+        DeviceState{StateRecord{1, 1, pattern_bytes(kMaxDeviceStateBytes, 3)}},
+        CheckpointEnd{UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT64_MAX},
+        SecondaryOutput{UINT64_MAX - kMaxSecondaryOutputBytes, pattern_bytes(kMaxSecondaryOutputBytes, 4)},
+        Goodbye{std::string(kMaxReasonBytes, 'g')},
+    };
+    std::vector<std::uint64_t> frames;
+    for (std::uint64_t f = 0; f < kMaxPagesPerBatch; ++f) frames.push_back(0x100000 + 2 * f);
+    messages.push_back(sample_pages(frames, 9));
+    for (const auto& m : messages) {
+        CAPTURE(message_name(m));
+        const auto bytes = encode(m);
+        MemorySource source(bytes);
+        CHECK(read_message(source, sample_header()) == m);
+    }
+}
+
+TEST_CASE("protocol codec: record layout is little-endian {type, length, body, pad, crc, 0}") {
+    const auto bytes = encode(CheckpointBegin{0x0102030405060708ull});
+    auto expected = hex({6, 0, 0, 0, 8, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1});
+    append_le32(expected, crc32c(expected));
+    append_le32(expected, 0);
+    CHECK(bytes == expected);
+
+    // A 5-byte body is padded with three zero bytes, and the CRC covers the padding.
+    const auto text = encode(Goodbye{"bye!!"});
+    auto padded = hex({12, 0, 0, 0, 5, 0, 0, 0, 'b', 'y', 'e', '!', '!', 0, 0, 0});
+    append_le32(padded, crc32c(padded));
+    append_le32(padded, 0);
+    CHECK(text == padded);
+
+    // page-batch: u32 count, u32 0, pfns, then data.
+    const auto pages = encode(sample_pages({0x0A0B0C0D}));
+    REQUIRE(pages.size() == 8 + 8 + 8 + 4096 + 8);
+    CHECK(std::vector<std::byte>(pages.begin(), pages.begin() + 24) ==
+          hex({2, 0, 0, 0, 0x10, 0x10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0x0D, 0x0C, 0x0B, 0x0A, 0, 0, 0, 0}));
+}
+
+TEST_CASE("protocol codec: stream header layout and round trip") {
+    StreamHeader header;
+    header.backend = BackendKind::xen;
+    header.regions = {{Pfn{0x10}, 0x20}};
+    const auto bytes = encode_stream_header(header);
+    auto expected = hex({'C', 'O', 'L', 'O', 'R', 'E', 'P', 'L', 1, 0, 0, 0, 2, 0, 0, 0, 0, 0x10, 0, 0, 1, 0, 0, 0,
+                         0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0});
+    append_le32(expected, crc32c(expected));
+    append_le32(expected, 0);
+    CHECK(bytes == expected);
+
+    MemorySource source(bytes);
+    CHECK(read_header(source) == header);
+    CHECK(source.at_end());
+    for (const StreamHeader& h : {sample_header(), StreamHeader{1, BackendKind::fake, 4096, {{Pfn{0}, 1}}}}) {
+        const auto b = encode_stream_header(h);
+        MemorySource s(b);
+        CHECK(read_header(s) == h);
+    }
+}
+
+TEST_CASE("protocol codec: message names") {
+    std::vector<std::string> names;
+    for (const auto& m : one_of_each_message()) names.push_back(message_name(m));
+    CHECK(names == std::vector<std::string>{"guest-config-text", "page-batch", "device-state",
+                                            "migration-commit", "enter-colo", "checkpoint-begin",
+                                            "checkpoint-end", "checkpoint-loaded", "heartbeat",
+                                            "secondary-output", "released-output", "goodbye", "failure"});
+}
+
+TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {
+    auto bad_size = sample_pages({1, 2});
+    bad_size.data.pop_back();
+    CHECK(error_of([&] { (void)encode(bad_size); }) ==
+          "page-batch: 8191 bytes of data for 2 frames (need 8192)");
+    CHECK(error_of([&] { (void)encode(sample_pages({5, 9, 5})); }) ==
+          "page-batch: frame 5 appears twice in one batch");
+    std::vector<std::uint64_t> many(kMaxPagesPerBatch + 1);
+    for (std::size_t i = 0; i < many.size(); ++i) many[i] = i;
+    CHECK(error_of([&] { (void)encode(sample_pages(many)); }) == "page-batch: 1025 frames, the limit is 1024");
+    CHECK(error_of([&] { (void)encode(sample_pages({colo::protocol::kMaxPfn + 1})); }) ==
+          "page-batch: frame 4503599627370496 is beyond the address space");
+    CHECK(error_of([&] { (void)encode(GuestConfigText{std::string(kMaxConfigTextBytes + 1, 'a')}); }) ==
+          "guest-config-text: text is 65537 bytes, the limit is 65536");
+    CHECK(error_of([&] { (void)encode(Failure{std::string("a\0b", 3)}); }) == "failure: text contains a NUL byte");
+    CHECK(error_of([&] { (void)encode(SecondaryOutput{UINT64_MAX, pattern_bytes(2, 1)}); }) ==
+          "secondary-output: offset 18446744073709551615 plus 2 bytes overflows");
+    CHECK(error_of([&] { (void)encode(DeviceState{StateRecord{4, 1, std::vector<std::byte>(kMaxDeviceStateBytes + 1)}}); }) ==
+          "device-state: state tag 4 is 16777217 bytes, the limit is 16777216");
+
+    StreamHeader header = sample_header();
+    header.regions = {{Pfn{10}, 10}, {Pfn{15}, 10}};
+    CHECK(error_of([&] { (void)encode_stream_header(header); }) ==
+          "stream header: region 1 (first pfn 15, 10 pages) overlaps or precedes the region before it "
+          "(regions must be sorted)");
+    header.regions = {};
+    CHECK(error_of([&] { (void)encode_stream_header(header); }) ==
+          "stream header: 0 memory regions (must be 1..1024)");
+    header = sample_header();
+    header.page_size = 65536;
+    CHECK(error_of([&] { (void)encode_stream_header(header); }) ==
+          "stream header: page size 65536 is not supported (only 4096)");
+}
+
+TEST_CASE("protocol codec: a reader that knows the header refuses frames outside its regions") {
+    const auto header = sample_header();  // regions [0,160) [256,0x8000) [0x100000,0x140000)
+    for (std::uint64_t ok : {0ull, 159ull, 256ull, 0x7fffull, 0x100000ull, 0x13ffffull}) {
+        const auto bytes = encode(sample_pages({ok}));
+        MemorySource source(bytes);
+        CHECK(read_message(source, header) == Message{sample_pages({ok})});
+    }
+    for (std::uint64_t bad : {160ull, 255ull, 0x8000ull, 0xfffffull, 0x140000ull}) {
+        CAPTURE(bad);
+        const auto bytes = encode(sample_pages({1, bad}));
+        MemorySource without(bytes);
+        CHECK(read_message(without) == Message{sample_pages({1, bad})});  // no layout known: accepted
+        MemorySource with(bytes);
+        CHECK(error_of([&] { (void)read_message(with, header); }) ==
+              "page-batch: frame " + std::to_string(bad) + " is outside the guest's memory regions");
+    }
+}
+
+TEST_CASE("protocol codec: in-memory streams") {
+    MemorySink sink;
+    write_message(sink, Heartbeat{1, 2});
+    write_message(sink, Heartbeat{3, 4});
+    const auto bytes = sink.take();
+    CHECK(sink.bytes().empty());
+    MemorySource source(bytes);
+    CHECK(read_message(source) == Message{Heartbeat{1, 2}});
+    CHECK(source.position() == 32);
+    CHECK(read_message(source) == Message{Heartbeat{3, 4}});
+    CHECK(error_of([&] { (void)read_message(source); }) ==
+          "truncated stream: needed 8 bytes at offset 64, only 0 left");
+}

@@ -1,0 +1,275 @@
+#include "toolstack/protocol/message_codec.hpp"
+
+#include <algorithm>
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+#include "backends/error.hpp"
+#include "toolstack/protocol/little_endian.hpp"
+
+namespace colo::protocol {
+
+namespace {
+
+template <typename T>
+constexpr RecordType type_for() {
+    if constexpr (std::is_same_v<T, GuestConfigText>) return RecordType::guest_config_text;
+    else if constexpr (std::is_same_v<T, PageBatch>) return RecordType::page_batch;
+    else if constexpr (std::is_same_v<T, DeviceState>) return RecordType::device_state;
+    else if constexpr (std::is_same_v<T, MigrationCommit>) return RecordType::migration_commit;
+    else if constexpr (std::is_same_v<T, EnterColo>) return RecordType::enter_colo;
+    else if constexpr (std::is_same_v<T, CheckpointBegin>) return RecordType::checkpoint_begin;
+    else if constexpr (std::is_same_v<T, CheckpointEnd>) return RecordType::checkpoint_end;
+    else if constexpr (std::is_same_v<T, CheckpointLoaded>) return RecordType::checkpoint_loaded;
+    else if constexpr (std::is_same_v<T, Heartbeat>) return RecordType::heartbeat;
+    else if constexpr (std::is_same_v<T, SecondaryOutput>) return RecordType::secondary_output;
+    else if constexpr (std::is_same_v<T, ReleasedOutput>) return RecordType::released_output;
+    else if constexpr (std::is_same_v<T, Goodbye>) return RecordType::goodbye;
+    else {
+        static_assert(std::is_same_v<T, Failure>, "every message needs a record type");
+        return RecordType::failure;
+    }
+}
+
+[[noreturn]] void fail(RecordType type, const std::string& what) {
+    throw Error(std::string(record_type_info(type).name) + ": " + what);
+}
+
+void check_text(RecordType type, std::string_view text, std::size_t limit) {
+    if (text.size() > limit)
+        fail(type, "text is " + std::to_string(text.size()) + " bytes, the limit is " + std::to_string(limit));
+    if (text.find('\0') != std::string_view::npos) fail(type, "text contains a NUL byte");
+}
+
+bool in_regions(Pfn pfn, std::span<const MemoryRegion> regions) {
+    // Regions are sorted: the candidate is the last one starting at or before pfn.
+    auto after = std::upper_bound(regions.begin(), regions.end(), pfn,
+                                  [](Pfn p, const MemoryRegion& r) { return p < r.first; });
+    return after != regions.begin() && std::prev(after)->contains(pfn);
+}
+
+void validate_pages(const PageBatch& batch, std::span<const MemoryRegion> regions) {
+    constexpr RecordType type = RecordType::page_batch;
+    if (batch.frames.size() > kMaxPagesPerBatch)
+        fail(type, std::to_string(batch.frames.size()) + " frames, the limit is " + std::to_string(kMaxPagesPerBatch));
+    if (batch.data.size() != batch.frames.size() * kPageSize)
+        fail(type, std::to_string(batch.data.size()) + " bytes of data for " + std::to_string(batch.frames.size()) +
+                       " frames (need " + std::to_string(batch.frames.size() * kPageSize) + ")");
+    for (const Pfn pfn : batch.frames) {
+        if (pfn.value > kMaxPfn) fail(type, "frame " + std::to_string(pfn.value) + " is beyond the address space");
+        if (!regions.empty() && !in_regions(pfn, regions))
+            fail(type, "frame " + std::to_string(pfn.value) + " is outside the guest's memory regions");
+    }
+    std::vector<Pfn> sorted(batch.frames);
+    std::sort(sorted.begin(), sorted.end());
+    if (auto dup = std::adjacent_find(sorted.begin(), sorted.end()); dup != sorted.end())
+        fail(type, "frame " + std::to_string(dup->value) + " appears twice in one batch");
+}
+
+void validate_one(const GuestConfigText& m, std::span<const MemoryRegion>) {
+    check_text(RecordType::guest_config_text, m.text, kMaxConfigTextBytes);
+}
+void validate_one(const PageBatch& m, std::span<const MemoryRegion> regions) { validate_pages(m, regions); }
+void validate_one(const DeviceState& m, std::span<const MemoryRegion>) {
+    if (m.state.data.size() > kMaxDeviceStateBytes)
+        fail(RecordType::device_state, "state tag " + std::to_string(m.state.tag) + " is " +
+                                           std::to_string(m.state.data.size()) + " bytes, the limit is " +
+                                           std::to_string(kMaxDeviceStateBytes));
+}
+void validate_one(const SecondaryOutput& m, std::span<const MemoryRegion>) {
+    if (m.bytes.size() > kMaxSecondaryOutputBytes)
+        fail(RecordType::secondary_output, std::to_string(m.bytes.size()) + " bytes, the limit is " +
+                                               std::to_string(kMaxSecondaryOutputBytes));
+    if (m.offset > UINT64_MAX - m.bytes.size())
+        fail(RecordType::secondary_output, "offset " + std::to_string(m.offset) + " plus " +
+                                               std::to_string(m.bytes.size()) + " bytes overflows");
+}
+void validate_one(const Goodbye& m, std::span<const MemoryRegion>) {
+    check_text(RecordType::goodbye, m.reason, kMaxReasonBytes);
+}
+void validate_one(const Failure& m, std::span<const MemoryRegion>) {
+    check_text(RecordType::failure, m.message, kMaxReasonBytes);
+}
+// Counters and offsets: every value is meaningful; the pipeline checks them against its state.
+template <typename T>
+void validate_one(const T&, std::span<const MemoryRegion>) {}
+
+void append_bytes(std::vector<std::byte>& out, std::span<const std::byte> bytes) {
+    out.insert(out.end(), bytes.begin(), bytes.end());
+}
+void append_text(std::vector<std::byte>& out, std::string_view text) {
+    for (char c : text) out.push_back(static_cast<std::byte>(c));
+}
+
+void encode_body(std::vector<std::byte>& out, const GuestConfigText& m) { append_text(out, m.text); }
+void encode_body(std::vector<std::byte>& out, const PageBatch& m) {
+    append_u32(out, static_cast<std::uint32_t>(m.frames.size()));
+    append_u32(out, 0);
+    for (const Pfn pfn : m.frames) append_u64(out, pfn.value);
+    append_bytes(out, m.data);
+}
+void encode_body(std::vector<std::byte>& out, const DeviceState& m) {
+    append_u32(out, m.state.tag);
+    append_u32(out, m.state.version);
+    append_bytes(out, m.state.data);
+}
+void encode_body(std::vector<std::byte>& out, const MigrationCommit& m) { append_u64(out, m.pages_total); }
+void encode_body(std::vector<std::byte>& out, const EnterColo& m) { append_u64(out, m.epoch); }
+void encode_body(std::vector<std::byte>& out, const CheckpointBegin& m) { append_u64(out, m.epoch); }
+void encode_body(std::vector<std::byte>& out, const CheckpointEnd& m) {
+    append_u64(out, m.epoch);
+    append_u64(out, m.pages);
+    append_u32(out, m.state_records);
+    append_u32(out, 0);
+    append_u64(out, m.console_offset);
+}
+void encode_body(std::vector<std::byte>& out, const CheckpointLoaded& m) { append_u64(out, m.epoch); }
+void encode_body(std::vector<std::byte>& out, const Heartbeat& m) {
+    append_u64(out, m.sequence);
+    append_u64(out, m.sent_ns);
+}
+void encode_body(std::vector<std::byte>& out, const SecondaryOutput& m) {
+    append_u64(out, m.offset);
+    append_bytes(out, m.bytes);
+}
+void encode_body(std::vector<std::byte>& out, const ReleasedOutput& m) { append_u64(out, m.offset); }
+void encode_body(std::vector<std::byte>& out, const Goodbye& m) { append_text(out, m.reason); }
+void encode_body(std::vector<std::byte>& out, const Failure& m) { append_text(out, m.message); }
+
+// Decoding: `body` has passed the length limit and CRC; the layout is checked here.
+class BodyDecoder {
+public:
+    BodyDecoder(RecordType type, std::span<const std::byte> body)
+        : type_(type), body_(body), in_(body, record_type_info(type).name) {}
+
+    void expect_size(std::size_t size) const {
+        if (body_.size() != size)
+            fail(type_, "body is " + std::to_string(body_.size()) + " bytes, expected " + std::to_string(size));
+    }
+    std::uint32_t u32() { return in_.u32(); }
+    std::uint64_t u64() { return in_.u64(); }
+    void reserved32() {
+        if (const std::uint32_t v = in_.u32(); v != 0) fail(type_, "reserved field is " + std::to_string(v) + ", must be 0");
+    }
+    std::vector<std::byte> rest() {
+        const auto bytes = in_.bytes(in_.remaining());
+        return {bytes.begin(), bytes.end()};
+    }
+    std::string rest_text() {
+        const auto bytes = in_.bytes(in_.remaining());
+        return {reinterpret_cast<const char*>(bytes.data()), bytes.size()};
+    }
+    std::size_t size() const noexcept { return body_.size(); }
+
+private:
+    RecordType type_;
+    std::span<const std::byte> body_;
+    LittleEndianReader in_;
+};
+
+Message decode_body(RecordType type, std::span<const std::byte> body) {
+    BodyDecoder in(type, body);
+    switch (type) {
+        case RecordType::guest_config_text: return GuestConfigText{in.rest_text()};
+        case RecordType::page_batch: {
+            const std::uint32_t n = in.u32();
+            in.reserved32();
+            if (n > kMaxPagesPerBatch)
+                fail(type, std::to_string(n) + " frames, the limit is " + std::to_string(kMaxPagesPerBatch));
+            in.expect_size(8 + std::size_t{n} * (8 + kPageSize));
+            PageBatch batch;
+            batch.frames.reserve(n);
+            for (std::uint32_t i = 0; i < n; ++i) batch.frames.push_back(Pfn{in.u64()});
+            batch.data = in.rest();
+            return batch;
+        }
+        case RecordType::device_state: {
+            DeviceState state;
+            state.state.tag = in.u32();
+            state.state.version = in.u32();
+            state.state.data = in.rest();
+            return state;
+        }
+        case RecordType::migration_commit: in.expect_size(8); return MigrationCommit{in.u64()};
+        case RecordType::enter_colo: in.expect_size(8); return EnterColo{in.u64()};
+        case RecordType::checkpoint_begin: in.expect_size(8); return CheckpointBegin{in.u64()};
+        case RecordType::checkpoint_end: {
+            in.expect_size(32);
+            CheckpointEnd end;
+            end.epoch = in.u64();
+            end.pages = in.u64();
+            end.state_records = in.u32();
+            in.reserved32();
+            end.console_offset = in.u64();
+            return end;
+        }
+        case RecordType::checkpoint_loaded: in.expect_size(8); return CheckpointLoaded{in.u64()};
+        case RecordType::heartbeat: {
+            in.expect_size(16);
+            Heartbeat beat;
+            beat.sequence = in.u64();
+            beat.sent_ns = in.u64();
+            return beat;
+        }
+        case RecordType::secondary_output: {
+            SecondaryOutput output;
+            output.offset = in.u64();
+            output.bytes = in.rest();
+            return output;
+        }
+        case RecordType::released_output: in.expect_size(8); return ReleasedOutput{in.u64()};
+        case RecordType::goodbye: return Goodbye{in.rest_text()};
+        case RecordType::failure: return Failure{in.rest_text()};
+    }
+    throw Error("record type " + std::to_string(static_cast<std::uint32_t>(type)) + " has no decoder");
+}
+
+}  // namespace
+
+RecordType record_type_of(const Message& message) noexcept {
+    return std::visit([](const auto& m) { return type_for<std::decay_t<decltype(m)>>(); }, message);
+}
+
+const char* message_name(const Message& message) {
+    return record_type_info(record_type_of(message)).name;
+}
+
+void validate_message(const Message& message, std::span<const MemoryRegion> regions) {
+    std::visit([&](const auto& m) { validate_one(m, regions); }, message);
+}
+
+void encode_into(std::vector<std::byte>& out, const Message& message) {
+    validate_message(message);
+    RecordWriter writer(out, static_cast<std::uint32_t>(record_type_of(message)));
+    std::visit([&](const auto& m) { encode_body(out, m); }, message);
+    writer.finish();
+}
+
+std::vector<std::byte> encode(const Message& message) {
+    std::vector<std::byte> out;
+    encode_into(out, message);
+    return out;
+}
+
+void write_message(ByteSink& sink, const Message& message) {
+    sink.write_all(encode(message));
+}
+
+Message decode(const Record& record, std::span<const MemoryRegion> regions) {
+    if (find_record_type(record.type) == nullptr)
+        throw Error("record type " + record_type_name(record.type) + " is not known to this build");
+    Message message = decode_body(static_cast<RecordType>(record.type), record.body);
+    validate_message(message, regions);
+    return message;
+}
+
+Message read_message(ByteSource& source) {
+    return decode(read_record(source));
+}
+
+Message read_message(ByteSource& source, const StreamHeader& header) {
+    return decode(read_record(source), header.regions);
+}
+
+}  // namespace colo::protocol
