@@ -1,0 +1,88 @@
+// The guest's RAM: one memfd (MAP_SHARED, so a later stage can share or snapshot it) mapped once
+// into the VMM and handed to KVM as one slot below the PCI hole and, for guests over 3 GiB, one
+// slot from 4 GiB up (kvm/layout.hpp).
+//
+// Dirty logging (STYLE §4) keeps two logs: KVM's per-slot log of guest writes
+// (KVM_MEM_LOG_DIRTY_PAGES with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) and our own bitmap of pages
+// the VMM wrote (loaders, device emulation, write_pages). harvest_dirty returns their union and
+// clears both.
+//
+// Manual protect is enabled WITHOUT KVM_DIRTY_LOG_INITIALLY_SET: then enabling the log
+// write-protects every page at once, so the first harvest reports exactly the pages written since
+// start_dirty_log (nothing lost, nothing extra). INITIALLY_SET would instead report every page
+// on the first harvest and protect lazily, which is cheaper for huge guests but makes "what did
+// the guest touch" unobservable in the first round; the pipeline sends all memory first anyway.
+// Harvest = KVM_GET_DIRTY_LOG then KVM_CLEAR_DIRTY_LOG of exactly the bits read: a write landing
+// between the two hits a page already reported, whose content is read after the harvest.
+//
+// Threading: regions/read_pages/write_pages/dirty-log calls come from one thread (the pipeline);
+// mark_vmm_dirty may be called from any thread (device emulation on a vCPU thread).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <span>
+#include <vector>
+
+#include "backends/dirty_bitmap.hpp"
+#include "backends/guest_memory.hpp"
+#include "kvm/file_descriptor.hpp"
+
+namespace colo::kvm {
+
+class Vm;
+
+class GuestRam final : public GuestMemory {
+public:
+    // Creates `bytes` of RAM (a multiple of 2 MiB) and registers its slots with `vm`, which must
+    // outlive this object. Enables KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (required).
+    GuestRam(Vm& vm, std::uint64_t bytes);
+    GuestRam(const GuestRam&) = delete;
+    GuestRam& operator=(const GuestRam&) = delete;
+    ~GuestRam() override;
+
+    // --- GuestMemory
+    [[nodiscard]] std::vector<MemoryRegion> regions() const override;
+    void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
+    void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
+
+    // The VMM's view of [gpa, gpa + bytes), which must lie inside one region. Writing through it
+    // bypasses every log: use write() for anything written after the guest was created.
+    [[nodiscard]] std::span<std::byte> host(Gpa gpa, std::uint64_t bytes);
+    [[nodiscard]] std::span<const std::byte> host(Gpa gpa, std::uint64_t bytes) const;
+    // Copies into guest memory and records the pages as written by the VMM.
+    void write(Gpa gpa, std::span<const std::byte> data);
+    void mark_vmm_dirty(Gpa gpa, std::uint64_t bytes);
+
+    void start_dirty_log();
+    void stop_dirty_log();
+    [[nodiscard]] bool dirty_logging() const noexcept { return logging_; }
+    // ORs KVM's log and the VMM's own writes into `into` (frame_limit() frames) and clears both.
+    void harvest_dirty(DirtyBitmap& into);
+
+    [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+    [[nodiscard]] int memfd() const noexcept { return memfd_.get(); }
+
+private:
+    struct Slot {
+        std::uint32_t id = 0;
+        Pfn first;
+        std::uint64_t pages = 0;
+        std::byte* host = nullptr;
+        std::vector<std::uint64_t> bitmap;  // scratch for KVM_GET_DIRTY_LOG
+    };
+    void set_slot_flags(const Slot& slot, std::uint32_t flags);
+    [[nodiscard]] std::byte* frame(Pfn pfn) const;
+
+    Vm& vm_;
+    std::uint64_t bytes_ = 0;
+    FileDescriptor memfd_;
+    std::byte* mapping_ = nullptr;
+    std::vector<Slot> slots_;
+    bool logging_ = false;
+    mutable std::mutex vmm_dirty_mutex_;
+    DirtyBitmap vmm_dirty_;
+};
+
+}  // namespace colo::kvm
