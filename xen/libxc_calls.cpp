@@ -8,11 +8,17 @@
 #include <cstring>
 #include <vector>
 
+// These headers declare C functions without extern "C" guards of their own.
+extern "C" {
+// The Xen libraries' headers have no extern "C" guards of their own.
+extern "C" {
 #include <libxl.h>
 #include <libxl_utils.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
 #include <xentoollog.h>
+}
+}
 
 #include "backends/error.hpp"
 
