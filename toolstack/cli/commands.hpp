@@ -2,6 +2,11 @@
 // that is planned but not built yet; the table then says so and exits 2.
 #pragma once
 
+#include <functional>
+#include <memory>
+
+#include "backends/backend.hpp"
+#include "backends/guest_config.hpp"
 #include "toolstack/cli/command_table.hpp"
 
 namespace colo::cli {
@@ -9,14 +14,19 @@ namespace colo::cli {
 using Handler = int (*)(const po::variables_map&, Io&);
 
 // Guest lifecycle (KVM: our own VMM process per guest, reached through a control socket).
-inline constexpr Handler run_create = nullptr;
-inline constexpr Handler run_list = nullptr;
-inline constexpr Handler run_console = nullptr;
-inline constexpr Handler run_destroy = nullptr;
-inline constexpr Handler run_pause = nullptr;
-inline constexpr Handler run_unpause = nullptr;
+int run_create(const po::variables_map& vm, Io& io);
+int run_list(const po::variables_map& vm, Io& io);
+int run_console(const po::variables_map& vm, Io& io);
+int run_destroy(const po::variables_map& vm, Io& io);
+int run_pause(const po::variables_map& vm, Io& io);
+int run_unpause(const po::variables_map& vm, Io& io);
 inline constexpr Handler run_save = nullptr;
 inline constexpr Handler run_restore = nullptr;
+
+// Serves an already-made guest in this process (-F) or in a detached one: shared by create,
+// restore and receive.
+int run_guest(const GuestConfig& config, const po::variables_map& vm,
+              const std::function<std::unique_ptr<Backend>()>& make_backend, Io& io);
 
 // Replication.
 inline constexpr Handler run_migrate = nullptr;

@@ -1,0 +1,133 @@
+// create, list, console, destroy, pause, unpause: the guest lifecycle, xl style. A guest lives in
+// the process that created it (our own VMM for KVM); the other commands reach it through its
+// control socket (toolstack/control/).
+#include <unistd.h>
+
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+#include <thread>
+
+#include "backends/error.hpp"
+#include "toolstack/backends_available.hpp"
+#include "toolstack/cli/commands.hpp"
+#include "toolstack/control/control_socket.hpp"
+#include "toolstack/control/daemon.hpp"
+#include "toolstack/control/guest_service.hpp"
+#include "toolstack/control/run_dir.hpp"
+
+namespace colo::cli {
+
+namespace {
+
+control::GuestService* g_service = nullptr;
+void stop_service() {
+    if (g_service != nullptr) g_service->request_stop();
+}
+
+std::string name_arg(const po::variables_map& vm) { return vm["name"].as<std::string>(); }
+
+// Brings a freshly made backend up as a served guest, in this process.
+void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, const po::variables_map& vm,
+                 bool foreground, const std::function<void()>& ready) {
+    control::GuestService service(std::move(backend), config);
+    if (vm.count("console-log") != 0) service.console().open_log(vm["console-log"].as<std::string>());
+    service.console().copy_to_stdout(foreground);
+    service.release_console_directly();
+    service.bind();
+    g_service = &service;
+    control::on_termination_signal(stop_service);
+    if (vm.count("paused") == 0) service.backend().resume();
+    ready();
+    service.serve();
+    g_service = nullptr;
+}
+
+}  // namespace
+
+int run_guest(const GuestConfig& config, const po::variables_map& vm,
+              const std::function<std::unique_ptr<Backend>()>& make_backend, Io& io) {
+    const bool foreground = vm.count("foreground") != 0;
+    if (foreground) {
+        serve_guest(make_backend(), config, vm, true, [] {});
+        return kExitOk;
+    }
+    const int pid = control::run_detached(control::guest_log_path(config.name), [&](const auto& ready) {
+        serve_guest(make_backend(), config, vm, false, ready);
+    });
+    io.out << "Guest " << config.name << " started (pid " << pid << "); log: "
+           << control::guest_log_path(config.name).string() << "\n";
+    return kExitOk;
+}
+
+int run_create(const po::variables_map& vm, Io& io) {
+    const auto config = load_guest_config(vm["config"].as<std::string>());
+    const auto& factory = backends_available().find(config.backend);
+    // Refuse a duplicate name before anything starts.
+    if (control::connect_guest_if_running(config.name)) {
+        throw Error("a guest named '" + config.name + "' already runs");
+    }
+    return run_guest(config, vm, [&] { return factory.create(config); }, io);
+}
+
+int run_list(const po::variables_map& vm, Io& io) {
+    const bool json = vm.count("json") != 0;
+    if (json) io.out << "[";
+    else io.out << std::left << std::setw(20) << "Name" << std::setw(9) << "State" << std::setw(10) << "Mem(MiB)"
+                << std::setw(7) << "VCPUs" << std::setw(9) << "Backend" << "Mode\n";
+    bool first = true;
+    for (const auto& name : control::running_guests()) {
+        std::vector<std::string> info;
+        try {
+            info = control::request(name, "info", std::chrono::seconds(5));
+        } catch (const Error&) {
+            continue;  // it ended while we asked
+        }
+        if (info.size() != 1) continue;
+        std::istringstream fields(info[0]);
+        std::string n, state, mem, vcpus, backend, mode;
+        fields >> n >> state >> mem >> vcpus >> backend;
+        std::getline(fields >> std::ws, mode);
+        if (json) {
+            io.out << (first ? "" : ",") << "\n  {\"name\": \"" << n << "\", \"state\": \"" << state
+                   << "\", \"memory_mib\": " << mem << ", \"vcpus\": " << vcpus << ", \"backend\": \""
+                   << backend << "\", \"mode\": \"" << mode << "\"}";
+        } else {
+            io.out << std::left << std::setw(20) << n << std::setw(9) << state << std::setw(10) << mem
+                   << std::setw(7) << vcpus << std::setw(9) << backend << mode << "\n";
+        }
+        first = false;
+    }
+    if (json) io.out << (first ? "]\n" : "\n]\n");
+    return kExitOk;
+}
+
+int run_console(const po::variables_map& vm, Io& io) {
+    control::request_stream(name_arg(vm), "console", [&](std::span<const char> bytes) {
+        io.out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        io.out.flush();
+    });
+    return kExitOk;
+}
+
+int run_destroy(const po::variables_map& vm, Io&) {
+    const auto name = name_arg(vm);
+    (void)control::request(name, "destroy");
+    // Return only once the guest's process has let go of its name.
+    for (int i = 0; i < 100 && control::connect_guest_if_running(name); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return kExitOk;
+}
+
+int run_pause(const po::variables_map& vm, Io&) {
+    (void)control::request(name_arg(vm), "pause");
+    return kExitOk;
+}
+
+int run_unpause(const po::variables_map& vm, Io&) {
+    (void)control::request(name_arg(vm), "unpause");
+    return kExitOk;
+}
+
+}  // namespace colo::cli
