@@ -10,7 +10,8 @@
 #
 # The package is downloaded with `apt-get download` and unpacked with `dpkg -x`; nothing is
 # installed. The result is cached under ${COLO_CACHE:-$HOME/.cache/colo-replicate}; a second run
-# costs nothing. Needs apt (with a current package list), xz-utils, zstd, gzip, binutils.
+# costs nothing; `$CACHE/linux/current` is a symlink to the newest folder (what
+# examples/linux-guest.cfg names). Needs apt (with a current package list), xz-utils, zstd, gzip, binutils.
 set -euo pipefail
 
 CACHE=${COLO_CACHE:-$HOME/.cache/colo-replicate}
@@ -24,6 +25,7 @@ pkg=$(apt-cache depends "$META" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{
 kver=${pkg#linux-image-}
 out="$CACHE/linux/$kver"
 if [ -s "$out/vmlinux" ] && [ -s "$out/bzImage" ]; then
+    ln -sfn "$kver" "$CACHE/linux/current"
     echo "$out"
     exit 0
 fi
@@ -69,4 +71,5 @@ readelf -h "$work/vmlinux" 2>/dev/null | grep -q 'Advanced Micro Devices X86-64'
 mkdir -p "$out"
 cp "$bz" "$out/bzImage.tmp" && mv "$out/bzImage.tmp" "$out/bzImage"
 mv "$work/vmlinux" "$out/vmlinux.tmp" && mv "$out/vmlinux.tmp" "$out/vmlinux"
+ln -sfn "$kver" "$CACHE/linux/current"
 echo "$out"
