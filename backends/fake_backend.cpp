@@ -32,6 +32,7 @@ void FakeBackend::stop_dirty_log() { logging_ = false; }
 
 void FakeBackend::harvest_dirty(DirtyBitmap& into) {
     if (!logging_) throw Error("fake backend: harvest without dirty logging");
+    if (harvest_hook_ && !paused_) harvest_hook_(*this);
     ++counters_.harvests;
     into |= log_;
     log_.clear_all();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ public:
     void set_vcpu_state(std::vector<std::byte> bytes) { vcpu_state_ = std::move(bytes); }
     [[nodiscard]] const std::vector<std::byte>& vcpu_state() const { return vcpu_state_; }
     [[nodiscard]] std::span<const std::byte> page(Pfn pfn) const;
+    // Called at the start of every harvest_dirty while the guest is not paused, as if the guest
+    // ran between two harvests: the test writes what the guest would (deterministically).
+    void on_harvest(std::function<void(FakeBackend&)> guest) { harvest_hook_ = std::move(guest); }
 
     // --- what the pipeline did
     struct Counters {
@@ -63,6 +67,7 @@ private:
     bool paused_ = false;
     std::vector<std::byte> vcpu_state_;
     ConsoleSink sink_;
+    std::function<void(FakeBackend&)> harvest_hook_;
     Counters counters_;
 };
 

@@ -1,0 +1,148 @@
+// Losing either side: the primary continues unprotected, the secondary takes over; peer timeouts,
+// the forced failover request, the one-winner role change, and both sides' run loops on threads.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tests/unit/pipeline_test_support.hpp"
+#include "toolstack/replication/failover_state.hpp"
+
+using namespace pipeline_test;
+
+TEST_CASE("pipeline failover: when the secondary dies the primary continues unprotected and says so") {
+    Pair pair(primary_config(ProtectionMode::remus), secondary_config(ProtectionMode::remus));
+    pair.protect();
+    pair.pvm.guest_print("held\n");
+    pair.primary->poll(Primary::Clock::now());
+    CHECK(pair.primary_out.get().empty());  // remus: waiting for a checkpoint
+
+    pair.to_primary->close();  // the secondary's host is gone
+    pair.primary->poll(Primary::Clock::now());
+    CHECK(pair.primary->role() == Role::unprotected);
+    CHECK(pair.log.has("colo primary: secondary lost (memory link: the peer is gone); guest guest continues UNPROTECTED"));
+    CHECK(pair.primary_out.get() == "held\n");  // nothing left to wait for
+    CHECK_FALSE(pair.pvm.paused());
+    pair.pvm.guest_print("more\n");
+    CHECK(pair.primary_out.get() == "held\nmore\n");
+    CHECK(pair.primary->status().state == "unprotected");
+    CHECK(pair.primary->status().protection_lost_reason == "memory link: the peer is gone");
+}
+
+TEST_CASE("pipeline failover: a silent secondary is declared dead after the peer timeout") {
+    PrimaryConfig pc = primary_config(ProtectionMode::colo);
+    pc.link = LinkConfig{Millis{20}, Millis{200}};
+    Pair pair(pc, secondary_config(ProtectionMode::colo));
+    pair.protect();
+    // The secondary hangs: it never reads or answers again.
+    pair.primary->poll(Primary::Clock::now() + Millis{2000});
+    CHECK(pair.primary->role() == Role::unprotected);
+    CHECK(pair.primary->status().protection_lost_reason == "no message from it for 200 ms");
+}
+
+TEST_CASE("pipeline failover: a silent primary makes the secondary take over after the peer timeout") {
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.link = LinkConfig{Millis{20}, Millis{200}};
+    Pair pair(primary_config(ProtectionMode::colo), sc);
+    pair.protect();
+    CHECK(pair.secondary->process(Secondary::Clock::now() + Millis{2000}) == Secondary::Outcome::failed_over);
+    CHECK(pair.secondary->role() == Role::active);
+    CHECK(pair.log.has("primary lost (no message from the primary for 200 ms)"));
+}
+
+TEST_CASE("pipeline failover: a forced failover takes over once; a second request changes nothing") {
+    Pair pair(primary_config(ProtectionMode::remus), secondary_config(ProtectionMode::remus));
+    pair.protect();
+    CHECK(pair.svm.paused());
+    pair.secondary->request_failover();
+    CHECK(pair.settle() == Secondary::Outcome::failed_over);
+    CHECK_FALSE(pair.svm.paused());
+    pair.secondary->request_failover();
+    CHECK(pair.settle() == Secondary::Outcome::failed_over);
+    CHECK(pair.svm.counters().resumes == 1);
+    CHECK(pair.secondary->status().state == "active");
+}
+
+TEST_CASE("pipeline failover: a forced failover during the initial migration is refused") {
+    Pair pair(primary_config(ProtectionMode::colo), secondary_config(ProtectionMode::colo));
+    pair.secondary->request_failover();
+    pair.primary->send_initial_sync();
+    CHECK(pair.settle() == Secondary::Outcome::running);
+    CHECK(pair.log.has("failover refused"));
+    CHECK(pair.primary->await_colo_entry());
+    CHECK(pair.settle() == Secondary::Outcome::running);  // the refused request does not linger
+    CHECK(pair.secondary->role() == Role::protecting);
+}
+
+TEST_CASE("pipeline failover: the role changes by compare-and-swap with exactly one winner") {
+    for (int trial = 0; trial < 20; ++trial) {
+        FailoverState state(Role::protecting);
+        std::atomic<int> winners{0};
+        std::vector<std::thread> racers;
+        for (int i = 0; i < 4; ++i) {
+            racers.emplace_back([&] {
+                if (state.transition(Role::protecting, Role::failing_over)) ++winners;
+            });
+        }
+        for (auto& t : racers) t.join();
+        CHECK(winners == 1);
+        CHECK(state.role() == Role::failing_over);
+    }
+}
+
+TEST_CASE("pipeline failover: the run loops checkpoint, stream and stop cleanly on their own threads") {
+    PrimaryConfig pc = primary_config(ProtectionMode::colo);
+    pc.link = LinkConfig{Millis{10}, Millis{2000}};
+    pc.max_checkpoint_interval = Millis{30};
+    pc.stream_period = Millis{5};
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.link = pc.link;
+    Pair pair(pc, sc);
+    std::uint64_t round = 0;
+    pair.pvm.on_harvest([&](FakeBackend& guest) {  // runs on the primary's thread
+        ++round;
+        for (std::uint64_t k = 0; k < 8; ++k) guest.guest_write(Pfn{(round * 11 + k) % kPages}, pattern(k, round % 200));
+        guest.guest_print("r" + std::to_string(round) + "\n");
+    });
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::thread secondary([&] { outcome = pair.secondary->run(); });
+    std::jthread primary([&](std::stop_token stop) { pair.primary->run(stop); });
+    for (int i = 0; i < 400 && pair.primary->status().checkpoints < 3; ++i) {
+        std::this_thread::sleep_for(Millis{10});
+    }
+    primary.request_stop();
+    primary.join();
+    secondary.join();
+    const auto p = pair.primary->status();
+    const auto s = pair.secondary->status();
+    CHECK(p.checkpoints >= 3);
+    CHECK(p.pages_streamed > 0);
+    CHECK(s.epoch >= p.epoch);  // the secondary applies before the primary hears of it
+    CHECK(s.epoch <= p.epoch + 1);
+    CHECK(outcome == Secondary::Outcome::stopped);
+    CHECK(p.state == "stopped");
+    CHECK(pair.log.has("the primary ended protection: stop requested"));
+    CHECK(pair.primary_out.problems.empty());
+}
+
+TEST_CASE("pipeline failover: killing the primary's link mid-run makes the secondary take over") {
+    PrimaryConfig pc = primary_config(ProtectionMode::remus);
+    pc.link = LinkConfig{Millis{10}, Millis{2000}};
+    pc.checkpoint_interval = Millis{10};
+    SecondaryConfig sc = secondary_config(ProtectionMode::remus);
+    sc.link = pc.link;
+    Pair pair(pc, sc);
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::thread secondary([&] { outcome = pair.secondary->run(); });
+    std::jthread primary([&](std::stop_token stop) { pair.primary->run(stop); });
+    for (int i = 0; i < 400 && pair.secondary->status().checkpoints_applied < 2; ++i) {
+        std::this_thread::sleep_for(Millis{10});
+    }
+    pair.to_secondary->close();  // the primary's host loses its network
+    secondary.join();
+    primary.join();
+    CHECK(outcome == Secondary::Outcome::failed_over);
+    CHECK(pair.secondary->role() == Role::active);
+    CHECK(pair.primary->role() == Role::unprotected);
+    CHECK_FALSE(pair.svm.paused());
+}

@@ -1,0 +1,144 @@
+// Live migration (pre-copy) from a FakeBackend to a Secondary, over an in-memory link, with the
+// sender and the receiver on their own threads as in the real tool.
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "tests/unit/pipeline_test_support.hpp"
+#include "toolstack/replication/migration.hpp"
+
+using namespace pipeline_test;
+
+namespace {
+
+struct Migration {
+    FakeBackend source{"mig", kPages};
+    FakeBackend destination{"mig", kPages};
+    std::unique_ptr<MemoryChannel> sender_end, receiver_end;
+    Log log;
+    Released out;
+
+    Migration() {
+        auto ends = MemoryChannel::make_pair();
+        sender_end = std::move(ends.first);
+        receiver_end = std::move(ends.second);
+        fill(source);
+        source.set_vcpu_state(bytes_of("registers"));
+        destination.pause();
+    }
+};
+
+}  // namespace
+
+TEST_CASE("pipeline migration: pre-copy copies memory and state exactly while the guest writes") {
+    Migration m;
+    // The guest dirties 50 distinct pages in each of the first three rounds, then 5 (few enough to
+    // stop), which the final, paused pass must carry.
+    unsigned harvest = 0;
+    m.source.on_harvest([&](FakeBackend& guest) {
+        const unsigned round = harvest++;
+        const std::uint64_t n = round < 3 ? 50 : (round == 3 ? 5 : 0);
+        for (std::uint64_t k = 0; k < n; ++k) {
+            guest.guest_write(Pfn{(round * 37 + k * 13) % kPages}, pattern(k, 10 + round));
+        }
+    });
+
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.log = m.log.fn();
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::thread receiver([&] {
+        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
+        outcome = secondary.run();
+    });
+    MigrateConfig mc;
+    mc.precopy.stop_threshold_pages = 8;
+    mc.precopy.batch_pages = 32;
+    mc.log = m.log.fn();
+    const MigrationResult result = migrate(m.source, *m.sender_end, mc);
+    receiver.join();
+
+    CHECK(outcome == Secondary::Outcome::migrated);
+    CHECK(differing(m.source, m.destination, kPages).empty());
+    CHECK(m.destination.vcpu_state() == m.source.vcpu_state());
+    CHECK_FALSE(m.destination.paused());
+    CHECK(m.source.paused());  // left for the caller to destroy
+    CHECK(result.passes == 5);  // full, three dirty rounds, final
+    CHECK(result.pages_sent == kPages + 3 * 50 + 5);
+    CHECK(result.pages_final == 5);
+    CHECK(result.bytes_sent == result.pages_sent * kPageSize + bytes_of("registers").size());
+    CHECK(result.downtime <= result.total);
+}
+
+TEST_CASE("pipeline migration: the round limit ends pre-copy even when the guest never slows down") {
+    Migration m;
+    m.source.on_harvest([&](FakeBackend& guest) {
+        for (std::uint64_t k = 0; k < 100; ++k) guest.guest_write(Pfn{k}, pattern(k, 3));
+    });
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.log = m.log.fn();
+    std::thread receiver([&] {
+        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
+        (void)secondary.run();
+    });
+    MigrateConfig mc;
+    mc.precopy.max_rounds = 4;
+    mc.log = m.log.fn();
+    const MigrationResult result = migrate(m.source, *m.sender_end, mc);
+    receiver.join();
+    CHECK(result.passes == 1 + 4 + 1);
+    CHECK(result.pages_sent == kPages + 4 * 100);  // without the limit it would go on for 30 rounds
+    CHECK(differing(m.source, m.destination, kPages).empty());
+}
+
+TEST_CASE("pipeline migration: a dropped link leaves the guest running at the source") {
+    Migration m;
+    m.sender_end->drop_after(5);
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.log = m.log.fn();
+    std::string receiver_error;
+    std::thread receiver([&] {
+        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
+        try {
+            (void)secondary.run();
+        } catch (const LinkDown& e) {
+            receiver_error = e.what();
+        }
+    });
+    MigrateConfig mc;
+    mc.precopy.batch_pages = 16;  // 16 batches: the link drops in the middle of the full pass
+    mc.log = m.log.fn();
+    CHECK_THROWS_WITH_AS((void)migrate(m.source, *m.sender_end, mc), doctest::Contains("the guest continues here"),
+                         LinkDown);
+    receiver.join();
+    CHECK_FALSE(m.source.paused());
+    CHECK(receiver_error.find("before the guest was complete") != std::string::npos);
+    CHECK(m.destination.paused());
+}
+
+TEST_CASE("pipeline migration: a wrong page count in migration-commit is refused") {
+    Migration m;
+    m.sender_end->alter_message(kPages / 16 + 1, [](protocol::Message& msg) {
+        REQUIRE(std::holds_alternative<protocol::MigrationCommit>(msg));
+        std::get<protocol::MigrationCommit>(msg).pages_total += 1;
+    });
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.log = m.log.fn();
+    std::string receiver_error;
+    std::thread receiver([&] {
+        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
+        try {
+            (void)secondary.run();
+        } catch (const Error& e) {
+            receiver_error = e.what();
+        }
+    });
+    MigrateConfig mc;
+    mc.precopy.batch_pages = 16;
+    mc.log = m.log.fn();
+    // One full pass of 16 batches, no dirty rounds, one state record, then the commit.
+    CHECK_THROWS_WITH_AS((void)migrate(m.source, *m.sender_end, mc),
+                         doctest::Contains("receiver failed: secondary: migration-commit says 257 pages"), Error);
+    receiver.join();
+    CHECK(receiver_error == "secondary: migration-commit says 257 pages were sent, 256 arrived");
+    CHECK_FALSE(m.source.paused());
+}

@@ -1,0 +1,142 @@
+// The primary side of a protected guest (COLO, or Remus with `mode = remus`). It drives the PVM
+// through colo::Backend only and talks to the secondary in the named messages of
+// toolstack/protocol/messages.hpp. The transaction, as this side runs it:
+//
+// Roles (FailoverState, changed by compare-and-swap):
+//
+//   syncing ──CheckpointLoaded{0}──▶ protecting ──secondary lost──▶ unprotected
+//      └────────── secondary lost ──────────────────────────────────────▲
+//   syncing/protecting ──stop()──▶ stopped (Goodbye sent; the secondary stops, no failover)
+//
+// Initial sync (send_initial_sync, await_colo_entry): the pre-copy of PrecopySender, except that
+// the PVM keeps running afterwards:
+//   PageBatch* (full pass, dirty rounds)  [pause PVM]  PageBatch* DeviceState* MigrationCommit
+//   ReleasedOutput{console offset}  EnterColo{0}  [resume PVM]        ← CheckpointLoaded{0}
+//   Output produced before that pause was released unprotected; from it on the gate holds it.
+//
+// Checkpoint N (send_checkpoint, await_checkpoint):
+//   [pause PVM] harvest dirty ∪ pending; copy those pages and save_state into a local buffer;
+//   note the console offset  [resume PVM at once, unless early_resume is off]
+//   CheckpointBegin{N} PageBatch* DeviceState* CheckpointEnd{N, pages, records, console offset}
+//   [resume PVM here when early_resume is off]
+//   ← CheckpointLoaded{N}: release output up to the console offset; ReleasedOutput{released}
+//
+// Between checkpoints (stream_pass): harvest; PageBatch* into the secondary's RAM cache. Skipped
+// when a checkpoint is due within a stream period anyway.
+// Any time: Heartbeat both ways; ← SecondaryOutput (colo: compared with the PVM's output; a
+// difference forces a checkpoint at once).
+//
+// Released output is reported (ReleasedOutput) right after it was released, so a primary that
+// dies in between makes the survivor repeat those bytes rather than lose them.
+//
+// Never lose a dirty page (STYLE §4): harvested pages live in pending() until a send of them
+// succeeded; a failed send ORs them back. The secondary is lost on LinkDown, a bad message, a
+// Failure or Goodbye from it, or silence past the peer timeout: the PVM runs on unprotected, held
+// output is released, and one notice line says so.
+//
+// Threading: one pipeline thread calls everything except request_checkpoint(), status() and
+// role(), which any thread may call. The Primary must outlive the console sink it installs in
+// the backend (the destructor removes it).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+
+#include "backends/backend.hpp"
+#include "toolstack/replication/channel.hpp"
+#include "toolstack/replication/failover_state.hpp"
+#include "toolstack/replication/output_gate.hpp"
+#include "toolstack/replication/peer_monitor.hpp"
+#include "toolstack/replication/precopy_sender.hpp"
+#include "toolstack/replication/replication_config.hpp"
+#include "toolstack/replication/replication_stats.hpp"
+
+namespace colo {
+
+class Primary {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSink sink);
+    ~Primary();
+    Primary(const Primary&) = delete;
+    Primary& operator=(const Primary&) = delete;
+
+    // --- the whole thing
+    // Initial sync and COLO entry; false when the secondary was lost (the PVM runs unprotected).
+    [[nodiscard]] bool protect();
+    // Checkpoints, streaming and heartbeats until `stop` is requested (then stop()) or the
+    // secondary is lost. Calls protect() first when that has not happened yet.
+    void run(std::stop_token stop);
+    // One checkpoint now; false when the secondary was lost.
+    [[nodiscard]] bool checkpoint();
+    // Ends protection on purpose: Goodbye to the secondary, output released, role stopped.
+    void stop(const std::string& reason);
+
+    // --- the same in steps (tests drive both sides from one thread with these)
+    void send_initial_sync();
+    [[nodiscard]] bool await_colo_entry();
+    void send_checkpoint();
+    [[nodiscard]] bool await_checkpoint();
+    // One streaming pass; returns the pages sent (0 when too few were dirty or the link failed).
+    std::uint64_t stream_pass();
+    // Heartbeats and incoming messages until `until`.
+    void poll(Clock::time_point until);
+
+    // --- any thread
+    void request_checkpoint() { checkpoint_requested_ = true; }
+    [[nodiscard]] Role role() const { return state_.role(); }
+    [[nodiscard]] PrimaryStats status() const;
+
+    // Harvested pages not yet delivered (tests: nothing is lost when a send fails).
+    [[nodiscard]] const DirtyBitmap& pending() const { return pending_; }
+    [[nodiscard]] const OutputGate& gate() const { return gate_; }
+
+private:
+    struct InFlight {
+        std::uint64_t epoch = 0;
+        std::uint64_t console_offset = 0;
+        bool loaded = false;
+    };
+
+    void send(const protocol::Message& message);
+    // Sends, or loses the secondary (returns false) when the link refuses.
+    [[nodiscard]] bool try_send(const protocol::Message& message);
+    void handle(const protocol::Message& message);
+    // Heartbeats and messages until done() or `until`; false when the secondary was lost.
+    bool pump(Clock::time_point until, const std::function<bool()>& done);
+    bool await_loaded();
+    // Tells the secondary how far output was released, when that moved.
+    bool report_released();
+    void lose_secondary(const std::string& reason);
+    [[nodiscard]] Millis checkpoint_period() const;
+    [[nodiscard]] bool checkpoint_due(Clock::time_point now) const;
+
+    Backend& pvm_;
+    Channel& channel_;
+    PrimaryConfig config_;
+    OutputGate gate_;
+    FailoverState state_{Role::syncing};
+    PeerMonitor monitor_;
+    PrecopySender precopy_;
+    DirtyBitmap pending_;
+    std::optional<InFlight> in_flight_;
+    std::atomic<std::uint64_t> epoch_{0};  // last committed
+    std::uint64_t released_reported_ = 0;
+    std::atomic<bool> checkpoint_requested_{false};
+    Clock::time_point sync_paused_at_{};
+    Clock::time_point last_checkpoint_{};
+    Clock::time_point last_stream_{};
+
+    mutable std::mutex stats_mutex_;
+    PrimaryStats stats_;
+    PauseHistory pauses_;
+};
+
+}  // namespace colo

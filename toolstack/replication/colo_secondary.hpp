@@ -1,0 +1,123 @@
+// The receiving side: a plain live migration or the secondary of a protected guest (COLO or
+// Remus). It drives the SVM through colo::Backend only. The transaction, as this side runs it:
+//
+// Roles (FailoverState, changed by compare-and-swap):
+//
+//   syncing ──Goodbye after MigrationCommit──▶ active            (migrated: the guest runs here)
+//   syncing ──EnterColo{0} after MigrationCommit──▶ protecting
+//   protecting ──LinkDown / primary silent past the peer timeout / request_failover()──▶
+//        failing_over ──▶ active                                  (failover: the SVM is the guest)
+//   protecting ──Goodbye / Failure from the primary──▶ stopped    (the primary lives: no takeover)
+//   any ──malformed or out-of-order message──▶ stopped: Failure sent, colo::Error thrown
+//
+// Initial migration: PageBatch* → SVM memory and, with cache_backup, the RAM cache too.
+//   DeviceState* MigrationCommit{pages_total}: counts checked, state restored (SVM paused).
+//   EnterColo{0}: without cache_backup copy all SVM memory into the cache (SVM paused); start the
+//   SVM's dirty log; colo: resume the SVM; → CheckpointLoaded{0}.
+// Between checkpoints: PageBatch* → RAM cache only (remembered as received since the checkpoint).
+//   The SVM's console bytes go to the primary (SecondaryOutput); ReleasedOutput is remembered.
+// Checkpoint N: CheckpointBegin{N} PageBatch* (→ cache) DeviceState* (staged) CheckpointEnd{N,
+//   pages, records, console offset}. Only when epoch and counts match: pause SVM; harvest its
+//   dirty log; flush cache → SVM for (received since the last checkpoint ∪ SVM-dirtied); restore
+//   state; console continues at the offset; colo: resume SVM; → CheckpointLoaded{N}. Until then
+//   nothing touches the SVM, so a partial or failed checkpoint leaves it at the last committed one
+//   (colo: running on from it).
+// Failover: discard the partial checkpoint; remus: the SVM is exactly the last committed
+//   checkpoint and resumes; colo: it runs on. Output is released from where the primary's stopped.
+//
+// Threading: one pipeline thread calls everything except request_failover(), status() and role().
+// The Secondary must outlive the console sink it installs in the backend (the destructor removes it).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "toolstack/replication/channel.hpp"
+#include "toolstack/replication/failover_state.hpp"
+#include "toolstack/replication/peer_monitor.hpp"
+#include "toolstack/replication/ram_cache.hpp"
+#include "toolstack/replication/replication_config.hpp"
+#include "toolstack/replication/replication_stats.hpp"
+#include "toolstack/replication/secondary_console.hpp"
+
+namespace colo {
+
+class Secondary {
+public:
+    using Clock = std::chrono::steady_clock;
+
+    enum class Outcome {
+        running,      // nothing final yet (process() only)
+        migrated,     // plain migration done: the guest runs here
+        failed_over,  // the primary died: the guest runs here, unprotected
+        stopped,      // the primary ended protection; the SVM should be destroyed
+    };
+
+    // `svm` is a paused guest whose memory layout matches the primary's. `sink` receives released
+    // console output once this side runs the guest (after failover or migration).
+    Secondary(Backend& svm, Channel& channel, SecondaryConfig config, OutputSink sink);
+    ~Secondary();
+    Secondary(const Secondary&) = delete;
+    Secondary& operator=(const Secondary&) = delete;
+
+    // Until an outcome. A stop request is treated as "stop replicating" (Outcome::stopped).
+    // Throws colo::Error (after sending Failure) on a bad stream, LinkDown when the link is lost
+    // before the guest is complete here.
+    Outcome run(std::stop_token stop = {});
+    // Handles every message that arrives until `until` (at least those already waiting).
+    Outcome process(Clock::time_point until);
+
+    // --- any thread
+    void request_failover() { failover_requested_ = true; }
+    [[nodiscard]] Role role() const { return state_.role(); }
+    [[nodiscard]] SecondaryStats status() const;
+
+    // The RAM cache (absent before EnterColo without cache_backup).
+    [[nodiscard]] const RamCache& cache() const;
+
+private:
+    struct Staged {  // the checkpoint being received
+        std::uint64_t epoch = 0;
+        std::uint64_t pages = 0;
+        std::vector<StateRecord> state;
+    };
+
+    void send(const protocol::Message& message);
+    Outcome handle(const protocol::Message& message);
+    Outcome handle_migration(const protocol::Message& message);
+    Outcome handle_protection(const protocol::Message& message);
+    void enter_colo(std::uint64_t epoch);
+    void apply_checkpoint(const protocol::CheckpointEnd& end);
+    Outcome fail_over(const std::string& reason);
+    Outcome stop_protection(const std::string& reason);
+    void forward_console();
+
+    Backend& svm_;
+    Channel& channel_;
+    SecondaryConfig config_;
+    OutputSink sink_;
+    FailoverState state_{Role::syncing};
+    PeerMonitor monitor_;
+    std::optional<RamCache> cache_;
+    SecondaryConsole console_;
+    DirtyBitmap received_;  // pages put in the cache since the last applied checkpoint
+    std::vector<StateRecord> migration_state_;
+    bool migration_committed_ = false;
+    std::optional<Staged> staged_;
+    std::atomic<std::uint64_t> epoch_{0};  // last applied
+    std::atomic<bool> failover_requested_{false};
+
+    mutable std::mutex stats_mutex_;
+    SecondaryStats stats_;
+    PauseHistory pauses_;
+};
+
+[[nodiscard]] const char* to_string(Secondary::Outcome outcome);
+
+}  // namespace colo

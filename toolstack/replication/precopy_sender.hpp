@@ -1,0 +1,56 @@
+// The sending half of live migration (pre-copy), shared by `migrate` and by the primary's initial
+// sync before COLO:
+//
+//   send_live():   start dirty logging; PageBatch* of all memory (pass 1); then while the guest
+//                  runs, harvest and send dirty pages (passes 2..) until a harvest finds at most
+//                  stop_threshold_pages, or max_rounds dirty passes were sent.
+//   send_final():  pause; harvest; PageBatch* of what is left; DeviceState* (save_state);
+//                  MigrationCommit{pages_total}. Returns with the guest paused and dirty logging
+//                  still on, so the log keeps collecting what the first checkpoint must send.
+//
+// Pages harvested but not yet sent stay in pending() (a failed send loses none of them).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+#include "backends/backend.hpp"
+#include "toolstack/replication/channel.hpp"
+#include "toolstack/replication/replication_config.hpp"
+
+namespace colo {
+
+class PrecopySender {
+public:
+    PrecopySender(Backend& backend, Channel& channel, PrecopyConfig config, LogFn log, const char* who);
+
+    void send_live();
+    void send_final();
+
+    [[nodiscard]] unsigned passes() const { return passes_; }  // the full and the final pass included
+    [[nodiscard]] std::uint64_t pages_sent() const { return pages_sent_; }
+    [[nodiscard]] std::uint64_t pages_final() const { return pages_final_; }
+    [[nodiscard]] std::uint64_t bytes_sent() const { return bytes_sent_; }
+    [[nodiscard]] const DirtyBitmap& pending() const { return pending_; }
+
+private:
+    // Sends every page in pending_ and clears those bits once sent. Returns pages sent.
+    std::uint64_t send_pending();
+    void send(const protocol::Message& message);
+
+    Backend& backend_;
+    Channel& channel_;
+    PrecopyConfig config_;
+    LogFn log_;
+    const char* who_;
+    DirtyBitmap pending_;
+    unsigned passes_ = 0;
+    std::uint64_t pages_sent_ = 0;
+    std::uint64_t pages_final_ = 0;
+    std::uint64_t bytes_sent_ = 0;
+};
+
+// Checks the settings a user can get wrong; throws colo::Error naming the value.
+void check_precopy_config(const PrecopyConfig& config);
+
+}  // namespace colo

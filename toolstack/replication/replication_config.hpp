@@ -1,0 +1,69 @@
+// Every knob of the replication pipeline, in one place, with the defaults the CLI uses. Each
+// optimization has a switch so its effect can be measured (and its absence tested).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string_view>
+
+namespace colo {
+
+using Millis = std::chrono::milliseconds;
+
+enum class LogLevel { debug, notice };
+// debug: one line per message sent or received, by name. notice: state changes an operator must
+// see (protection lost, failover). The default logger prints notices to stderr and drops debug.
+using LogFn = std::function<void(LogLevel, std::string_view)>;
+[[nodiscard]] LogFn default_log();
+
+enum class ProtectionMode {
+    colo,   // both VMs run; output is released where PVM and SVM agree; checkpoint on divergence
+    remus,  // the SVM stays paused; periodic checkpoints; output is released once acknowledged
+};
+[[nodiscard]] const char* to_string(ProtectionMode mode);
+
+struct LinkConfig {
+    Millis heartbeat_period{100};
+    Millis peer_timeout{800};  // a peer silent this long is dead
+};
+
+// Live migration (pre-copy): a full pass, then dirty rounds until few pages remain.
+struct PrecopyConfig {
+    std::uint64_t batch_pages = 256;           // pages per PageBatch message
+    std::uint64_t stop_threshold_pages = 64;   // pause when a round would send at most this many
+    unsigned max_rounds = 30;                  // dirty rounds after the full pass
+};
+
+struct MigrateConfig {
+    PrecopyConfig precopy;
+    LinkConfig link;
+    LogFn log = default_log();
+};
+
+struct PrimaryConfig {
+    ProtectionMode mode = ProtectionMode::colo;
+    PrecopyConfig precopy;
+    LinkConfig link;
+    Millis checkpoint_interval{100};        // remus: the checkpoint period
+    Millis max_checkpoint_interval{2000};   // colo: a checkpoint at least this often
+    // Between-checkpoint streaming of dirty pages into the secondary's cache.
+    bool stream = true;
+    Millis stream_period{20};
+    std::uint64_t stream_min_pages = 1;     // a pass with fewer dirty pages keeps them for later
+    // Resume the PVM as soon as the checkpoint is copied to a local buffer, before sending it.
+    bool early_resume = true;
+    LogFn log = default_log();
+};
+
+struct SecondaryConfig {
+    ProtectionMode mode = ProtectionMode::colo;  // must match the primary's
+    LinkConfig link;
+    // Write every page received during the initial migration into the RAM cache too, so entering
+    // COLO copies nothing while paused. Off: entering COLO copies all of memory into the cache.
+    bool cache_backup = true;
+    Millis console_poll{5};  // how often SVM console bytes are forwarded to the primary
+    LogFn log = default_log();
+};
+
+}  // namespace colo

@@ -1,0 +1,66 @@
+// What `status` shows about a replication side, and the pause-time distribution behind it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace colo {
+
+using Micros = std::chrono::microseconds;
+
+// The last kCapacity pause times, for p50/p99/max without unbounded growth.
+class PauseHistory {
+public:
+    static constexpr std::size_t kCapacity = 4096;
+
+    void add(Micros pause);
+    [[nodiscard]] std::uint64_t count() const { return total_; }
+    // Nearest-rank percentile (0 < p <= 100) of the retained samples; zero when there are none.
+    [[nodiscard]] Micros percentile(double p) const;
+    [[nodiscard]] Micros max() const { return max_; }
+
+private:
+    std::vector<Micros> samples_;
+    std::size_t next_ = 0;
+    std::uint64_t total_ = 0;
+    Micros max_{0};
+};
+
+struct PrimaryStats {
+    std::string state;           // "syncing", "protected", "unprotected", "stopped"
+    std::string mode;            // "colo" / "remus"
+    std::uint64_t epoch = 0;     // last committed checkpoint
+    std::uint64_t checkpoints = 0;
+    std::uint64_t divergence_checkpoints = 0;  // colo: checkpoints forced by differing output
+    std::optional<std::chrono::system_clock::time_point> last_checkpoint;
+    Micros pause_p50{0}, pause_p99{0}, pause_max{0};
+    std::uint64_t pages_migrated = 0;      // initial sync, all passes
+    std::uint64_t pages_sent_paused = 0;   // in checkpoints (copied while the PVM was paused)
+    std::uint64_t pages_streamed = 0;      // between checkpoints
+    std::uint64_t bytes_sent = 0;          // page and state payload bytes, all phases
+    unsigned migration_rounds = 0;
+    Micros time_to_enter_colo{0};          // final pause of the initial sync → secondary ready
+    std::uint64_t output_released = 0;     // console bytes released to the sink
+    std::string protection_lost_reason;    // why, once unprotected
+};
+
+struct SecondaryStats {
+    std::string state;  // "migrating", "protecting", "failed-over", "migrated", "stopped"
+    std::string mode;
+    std::uint64_t epoch = 0;                  // last applied checkpoint
+    std::uint64_t checkpoints_applied = 0;
+    std::uint64_t pages_received_migration = 0;
+    std::uint64_t pages_received_streamed = 0;
+    std::uint64_t pages_received_checkpoint = 0;
+    std::uint64_t pages_flushed = 0;          // cache → SVM memory at checkpoints
+    std::uint64_t svm_dirty_reverted = 0;     // of those, pages the SVM had dirtied itself
+    std::uint64_t pages_copied_entering_colo = 0;  // memory → cache while paused (no cache backup)
+    Micros enter_colo_pause{0};
+    Micros pause_p50{0}, pause_p99{0}, pause_max{0};
+    std::uint64_t primary_released = 0;       // how far the primary released output
+};
+
+}  // namespace colo

@@ -1,0 +1,73 @@
+#include "toolstack/replication/secondary_console.hpp"
+
+#include <algorithm>
+
+namespace colo {
+
+void SecondaryConsole::svm_output(std::span<const std::byte> bytes) {
+    std::lock_guard lock(mutex_);
+    retained_.insert(retained_.end(), bytes.begin(), bytes.end());
+    if (sink_) emit_locked();
+}
+
+// Releases retained bytes from released_ on and forgets them. Mutex held, after take_over.
+void SecondaryConsole::emit_locked() {
+    const std::uint64_t end = base_ + retained_.size();
+    if (end > released_) {
+        const std::uint64_t from = std::max(released_, base_);
+        sink_(from, std::span<const std::byte>(retained_).subspan(from - base_));
+        released_ = end;
+    }
+    retained_.clear();
+    base_ = end;
+    forwarded_ = std::max(forwarded_, end);
+}
+
+std::optional<protocol::SecondaryOutput> SecondaryConsole::take_unforwarded() {
+    std::lock_guard lock(mutex_);
+    const std::uint64_t end = base_ + retained_.size();
+    if (sink_ || forwarded_ >= end) return std::nullopt;
+    const std::uint64_t from = std::max(forwarded_, base_);
+    protocol::SecondaryOutput out;
+    out.offset = from;
+    const auto tail = std::span<const std::byte>(retained_).subspan(from - base_);
+    out.bytes.assign(tail.begin(), tail.end());
+    forwarded_ = end;
+    return out;
+}
+
+void SecondaryConsole::rebase(std::uint64_t offset) {
+    std::lock_guard lock(mutex_);
+    retained_.clear();
+    base_ = offset;
+    forwarded_ = offset;
+}
+
+void SecondaryConsole::primary_released(std::uint64_t offset) {
+    std::lock_guard lock(mutex_);
+    if (sink_) return;  // we are the primary now
+    released_ = std::max(released_, offset);
+    if (released_ > base_) {
+        const std::uint64_t drop = std::min<std::uint64_t>(released_ - base_, retained_.size());
+        retained_.erase(retained_.begin(), retained_.begin() + static_cast<std::ptrdiff_t>(drop));
+        base_ += drop;
+    }
+}
+
+std::uint64_t SecondaryConsole::primary_released() const {
+    std::lock_guard lock(mutex_);
+    return released_;
+}
+
+std::uint64_t SecondaryConsole::next_offset() const {
+    std::lock_guard lock(mutex_);
+    return base_ + retained_.size();
+}
+
+void SecondaryConsole::take_over(OutputSink sink) {
+    std::lock_guard lock(mutex_);
+    sink_ = std::move(sink);
+    if (sink_) emit_locked();
+}
+
+}  // namespace colo
