@@ -20,8 +20,8 @@ int run_console(const po::variables_map& vm, Io& io);
 int run_destroy(const po::variables_map& vm, Io& io);
 int run_pause(const po::variables_map& vm, Io& io);
 int run_unpause(const po::variables_map& vm, Io& io);
-inline constexpr Handler run_save = nullptr;
-inline constexpr Handler run_restore = nullptr;
+int run_save(const po::variables_map& vm, Io& io);
+int run_restore(const po::variables_map& vm, Io& io);
 
 // Serves an already-made guest in this process (-F) or in a detached one: shared by create,
 // restore and receive.

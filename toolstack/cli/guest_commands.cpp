@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
 #include <thread>
@@ -15,6 +16,8 @@
 #include "toolstack/control/daemon.hpp"
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/control/run_dir.hpp"
+#include "toolstack/guest_image.hpp"
+#include "toolstack/transport/file_stream.hpp"
 
 namespace colo::cli {
 
@@ -34,6 +37,29 @@ void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, co
     if (vm.count("console-log") != 0) service.console().open_log(vm["console-log"].as<std::string>());
     service.console().copy_to_stdout(foreground);
     service.release_console_directly();
+    service.add_command("save", [&service](const std::vector<std::string>& args, control::Reply& reply, UniqueFd&) {
+        if (args.empty() || args.size() > 2 || (args.size() == 2 && args[1] != "keep")) {
+            throw Error("usage: save ABSOLUTE-PATH [keep]");
+        }
+        Backend& guest = service.backend();
+        const bool was_paused = guest.paused();
+        guest.pause();
+        try {
+            FileSink sink(args[0]);
+            const auto stats = write_guest_image(guest, service.config(), sink);
+            sink.sync();
+            reply.data.push_back(std::to_string(stats.pages) + " pages, " + std::to_string(stats.state_records) +
+                                 " state records");
+        } catch (const Error&) {
+            if (!was_paused) guest.resume();  // a failed save must not cost the guest anything
+            throw;
+        }
+        if (args.size() == 2) {
+            if (!was_paused) guest.resume();
+        } else {
+            service.request_stop();
+        }
+    });
     service.bind();
     g_service = &service;
     control::on_termination_signal(stop_service);
@@ -68,6 +94,39 @@ int run_create(const po::variables_map& vm, Io& io) {
         throw Error("a guest named '" + config.name + "' already runs");
     }
     return run_guest(config, vm, [&] { return factory.create(config); }, io);
+}
+
+int run_save(const po::variables_map& vm, Io& io) {
+    const auto name = name_arg(vm);
+    const auto file = std::filesystem::absolute(vm["file"].as<std::string>());
+    const auto reply = control::request(name, "save " + file.string() + (vm.count("checkpoint") ? " keep" : ""));
+    io.out << "Saved " << name << " to " << file.string() << (reply.empty() ? "" : " (" + reply[0] + ")") << "\n";
+    if (vm.count("checkpoint") == 0) {
+        for (int i = 0; i < 100 && control::connect_guest_if_running(name); ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+    }
+    return kExitOk;
+}
+
+int run_restore(const po::variables_map& vm, Io& io) {
+    const std::string file = vm["file"].as<std::string>();
+    GuestConfig config;
+    {
+        FileSource source(file);
+        config = GuestImageReader(source).config();
+    }
+    const auto& factory = backends_available().find(config.backend);
+    if (control::connect_guest_if_running(config.name)) {
+        throw Error("a guest named '" + config.name + "' already runs");
+    }
+    return run_guest(config, vm, [&] {
+        FileSource source(file);
+        GuestImageReader reader(source);
+        auto backend = factory.create_incoming(reader.config());
+        (void)reader.load_into(*backend);
+        return backend;
+    }, io);
 }
 
 int run_list(const po::variables_map& vm, Io& io) {
