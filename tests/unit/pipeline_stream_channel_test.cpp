@@ -1,0 +1,154 @@
+// StreamChannel over a real socket pair (TcpConnection works on any stream socket): messages both
+// ways, timeouts, garbage on the wire, a vanished peer, and a whole protection run over it.
+#include <doctest/doctest.h>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "tests/unit/pipeline_test_support.hpp"
+#include "toolstack/replication/stream_channel.hpp"
+#include "toolstack/transport/tcp_connection.hpp"
+
+using namespace pipeline_test;
+
+namespace {
+
+// One end of a socket pair as a StreamChannel: a reading and a writing TcpConnection on dup()ed
+// descriptors, as the channel's threading needs.
+struct StreamEnd {
+    int fd;
+    TcpConnection reader;
+    TcpConnection writer;
+    StreamChannel channel;
+
+    StreamEnd(int socket, std::optional<protocol::StreamHeader> peer_header, ConnectionOptions options)
+        : fd(socket),
+          reader(UniqueFd(socket), "peer", options),
+          writer(UniqueFd(::dup(socket)), "peer", options),
+          channel(reader, writer, std::move(peer_header), [this] { ::shutdown(fd, SHUT_RDWR); }) {}
+};
+
+std::pair<int, int> socket_pair() {
+    int fds[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
+    return {fds[0], fds[1]};
+}
+
+protocol::StreamHeader header_for(std::uint64_t pages) {
+    protocol::StreamHeader header;
+    header.backend = BackendKind::fake;
+    header.regions = {MemoryRegion{Pfn{0}, pages}};
+    return header;
+}
+
+ConnectionOptions options(Millis io_timeout) {
+    ConnectionOptions o;
+    o.io_timeout = io_timeout;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("pipeline stream channel: messages cross both ways in order; an idle receive times out") {
+    const auto [a, b] = socket_pair();
+    StreamEnd left(a, std::nullopt, options(Millis{5000}));
+    StreamEnd right(b, header_for(kPages), options(Millis{5000}));
+    protocol::PageBatch batch;
+    batch.frames = {Pfn{3}, Pfn{9}};
+    batch.data.assign(2 * kPageSize, std::byte{0x5a});
+    left.channel.send(protocol::CheckpointBegin{4});
+    left.channel.send(batch);
+    right.channel.send(protocol::CheckpointLoaded{4});
+    const auto soon = [] { return Channel::Clock::now() + Millis{2000}; };
+    auto first = right.channel.receive(soon());
+    REQUIRE(first);
+    CHECK(std::get<protocol::CheckpointBegin>(*first).epoch == 4);
+    auto second = right.channel.receive(soon());
+    REQUIRE(second);
+    CHECK(std::get<protocol::PageBatch>(*second) == batch);
+    auto back = left.channel.receive(soon());
+    REQUIRE(back);
+    CHECK(std::get<protocol::CheckpointLoaded>(*back).epoch == 4);
+    CHECK_FALSE(left.channel.receive(Channel::Clock::now() + Millis{30}));
+}
+
+TEST_CASE("pipeline stream channel: garbage on the wire is a clear error, not a lost link") {
+    const auto [a, b] = socket_pair();
+    StreamEnd right(b, header_for(kPages), options(Millis{5000}));
+    const std::string garbage = "this is not a colo-replicate record, just text on the wire....";
+    REQUIRE(::write(a, garbage.data(), garbage.size()) == static_cast<ssize_t>(garbage.size()));
+    try {
+        (void)right.channel.receive(Channel::Clock::now() + Millis{2000});
+        FAIL("garbage was accepted");
+    } catch (const LinkDown& e) {
+        FAIL("garbage was taken for a lost link: " << e.what());
+    } catch (const Error& e) {
+        CHECK(std::string(e.what()).starts_with("bad message from the peer: "));
+    }
+    ::close(a);
+}
+
+TEST_CASE("pipeline stream channel: a page batch outside the peer's memory layout is refused") {
+    const auto [a, b] = socket_pair();
+    StreamEnd left(a, std::nullopt, options(Millis{5000}));
+    StreamEnd right(b, header_for(16), options(Millis{5000}));
+    protocol::PageBatch batch;
+    batch.frames = {Pfn{40}};
+    batch.data.assign(kPageSize, std::byte{1});
+    left.channel.send(batch);
+    CHECK_THROWS_WITH_AS((void)right.channel.receive(Channel::Clock::now() + Millis{2000}),
+                         doctest::Contains("bad message from the peer"), Error);
+}
+
+TEST_CASE("pipeline stream channel: a closed or silent peer is a lost link") {
+    SUBCASE("closed") {
+        const auto [a, b] = socket_pair();
+        StreamEnd right(b, std::nullopt, options(Millis{5000}));
+        ::close(a);
+        CHECK_THROWS_AS((void)right.channel.receive(Channel::Clock::now() + Millis{2000}), LinkDown);
+        CHECK_THROWS_AS(right.channel.send(protocol::Heartbeat{1, 2}), LinkDown);
+    }
+    SUBCASE("silent") {
+        const auto [a, b] = socket_pair();
+        StreamEnd right(b, std::nullopt, options(Millis{100}));
+        CHECK_THROWS_WITH_AS((void)right.channel.receive(Channel::Clock::now() + Millis{3000}),
+                             doctest::Contains("peer silent"), LinkDown);
+        ::close(a);
+    }
+}
+
+TEST_CASE("pipeline stream channel: protection and checkpoints over a socket keep SVM equal to PVM") {
+    const auto [a, b] = socket_pair();
+    FakeBackend pvm("guest", kPages), svm("guest", kPages);
+    fill(pvm);
+    pvm.set_vcpu_state(bytes_of("vcpu@sync"));
+    svm.pause();
+    StreamEnd primary_end(a, std::nullopt, options(Millis{5000}));
+    StreamEnd secondary_end(b, header_for(kPages), options(Millis{5000}));
+    Log log;
+    Released out_p, out_s;
+    PrimaryConfig pc = primary_config(ProtectionMode::colo);
+    pc.log = log.fn();
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.log = log.fn();
+    Primary primary(pvm, primary_end.channel, pc, out_p.sink());
+    Secondary secondary(svm, secondary_end.channel, sc, out_s.sink());
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::thread receiver([&] { outcome = secondary.run(); });
+
+    REQUIRE(primary.protect());
+    for (unsigned epoch = 1; epoch <= 3; ++epoch) {
+        for (std::uint64_t p = 0; p < 20; ++p) pvm.guest_write(Pfn{p * epoch}, pattern(p, epoch));
+        pvm.set_vcpu_state(bytes_of("vcpu@" + std::to_string(epoch)));
+        if (epoch == 2) CHECK(primary.stream_pass() > 0);
+        REQUIRE(primary.checkpoint());
+    }
+    primary.stop("test over");
+    receiver.join();
+    CHECK(outcome == Secondary::Outcome::stopped);
+    CHECK(differing(pvm, svm, kPages).empty());
+    CHECK(svm.vcpu_state() == bytes_of("vcpu@3"));
+    CHECK(secondary.status().epoch == 3);
+}

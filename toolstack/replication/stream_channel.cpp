@@ -1,0 +1,98 @@
+#include "toolstack/replication/stream_channel.hpp"
+
+#include <string_view>
+
+#include "toolstack/protocol/message_codec.hpp"
+
+namespace colo {
+
+bool is_link_failure(const Error& error) {
+    if (dynamic_cast<const LinkDown*>(&error) || dynamic_cast<const SystemError*>(&error)) return true;
+    const std::string_view what = error.what();
+    // The transport's and the codec's words for "the stream stopped" (byte_stream.hpp,
+    // tcp_connection.hpp), as opposed to "the stream holds garbage".
+    return what.find("truncated stream") != std::string_view::npos || what.starts_with("peer silent");
+}
+
+StreamChannel::StreamChannel(protocol::ByteSource& source, protocol::ByteSink& sink,
+                             std::optional<protocol::StreamHeader> peer_header, std::function<void()> interrupt)
+    : source_(source), sink_(sink), peer_header_(std::move(peer_header)), interrupt_(std::move(interrupt)) {
+    reader_ = std::thread([this] { read_loop(); });
+}
+
+StreamChannel::~StreamChannel() {
+    close();
+    if (reader_.joinable()) reader_.join();
+}
+
+void StreamChannel::read_loop() {
+    for (;;) {
+        try {
+            protocol::Message message =
+                peer_header_ ? protocol::read_message(source_, *peer_header_) : protocol::read_message(source_);
+            std::lock_guard lock(mutex_);
+            if (closed_) return;
+            queue_.push_back(std::move(message));
+            arrived_.notify_all();
+        } catch (const Error& e) {
+            std::lock_guard lock(mutex_);
+            read_error_ = is_link_failure(e) || closed_
+                              ? std::make_exception_ptr(LinkDown(std::string("link: ") + e.what()))
+                              : std::make_exception_ptr(Error(std::string("bad message from the peer: ") + e.what()));
+            arrived_.notify_all();
+            return;
+        } catch (...) {
+            std::lock_guard lock(mutex_);
+            read_error_ = std::current_exception();
+            arrived_.notify_all();
+            return;
+        }
+    }
+}
+
+void StreamChannel::send(const protocol::Message& message) {
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_ || send_failed_) throw LinkDown("link: the channel is closed");
+    }
+    try {
+        protocol::write_message(sink_, message);
+        sink_.flush();
+    } catch (const Error& e) {
+        if (!is_link_failure(e)) throw;  // we were about to send something invalid: our bug, not the link
+        std::lock_guard lock(mutex_);
+        send_failed_ = true;  // half a record may be out: nothing more may follow it
+        throw LinkDown(std::string("link: ") + e.what());
+    }
+}
+
+std::optional<protocol::Message> StreamChannel::receive(Clock::time_point deadline) {
+    std::unique_lock lock(mutex_);
+    arrived_.wait_until(lock, deadline, [&] { return !queue_.empty() || read_error_ || closed_; });
+    if (!queue_.empty()) {
+        protocol::Message message = std::move(queue_.front());
+        queue_.pop_front();
+        return message;
+    }
+    if (closed_) throw LinkDown("link: the channel is closed");
+    if (read_error_) std::rethrow_exception(read_error_);
+    return std::nullopt;
+}
+
+void StreamChannel::close() noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_) return;
+        closed_ = true;
+        arrived_.notify_all();
+    }
+    if (interrupt_) {
+        try {
+            interrupt_();
+        } catch (...) {
+            // close() never throws; the reader ends at the transport's timeout instead.
+        }
+    }
+}
+
+}  // namespace colo

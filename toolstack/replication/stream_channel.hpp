@@ -1,0 +1,65 @@
+// A Channel over a byte stream (a TCP connection), speaking the codec of
+// toolstack/protocol/message_codec.hpp. The stream header is not its business: the caller writes
+// and reads it before building the channel, and passes the peer's header so that incoming
+// page-batch frames are checked against the peer's memory layout.
+//
+// A reader thread reads whole messages from `source` into a queue, so receive() can wait with a
+// deadline although ByteSource::read_exact cannot. send() writes on the caller's thread and
+// flushes after every message (the peer must see a checkpoint's end at once). So `source` and
+// `sink` are used from two threads at the same time: for TCP they must be two objects, e.g. two
+// TcpConnections on dup()ed descriptors of one socket.
+//
+// Errors: a stream that ends, goes silent past the transport's timeout or fails in the kernel is
+// LinkDown (the peer is gone); bytes that are not a valid message are colo::Error naming what is
+// wrong (the peer may be alive but cannot be trusted).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "toolstack/protocol/byte_stream.hpp"
+#include "toolstack/protocol/messages.hpp"
+#include "toolstack/replication/channel.hpp"
+
+namespace colo {
+
+class StreamChannel final : public Channel {
+public:
+    // `interrupt` is called by close() to make a read in progress return (for a socket:
+    // shutdown(2)); without it the reader ends at the transport's own timeout.
+    StreamChannel(protocol::ByteSource& source, protocol::ByteSink& sink,
+                  std::optional<protocol::StreamHeader> peer_header, std::function<void()> interrupt = {});
+    ~StreamChannel() override;
+    StreamChannel(const StreamChannel&) = delete;
+    StreamChannel& operator=(const StreamChannel&) = delete;
+
+    void send(const protocol::Message& message) override;
+    [[nodiscard]] std::optional<protocol::Message> receive(Clock::time_point deadline) override;
+    void close() noexcept override;
+
+private:
+    void read_loop();
+
+    protocol::ByteSource& source_;
+    protocol::ByteSink& sink_;
+    std::optional<protocol::StreamHeader> peer_header_;
+    std::function<void()> interrupt_;
+
+    std::mutex mutex_;
+    std::condition_variable arrived_;
+    std::deque<protocol::Message> queue_;
+    std::exception_ptr read_error_;  // why the reader stopped, once it has
+    bool closed_ = false;
+    bool send_failed_ = false;
+    std::thread reader_;
+};
+
+// Whether an error from a byte stream means the link is gone (as opposed to bad bytes).
+[[nodiscard]] bool is_link_failure(const Error& error);
+
+}  // namespace colo
