@@ -12,9 +12,8 @@
 #include <vector>
 
 #include "backends/fake_backend.hpp"
-#include "toolstack/replication/colo_primary.hpp"
-#include "toolstack/replication/colo_secondary.hpp"
 #include "toolstack/replication/memory_channel.hpp"
+#include "toolstack/replication/replication.hpp"
 
 namespace pipeline_test {
 
