@@ -77,6 +77,45 @@ TEST_CASE("tcp transport: messages cross a real socket both ways") {
     CHECK(got == messages);
 }
 
+TEST_CASE("tcp transport: a duplicate reads while the original writes; shutdown wakes a blocked reader") {
+    TcpListener listener(loopback(0));
+    auto echo = std::async(std::launch::async, [&] {
+        TcpConnection connection = listener.accept(5000ms);
+        for (;;) {
+            const Message m = read_message(connection);
+            if (std::holds_alternative<Goodbye>(m)) return;
+            write_message(connection, m);
+            connection.flush();
+        }
+    });
+    TcpConnection writer = TcpConnection::connect(loopback(listener.port()), ConnectionOptions{3000ms, 10000ms});
+    TcpConnection reader = writer.duplicate();
+    CHECK(reader.peer() == writer.peer());
+    CHECK(reader.fd() != writer.fd());
+    auto received = std::async(std::launch::async, [&] {
+        std::vector<Message> got;
+        for (std::uint64_t i = 0; i < 200; ++i) got.push_back(read_message(reader));
+        // Nothing more comes: this read blocks until shutdown_both() below.
+        return std::make_pair(got, error_of([&] { (void)read_message(reader); }));
+    });
+    std::vector<Message> sent;
+    for (std::uint64_t i = 0; i < 200; ++i) {
+        sent.push_back(Heartbeat{i, i * 3});
+        write_message(writer, sent.back());
+        writer.flush();
+    }
+    write_message(writer, Goodbye{"done"});
+    writer.flush();
+    echo.get();
+    std::this_thread::sleep_for(50ms);  // let the reader block
+    const auto start = std::chrono::steady_clock::now();
+    writer.shutdown_both();
+    const auto [got, error] = received.get();
+    CHECK(got == sent);
+    CHECK(error.rfind("truncated stream: ", 0) == 0);
+    CHECK(std::chrono::steady_clock::now() - start < 5000ms);  // long before the 10 s io_timeout
+}
+
 TEST_CASE("tcp transport: a peer that closes in the middle of a record is a clear error") {
     TcpListener listener(loopback(0));
     const auto record = encode(sample_pages({1, 2, 3}));

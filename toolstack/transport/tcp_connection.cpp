@@ -183,6 +183,17 @@ void TcpConnection::flush() {
     write_buffer_.clear();
 }
 
+void TcpConnection::shutdown_both() noexcept {
+    // An error here means the socket is already disconnected, which is what was asked for.
+    (void)::shutdown(socket_.get(), SHUT_RDWR);
+}
+
+TcpConnection TcpConnection::duplicate() const {
+    UniqueFd copy(::fcntl(socket_.get(), F_DUPFD_CLOEXEC, 0));
+    if (!copy.valid()) throw SystemError("fcntl(F_DUPFD_CLOEXEC)", errno, "connection to " + peer_);
+    return TcpConnection(std::move(copy), peer_, options_);
+}
+
 void TcpConnection::shutdown_write() {
     flush();
     check_syscall(::shutdown(socket_.get(), SHUT_WR), "shutdown(SHUT_WR)");

@@ -11,7 +11,8 @@
 // queues without limit. The destructor does not flush: unflushed bytes are dropped, and the
 // pipeline flushes at each point where the peer must see what was written.
 //
-// Not thread-safe; one reader and one writer thread may not share it either.
+// Not thread-safe. For a reader thread beside a writer thread, give each its own object with
+// duplicate().
 #pragma once
 
 #include <chrono>
@@ -53,6 +54,15 @@ public:
 
     // Flushes, then tells the peer nothing more will come (it reads end of stream).
     void shutdown_write();
+
+    // Ends the connection both ways without closing the descriptor: a read or write blocked in
+    // another thread (on this object or a duplicate) returns at once with an error. For
+    // Channel::close(); never throws.
+    void shutdown_both() noexcept;
+
+    // A second object on a dup() of the same socket, with its own buffers, so one thread can read
+    // while another writes (each object itself is single-threaded).
+    [[nodiscard]] TcpConnection duplicate() const;
 
     [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
     [[nodiscard]] std::chrono::milliseconds io_timeout() const noexcept { return options_.io_timeout; }
