@@ -27,32 +27,65 @@ MapCache::MapCache(XenCalls& calls, DomainId domain, std::uint64_t chunk_pages)
     if (chunk_pages_ == 0) throw Error("xen map cache: chunk size must be at least one page");
 }
 
-std::vector<MemoryRegion> MapCache::probe(Pfn limit) {
+std::vector<MemoryRegion> MapCache::probe(Pfn limit, std::uint64_t populated) {
     limit_ = limit.value;
     singles_.clear();
     chunks_.clear();
-    chunks_.resize((limit_ + chunk_pages_ - 1) / chunk_pages_);
-    std::vector<MemoryRegion> ram;
-    for (std::uint64_t index = 0; index < chunks_.size(); ++index) {
-        map_chunk(index, MapAccess::read_only);
-        Chunk& chunk = chunks_[index];
-        bool any_ram = false;
-        for (std::uint64_t i = 0; i < chunk.errors.size(); ++i) {
-            const int e = chunk.errors[i];
-            if (e != 0 && e != ENOENT) continue;  // a hole
-            if (e == ENOENT) ++deferred_frames_;
-            any_ram = true;
-            const Pfn pfn{index * chunk_pages_ + i};
-            if (!ram.empty() && ram.back().end() == pfn) {
-                ++ram.back().pages;
-            } else {
-                ram.push_back(MemoryRegion{pfn, 1});
-            }
-        }
-        // A chunk of nothing but holes keeps no mapping; its errors say why.
-        if (!any_ram) chunk.mapping.reset();
+    const std::uint64_t count = (limit_ + chunk_pages_ - 1) / chunk_pages_;
+    chunks_.resize(count);
+    std::vector<bool> ram(limit_, false);
+    std::vector<bool> probed(count, false);
+    std::uint64_t found = 0;
+    const auto enough = [&] { return populated != 0 && found >= populated; };
+    const auto visit = [&](std::uint64_t index) {
+        probed[index] = true;
+        return probe_chunk(index, ram);
+    };
+    // Up from frame 0 to the first chunk without RAM, then down from the top to the first
+    // chunk without RAM, then the middle, downwards: below 4 GiB, x86 guests keep their ACPI
+    // tables and Xen's special pages near the top of the hole, not near low RAM.
+    std::uint64_t low = 0;
+    for (; low < count && !enough(); ++low) {
+        const std::uint64_t n = visit(low);
+        found += n;
+        if (n == 0) break;
     }
-    return ram;
+    for (std::uint64_t high = count; high > low + 1 && !enough();) {
+        --high;
+        const std::uint64_t n = visit(high);
+        found += n;
+        if (n == 0) break;
+    }
+    for (std::uint64_t index = count; index > 0 && !enough();) {
+        --index;
+        if (!probed[index]) found += visit(index);
+    }
+    std::vector<MemoryRegion> regions;
+    for (std::uint64_t pfn = 0; pfn < limit_; ++pfn) {
+        if (!ram[pfn]) continue;
+        if (!regions.empty() && regions.back().end() == Pfn{pfn}) {
+            ++regions.back().pages;
+        } else {
+            regions.push_back(MemoryRegion{Pfn{pfn}, 1});
+        }
+    }
+    return regions;
+}
+
+std::uint64_t MapCache::probe_chunk(std::uint64_t index, std::vector<bool>& ram) {
+    map_chunk(index, MapAccess::read_only);
+    Chunk& chunk = chunks_[index];
+    std::uint64_t found = 0;
+    for (std::uint64_t i = 0; i < chunk.errors.size(); ++i) {
+        const int e = chunk.errors[i];
+        if (e != 0 && e != ENOENT) continue;  // a hole
+        if (e == ENOENT) ++deferred_frames_;
+        ram[index * chunk_pages_ + i] = true;
+        ++found;
+    }
+    // A chunk of nothing but holes keeps no mapping; its errors say why.
+    if (found == 0) chunk.mapping.reset();
+    return found;
 }
 
 void MapCache::map_chunk(std::uint64_t index, MapAccess access) {

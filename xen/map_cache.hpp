@@ -2,10 +2,16 @@
 // checkpoint reads dirty pages without a map call per page (Xen's own save code maps and unmaps
 // every batch; QEMU's Xen mapcache keeps buckets mapped, as this does).
 //
-// probe() maps the whole guest-physical range once, read-only, and learns from the per-page
-// errors which frames are RAM: a frame Xen refuses with EINVAL (or any error but ENOENT) is a
-// hole, not populated. A frame refused with ENOENT is RAM that Xen is paging in or unsharing: it
-// is "deferred", not cached, and mapped again on its own when it is next used.
+// probe() maps the guest-physical range read-only and learns from the per-page errors which
+// frames are RAM: a frame Xen refuses with EINVAL (or any error but ENOENT) is a hole, not
+// populated. A frame refused with ENOENT is RAM that Xen is paging in or unsharing: it is
+// "deferred", not cached, and mapped again on its own when it is next used.
+//
+// Probing a hole costs as much as mapping RAM, and an HVM/PVH guest's range is mostly hole: RAM
+// from 0, then nothing up to a few special pages just below 4 GiB. So probe() stops as soon as it
+// has found as many frames as Xen says the domain has populated, and looks where they are: up
+// from 0 to the first empty chunk, then down from the top, then what is left, top down. If the count
+// never adds up (the guest ballooned meanwhile) it simply probes everything.
 //
 // Access only grows: a chunk first mapped read-only (the primary only reads) is mapped again
 // writable the first time a page in it is written (the secondary), and stays so.
@@ -31,8 +37,9 @@ public:
 
     MapCache(XenCalls& calls, DomainId domain, std::uint64_t chunk_pages = kDefaultChunkPages);
 
-    // Maps frames [0, limit) and returns the RAM among them, sorted, as maximal runs.
-    [[nodiscard]] std::vector<MemoryRegion> probe(Pfn limit);
+    // Finds the RAM among frames [0, limit), expecting `populated` frames of it (0: unknown,
+    // probe all), maps it, and returns it sorted as maximal runs.
+    [[nodiscard]] std::vector<MemoryRegion> probe(Pfn limit, std::uint64_t populated = 0);
 
     // The page of `pfn`, mapped with at least `access`. The pointer stays valid until a later
     // call upgrades that chunk's access. Throws SystemError("xenforeignmemory_map", errno) when
@@ -57,6 +64,8 @@ private:
     };
 
     void map_chunk(std::uint64_t index, MapAccess access);
+    // Maps chunk `index` for probe(): adds its RAM frames to `ram`; returns how many.
+    std::uint64_t probe_chunk(std::uint64_t index, std::vector<bool>& ram);
     std::byte* map_deferred(Pfn pfn, MapAccess access);
 
     XenCalls& calls_;

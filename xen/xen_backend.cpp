@@ -22,7 +22,8 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::st
                             "config, and a CPU with EPT/NPT)");
     }
     log_frames_ = calls_->maximum_gpfn(domain_).value + 1;
-    regions_ = cache_.probe(Pfn{log_frames_});
+    populated_ = info.pages;
+    regions_ = cache_.probe(Pfn{log_frames_}, populated_);
     if (regions_.empty()) throw Error(who() + " has no memory that can be mapped");
     ram_ = DirtyBitmap(log_frames_);
     for (const auto& r : regions_) ram_.set_range(r.first, r.pages);

@@ -62,6 +62,8 @@ public:
     void poll_console();
 
     [[nodiscard]] DomainId domain() const noexcept { return domain_; }
+    // Frames Xen said the domain had populated when we attached (what probing looked for).
+    [[nodiscard]] std::uint64_t populated_frames() const noexcept { return populated_; }
     [[nodiscard]] const MapCache& map_cache() const noexcept { return cache_; }
     [[nodiscard]] std::uint64_t console_lost_bytes() const noexcept { return console_.lost_bytes(); }
 
@@ -82,6 +84,7 @@ private:
     DirtyBitmap ram_;                    // frames of regions_, for per-page checks
     std::vector<std::uint64_t> clean_;  // SHADOW_OP_CLEAN's bitmap, reused between rounds
     std::uint64_t log_frames_ = 0;      // frames CLEAN covers: max gpfn + 1
+    std::uint64_t populated_ = 0;
     bool paused_ = false;
     bool logging_ = false;
     Pfn console_frame_{0};

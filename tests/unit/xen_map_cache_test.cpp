@@ -36,13 +36,43 @@ TEST_CASE("xen map cache: probe finds RAM around holes, in one map call per chun
     d.make_hole(Pfn{0xa0}, 0x60);   // like the VGA hole
     d.make_hole(Pfn{512}, 256);     // a whole chunk and a half of nothing
     MapCache cache(d, kDomid, 256);
-    const auto ram = cache.probe(Pfn{1000});
+    const auto ram = cache.probe(Pfn{1000}, d.info.pages);
     CHECK(ram == std::vector<MemoryRegion>{{Pfn{0}, 0xa0}, {Pfn{0x100}, 512 - 0x100}, {Pfn{768}, 232}});
     CHECK(d.counters.map_calls == 4);
     CHECK(cache.map_calls() == 4);
     // The all-hole chunk keeps no mapping.
     CHECK(d.live_mappings() == 3);
     for (MapAccess a : d.map_accesses) CHECK(a == MapAccess::read_only);
+}
+
+TEST_CASE("xen map cache: probe stops once it has found every populated frame") {
+    // RAM at the bottom, a few special pages near the top, and (third case) some in the middle:
+    // the layout of a PVH guest, whose range is mostly hole.
+    SUBCASE("bottom and top") {
+        FakeDomain d(kDomid, 1000);
+        d.make_hole(Pfn{100}, 890);
+        MapCache cache(d, kDomid, 64);
+        const auto ram = cache.probe(Pfn{1000}, d.info.pages);
+        CHECK(ram == std::vector<MemoryRegion>{{Pfn{0}, 100}, {Pfn{990}, 10}});
+        CHECK(d.counters.map_calls == 4);  // chunks 0, 1, 2 (empty), then 15 from the top
+    }
+    SUBCASE("bottom, middle and top") {
+        FakeDomain d(kDomid, 1000);
+        d.make_hole(Pfn{100}, 400);
+        d.make_hole(Pfn{510}, 480);
+        MapCache cache(d, kDomid, 64);
+        const auto ram = cache.probe(Pfn{1000}, d.info.pages);
+        CHECK(ram == std::vector<MemoryRegion>{{Pfn{0}, 100}, {Pfn{500}, 10}, {Pfn{990}, 10}});
+        CHECK(d.counters.map_calls < 16);
+    }
+    SUBCASE("a count that never adds up probes everything") {
+        FakeDomain d(kDomid, 1000);
+        d.make_hole(Pfn{100}, 890);
+        MapCache cache(d, kDomid, 64);
+        const auto ram = cache.probe(Pfn{1000}, d.info.pages + 1);
+        CHECK(ram == std::vector<MemoryRegion>{{Pfn{0}, 100}, {Pfn{990}, 10}});
+        CHECK(d.counters.map_calls == 16);
+    }
 }
 
 TEST_CASE("xen map cache: reading pages again and again makes no new map calls") {
