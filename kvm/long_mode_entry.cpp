@@ -71,7 +71,7 @@ kvm_segment data_segment(bool user) {
 
 }  // namespace
 
-void write_long_mode_tables(GuestRam& ram, const EntryState& entry, std::optional<ExceptionHandlers> handlers) {
+void write_long_mode_tables(GuestRam& ram, const EntryState& entry, std::optional<InterruptGates> gates) {
     if (entry.identity_map_bytes == 0 || entry.identity_map_bytes > layout::kMaxIdentityMapBytes ||
         entry.identity_map_bytes % kTwoMiB != 0) {
         throw Error("identity map of " + std::to_string(entry.identity_map_bytes) +
@@ -97,16 +97,23 @@ void write_long_mode_tables(GuestRam& ram, const EntryState& entry, std::optiona
     put(tss_page, 4, layout::kRing0StackTop.value);
     put(tss_page, 102, static_cast<std::uint16_t>(kTssBytes));
 
-    // IDT: interrupt gates (type 0xE, present, DPL 0) on the kernel code selector.
+    // IDT: interrupt gates (type 0xE, present; DPL 0, or 3 for the user call) on the kernel
+    // code selector.
     auto idt = ram.host(layout::kIdt, kPageSize);
     std::memset(idt.data(), 0, idt.size());
-    if (handlers) {
+    const auto gate = [&](unsigned vector, std::uint64_t target, unsigned dpl) {
+        const std::uint64_t access = 0x8e | (dpl << 5);
+        const std::uint64_t low = (target & 0xffff) | (std::uint64_t{layout::kKernelCodeSelector} << 16) |
+                                  (access << 40) | (((target >> 16) & 0xffff) << 48);
+        put(idt, vector * 16, low);
+        put(idt, vector * 16 + 8, target >> 32);
+    };
+    if (gates) {
         for (unsigned v = 0; v < kExceptionVectors; ++v) {
-            const std::uint64_t target = handlers->first.value + std::uint64_t{v} * handlers->stride;
-            const std::uint64_t low = (target & 0xffff) | (std::uint64_t{layout::kKernelCodeSelector} << 16) |
-                                      (std::uint64_t{0x8e} << 40) | (((target >> 16) & 0xffff) << 48);
-            put(idt, v * 16, low);
-            put(idt, v * 16 + 8, target >> 32);
+            gate(v, gates->exception_stubs.value + std::uint64_t{v} * gates->exception_stride, 0);
+        }
+        if (gates->user_call) {
+            gate(gates->user_call_vector, gates->user_call->value, 3);
         }
     }
 

@@ -14,20 +14,23 @@ namespace colo::kvm {
 class GuestRam;
 class Vcpu;
 
-// Ring-0 entry points for the 32 CPU exception vectors: vector v enters at first + v * stride.
-struct ExceptionHandlers {
-    Gpa first;
-    std::uint32_t stride = 0;
+// Ring-0 entry points the IDT points at: the 32 CPU exception vectors (vector v enters at
+// exception_stubs + v * exception_stride) and optionally one gate ring 3 may call with `int`.
+struct InterruptGates {
+    Gpa exception_stubs;
+    std::uint32_t exception_stride = 0;
+    std::uint8_t user_call_vector = 0;
+    std::optional<Gpa> user_call;  // DPL 3 gate at user_call_vector (replaces an exception stub)
 };
 
 inline constexpr unsigned kExceptionVectors = 32;
 
 // Writes GDT, TSS, page tables and IDT. Page tables map [0, entry.identity_map_bytes) with
 // 2 MiB pages (at most layout::kMaxIdentityMapBytes), user-accessible when entry.user_mode.
-// Without handlers every IDT gate is not present (any exception then ends in a triple fault,
+// Without gates every IDT gate is not present (any exception then ends in a triple fault,
 // which the VMM reports as a shutdown). Throws colo::Error for an impossible entry state.
 void write_long_mode_tables(GuestRam& ram, const EntryState& entry,
-                            std::optional<ExceptionHandlers> handlers);
+                            std::optional<InterruptGates> gates);
 
 // Sets the vCPU's segment, control and general registers for `entry` (long mode, paging on,
 // CPL 3 with IOPL 3 when entry.user_mode, else CPL 0).

@@ -1,0 +1,180 @@
+/* The built-in test guest: a freestanding ring-3 program that dirties memory at a set rate and
+ * proves on the console that nothing was lost (see kvm/builtin_guest/params.h for its inputs).
+ *
+ * Every interval N it
+ *   1. writes params->writes_per_interval whole pages, chosen by a PRNG seeded with `seed`; a
+ *      page's content is a function of (seed, page index, generation), where the generation is
+ *      how often that page has been written (kept in the generation table);
+ *   2. verifies a slice of the working set against that function (the whole set every few
+ *      seconds) and prints `CORRUPT page=P gen=G` for each page that does not match;
+ *   3. prints `seq=N writes=W check=HEX` (W: pages written so far, HEX: a hash of every
+ *      (page, generation) written so far), which depends only on the seed and N;
+ *   4. spins on rdtsc until the interval's deadline.
+ * So a primary and a secondary running it from the same state print the same bytes, and a
+ * restore that lost or repeated work shows up as a gap, a repeat or a different check value.
+ *
+ * Console output goes to COM1's THR with no LSR polling (the VMM's UART never makes us wait),
+ * one line at a time through the ring-0 console call (image_header.h says why). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvm/builtin_guest/image_header.h"
+#include "kvm/builtin_guest/params.h"
+
+#define PAGE_WORDS 512u
+
+static inline void outb(uint16_t port, uint8_t value) {
+    __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port));
+}
+
+static inline uint64_t rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+}
+
+/* A 64-bit finaliser (murmur3's): good avalanche, no tables. */
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* Word i of a page is base + i * odd constant: one multiply-add per word to fill or check. */
+static uint64_t page_base(uint64_t seed, uint64_t page, uint32_t generation) {
+    return mix(seed ^ mix(page * 0x9e3779b97f4a7c15ull + generation));
+}
+
+#define WORD_STEP 0xd6e8feb86659fd93ull
+
+/* Read by the ring-0 console call in entry.S. */
+uint16_t colo_console_port;
+
+/* The line being built; flush() hands it to the console call. Ring 0 (fault_report) writes
+ * bytes straight out instead. */
+static char line[256];
+static uint32_t line_length;
+static int in_ring0;
+
+static void flush(void) {
+    if (line_length == 0) return;
+    /* The console call: int3, see image_header.h. */
+    __asm__ volatile("int3" : : "D"(line), "S"((uint64_t)line_length) : "memory");
+    line_length = 0;
+}
+
+static void put_char(char c) {
+    if (in_ring0) {
+        outb(colo_console_port, (uint8_t)c);
+        return;
+    }
+    line[line_length++] = c;
+    if (c == '\n' || line_length == sizeof line) flush();
+}
+
+static void put_string(const char* s) {
+    while (*s) put_char(*s++);
+}
+
+static void put_decimal(uint64_t value) {
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    while (n > 0) put_char(digits[--n]);
+}
+
+static void put_hex(uint64_t value) {
+    static const char hex[] = "0123456789abcdef";
+    for (int shift = 60; shift >= 0; shift -= 4) put_char(hex[(value >> shift) & 0xf]);
+}
+
+static void fill_page(uint64_t* words, uint64_t base) {
+    for (uint32_t i = 0; i < PAGE_WORDS; ++i) words[i] = base + i * WORD_STEP;
+}
+
+/* A page never written (generation 0) must still be all zero, as the VMM created it. */
+static int page_matches(const uint64_t* words, uint64_t seed, uint64_t page, uint32_t generation) {
+    if (generation == 0) {
+        for (uint32_t i = 0; i < PAGE_WORDS; ++i)
+            if (words[i] != 0) return 0;
+        return 1;
+    }
+    const uint64_t base = page_base(seed, page, generation);
+    for (uint32_t i = 0; i < PAGE_WORDS; ++i)
+        if (words[i] != base + i * WORD_STEP) return 0;
+    return 1;
+}
+
+void guest_main(const struct colo_builtin_params* params);
+
+void guest_main(const struct colo_builtin_params* params) {
+    colo_console_port = params->console_port ? params->console_port : 0x3f8;
+    if (params->magic != COLO_BUILTIN_PARAMS_MAGIC || params->version != COLO_BUILTIN_PARAMS_VERSION ||
+        params->working_set_pages == 0) {
+        put_string("BADPARAMS\n");
+        for (;;) __asm__ volatile("pause");
+    }
+    const uint64_t seed = params->seed;
+    const uint64_t pages = params->working_set_pages;
+    uint64_t* const working_set = (uint64_t*)(uintptr_t)params->working_set_gpa;
+    uint32_t* const generations = (uint32_t*)(uintptr_t)params->generation_table_gpa;
+
+    uint64_t rng = seed;
+    uint64_t writes = 0;
+    uint64_t check = mix(seed);
+    uint64_t verify_cursor = 0;
+    const uint64_t start = rdtsc();
+
+    for (uint64_t seq = 0;; ++seq) {
+        for (uint64_t w = 0; w < params->writes_per_interval; ++w) {
+            rng += 0x9e3779b97f4a7c15ull; /* splitmix64 */
+            const uint64_t page = mix(rng) % pages;
+            const uint32_t generation = ++generations[page];
+            fill_page(working_set + page * PAGE_WORDS, page_base(seed, page, generation));
+            check = mix(check ^ (page << 32) ^ generation);
+            ++writes;
+        }
+        for (uint64_t v = 0; v < params->verify_per_interval; ++v) {
+            const uint64_t page = verify_cursor;
+            verify_cursor = verify_cursor + 1 == pages ? 0 : verify_cursor + 1;
+            const uint32_t generation = generations[page];
+            if (!page_matches(working_set + page * PAGE_WORDS, seed, page, generation)) {
+                put_string("CORRUPT page=");
+                put_decimal(page);
+                put_string(" gen=");
+                put_decimal(generation);
+                put_char('\n');
+            }
+        }
+        put_string("seq=");
+        put_decimal(seq);
+        put_string(" writes=");
+        put_decimal(writes);
+        put_string(" check=");
+        put_hex(check);
+        put_char('\n');
+
+        const uint64_t deadline = start + (seq + 1) * params->interval_tsc;
+        while (rdtsc() < deadline) __asm__ volatile("pause");
+    }
+}
+
+/* Ring 0, from entry.S's exception stubs: report and stop this vCPU for good. */
+void fault_report(uint64_t vector, uint64_t rip, uint64_t error_code);
+
+void fault_report(uint64_t vector, uint64_t rip, uint64_t error_code) {
+    (void)error_code;
+    in_ring0 = 1;
+    if (colo_console_port == 0) colo_console_port = 0x3f8;
+    put_string("FAULT vector=");
+    put_decimal(vector);
+    put_string(" rip=");
+    put_hex(rip);
+    put_char('\n');
+}

@@ -1,0 +1,28 @@
+/* The built-in test guest's parameters page, shared by the guest (C, freestanding) and the VMM
+ * (C++), which fills it in at kvm::layout::kBuiltinParams from the GuestConfig. All derived
+ * numbers are computed by the VMM so the guest does no division it could get wrong.
+ * Fixed-width fields only: this is a layout both compilers must agree on. */
+#ifndef COLO_KVM_BUILTIN_GUEST_PARAMS_H
+#define COLO_KVM_BUILTIN_GUEST_PARAMS_H
+
+#include <stdint.h>
+
+#define COLO_BUILTIN_PARAMS_MAGIC 0x534d524150474243ull /* "CBGPARMS" */
+#define COLO_BUILTIN_PARAMS_VERSION 1u
+
+struct colo_builtin_params {
+    uint64_t magic;
+    uint32_t version;
+    uint16_t console_port;           /* COM1 THR: 0x3f8 */
+    uint16_t reserved;
+    uint64_t seed;                   /* PRNG seed: page choice and page contents */
+    uint64_t working_set_gpa;        /* first byte of the working set (page aligned) */
+    uint64_t working_set_pages;
+    uint64_t generation_table_gpa;   /* uint32_t per working-set page: times it was written */
+    uint64_t writes_per_interval;    /* dirty_rate * print_interval_ms / 1000 */
+    uint64_t verify_per_interval;    /* pages checked per interval (whole set every few s) */
+    uint64_t interval_tsc;           /* TSC ticks per interval: tsc_khz * print_interval_ms */
+    uint64_t tsc_khz;                /* KVM_GET_TSC_KHZ */
+};
+
+#endif

@@ -1,0 +1,96 @@
+#include "kvm/builtin_guest_loader.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+#include "backends/error.hpp"
+#include "kvm/builtin_guest/builtin_guest_image.hpp"
+#include "kvm/builtin_guest/image_header.h"
+#include "kvm/guest_ram.hpp"
+#include "kvm/layout.hpp"
+#include "kvm/long_mode_entry.hpp"
+
+namespace colo::kvm {
+
+namespace {
+
+constexpr std::uint16_t kCom1 = 0x3f8;
+// The whole working set is verified about once per this many milliseconds.
+constexpr std::uint64_t kVerifySweepMs = 2000;
+
+std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
+
+colo_builtin_image_header read_header(std::span<const std::byte> image) {
+    colo_builtin_image_header header{};
+    if (image.size() < sizeof header) throw Error("built-in guest image is shorter than its header");
+    std::memcpy(&header, image.data(), sizeof header);
+    const std::uint64_t begin = layout::kBuiltinImage.value;
+    const std::uint64_t end = begin + layout::kBuiltinImageMaxBytes;
+    const auto inside = [&](std::uint64_t gpa) { return gpa >= begin && gpa < end; };
+    if (header.magic != COLO_BUILTIN_IMAGE_MAGIC || header.version != COLO_BUILTIN_IMAGE_VERSION ||
+        !inside(header.entry) || !inside(header.exception_stubs) || !inside(header.console_call) ||
+        header.exception_vectors != kExceptionVectors || header.image_end > end ||
+        header.image_end < begin + image.size()) {
+        throw Error("built-in guest image has a bad header (rebuild colo-replicate)");
+    }
+    return header;
+}
+
+}  // namespace
+
+colo_builtin_params builtin_guest_params(const GuestConfig& config, std::uint64_t ram_bytes, std::uint32_t tsc_khz) {
+    colo_builtin_params p{};
+    p.magic = COLO_BUILTIN_PARAMS_MAGIC;
+    p.version = COLO_BUILTIN_PARAMS_VERSION;
+    p.console_port = kCom1;
+    p.seed = config.seed;
+    p.working_set_pages = config.working_set_mib * (std::uint64_t{1} << 20) / kPageSize;
+    if (p.working_set_pages == 0) throw Error("built-in guest: working_set must be at least 1 MiB");
+    p.generation_table_gpa = layout::kBuiltinGenerationTable.value;
+    p.working_set_gpa = round_up(p.generation_table_gpa + p.working_set_pages * sizeof(std::uint32_t), kPageSize);
+    const std::uint64_t low_ram = std::min(ram_bytes, layout::kLowRamEnd);
+    const std::uint64_t needed = p.working_set_gpa + p.working_set_pages * kPageSize;
+    if (needed > low_ram) {
+        throw Error("built-in guest: working_set = " + std::to_string(config.working_set_mib) +
+                    " MiB needs guest RAM up to " + std::to_string((needed + (1 << 20) - 1) >> 20) +
+                    " MiB (below 3 GiB), the guest has " + std::to_string(low_ram >> 20) + " MiB there");
+    }
+    const std::uint64_t interval = config.print_interval_ms;
+    p.writes_per_interval = config.dirty_rate * interval / 1000;
+    const std::uint64_t intervals_per_sweep = std::max<std::uint64_t>(1, kVerifySweepMs / interval);
+    p.verify_per_interval = (p.working_set_pages + intervals_per_sweep - 1) / intervals_per_sweep;
+    p.tsc_khz = tsc_khz;
+    p.interval_tsc = std::uint64_t{tsc_khz} * interval;
+    return p;
+}
+
+EntryState load_builtin_guest(const GuestConfig& config, GuestRam& ram, std::uint32_t tsc_khz) {
+    const auto params = builtin_guest_params(config, ram.bytes(), tsc_khz);
+    const auto image = builtin_guest_image();
+    const auto header = read_header(image);
+
+    EntryState entry;
+    entry.rip = header.entry;
+    entry.rsp = layout::kBuiltinStackTop.value;
+    entry.rsi = layout::kBuiltinParams.value;
+    entry.user_mode = true;
+    entry.identity_map_bytes = round_up(std::min(ram.bytes(), layout::kLowRamEnd), std::uint64_t{2} << 20);
+
+    InterruptGates gates;
+    gates.exception_stubs = Gpa{header.exception_stubs};
+    gates.exception_stride = header.exception_stub_stride;
+    gates.user_call_vector = COLO_BUILTIN_CONSOLE_VECTOR;
+    gates.user_call = Gpa{header.console_call};
+    write_long_mode_tables(ram, entry, gates);
+
+    ram.write(layout::kBuiltinImage, image);
+    const std::uint64_t bss = header.image_end - layout::kBuiltinImage.value - image.size();
+    auto zero = ram.host(layout::kBuiltinImage + image.size(), bss);
+    std::memset(zero.data(), 0, zero.size());
+    ram.mark_vmm_dirty(layout::kBuiltinImage + image.size(), bss);
+    ram.write(layout::kBuiltinParams, std::as_bytes(std::span(&params, 1)));
+    return entry;
+}
+
+}  // namespace colo::kvm

@@ -1,0 +1,226 @@
+#include "kvm/kvm_backend.hpp"
+
+#include <algorithm>
+#include <map>
+#include <string>
+
+#include "backends/error.hpp"
+#include "kvm/builtin_guest_loader.hpp"
+#include "kvm/layout.hpp"
+#include "kvm/long_mode_entry.hpp"
+#include "kvm/platform_state.hpp"
+#include "kvm/state_record_bytes.hpp"
+#include "kvm/state_tags.hpp"
+#include "kvm/vcpu_cpuid.hpp"
+
+namespace colo::kvm {
+
+namespace {
+
+constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
+constexpr std::uint64_t kRamGranule = 2 * kMiB;
+
+struct MachineRecord {
+    std::uint32_t vcpus;
+    std::uint32_t tsc_khz;
+    std::uint64_t ram_bytes;
+};
+
+std::uint64_t ram_bytes_for(const GuestConfig& config) {
+    if (config.memory_mib == 0 || config.memory_mib > kMaxMemoryMib) {
+        throw Error("memory = " + std::to_string(config.memory_mib) + " MiB: expected 1.." + std::to_string(kMaxMemoryMib));
+    }
+    return (config.memory_mib * kMiB + kRamGranule - 1) / kRamGranule * kRamGranule;
+}
+
+void require_capabilities(const System& system) {
+    system.require_extension(KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP (in-kernel PIC, IOAPIC and LAPIC)");
+    system.require_extension(KVM_CAP_PIT2, "KVM_CAP_PIT2 (in-kernel PIT)");
+    system.require_extension(KVM_CAP_PIT_STATE2, "KVM_CAP_PIT_STATE2");
+    system.require_extension(KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT");
+    system.require_extension(KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE");
+    system.require_extension(KVM_CAP_XSAVE, "KVM_CAP_XSAVE");
+    system.require_extension(KVM_CAP_XCRS, "KVM_CAP_XCRS");
+    system.require_extension(KVM_CAP_DEBUGREGS, "KVM_CAP_DEBUGREGS");
+    system.require_extension(KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS");
+    system.require_extension(KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK");
+    system.require_extension(KVM_CAP_GET_TSC_KHZ, "KVM_CAP_GET_TSC_KHZ");
+    system.require_extension(KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR");
+}
+
+}  // namespace
+
+std::unique_ptr<KvmBackend> KvmBackend::create(const GuestConfig& config) {
+    return std::unique_ptr<KvmBackend>(new KvmBackend(config, Boot::load_guest));
+}
+
+std::unique_ptr<KvmBackend> KvmBackend::create_incoming(const GuestConfig& config) {
+    return std::unique_ptr<KvmBackend>(new KvmBackend(config, Boot::incoming));
+}
+
+KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), vm_(system_.create_vm()) {
+    if (config.vcpus == 0 || config.vcpus > kMaxVcpus) {
+        throw Error("vcpus = " + std::to_string(config.vcpus) + ": expected 1.." + std::to_string(kMaxVcpus));
+    }
+    const std::uint64_t ram_bytes = ram_bytes_for(config);
+    require_capabilities(system_);
+
+    vm_.set_tss_addr(layout::kKvmRealModeTss.value);
+    vm_.create_irqchip();
+    kvm_pit_config pit{};
+    pit.flags = KVM_PIT_SPEAKER_DUMMY;
+    vm_.create_pit2(pit);
+    ram_ = std::make_unique<GuestRam>(vm_, ram_bytes);
+
+    const CpuidEntries supported = system_.get_supported_cpuid();
+    for (unsigned i = 0; i < config.vcpus; ++i) {
+        vcpus_.push_back(std::make_unique<Vcpu>(vm_.create_vcpu(i)));
+        vcpus_.back()->set_cpuid2(vcpu_cpuid(supported, i));
+    }
+    tsc_khz_ = vcpus_[0]->get_tsc_khz();
+    state_shape_.xsave_bytes =
+        std::max<std::size_t>(4096, static_cast<std::size_t>(std::max(0, system_.check_extension(KVM_CAP_XSAVE2))));
+    state_shape_.msrs = saveable_msrs(*vcpus_[0], system_.get_msr_index_list());
+
+    uart_ = std::make_unique<Uart8250>([this](std::span<const std::byte> bytes) { emit_console(bytes); },
+                                       [this](bool level) { vm_.irq_line(Uart8250::kCom1Irq, level); });
+    bus_.add(Uart8250::kCom1Base, Uart8250::kPorts, *uart_);
+
+    if (boot == Boot::load_guest) {
+        if (config.guest == GuestKind::builtin) {
+            const EntryState entry = load_builtin_guest(config, *ram_, tsc_khz_);
+            enter_long_mode(*vcpus_[0], entry);
+        } else {
+            throw Error("guest = \"linux\": the KVM backend does not boot Linux guests yet (kvm/linux/ loader "
+                        "is not wired in)");
+        }
+    }
+    for (auto& vcpu : vcpus_) threads_.push_back(std::make_unique<VcpuThread>(*vcpu, bus_));
+}
+
+KvmBackend::~KvmBackend() {
+    for (auto& thread : threads_) thread->stop();
+}
+
+void KvmBackend::emit_console(std::span<const std::byte> bytes) {
+    std::lock_guard lock(sink_mutex_);
+    if (sink_) sink_(bytes);
+}
+
+void KvmBackend::set_console_sink(ConsoleSink sink) {
+    std::lock_guard lock(sink_mutex_);
+    sink_ = std::move(sink);
+}
+
+void KvmBackend::console_input(std::span<const std::byte> bytes) { uart_->receive(bytes); }
+
+void KvmBackend::pause() {
+    for (auto& thread : threads_) thread->pause();
+}
+
+void KvmBackend::resume() {
+    for (auto& thread : threads_) thread->resume();
+}
+
+bool KvmBackend::paused() const {
+    return std::none_of(threads_.begin(), threads_.end(),
+                        [](const auto& t) { return t->state() == VcpuThread::State::running; });
+}
+
+std::string KvmBackend::vcpu_failure() const {
+    for (const auto& thread : threads_) {
+        if (auto why = thread->failure(); !why.empty()) return why;
+    }
+    return {};
+}
+
+void KvmBackend::start_dirty_log() { ram_->start_dirty_log(); }
+void KvmBackend::stop_dirty_log() { ram_->stop_dirty_log(); }
+void KvmBackend::harvest_dirty(DirtyBitmap& into) { ram_->harvest_dirty(into); }
+
+std::vector<StateRecord> KvmBackend::save_state() {
+    if (!paused()) throw Error("save_state refused: guest '" + config_.name + "' is running (pause it first)");
+    std::vector<StateRecord> records;
+    records.push_back(record_of(state_tags::kMachine,
+                                MachineRecord{static_cast<std::uint32_t>(vcpus_.size()), tsc_khz_, ram_->bytes()}));
+    for (auto& thread : threads_) {
+        thread->run_paused([&](Vcpu& vcpu) {
+            auto part = save_vcpu_state(vcpu, state_shape_);
+            records.insert(records.end(), part.begin(), part.end());
+        });
+    }
+    auto platform = save_platform_state(vm_);
+    records.insert(records.end(), platform.begin(), platform.end());
+    records.push_back(StateRecord{state_tags::kUart, Uart8250::kStateVersion, uart_->save_state()});
+    return records;
+}
+
+void KvmBackend::restore_state(std::span<const StateRecord> state) {
+    if (!paused()) throw Error("restore_state refused: guest '" + config_.name + "' is running (pause it first)");
+
+    // 1. Index and check everything before touching the VM.
+    std::map<std::uint32_t, const StateRecord*> by_tag;
+    for (const auto& record : state) {
+        if (!by_tag.emplace(record.tag, &record).second) {
+            throw Error("KVM state: " + state_tags::describe(record.tag) + " appears twice");
+        }
+    }
+    std::vector<std::uint32_t> expected = {state_tags::kMachine};
+    for (unsigned i = 0; i < vcpus_.size(); ++i) {
+        for (std::uint32_t p = 1; p <= state_tags::kVcpuPartCount; ++p) {
+            expected.push_back(state_tags::vcpu_tag(i, static_cast<state_tags::VcpuPart>(p)));
+        }
+    }
+    const std::vector<std::uint32_t> platform_tags = {state_tags::kPicMaster, state_tags::kPicSlave,
+                                                      state_tags::kIoapic, state_tags::kPit, state_tags::kClock};
+    expected.insert(expected.end(), platform_tags.begin(), platform_tags.end());
+    expected.push_back(state_tags::kUart);
+    for (const auto& [tag, record] : by_tag) {
+        if (std::find(expected.begin(), expected.end(), tag) == expected.end()) {
+            throw Error("KVM state: unexpected " + state_tags::describe(tag) + " for a guest with " +
+                        std::to_string(vcpus_.size()) + " vCPU(s)");
+        }
+    }
+    for (const auto tag : expected) {
+        if (!by_tag.count(tag)) throw Error("KVM state: missing " + state_tags::describe(tag));
+    }
+    const auto machine = body_as<MachineRecord>(*by_tag[state_tags::kMachine]);
+    if (machine.vcpus != vcpus_.size() || machine.ram_bytes != ram_->bytes()) {
+        throw Error("KVM state is for a guest with " + std::to_string(machine.vcpus) + " vCPU(s) and " +
+                    std::to_string(machine.ram_bytes >> 20) + " MiB; this guest has " + std::to_string(vcpus_.size()) +
+                    " and " + std::to_string(ram_->bytes() >> 20) + " MiB");
+    }
+    for (unsigned i = 0; i < vcpus_.size(); ++i) {
+        for (std::uint32_t p = 1; p <= state_tags::kVcpuPartCount; ++p) {
+            check_vcpu_record(*by_tag[state_tags::vcpu_tag(i, static_cast<state_tags::VcpuPart>(p))], p, state_shape_);
+        }
+    }
+    std::vector<const StateRecord*> platform;
+    for (const auto tag : platform_tags) {
+        check_platform_record(*by_tag[tag]);
+        platform.push_back(by_tag[tag]);
+    }
+    const StateRecord& uart = *by_tag[state_tags::kUart];
+    if (uart.version != Uart8250::kStateVersion) {
+        throw Error("KVM state: " + state_tags::describe(uart.tag) + " has version " + std::to_string(uart.version));
+    }
+    {
+        // Dry run on a scratch UART: its restore validates without touching ours.
+        Uart8250 scratch({}, {});
+        scratch.restore_state(uart.data);
+    }
+
+    // 2. Apply: platform first (the LAPICs and the PIT are fed by it), then each vCPU on its
+    //    own thread in the documented order, then the UART.
+    restore_platform_state(vm_, platform);
+    for (unsigned i = 0; i < vcpus_.size(); ++i) {
+        std::vector<const StateRecord*> parts;
+        for (std::uint32_t p = 1; p <= state_tags::kVcpuPartCount; ++p) {
+            parts.push_back(by_tag[state_tags::vcpu_tag(i, static_cast<state_tags::VcpuPart>(p))]);
+        }
+        threads_[i]->run_paused([&](Vcpu& vcpu) { restore_vcpu_state(vcpu, parts); });
+    }
+    uart_->restore_state(uart.data);
+}
+
+}  // namespace colo::kvm

@@ -1,0 +1,88 @@
+// KvmBackend: colo::Backend (backends/backend.hpp) on /dev/kvm with our own small VMM.
+//
+// What a KvmBackend is made of: one VM with an in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT,
+// guest RAM from one memfd (kvm/guest_ram.hpp), config.vcpus vCPUs each on its own thread
+// (kvm/vcpu_thread.hpp), and a 16550A UART on COM1/IRQ 4 whose output is the console.
+//
+// Public API (what the CLI and the pipeline use):
+//   KvmBackend::create(config)           a new guest: the built-in test guest, or Linux
+//                                        (guest = "linux", kvm/linux/); created paused, the
+//                                        first resume() starts it.
+//   KvmBackend::create_incoming(config)  memory and devices but no loader: for a guest whose
+//                                        memory (memory().write_pages) and state
+//                                        (restore_state) arrive from a stream; paused.
+//   the Backend interface                pause/resume, dirty log, harvest, save/restore state
+//                                        (records: kvm/state_tags.hpp), console sink.
+//   vcpu_failure()                       why a vCPU stopped for good (triple fault, ...), or "".
+//   console_input(bytes)                 bytes typed at the guest's console (UART receive).
+//
+// Threading: as Backend says, one controlling thread calls everything; vCPU threads call the
+// console sink. Memory: guest RAM below 3 GiB is one region, the rest starts at 4 GiB.
+// RAM is rounded up to a multiple of 2 MiB.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/backend.hpp"
+#include "backends/guest_config.hpp"
+#include "kvm/devices/port_io_bus.hpp"
+#include "kvm/devices/uart_8250.hpp"
+#include "kvm/guest_ram.hpp"
+#include "kvm/system.hpp"
+#include "kvm/vcpu.hpp"
+#include "kvm/vcpu_state.hpp"
+#include "kvm/vcpu_thread.hpp"
+#include "kvm/vm.hpp"
+
+namespace colo::kvm {
+
+class KvmBackend final : public Backend {
+public:
+    [[nodiscard]] static std::unique_ptr<KvmBackend> create(const GuestConfig& config);
+    [[nodiscard]] static std::unique_ptr<KvmBackend> create_incoming(const GuestConfig& config);
+    ~KvmBackend() override;
+
+    // --- Backend
+    [[nodiscard]] BackendKind kind() const override { return BackendKind::kvm; }
+    [[nodiscard]] std::string name() const override { return config_.name; }
+    [[nodiscard]] GuestMemory& memory() override { return *ram_; }
+    void pause() override;
+    void resume() override;
+    [[nodiscard]] bool paused() const override;
+    void start_dirty_log() override;
+    void stop_dirty_log() override;
+    void harvest_dirty(DirtyBitmap& into) override;
+    [[nodiscard]] std::vector<StateRecord> save_state() override;
+    void restore_state(std::span<const StateRecord> state) override;
+    void set_console_sink(ConsoleSink sink) override;
+
+    // --- KVM specifics
+    [[nodiscard]] std::string vcpu_failure() const;
+    void console_input(std::span<const std::byte> bytes);
+    [[nodiscard]] std::uint32_t tsc_khz() const noexcept { return tsc_khz_; }
+    [[nodiscard]] GuestRam& ram() noexcept { return *ram_; }
+
+private:
+    enum class Boot { load_guest, incoming };
+    KvmBackend(const GuestConfig& config, Boot boot);
+    void emit_console(std::span<const std::byte> bytes);
+
+    GuestConfig config_;
+    System system_;
+    Vm vm_;
+    std::unique_ptr<GuestRam> ram_;
+    std::vector<std::unique_ptr<Vcpu>> vcpus_;
+    VcpuStateShape state_shape_;
+    std::uint32_t tsc_khz_ = 0;
+    std::mutex sink_mutex_;
+    ConsoleSink sink_;
+    std::unique_ptr<Uart8250> uart_;
+    PortIoBus bus_;
+    std::vector<std::unique_ptr<VcpuThread>> threads_;  // last: stopped first
+};
+
+}  // namespace colo::kvm
