@@ -1,0 +1,194 @@
+// Save a running built-in guest, restore it into a fresh VM, again and again: the console must
+// read as if one guest had run without a break (STYLE §5, §9). And a damaged state set must be
+// refused with a clear message before anything is applied.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "backends/error.hpp"
+#include "kvm/kvm_backend.hpp"
+#include "kvm/state_tags.hpp"
+#include "tests/kvm/console_capture.hpp"
+
+using namespace std::chrono_literals;
+using colo::GuestConfig;
+using colo::StateRecord;
+using colo::kvm::KvmBackend;
+using colo::test::ConsoleCapture;
+
+namespace {
+
+GuestConfig restore_guest() {
+    GuestConfig config;
+    config.name = "restore-test";
+    config.memory_mib = 16;
+    config.working_set_mib = 4;
+    config.dirty_rate = 4000;
+    config.seed = 1234;
+    config.print_interval_ms = 20;
+    return config;
+}
+
+// Copies all guest memory, as a migration would.
+void copy_memory(colo::GuestMemory& from, colo::GuestMemory& to) {
+    std::vector<std::byte> buffer;
+    for (const auto& region : from.regions()) {
+        std::vector<colo::Pfn> frames;
+        for (std::uint64_t i = 0; i < region.pages; ++i) frames.push_back(region.first + i);
+        buffer.resize(frames.size() * colo::kPageSize);
+        from.read_pages(frames, buffer);
+        to.write_pages(frames, buffer);
+    }
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1) {
+        out.push_back(text.substr(start, nl - start));
+    }
+    return out;
+}
+
+const StateRecord* find(const std::vector<StateRecord>& records, std::uint32_t tag) {
+    const auto it = std::find_if(records.begin(), records.end(), [&](const StateRecord& r) { return r.tag == tag; });
+    return it == records.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+TEST_CASE("kvm save/restore: 20 restores into fresh VMs continue the guest with no gap, repeat or corruption") {
+    const auto config = restore_guest();
+
+    // The reference: one guest that is never interrupted.
+    std::vector<std::string> reference;
+    {
+        ConsoleCapture console;
+        auto guest = KvmBackend::create(config);
+        guest->set_console_sink(console.sink());
+        guest->resume();
+        REQUIRE(console.wait_for_lines(60, 20s));
+        guest->pause();
+        reference = console.lines();
+    }
+
+    // Console bytes from every incarnation, in order: a line cut by a save must be completed
+    // by the restored guest, byte for byte.
+    ConsoleCapture all;
+    const auto sink = all.sink();
+    auto guest = KvmBackend::create(config);
+    guest->set_console_sink(sink);
+    guest->resume();
+    REQUIRE(all.wait_for_lines(2, 10s));
+    for (int round = 0; round < 20; ++round) {
+        CAPTURE(round);
+        guest->pause();
+        REQUIRE(guest->paused());
+        const auto state = guest->save_state();
+        auto next = KvmBackend::create_incoming(config);
+        copy_memory(guest->memory(), next->memory());
+        next->restore_state(state);
+        next->set_console_sink(sink);
+        guest.reset();  // the old VM is gone before the new one runs
+        next->resume();
+        guest = std::move(next);
+        const std::size_t have = all.lines().size();
+        REQUIRE_MESSAGE(all.wait_for_lines(have + 2, 10s), "restored guest printed nothing; " << guest->vcpu_failure());
+    }
+    guest->pause();
+
+    const auto lines = lines_of(all.text());
+    REQUIRE(lines.size() >= 42);
+    CHECK(all.text().find("CORRUPT") == std::string::npos);
+    CHECK(all.text().find("FAULT") == std::string::npos);
+    const std::size_t compare = std::min(lines.size(), reference.size());
+    for (std::size_t i = 0; i < compare; ++i) {
+        CAPTURE(i);
+        REQUIRE(lines[i] == reference[i]);
+    }
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        CAPTURE(lines[i]);
+        REQUIRE(lines[i].rfind("seq=" + std::to_string(i) + " ", 0) == 0);
+    }
+}
+
+TEST_CASE("kvm save/restore: save is refused while running") {
+    auto guest = KvmBackend::create(restore_guest());
+    guest->resume();
+    CHECK_THROWS_WITH_AS((void)guest->save_state(),
+                         "save_state refused: guest 'restore-test' is running (pause it first)", colo::Error);
+    guest->pause();
+    CHECK_FALSE(guest->save_state().empty());
+}
+
+TEST_CASE("kvm save/restore: a short or corrupted state set is rejected with a clear error") {
+    auto config = restore_guest();
+    auto guest = KvmBackend::create(config);
+    guest->resume();
+    guest->pause();
+    const auto state = guest->save_state();
+    namespace tags = colo::kvm::state_tags;
+    REQUIRE(find(state, tags::vcpu_tag(0, tags::VcpuPart::lapic)) != nullptr);
+
+    auto target = KvmBackend::create_incoming(config);
+
+    SUBCASE("a record missing") {
+        auto broken = state;
+        broken.erase(std::find_if(broken.begin(), broken.end(), [&](const StateRecord& r) {
+            return r.tag == tags::vcpu_tag(0, tags::VcpuPart::lapic);
+        }));
+        CHECK_THROWS_WITH_AS(target->restore_state(broken), "KVM state: missing vcpu0 LAPIC (tag 0x01000007)",
+                             colo::Error);
+    }
+    SUBCASE("the set cut short") {
+        const std::vector<StateRecord> half(state.begin(), state.begin() + static_cast<long>(state.size() / 2));
+        CHECK_THROWS_AS(target->restore_state(half), colo::Error);
+    }
+    SUBCASE("a record truncated") {
+        auto broken = state;
+        for (auto& r : broken) {
+            if (r.tag == tags::vcpu_tag(0, tags::VcpuPart::regs)) r.data.resize(100);
+        }
+        CHECK_THROWS_WITH_AS(target->restore_state(broken), "KVM state: vcpu0 regs (tag 0x01000002) is 100 bytes, expected 144",
+                             colo::Error);
+    }
+    SUBCASE("an unknown version") {
+        auto broken = state;
+        broken.back().version = 99;
+        CHECK_THROWS_WITH_AS(target->restore_state(broken), "KVM state: UART (tag 0x03000001) has version 99",
+                             colo::Error);
+    }
+    SUBCASE("a record twice") {
+        auto broken = state;
+        broken.push_back(state.front());
+        CHECK_THROWS_WITH_AS(target->restore_state(broken), "KVM state: machine (tag 0x00000001) appears twice",
+                             colo::Error);
+    }
+    SUBCASE("a record from another machine") {
+        auto broken = state;
+        broken.push_back(StateRecord{tags::vcpu_tag(3, tags::VcpuPart::regs), 1, {}});
+        CHECK_THROWS_WITH_AS(target->restore_state(broken),
+                             "KVM state: unexpected vcpu3 regs (tag 0x01000302) for a guest with 1 vCPU(s)", colo::Error);
+    }
+    SUBCASE("an MSR record whose count lies") {
+        auto broken = state;
+        for (auto& r : broken) {
+            if (r.tag == tags::vcpu_tag(0, tags::VcpuPart::msrs)) r.data[0] = std::byte{0xff};
+        }
+        CHECK_THROWS_AS(target->restore_state(broken), colo::Error);
+    }
+    SUBCASE("a guest of another size") {
+        auto bigger = config;
+        bigger.memory_mib = 32;
+        auto other = KvmBackend::create_incoming(bigger);
+        CHECK_THROWS_WITH_AS(other->restore_state(state),
+                             "KVM state is for a guest with 1 vCPU(s) and 16 MiB; this guest has 1 and 32 MiB",
+                             colo::Error);
+    }
+    // After every refusal the target still takes the good state.
+    copy_memory(guest->memory(), target->memory());
+    CHECK_NOTHROW(target->restore_state(state));
+}
