@@ -41,8 +41,8 @@ void encode_into(std::vector<std::byte>& out, const Message& message);
 
 void write_message(ByteSink& sink, const Message& message);
 
-// The message in a record read by read_record.
-[[nodiscard]] Message decode(const Record& record, std::span<const MemoryRegion> regions = {});
+// The message in a record read by read_record (taken by value: pass it with std::move).
+[[nodiscard]] Message decode(Record record, std::span<const MemoryRegion> regions = {});
 
 // The next message. The second form also checks page-batch frames against the header's regions;
 // use it whenever the header has been read.

@@ -14,8 +14,9 @@ namespace colo::protocol {
 
 namespace {
 
-// Bodies are read in pieces of this size, so the buffer only grows as data really arrives.
+// Bodies are read in pieces of this size; large ones grow their buffer only as data arrives.
 constexpr std::size_t kReadChunk = 1024 * 1024;
+constexpr std::size_t kExactReserve = 8 * 1024 * 1024;
 
 std::string hex32(std::uint32_t v) {
     char text[16];
@@ -117,9 +118,16 @@ Record read_record(ByteSource& source) {
 
         Record record{type, {}};
         const std::size_t padded = padded_body_length(length);
+        // Up to kExactReserve the body gets its whole buffer at once (a full page batch is
+        // 4 MiB: growing it step by step would copy it several times); past that, the buffer at
+        // most doubles what has arrived.
+        record.body.reserve(padded <= kExactReserve ? padded : kReadChunk);
         while (record.body.size() < padded) {
             const std::size_t done = record.body.size();
-            record.body.resize(done + std::min(kReadChunk, padded - done));
+            const std::size_t step = std::min(kReadChunk, padded - done);
+            if (done + step > record.body.capacity())
+                record.body.reserve(std::min(padded, std::max(done + step, 2 * record.body.capacity())));
+            record.body.resize(done + step);
             source.read_exact(std::span(record.body).subspan(done));
         }
         std::array<std::byte, kRecordTrailerBytes> trailer;

@@ -9,9 +9,10 @@
 //              u32 reserved        0
 //
 // so a record is 16 + round_up(length, 8) bytes and every record starts 8-aligned. The length is
-// checked against the type's limit before any memory is set aside for the body, and the body
-// buffer grows only as bytes actually arrive: a hostile length cannot make a reader allocate
-// more than the limit, nor much more than the sender really sent.
+// checked against the type's limit before any memory is set aside for the body. A body of up to
+// 8 MiB (every page batch) then gets its buffer at once; a larger one grows its buffer only as
+// bytes arrive (at most twice what arrived). So a hostile length cannot make a reader allocate
+// more than the limit, nor more than max(8 MiB, twice what the sender really sent).
 #pragma once
 
 #include <cstddef>
