@@ -7,6 +7,8 @@
 #include "backends/error.hpp"
 #include "kvm/builtin_guest_loader.hpp"
 #include "kvm/layout.hpp"
+#include "kvm/linux/boot_layout.hpp"
+#include "kvm/linux/linux_loader.hpp"
 #include "kvm/long_mode_entry.hpp"
 #include "kvm/platform_state.hpp"
 #include "kvm/state_record_bytes.hpp"
@@ -91,8 +93,13 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
             const EntryState entry = load_builtin_guest(config, *ram_, tsc_khz_);
             enter_long_mode(*vcpus_[0], entry);
         } else {
-            throw Error("guest = \"linux\": the KVM backend does not boot Linux guests yet (kvm/linux/ loader "
-                        "is not wired in)");
+            // The loader writes kernel, initramfs, command line, zero page, MP and ACPI tables
+            // below the hole; we add the long-mode tables (kvm/layout.hpp keeps them apart).
+            const std::uint64_t low = boot_layout::low_ram_bytes(ram_bytes);
+            const EntryState entry = load_linux(config, ram_->host(Gpa{0}, low), ram_bytes);
+            write_long_mode_tables(*ram_, entry, std::nullopt);
+            enter_long_mode(*vcpus_[0], entry);
+            ram_->mark_vmm_dirty(Gpa{0}, low);
         }
     }
     for (auto& vcpu : vcpus_) threads_.push_back(std::make_unique<VcpuThread>(*vcpu, bus_));

@@ -6,8 +6,10 @@
 //
 // Public API (what the CLI and the pipeline use):
 //   KvmBackend::create(config)           a new guest: the built-in test guest, or Linux
-//                                        (guest = "linux", kvm/linux/); created paused, the
-//                                        first resume() starts it.
+//                                        (guest = "linux", kvm/linux/linux_loader.hpp; note
+//                                        that nested PVM KVM emulates guest ring 0, so Linux
+//                                        only runs on a hardware-style KVM); created paused,
+//                                        the first resume() starts it.
 //   KvmBackend::create_incoming(config)  memory and devices but no loader: for a guest whose
 //                                        memory (memory().write_pages) and state
 //                                        (restore_state) arrive from a stream; paused.

@@ -5,7 +5,10 @@ namespace colo::kvm {
 CpuidEntries vcpu_cpuid(const CpuidEntries& supported, unsigned index) {
     CpuidEntries entries = supported;
     for (auto& e : entries) {
-        if (e.function == 1) e.ebx = (e.ebx & 0x00ffffff) | (index << 24);
+        if (e.function == 1) {
+            e.ebx = (e.ebx & 0x00ffffff) | (index << 24);
+            e.ecx |= 1u << 31;  // hypervisor present: Linux then looks for KVM's paravirtual clock
+        }
         if (e.function == 0xb || e.function == 0x1f) e.edx = index;
     }
     return entries;

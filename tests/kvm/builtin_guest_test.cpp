@@ -110,3 +110,19 @@ TEST_CASE("builtin guest: a working set that does not fit is a clear error") {
                          "has 8 MiB there",
                          colo::Error);
 }
+
+TEST_CASE("kvm backend: a Linux guest goes through the kvm/linux loader (a missing kernel is a clear error)") {
+    GuestConfig config;
+    config.name = "linux-test";
+    config.memory_mib = 64;
+    config.guest = colo::GuestKind::linux_kernel;
+    config.kernel = "/nonexistent/vmlinux";
+    try {
+        (void)KvmBackend::create(config);
+        FAIL("a missing kernel was accepted");
+    } catch (const colo::Error& e) {
+        const std::string message = e.what();
+        CHECK(message.find("/nonexistent/vmlinux") != std::string::npos);
+        CHECK(message.find('\n') == std::string::npos);
+    }
+}
