@@ -146,3 +146,30 @@ TEST_CASE("pipeline failover: killing the primary's link mid-run makes the secon
     CHECK(pair.primary->role() == Role::unprotected);
     CHECK_FALSE(pair.svm.paused());
 }
+
+TEST_CASE("pipeline failover: a primary that says goodbye and closes is not taken over") {
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.link.heartbeat_period = Millis{1};  // the secondary's next heartbeat hits the closed link first
+    Pair pair(primary_config(ProtectionMode::colo), sc);
+    pair.protect();
+    pair.primary->stop("maintenance");
+    std::this_thread::sleep_for(Millis{5});
+    CHECK(pair.settle() == Secondary::Outcome::stopped);
+    CHECK(pair.secondary->role() == Role::stopped);
+    CHECK(pair.log.has("the primary ended protection: maintenance"));
+    CHECK(pair.svm.paused());
+}
+
+TEST_CASE("pipeline failover: a secondary that fails and closes is reported with its own reason") {
+    PrimaryConfig pc = primary_config(ProtectionMode::colo);
+    pc.link.heartbeat_period = Millis{1};  // the primary's next heartbeat hits the closed link first
+    Pair pair(pc, secondary_config(ProtectionMode::colo));
+    pair.protect();
+    pair.to_secondary->alter_message(0, [](protocol::Message& m) { m = protocol::CheckpointBegin{9}; });
+    pair.primary->send_checkpoint();
+    CHECK_THROWS_AS(pair.settle(), Error);
+    std::this_thread::sleep_for(Millis{5});
+    CHECK_FALSE(pair.primary->await_checkpoint());
+    CHECK(pair.primary->status().protection_lost_reason ==
+          "the secondary failed: secondary: checkpoint-begin for epoch 9, expected 1");
+}

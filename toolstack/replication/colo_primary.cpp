@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
@@ -69,9 +70,19 @@ bool Primary::try_send(const protocol::Message& message) {
         send(message);
         return true;
     } catch (const Error& e) {
-        lose_secondary(e.what());
+        lose_link(e);
         return false;
     }
+}
+
+void Primary::lose_link(const Error& error) {
+    if (dynamic_cast<const LinkDown*>(&error)) {
+        if (auto words = last_words(channel_)) {
+            handle(*words);  // Failure or Goodbye: loses the secondary with its own reason
+            return;
+        }
+    }
+    lose_secondary(error.what());
 }
 
 void Primary::lose_secondary(const std::string& reason) {
@@ -150,7 +161,7 @@ bool Primary::pump(Clock::time_point until, const std::function<bool()>& done) {
                 handle(*message);
             }
         } catch (const Error& e) {
-            lose_secondary(e.what());
+            lose_link(e);
             return false;
         }
         if (state_.role() == Role::protecting && !report_released()) return false;
@@ -175,7 +186,7 @@ void Primary::send_initial_sync() {
         sync_paused_at_ = Clock::now();
         precopy_.send_final();
     } catch (const Error& e) {
-        lose_secondary(e.what());
+        lose_link(e);
         return;
     }
     // Paused: everything produced so far was released unprotected; hold from here on.
@@ -322,7 +333,7 @@ std::uint64_t Primary::stream_pass() {
     } catch (const Error& e) {
         // A batch the link took may still be lost with it: the whole pass counts as undelivered.
         pending_ |= to_send;
-        lose_secondary(e.what());
+        lose_link(e);
         return 0;
     }
     std::lock_guard lock(stats_mutex_);

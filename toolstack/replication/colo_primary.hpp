@@ -115,6 +115,8 @@ private:
     // Tells the secondary how far output was released, when that moved.
     bool report_released();
     void lose_secondary(const std::string& reason);
+    // The link failed with `error`: lose the secondary, for the reason it gave if it gave one.
+    void lose_link(const Error& error);
     [[nodiscard]] Millis checkpoint_period() const;
     [[nodiscard]] bool checkpoint_due(Clock::time_point now) const;
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
@@ -111,7 +112,11 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
                 if (outcome != Outcome::running) return outcome;
             }
         } catch (const LinkDown& e) {
-            if (state_.role() == Role::protecting) return fail_over(e.what());
+            if (state_.role() == Role::protecting) {
+                // A primary that said goodbye (or gave up on us) and closed is alive: no takeover.
+                if (auto words = last_words(channel_)) return handle_protection(*words);
+                return fail_over(e.what());
+            }
             if (state_.role() == Role::syncing) {
                 (void)state_.transition(Role::syncing, Role::stopped);
                 throw LinkDown(std::string("secondary: lost the primary before the guest was complete here: ") +

@@ -1,9 +1,9 @@
 #include "toolstack/replication/migration.hpp"
 
-#include <optional>
 #include <string>
 #include <variant>
 
+#include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/precopy_sender.hpp"
 
@@ -46,21 +46,6 @@ void await_receiver(Channel& channel, const MigrateConfig& config) {
     }
 }
 
-// After a failed send: the receiver may have said why it closed the link. Only what already
-// arrived is looked at.
-std::optional<std::string> receiver_failure(Channel& channel) {
-    try {
-        while (auto message = channel.receive(Clock::now())) {
-            if (const auto* failure = std::get_if<protocol::Failure>(&*message)) {
-                return "migration: the receiver failed: " + failure->message;
-            }
-        }
-    } catch (const Error&) {
-        // End of what the link delivered.
-    }
-    return std::nullopt;
-}
-
 }  // namespace
 
 MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig& config) {
@@ -78,7 +63,12 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
         result.downtime = since(paused_at);
     } catch (const Error& e) {
         // The receiver never confirmed it runs the guest, so it keeps running here.
-        const std::string why = receiver_failure(channel).value_or(e.what());
+        std::string why = e.what();
+        if (auto words = last_words(channel)) {
+            if (const auto* failure = std::get_if<protocol::Failure>(&*words)) {
+                why = "migration: the receiver failed: " + failure->message;
+            }
+        }
         try {
             backend.stop_dirty_log();
             backend.resume();
