@@ -150,6 +150,17 @@ TEST_CASE("pipeline output: colo output flows through primary and secondary and 
     CHECK(pair.secondary_out.problems.size() == 1);  // its first release starts where the primary's ended
     CHECK(pair.secondary_out.problems[0] == "release at " + std::to_string(pair.primary_out.next) + ", expected 0");
     CHECK(pair.primary_out.problems.empty());
+
+    // The survivor gets a new secondary: as the new primary its console offsets carry on.
+    CHECK(pair.secondary->console_offset() == joined.size());
+    auto ends = MemoryChannel::make_pair();
+    PrimaryConfig again = primary_config(ProtectionMode::colo);
+    again.console_offset = pair.secondary->console_offset();
+    again.log = pair.log.fn();
+    Primary reprotect(pair.svm, *ends.first, again, pair.secondary_out.sink());
+    pair.svm.guest_print("seq=5\n");
+    CHECK(pair.secondary_out.get() == "seq=3\nseq=4\nseq=5\n");
+    CHECK(pair.secondary_out.problems.size() == 1);  // still only the expected join above
 }
 
 TEST_CASE("pipeline output: remus output is held until the checkpoint is acknowledged and joins after failover") {

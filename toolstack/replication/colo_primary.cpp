@@ -30,7 +30,7 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
     : pvm_(pvm),
       channel_(channel),
       config_(std::move(config)),
-      gate_(std::move(sink)),
+      gate_(std::move(sink), config_.console_offset),
       monitor_(config_.link, Clock::now()),
       precopy_(pvm, channel, config_.precopy, config_.log, kWho),
       pending_(pvm.memory().frame_limit()) {

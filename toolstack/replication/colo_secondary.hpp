@@ -77,6 +77,8 @@ public:
     void request_failover() { failover_requested_ = true; }
     [[nodiscard]] Role role() const { return state_.role(); }
     [[nodiscard]] SecondaryStats status() const;
+    // The console offset of the guest's next byte (PrimaryConfig::console_offset after a takeover).
+    [[nodiscard]] std::uint64_t console_offset() const { return console_.next_offset(); }
 
     // The RAM cache (absent before EnterColo without cache_backup).
     [[nodiscard]] const RamCache& cache() const;

@@ -7,7 +7,8 @@
 
 namespace colo {
 
-OutputGate::OutputGate(OutputSink sink) : sink_(std::move(sink)) {}
+OutputGate::OutputGate(OutputSink sink, std::uint64_t offset)
+    : sink_(std::move(sink)), released_(offset), svm_next_(offset) {}
 
 void OutputGate::set_mode(Mode mode) {
     std::lock_guard lock(mutex_);

@@ -28,7 +28,8 @@ class OutputGate {
 public:
     enum class Mode { unprotected, colo, remus };
 
-    explicit OutputGate(OutputSink sink);
+    // `offset`: the console offset of the first byte the guest will produce.
+    explicit OutputGate(OutputSink sink, std::uint64_t offset = 0);
 
     // Switching to unprotected releases everything held.
     void set_mode(Mode mode);
