@@ -8,6 +8,8 @@
 //   0x0009_fc00  MP floating pointer + MP configuration table    kMpTable
 //                (Linux scans the last KiB of base memory for "_MP_")
 //   0x0009_fc00 .. 0x0010_0000  reserved in the e820 map (EBDA, VGA hole, BIOS ROM area)
+//   0x000e_0000  ACPI RSDP, XSDT, MADT                           kAcpiTables
+//                (where Linux scans for "RSD PTR "; also passed in boot_params.acpi_rsdp_addr)
 //   0x0100_0000  kernel: an ELF vmlinux at its own physical addresses (16 MiB on x86-64);
 //                a bzImage's protected-mode payload at its pref_address
 //   top of low RAM, page-aligned: the initramfs
@@ -32,6 +34,8 @@ inline constexpr Gpa kCommandLine{0x20000};
 inline constexpr std::uint64_t kCommandLineCapacity = 0x10000;  // bytes reserved at kCommandLine
 inline constexpr Gpa kMpTable{0x9fc00};
 inline constexpr std::uint64_t kMpTableCapacity = 0x400;  // Linux scans this one KiB
+inline constexpr Gpa kAcpiTables{0xe0000};
+inline constexpr std::uint64_t kAcpiTablesCapacity = 0x10000;
 inline constexpr Gpa kBaseMemoryEnd{0x9fc00};             // end of the first RAM range in e820
 inline constexpr Gpa kHighMemoryStart{0x100000};          // 1 MiB: start of the second RAM range
 inline constexpr Gpa kDefaultKernelLoad{0x1000000};       // where x86-64 kernels are linked to run

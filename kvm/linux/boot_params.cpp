@@ -61,6 +61,8 @@ ZeroPage build_boot_params(const BootParamsInput& in) {
     store_le<std::uint32_t>(zp, hdr::kRamdiskSize, static_cast<std::uint32_t>(in.ramdisk_size));
     store_le<std::uint32_t>(zp, kExtRamdiskSize, static_cast<std::uint32_t>(in.ramdisk_size >> 32));
 
+    store_le<std::uint64_t>(zp, kAcpiRsdpAddr, in.acpi_rsdp);
+
     if (in.e820.size() > kE820Max) {
         throw Error(std::to_string(in.e820.size()) + " e820 entries (the zero page holds " +
                     std::to_string(kE820Max) + ")");

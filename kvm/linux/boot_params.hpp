@@ -30,6 +30,7 @@ struct E820Entry {
 
 namespace zero_page {
 inline constexpr std::size_t kSize = 4096;
+inline constexpr std::size_t kAcpiRsdpAddr = 0x070;
 inline constexpr std::size_t kExtRamdiskImage = 0x0c0;
 inline constexpr std::size_t kExtRamdiskSize = 0x0c4;
 inline constexpr std::size_t kExtCmdLinePtr = 0x0c8;
@@ -47,6 +48,7 @@ struct BootParamsInput {
     std::uint64_t cmd_line_gpa = 0;
     std::uint64_t ramdisk_gpa = 0;  // 0 with ramdisk_size 0: no initramfs
     std::uint64_t ramdisk_size = 0;
+    std::uint64_t acpi_rsdp = 0;  // 0: none given (the kernel scans for one)
     std::vector<E820Entry> e820;
 };
 

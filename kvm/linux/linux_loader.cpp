@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/error.hpp"
+#include "kvm/linux/acpi_tables.hpp"
 #include "kvm/linux/boot_layout.hpp"
 #include "kvm/linux/boot_params.hpp"
 #include "kvm/linux/bzimage.hpp"
@@ -174,6 +175,14 @@ EntryState load_linux(const GuestConfig& config, std::span<std::byte> low_ram, s
         params.ramdisk_gpa = at;
         params.ramdisk_size = initrd.size();
     }
+    const std::vector<std::byte> acpi = build_acpi_tables(config.vcpus, kAcpiTables.value);
+    if (acpi.size() > kAcpiTablesCapacity) {
+        throw Error("ACPI tables for " + std::to_string(config.vcpus) + " vCPUs (" + std::to_string(acpi.size()) +
+                    " bytes) exceed their " + std::to_string(kAcpiTablesCapacity) + "-byte slot");
+    }
+    copy_to_guest(low_ram, kAcpiTables.value, acpi, "ACPI tables");
+    params.acpi_rsdp = kAcpiTables.value;
+
     const ZeroPage zero_page = build_boot_params(params);
     copy_to_guest(low_ram, kZeroPage.value, zero_page, "zero page");
 

@@ -44,6 +44,7 @@ TEST_CASE("linux zero page: bzImage header copy plus the loader's fields") {
     in.cmd_line_gpa = 0x20000;
     in.ramdisk_gpa = 0x3f00000;
     in.ramdisk_size = 0x12345;
+    in.acpi_rsdp = 0xe0000;
     in.e820 = guest_e820_map(64u << 20);
     const auto page = build_boot_params(in);
 
@@ -59,6 +60,7 @@ TEST_CASE("linux zero page: bzImage header copy plus the loader's fields") {
     CHECK(get(page, 0x21c, 4) == 0x12345);
     CHECK(get(page, 0x0c0, 4) == 0);
     CHECK(get(page, 0x0c4, 4) == 0);
+    CHECK(get(page, 0x070, 8) == 0xe0000);    // acpi_rsdp_addr
     CHECK(get(page, 0x1ef, 1) == 0);  // sentinel: a loader that zeroes the page leaves it 0
     REQUIRE(get(page, 0x1e8, 1) == 5);
     for (std::size_t i = 0; i < in.e820.size(); ++i) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "backends/error.hpp"
+#include "kvm/layout.hpp"
 #include "kvm/linux/boot_layout.hpp"
 #include "kvm/linux/linux_loader.hpp"
 #include "tests/unit/linux_test_images.hpp"
@@ -82,6 +83,8 @@ TEST_CASE("linux loader: vmlinux + initramfs land where the layout says") {
     CHECK(get(zp, 0x1e8, 1) == 5);  // the e820 map of a 64 MiB guest
     CHECK(get(zp, 0x2d0 + 2 * 20 + 8, 8) == kRam - 0x100000);
 
+    CHECK(get(zp, 0x070, 8) == layout::kAcpiTables.value);  // acpi_rsdp_addr
+    CHECK(std::memcmp(ram.data() + layout::kAcpiTables.value, "RSD PTR ", 8) == 0);
     CHECK(std::memcmp(ram.data() + layout::kMpTable.value, "_MP_", 4) == 0);
     CHECK(std::memcmp(ram.data() + layout::kMpTable.value + 16, "PCMP", 4) == 0);
     CHECK(get(std::span(ram).subspan(layout::kMpTable.value + 16), 34, 2) == 2 + 1 + 1 + 16 + 2);
@@ -119,11 +122,17 @@ TEST_CASE("linux loader: the boot data stays clear of the kernel and each other"
         {layout::kZeroPage.value, layout::kZeroPage.value + 4096},
         {layout::kCommandLine.value, layout::kCommandLine.value + layout::kCommandLineCapacity},
         {layout::kMpTable.value, layout::kMpTable.value + layout::kMpTableCapacity},
+        {layout::kAcpiTables.value, layout::kAcpiTables.value + layout::kAcpiTablesCapacity},
         {layout::kDefaultKernelLoad.value, layout::kLowRamLimit},
     };
     for (std::size_t i = 1; i < ranges.size(); ++i) CHECK(ranges[i - 1].second <= ranges[i].first);
     CHECK(layout::kMpTable.value >= layout::kBaseMemoryEnd.value);  // reserved, not RAM, in e820
-    CHECK(layout::kMpTable.value + layout::kMpTableCapacity <= layout::kHighMemoryStart.value);
+    CHECK(layout::kAcpiTables.value + layout::kAcpiTablesCapacity <= layout::kHighMemoryStart.value);
+    // Nothing of ours inside the VMM's own GDT/TSS/page-table area (kvm/layout.hpp).
+    for (const auto& [begin, end] : ranges) {
+        CHECK((end <= colo::kvm::layout::kVmmTablesBegin.value || begin >= colo::kvm::layout::kVmmTablesEnd.value));
+    }
+    CHECK(layout::kLowRamLimit == colo::kvm::layout::kLowRamEnd);
 }
 
 TEST_CASE("linux loader: errors name the file and what is wrong") {
