@@ -15,19 +15,17 @@ using namespace pipeline_test;
 
 namespace {
 
-// One end of a socket pair as a StreamChannel: a reading and a writing TcpConnection on dup()ed
-// descriptors, as the channel's threading needs.
+// One end of a socket pair as a StreamChannel, set up as the CLI does it: a reading and a writing
+// TcpConnection (duplicate()), and shutdown_both() to interrupt the reader on close.
 struct StreamEnd {
-    int fd;
     TcpConnection reader;
     TcpConnection writer;
     StreamChannel channel;
 
     StreamEnd(int socket, std::optional<protocol::StreamHeader> peer_header, ConnectionOptions options)
-        : fd(socket),
-          reader(UniqueFd(socket), "peer", options),
-          writer(UniqueFd(::dup(socket)), "peer", options),
-          channel(reader, writer, std::move(peer_header), [this] { ::shutdown(fd, SHUT_RDWR); }) {}
+        : reader(UniqueFd(socket), "peer", options),
+          writer(reader.duplicate()),
+          channel(reader, writer, std::move(peer_header), [this] { writer.shutdown_both(); }) {}
 };
 
 std::pair<int, int> socket_pair() {

@@ -4,10 +4,12 @@
 //
 // Setting up a link (the CLI's part, before any of the below):
 //   sender:   connect; write the StreamHeader (protocol::write_header) with the guest's
-//             memory regions; build a StreamChannel (two TcpConnections on dup()ed descriptors,
-//             interrupt = shutdown(2) the socket); send GuestConfigText (format_guest_config).
+//             memory regions; build a StreamChannel (reader = the TcpConnection, writer = its
+//             duplicate(), interrupt = writer.shutdown_both()); send GuestConfigText
+//             (format_guest_config) and ReplicationSetup.
 //   receiver: accept; read_header; build a StreamChannel with that header (frames are checked
-//             against its regions); receive() the GuestConfigText; create the incoming guest
+//             against its regions); receive() GuestConfigText and ReplicationSetup (its purpose
+//             and cache_backup fill SecondaryConfig); create the incoming guest
 //             (BackendFactory::create_incoming: paused, same memory layout).
 //
 // migrate:   MigrationResult r = migrate(backend, channel, MigrateConfig{});

@@ -6,8 +6,8 @@
 // A reader thread reads whole messages from `source` into a queue, so receive() can wait with a
 // deadline although ByteSource::read_exact cannot. send() writes on the caller's thread and
 // flushes after every message (the peer must see a checkpoint's end at once). So `source` and
-// `sink` are used from two threads at the same time: for TCP they must be two objects, e.g. two
-// TcpConnections on dup()ed descriptors of one socket.
+// `sink` are used from two threads at the same time: for TCP they must be two objects, a
+// TcpConnection and its duplicate().
 //
 // Errors: a stream that ends, goes silent past the transport's timeout or fails in the kernel is
 // LinkDown (the peer is gone); bytes that are not a valid message are colo::Error naming what is
@@ -30,8 +30,8 @@ namespace colo {
 
 class StreamChannel final : public Channel {
 public:
-    // `interrupt` is called by close() to make a read in progress return (for a socket:
-    // shutdown(2)); without it the reader ends at the transport's own timeout.
+    // `interrupt` is called by close() to make a read in progress return (for TCP:
+    // TcpConnection::shutdown_both()); without it the reader ends at the transport's own timeout.
     StreamChannel(protocol::ByteSource& source, protocol::ByteSink& sink,
                   std::optional<protocol::StreamHeader> peer_header, std::function<void()> interrupt = {});
     ~StreamChannel() override;
