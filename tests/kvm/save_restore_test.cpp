@@ -266,3 +266,35 @@ TEST_CASE("kvm live copy with the dirty log loses no page (copy while running, t
     CHECK(lines.size() >= 110);
     check_against(lines, reference);
 }
+
+TEST_CASE("kvm save/restore: a guest with 3 vCPUs (2 waiting for INIT/SIPI) pauses, saves and continues") {
+    auto config = restore_guest();
+    config.vcpus = 3;
+    ConsoleCapture all;
+    const auto sink = all.sink();
+    auto guest = KvmBackend::create(config);
+    guest->set_console_sink(sink);
+    guest->resume();
+    REQUIRE(all.wait_for_lines(3, 10s));
+    for (int round = 0; round < 3; ++round) {
+        guest->pause();
+        const auto state = guest->save_state();
+        CHECK(state.size() == 1 + 3 * colo::kvm::state_tags::kVcpuPartCount + 5 + 1);
+        auto next = KvmBackend::create_incoming(config);
+        copy_memory(guest->memory(), next->memory());
+        next->restore_state(state);
+        next->set_console_sink(sink);
+        guest.reset();
+        next->resume();
+        guest = std::move(next);
+        const std::size_t have = all.lines().size();
+        REQUIRE_MESSAGE(all.wait_for_lines(have + 2, 10s), guest->vcpu_failure());
+    }
+    guest->pause();
+    CHECK(guest->vcpu_failure().empty());
+    const auto lines = lines_of(all.text());
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        CAPTURE(lines[i]);
+        REQUIRE(lines[i].rfind("seq=" + std::to_string(i) + " ", 0) == 0);
+    }
+}

@@ -1,0 +1,59 @@
+// The built-in guest's parameters from a GuestConfig, and the fixed layout they live in.
+#include <doctest/doctest.h>
+
+#include "backends/error.hpp"
+#include "backends/guest_config.hpp"
+#include "kvm/builtin_guest/image_header.h"
+#include "kvm/builtin_guest_loader.hpp"
+#include "kvm/layout.hpp"
+
+using colo::GuestConfig;
+using colo::kPageSize;
+namespace layout = colo::kvm::layout;
+
+TEST_CASE("builtin guest params: rate, interval, working set and verification slice") {
+    GuestConfig config;
+    config.memory_mib = 128;
+    config.working_set_mib = 64;
+    config.dirty_rate = 2500;
+    config.print_interval_ms = 100;
+    config.seed = 77;
+    const auto p = colo::kvm::builtin_guest_params(config, 128 << 20, 2'000'000);
+    CHECK(p.magic == COLO_BUILTIN_PARAMS_MAGIC);
+    CHECK(p.seed == 77);
+    CHECK(p.console_port == 0x3f8);
+    CHECK(p.working_set_pages == 64 * 256);
+    CHECK(p.writes_per_interval == 250);
+    CHECK(p.interval_tsc == 200'000'000);  // 2 GHz * 100 ms
+    // Whole set every 2 s = 20 intervals.
+    CHECK(p.verify_per_interval == 64 * 256 / 20 + 1);
+    CHECK(p.generation_table_gpa == layout::kBuiltinGenerationTable.value);
+    CHECK(p.working_set_gpa % kPageSize == 0);
+    CHECK(p.working_set_gpa >= p.generation_table_gpa + p.working_set_pages * 4);
+    CHECK(p.working_set_gpa + p.working_set_pages * kPageSize <= std::uint64_t{128} << 20);
+}
+
+TEST_CASE("builtin guest params: a working set beyond low RAM is refused with the numbers") {
+    GuestConfig config;
+    config.working_set_mib = 126;
+    CHECK_THROWS_WITH_AS((void)colo::kvm::builtin_guest_params(config, 128 << 20, 1'000'000),
+                         "built-in guest: working_set = 126 MiB needs guest RAM up to 129 MiB (below 3 GiB), the "
+                         "guest has 128 MiB there",
+                         colo::Error);
+    // Above 3 GiB there is the PCI hole: a 5 GiB guest still has only 3 GiB below it.
+    config.working_set_mib = 3072;
+    CHECK_THROWS_AS((void)colo::kvm::builtin_guest_params(config, std::uint64_t{5} << 30, 1'000'000), colo::Error);
+}
+
+TEST_CASE("kvm layout: VMM tables, built-in guest areas and the hole do not overlap") {
+    CHECK(layout::kGdt.value >= layout::kVmmTablesBegin.value);
+    CHECK(layout::kPageDirectories.value + layout::kPageDirectoryCount * kPageSize <= layout::kRing0StackBottom.value);
+    CHECK(layout::kRing0StackTop.value <= layout::kVmmTablesEnd.value);
+    CHECK(layout::kBuiltinParams.value >= layout::kVmmTablesEnd.value);
+    CHECK(layout::kBuiltinParams.value + kPageSize <= layout::kBuiltinImage.value);
+    CHECK(layout::kBuiltinImage.value + layout::kBuiltinImageMaxBytes <= layout::kBuiltinStackTop.value);
+    CHECK(layout::kBuiltinStackTop.value <= layout::kBuiltinGenerationTable.value);
+    CHECK(layout::kLowRamEnd <= layout::kKvmRealModeTss.value);
+    CHECK(layout::kKvmRealModeTss.value + 3 * kPageSize <= layout::kHighRamBegin.value);
+    CHECK(layout::kMaxIdentityMapBytes >= layout::kLowRamEnd);
+}
