@@ -60,6 +60,8 @@ public:
 
     [[nodiscard]] VcpuRunPage& run_page() noexcept { return run_; }
     [[nodiscard]] unsigned index() const noexcept { return index_; }
+    // For mappings beside kvm_run (the dirty ring in bench/kvm_bench.cpp); still owned here.
+    [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
 private:
     friend class Vm;

@@ -70,6 +70,7 @@ void VcpuThread::pause() {
     if (state_ != State::running) return;
     pause_requested_ = true;
     kick();
+    changed_.notify_all();  // a vCPU idling after HLT waits on this, not in KVM_RUN
     changed_.wait(lock, [&] { return state_ != State::running; });
 }
 
