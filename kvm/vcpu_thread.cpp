@@ -38,7 +38,10 @@ int VcpuThread::kick_signal() {
         struct sigaction action {};
         action.sa_handler = ignore_kick;
         sigemptyset(&action.sa_mask);
-        action.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+        // SA_RESTART: a kick landing while the vCPU thread is in the console sink (a write to a
+        // pipe or socket) must not fail that call. KVM_RUN itself is never restarted: KVM
+        // answers a pending signal with -EINTR, which is not a restartable error.
+        action.sa_flags = SA_RESTART;
         if (sigaction(s, &action, nullptr) < 0) throw SystemError("sigaction(vCPU kick)", errno);
         return s;
     }();

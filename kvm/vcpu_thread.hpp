@@ -34,7 +34,7 @@ class VcpuThread {
 public:
     enum class State { paused, running, failed, stopped };
 
-    // The kick signal: a real-time signal with a no-op handler installed without SA_RESTART.
+    // The kick signal (SIGRTMIN + 2): a no-op handler, installed once per process.
     static int kick_signal();
 
     // Starts the thread in `paused`. vcpu and bus must outlive this object.
