@@ -1,6 +1,9 @@
 // The TCP transport on loopback: real sockets, a peer thread, no mocks.
 #include <doctest/doctest.h>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
 #include <future>
 #include <string>
@@ -196,4 +199,30 @@ TEST_CASE("tcp transport: connecting to a closed port or waiting for no peer are
     TcpListener taken(loopback(0));
     CHECK(error_of([&] { TcpListener again(loopback(taken.port())); }) ==
           "listen on 127.0.0.1:" + std::to_string(taken.port()) + ": bind: Address already in use (errno 98)");
+}
+
+TEST_CASE("tcp transport: a connect nobody answers gives up after connect_timeout") {
+    // A listener that never accepts and has a full queue: the kernel drops further SYNs, so a
+    // connect to it gets no answer at all, as with a host that vanished.
+    colo::UniqueFd deaf(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    REQUIRE(deaf.valid());
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(deaf.get(), reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(deaf.get(), 0) == 0);
+    socklen_t length = sizeof address;
+    REQUIRE(::getsockname(deaf.get(), reinterpret_cast<sockaddr*>(&address), &length) == 0);
+    const std::uint16_t port = ntohs(address.sin_port);
+
+    std::vector<TcpConnection> queued;
+    std::string error;
+    for (int attempt = 0; attempt < 8 && error.empty(); ++attempt) {
+        try {
+            queued.push_back(TcpConnection::connect(loopback(port), ConnectionOptions{200ms, 200ms}));
+        } catch (const colo::Error& e) {
+            error = e.what();
+        }
+    }
+    CHECK(error == "connect to 127.0.0.1:" + std::to_string(port) + ": no answer within 200 ms");
 }
