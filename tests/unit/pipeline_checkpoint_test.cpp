@@ -80,6 +80,12 @@ TEST_CASE("pipeline checkpoint: a streaming pass with fewer dirty pages than the
     write_pages(pair.pvm, 50, 6, 1);
     CHECK(pair.primary->stream_pass() == 10);
     CHECK(pair.primary->pending().empty());
+    // Pages a pass kept back go with the checkpoint.
+    write_pages(pair.pvm, 90, 3, 2);
+    CHECK(pair.primary->stream_pass() == 0);
+    REQUIRE(pair.checkpoint());
+    CHECK(pair.primary->status().pages_sent_paused == 3);
+    CHECK(differing(pair.pvm, pair.svm, kPages).empty());
 }
 
 TEST_CASE("pipeline checkpoint: pages the SVM dirtied itself are reverted at the next checkpoint") {

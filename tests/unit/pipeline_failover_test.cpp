@@ -125,6 +125,29 @@ TEST_CASE("pipeline failover: the run loops checkpoint, stream and stop cleanly 
     CHECK(pair.primary_out.problems.empty());
 }
 
+TEST_CASE("pipeline failover: in the run loop a console divergence forces a checkpoint before the interval") {
+    PrimaryConfig pc = primary_config(ProtectionMode::colo);
+    pc.link = LinkConfig{Millis{10}, Millis{20000}};
+    pc.max_checkpoint_interval = Millis{600000};  // only a divergence can cause a checkpoint
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.link = pc.link;
+    Pair pair(pc, sc);
+    std::thread secondary([&] { (void)pair.secondary->run(); });
+    std::jthread primary([&](std::stop_token stop) { pair.primary->run(stop); });
+    for (int i = 0; i < 500 && pair.primary->role() != Role::protecting; ++i) std::this_thread::sleep_for(Millis{10});
+    REQUIRE(pair.primary->role() == Role::protecting);
+    pair.pvm.guest_print("same;pvm\n");
+    pair.svm.guest_print("same;svm\n");
+    for (int i = 0; i < 500 && pair.primary->status().checkpoints == 0; ++i) std::this_thread::sleep_for(Millis{10});
+    primary.request_stop();
+    primary.join();
+    secondary.join();
+    const auto p = pair.primary->status();
+    CHECK(p.checkpoints == 1);
+    CHECK(p.divergence_checkpoints == 1);
+    CHECK(pair.primary_out.get() == "same;pvm\n");  // the PVM's output, released by the checkpoint
+}
+
 TEST_CASE("pipeline failover: killing the primary's link mid-run makes the secondary take over") {
     PrimaryConfig pc = primary_config(ProtectionMode::remus);
     pc.link = LinkConfig{Millis{10}, Millis{2000}};
