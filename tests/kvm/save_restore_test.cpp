@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -297,4 +299,71 @@ TEST_CASE("kvm save/restore: a guest with 3 vCPUs (2 waiting for INIT/SIPI) paus
         CAPTURE(lines[i]);
         REQUIRE(lines[i].rfind("seq=" + std::to_string(i) + " ", 0) == 0);
     }
+}
+
+namespace {
+
+std::uint64_t saved_tsc(const std::vector<StateRecord>& state) {
+    namespace tags = colo::kvm::state_tags;
+    const StateRecord* msrs = find(state, tags::vcpu_tag(0, tags::VcpuPart::msrs));
+    REQUIRE(msrs != nullptr);
+    std::uint32_t count = 0;
+    std::memcpy(&count, msrs->data.data(), 4);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        std::uint32_t index = 0;
+        std::uint64_t value = 0;
+        std::memcpy(&index, msrs->data.data() + 8 + i * 16, 4);
+        std::memcpy(&value, msrs->data.data() + 8 + i * 16 + 8, 8);
+        if (index == 0x10) return value;  // IA32_TIME_STAMP_COUNTER
+    }
+    FAIL("no TSC in the MSR record");
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("kvm save/restore: the restored guest's TSC continues from the saved one (no jump either way)") {
+    const auto config = restore_guest();
+    auto guest = KvmBackend::create(config);
+    ConsoleCapture console;
+    guest->set_console_sink(console.sink());
+    guest->resume();
+    REQUIRE(console.wait_for_lines(5, 10s));
+    guest->pause();
+    const auto saved = guest->save_state();
+    const std::uint64_t before = saved_tsc(saved);
+    const auto t0 = std::chrono::steady_clock::now();
+
+    auto next = KvmBackend::create_incoming(config);
+    copy_memory(guest->memory(), next->memory());
+    next->restore_state(saved);
+    const std::uint64_t after = saved_tsc(next->save_state());
+    const auto elapsed_us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+    // A fresh VM's TSC starts near 0 and a host TSC is far ahead: both would fail these bounds.
+    CHECK(after >= before);
+    const std::uint64_t bound = before + static_cast<std::uint64_t>(elapsed_us + 1000) * (guest->tsc_khz() / 1000 + 1);
+    CHECK(after <= bound);
+}
+
+TEST_CASE("kvm pause/resume: 100 quick pauses lose and repeat nothing") {
+    auto config = restore_guest();
+    const auto reference = reference_lines(config, 30);
+    ConsoleCapture console;
+    auto guest = KvmBackend::create(config);
+    guest->set_console_sink(console.sink());
+    for (int i = 0; i < 100; ++i) {
+        guest->resume();
+        CHECK_FALSE(guest->paused());
+        std::this_thread::sleep_for(std::chrono::microseconds(200 + (i * 137) % 800));
+        guest->pause();
+        REQUIRE(guest->paused());
+    }
+    guest->resume();
+    REQUIRE(console.wait_for_lines(10, 10s));
+    guest->pause();
+    auto lines = console.lines();
+    lines.resize(std::min(lines.size(), reference.size()));
+    check_against(lines, reference);
+    CHECK(guest->vcpu_failure().empty());
 }
