@@ -169,3 +169,35 @@ TEST_CASE("kvm dirty log: out-of-range access is a clear error") {
     DirtyBitmap wrong(10);
     CHECK_THROWS_AS(guest.ram.harvest_dirty(wrong), colo::Error);
 }
+
+TEST_CASE("kvm guest RAM: over 3 GiB the rest continues at 4 GiB, and its pages are read, written and logged") {
+    System system;
+    Vm vm = system.create_vm();
+    GuestRam ram(vm, (std::uint64_t{3} << 30) + (std::uint64_t{4} << 20));  // nothing is touched but a few pages
+    const auto regions = ram.regions();
+    REQUIRE(regions.size() == 2);
+    CHECK(regions[0] == MemoryRegion{Pfn{0}, (std::uint64_t{3} << 30) / kPageSize});
+    CHECK(regions[1] == MemoryRegion{layout::kHighRamBegin.pfn(), (std::uint64_t{4} << 20) / kPageSize});
+    CHECK(ram.frame_limit() == regions[1].end().value);
+    CHECK_FALSE(ram.contains(Gpa{0xd0000000}.pfn()));  // the hole
+
+    ram.start_dirty_log();
+    DirtyBitmap bitmap(ram.frame_limit());
+    ram.harvest_dirty(bitmap);
+    bitmap.clear_all();
+
+    const std::array<Pfn, 2> frames = {Pfn{5}, layout::kHighRamBegin.pfn() + 3};
+    std::vector<std::byte> in(2 * kPageSize);
+    for (std::size_t i = 0; i < in.size(); ++i) in[i] = std::byte(static_cast<std::uint8_t>(i * 7));
+    ram.write_pages(frames, in);
+    std::vector<std::byte> out(2 * kPageSize);
+    ram.read_pages(frames, out);
+    CHECK(out == in);
+    CHECK(ram.host(layout::kHighRamBegin + 3 * kPageSize + 1, 1)[0] == in[kPageSize + 1]);
+
+    ram.harvest_dirty(bitmap);
+    CHECK(bitmap.frames() == std::vector<Pfn>{frames.begin(), frames.end()});
+    const std::array<Pfn, 1> hole = {Gpa{0xd0000000}.pfn()};
+    std::vector<std::byte> page(kPageSize);
+    CHECK_THROWS_AS(ram.read_pages(hole, page), colo::Error);
+}
