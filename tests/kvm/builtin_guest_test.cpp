@@ -3,11 +3,15 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <cstdio>
+#include <cstring>
 #include <chrono>
 #include <string>
 #include <vector>
 
 #include "backends/error.hpp"
+#include "kvm/builtin_guest/builtin_guest_image.hpp"
+#include "kvm/builtin_guest/image_header.h"
 #include "kvm/builtin_guest_loader.hpp"
 #include "kvm/kvm_backend.hpp"
 #include "tests/kvm/console_capture.hpp"
@@ -125,4 +129,31 @@ TEST_CASE("kvm backend: a Linux guest goes through the kvm/linux loader (a missi
         CHECK(message.find("/nonexistent/vmlinux") != std::string::npos);
         CHECK(message.find('\n') == std::string::npos);
     }
+}
+
+TEST_CASE("builtin guest: an exception is reported by the ring-0 handler, and the halted vCPU still pauses") {
+    ConsoleCapture console;
+    auto guest = KvmBackend::create(small_guest(3));
+    guest->set_console_sink(console.sink());
+
+    // Replace the first instruction at the entry point with ud2 (#UD, vector 6).
+    colo_builtin_image_header header{};
+    std::memcpy(&header, colo::kvm::builtin_guest_image().data(), sizeof header);
+    const colo::Gpa entry{header.entry};
+    const std::array<colo::Pfn, 1> frame = {entry.pfn()};
+    std::vector<std::byte> page(colo::kPageSize);
+    guest->memory().read_pages(frame, page);
+    page[entry.page_offset()] = std::byte{0x0f};
+    page[entry.page_offset() + 1] = std::byte{0x0b};
+    guest->memory().write_pages(frame, page);
+
+    guest->resume();
+    char expected[64];
+    std::snprintf(expected, sizeof expected, "FAULT vector=6 rip=%016llx\n", static_cast<unsigned long long>(entry.value));
+    const bool reported = console.wait_for(expected, 10s);
+    guest->pause();  // the vCPU sits in hlt with interrupts off: only the kick gets it out
+    INFO("console: " << console.text());
+    CHECK(reported);
+    CHECK(guest->paused());
+    CHECK(console.text().find("seq=") == std::string::npos);
 }
