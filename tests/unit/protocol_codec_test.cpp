@@ -119,7 +119,7 @@ TEST_CASE("protocol codec: message names") {
     CHECK(names == std::vector<std::string>{"guest-config-text", "page-batch", "device-state",
                                             "migration-commit", "enter-colo", "checkpoint-begin",
                                             "checkpoint-end", "checkpoint-loaded", "heartbeat",
-                                            "secondary-output", "released-output", "goodbye", "failure"});
+                                            "secondary-output", "released-output", "goodbye", "failure", "replication-setup"});
 }
 
 TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {
@@ -186,4 +186,12 @@ TEST_CASE("protocol codec: in-memory streams") {
     CHECK(read_message(source) == Message{Heartbeat{3, 4}});
     CHECK(error_of([&] { (void)read_message(source); }) ==
           "truncated stream: needed 8 bytes at offset 64, only 0 left");
+}
+
+TEST_CASE("protocol codec: replication-setup refuses an unknown purpose or flag") {
+    auto bytes = encode(ReplicationSetup{ReplicationPurpose::colo, true});
+    MemorySource good(bytes);
+    CHECK(read_message(good) == Message{ReplicationSetup{ReplicationPurpose::colo, true}});
+    CHECK(error_of([&] { (void)encode(ReplicationSetup{static_cast<ReplicationPurpose>(7), true}); }) ==
+          "replication-setup: purpose 7 is not 1 (migrate), 2 (colo) or 3 (remus)");
 }

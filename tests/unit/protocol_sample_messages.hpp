@@ -53,6 +53,7 @@ inline std::vector<Message> one_of_each_message() {
         ReleasedOutput{8192},
         Goodbye{"operator asked to stop"},
         Failure{"send page batch: Connection reset by peer"},
+        ReplicationSetup{ReplicationPurpose::remus, false},
     };
 }
 

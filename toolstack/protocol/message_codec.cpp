@@ -26,6 +26,7 @@ constexpr RecordType type_for() {
     else if constexpr (std::is_same_v<T, SecondaryOutput>) return RecordType::secondary_output;
     else if constexpr (std::is_same_v<T, ReleasedOutput>) return RecordType::released_output;
     else if constexpr (std::is_same_v<T, Goodbye>) return RecordType::goodbye;
+    else if constexpr (std::is_same_v<T, ReplicationSetup>) return RecordType::replication_setup;
     else {
         static_assert(std::is_same_v<T, Failure>, "every message needs a record type");
         return RecordType::failure;
@@ -85,6 +86,11 @@ void validate_one(const SecondaryOutput& m, std::span<const MemoryRegion>) {
         fail(RecordType::secondary_output, "offset " + std::to_string(m.offset) + " plus " +
                                                std::to_string(m.bytes.size()) + " bytes overflows");
 }
+void validate_one(const ReplicationSetup& m, std::span<const MemoryRegion>) {
+    const auto purpose = static_cast<std::uint32_t>(m.purpose);
+    if (purpose < 1 || purpose > 3)
+        fail(RecordType::replication_setup, "purpose " + std::to_string(purpose) + " is not 1 (migrate), 2 (colo) or 3 (remus)");
+}
 void validate_one(const Goodbye& m, std::span<const MemoryRegion>) {
     check_text(RecordType::goodbye, m.reason, kMaxReasonBytes);
 }
@@ -136,6 +142,10 @@ void encode_body(std::vector<std::byte>& out, const SecondaryOutput& m) {
 void encode_body(std::vector<std::byte>& out, const ReleasedOutput& m) { append_u64(out, m.offset); }
 void encode_body(std::vector<std::byte>& out, const Goodbye& m) { append_text(out, m.reason); }
 void encode_body(std::vector<std::byte>& out, const Failure& m) { append_text(out, m.message); }
+void encode_body(std::vector<std::byte>& out, const ReplicationSetup& m) {
+    append_u32(out, static_cast<std::uint32_t>(m.purpose));
+    append_u32(out, m.cache_backup ? 1 : 0);
+}
 
 // Decoding: `body` has passed the length limit and CRC; the layout is checked here.
 class BodyDecoder {
@@ -224,6 +234,15 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
         case RecordType::released_output: in.expect_size(8); return ReleasedOutput{in.u64()};
         case RecordType::goodbye: return Goodbye{in.rest_text()};
         case RecordType::failure: return Failure{in.rest_text()};
+        case RecordType::replication_setup: {
+            in.expect_size(8);
+            ReplicationSetup setup;
+            setup.purpose = static_cast<ReplicationPurpose>(in.u32());
+            const std::uint32_t flags = in.u32();
+            if ((flags & ~1U) != 0) fail(type, "unknown flags " + std::to_string(flags));
+            setup.cache_backup = (flags & 1U) != 0;
+            return setup;
+        }
     }
     throw Error("record type " + std::to_string(static_cast<std::uint32_t>(type)) + " has no decoder");
 }

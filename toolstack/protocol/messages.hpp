@@ -2,7 +2,7 @@
 // wire format; record_types.hpp gives the numbers. The pipeline speaks only in these; the codec
 // (message_codec.hpp) turns them into records and back, validating every field.
 //
-// A stream is: StreamHeader, GuestConfigText, then per phase:
+// A stream is: StreamHeader, GuestConfigText, ReplicationSetup, then per phase:
 //   live migration   PageBatch* ... (rounds) ... DeviceState* MigrationCommit
 //   COLO entry       EnterColo
 //   between checkpoints (primary → secondary)      PageBatch* (streamed into the secondary's cache)
@@ -39,6 +39,22 @@ struct StreamHeader {
 struct GuestConfigText {
     std::string text;
     bool operator==(const GuestConfigText&) const = default;
+};
+
+// What the sender wants from the receiver, sent right after GuestConfigText so the receiver can
+// prepare before the first page arrives.
+enum class ReplicationPurpose : std::uint32_t {
+    migrate = 1,  // plain live migration: the guest moves
+    colo = 2,     // protection, both VMs run, output compared
+    remus = 3,    // protection, the SVM stays paused between checkpoints
+};
+
+struct ReplicationSetup {
+    ReplicationPurpose purpose = ReplicationPurpose::migrate;
+    // Protection: back up every page of the initial sync into the secondary's RAM cache as it
+    // arrives (off: entering COLO copies all memory into the cache while paused).
+    bool cache_backup = true;
+    bool operator==(const ReplicationSetup&) const = default;
 };
 
 // Page contents: data holds frames.size() pages, in the order of frames.
@@ -120,7 +136,7 @@ struct Failure {
 
 using Message = std::variant<GuestConfigText, PageBatch, DeviceState, MigrationCommit, EnterColo,
                              CheckpointBegin, CheckpointEnd, CheckpointLoaded, Heartbeat,
-                             SecondaryOutput, ReleasedOutput, Goodbye, Failure>;
+                             SecondaryOutput, ReleasedOutput, Goodbye, Failure, ReplicationSetup>;
 
 // The message's name as used in logs ("checkpoint-begin").
 [[nodiscard]] const char* message_name(const Message& message);

@@ -29,6 +29,7 @@ enum class RecordType : std::uint32_t {
     released_output = 11,
     goodbye = 12,
     failure = 13,
+    replication_setup = 14,
 };
 
 inline constexpr std::uint32_t kOptionalRecordBit = 0x80000000u;
@@ -54,7 +55,7 @@ struct RecordTypeInfo {
     std::uint32_t max_body;     // bytes
 };
 
-inline constexpr std::array<RecordTypeInfo, 13> kRecordTypes{{
+inline constexpr std::array<RecordTypeInfo, 14> kRecordTypes{{
     {RecordType::guest_config_text, "guest-config-text", kMaxConfigTextBytes},
     {RecordType::page_batch, "page-batch", 8 + kMaxPagesPerBatch * (8 + static_cast<std::uint32_t>(kPageSize))},
     {RecordType::device_state, "device-state", 8 + kMaxDeviceStateBytes},
@@ -68,6 +69,7 @@ inline constexpr std::array<RecordTypeInfo, 13> kRecordTypes{{
     {RecordType::released_output, "released-output", 8},
     {RecordType::goodbye, "goodbye", kMaxReasonBytes},
     {RecordType::failure, "failure", kMaxReasonBytes},
+    {RecordType::replication_setup, "replication-setup", 8},
 }};
 
 // The description of a known type, or nullptr.
