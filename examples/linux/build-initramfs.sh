@@ -15,7 +15,8 @@ CACHE=${COLO_CACHE:-$HOME/.cache/colo-replicate}
 out=${1:-$CACHE/linux/initramfs.cpio}
 
 busybox=/bin/busybox
-[ -x "$busybox" ] && file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
+# The initramfs has no shared libraries: busybox must be the static build (ldd refuses it).
+[ -x "$busybox" ] && ! ldd "$busybox" >/dev/null 2>&1 ||
     { echo "build-initramfs.sh: $busybox is missing or not static (apt-get install busybox-static)" >&2; exit 1; }
 command -v cpio >/dev/null || { echo "build-initramfs.sh: cpio is missing (apt-get install cpio)" >&2; exit 1; }
 

@@ -1,0 +1,125 @@
+#!/bin/bash
+# Runs a command as root inside a throwaway Linux ("L1") that has a hardware-style KVM: QEMU's
+# TCG emulates an AMD CPU with SVM and nested paging, and Debian's kvm_amd runs on it. This is how
+# we test what this machine's own /dev/kvm cannot run (an unmodified Linux guest: it is kvm_pvm
+# there, which emulates guest ring 0) and prove our VMM on the KVM that ordinary hardware has.
+#
+#   run-in-l1.sh [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]...
+#
+#   -m   L1 memory (default 1536). Files passed with -f live in L1's RAM (an initramfs).
+#   -t   give up after this many seconds (default 600); exit status 124 then.
+#   -f   copy a file or folder into the L1 at the same absolute path; an ELF file's shared
+#        libraries (from ldd) come along. Repeatable.
+#   One COMMAND word is a shell command line; several are a command and its arguments.
+#
+# COMMAND's output is printed with the prefix "L1| "; the exit status is COMMAND's.
+# The L1 kernel (Debian 12's generic linux-image, downloaded with apt-get download, never
+# installed) and its KVM modules are cached under ${COLO_CACHE:-$HOME/.cache/colo-replicate}/l1.
+# Needs the Debian packages qemu-system-x86, busybox-static, cpio.
+#
+# Costs here: about 7 s from start to COMMAND; inside, guest code runs natively under KVM but
+# every nested page fault is emulated (~190 us for a guest's first touch of a page).
+set -euo pipefail
+
+mem=1536
+timeout_s=600
+files=()
+usage() { echo "usage: $0 [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]..." >&2; exit 2; }
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -m) mem=$2; shift 2 ;;
+        -t) timeout_s=$2; shift 2 ;;
+        -f) files+=("$2"); shift 2 ;;
+        --) shift; break ;;
+        *) usage ;;
+    esac
+done
+[ $# -gt 0 ] || usage
+die() { echo "run-in-l1.sh: $*" >&2; exit 1; }
+for tool in qemu-system-x86_64 cpio; do
+    command -v "$tool" >/dev/null || die "$tool is missing (see debian-packages.txt)"
+done
+[ -x /bin/busybox ] || die "/bin/busybox is missing (apt-get install busybox-static)"
+
+cache=${COLO_CACHE:-$HOME/.cache/colo-replicate}/l1
+
+# --- 1. The L1 kernel and the four modules KVM on AMD needs, in load order.
+modules=(virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko drivers/crypto/ccp/ccp.ko arch/x86/kvm/kvm-amd.ko)
+if [ ! -s "$cache/vmlinuz" ]; then
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (run apt-get update first)"
+    kver=${pkg#linux-image-}
+    dl=$(mktemp -d)
+    (cd "$dl" && apt-get download "$pkg" >/dev/null 2>&1) || { rm -rf "$dl"; die "apt-get download $pkg failed"; }
+    dpkg -x "$dl"/*.deb "$dl/root"
+    mkdir -p "$cache/modules"
+    for m in "${modules[@]}"; do
+        cp "$dl/root/lib/modules/$kver/kernel/$m" "$cache/modules/" || { rm -rf "$dl"; die "$pkg has no $m"; }
+    done
+    cp "$dl/root/boot/vmlinuz-$kver" "$cache/vmlinuz.tmp" && mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
+    rm -rf "$dl"
+fi
+
+# --- 2. The L1's initramfs: busybox, the modules, the requested files, the command, an /init.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,modules}
+cp /bin/busybox "$root/bin/"
+for m in "${modules[@]}"; do cp "$cache/modules/$(basename "$m")" "$root/modules/"; done
+
+copy_in() {  # copy one path (and, for ELF files, its shared libraries) to the same place in L1
+    local src=$1
+    if [ -d "$src" ]; then
+        mkdir -p "$root$src" && cp -a "$src/." "$root$src/"
+        return
+    fi
+    [ -e "$src" ] || die "no such file: $src"
+    mkdir -p "$root$(dirname "$src")" && cp -L "$src" "$root$src"
+    if [ "$(head -c4 "$src" | od -An -tx1 | tr -d ' \n')" = 7f454c46 ]; then
+        local lib
+        for lib in $(ldd "$src" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+            [ -e "$root$lib" ] || { mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib"; }
+        done
+    fi
+}
+for f in "${files[@]}"; do copy_in "$(readlink -f "$f")"; [ "$(readlink -f "$f")" = "$f" ] || copy_in "$f"; done
+
+if [ $# -eq 1 ]; then printf '%s\n' "$1"; else printf '%q ' "$@"; echo; fi > "$root/command"
+cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in irqbypass kvm ccp kvm-amd; do
+    insmod /modules/$m.ko 2>&1 | sed 's/^/L1| insmod: /'
+done
+[ -c /dev/kvm ] || echo "L1| run-in-l1: no /dev/kvm after loading kvm-amd"
+cd /tmp
+(sh /command; echo $? > /run/status) 2>&1 | sed 's/^/L1| /'
+echo "L1-STATUS $(cat /run/status)"
+poweroff -f
+INIT
+chmod +x "$root/init"
+# Uncompressed: under TCG, gunzipping a 60 MB guest kernel costs L1 more than reading it.
+(cd "$root" && find . | cpio -o -H newc --quiet) > "$work/initramfs.cpio"
+
+# --- 3. Boot it. Only our prefixed lines and the status line are of interest; the console log
+# is kept for a failure message.
+log=$work/console.log
+set +e
+timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max,-smap -m "$mem" -smp 1 -nodefaults \
+    -display none -no-reboot -kernel "$cache/vmlinuz" -initrd "$work/initramfs.cpio" \
+    -append "console=ttyS0 quiet panic=-1" -serial stdio < /dev/null > >(sed -u 's/\r$//' | tee "$log" | grep --line-buffered '^L1| ')
+qemu_status=$?
+set -e
+wait  # for the output filter
+status=$(sed -n 's/^L1-STATUS \([0-9]*\).*/\1/p' "$log" | tail -1)
+if [ -z "$status" ]; then
+    [ "$qemu_status" = 124 ] && { echo "run-in-l1.sh: L1 did not finish within ${timeout_s}s" >&2; exit 124; }
+    echo "run-in-l1.sh: L1 ended without running the command (qemu exit $qemu_status); last console lines:" >&2
+    tail -5 "$log" | tr -d '\r' >&2
+    exit 1
+fi
+exit "$status"
