@@ -3,7 +3,8 @@
 // out of [kVmmTablesBegin, kVmmTablesEnd) and, for the built-in guest, of its range below.
 //
 //   0x0000_0000  page 0: left unused (a null pointer in the guest faults into the log, not data)
-//   0x0000_1000  GDT (null, kernel code/data, user data/code, 64-bit TSS descriptor)
+//   0x0000_1000  GDT (null, null, kernel code 0x10 / data 0x18 as the Linux 64-bit boot protocol
+//                wants them (__BOOT_CS, __BOOT_DS), user data/code, 64-bit TSS descriptor)
 //   0x0000_2000  IDT (256 gates; present only when the guest image brings handlers)
 //   0x0000_3000  TSS (RSP0 = kRing0StackTop: where a fault from ring 3 switches stacks)
 //   0x0000_4000  PML4, 0x5000 PDPT, 0x6000..0x9fff four PDs: 2 MiB pages identity-mapping 4 GiB
@@ -35,13 +36,15 @@ inline constexpr Gpa kRing0StackTop{0xe000};
 inline constexpr Gpa kVmmTablesBegin = kGdt;
 inline constexpr Gpa kVmmTablesEnd{0x10000};
 
-// GDT selectors (index * 8 | RPL).
-inline constexpr std::uint16_t kKernelCodeSelector = 0x08;
-inline constexpr std::uint16_t kKernelDataSelector = 0x10;
-inline constexpr std::uint16_t kUserDataSelector = 0x18 | 3;
-inline constexpr std::uint16_t kUserCodeSelector = 0x20 | 3;
-inline constexpr std::uint16_t kTssSelector = 0x28;
-inline constexpr std::uint64_t kGdtEntries = 7;  // the TSS descriptor takes two slots
+// GDT selectors (index * 8 | RPL). Kernel code and data are Linux's __BOOT_CS and __BOOT_DS
+// (Documentation/arch/x86/boot.rst, 64-bit boot protocol); user data sits just below user code
+// so SYSRET's selector arithmetic would work too.
+inline constexpr std::uint16_t kKernelCodeSelector = 0x10;
+inline constexpr std::uint16_t kKernelDataSelector = 0x18;
+inline constexpr std::uint16_t kUserDataSelector = 0x20 | 3;
+inline constexpr std::uint16_t kUserCodeSelector = 0x28 | 3;
+inline constexpr std::uint16_t kTssSelector = 0x30;
+inline constexpr std::uint64_t kGdtEntries = 8;  // the TSS descriptor takes two slots
 
 // Built-in test guest.
 inline constexpr Gpa kBuiltinParams{0x10000};

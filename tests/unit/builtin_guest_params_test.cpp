@@ -57,3 +57,11 @@ TEST_CASE("kvm layout: VMM tables, built-in guest areas and the hole do not over
     CHECK(layout::kKvmRealModeTss.value + 3 * kPageSize <= layout::kHighRamBegin.value);
     CHECK(layout::kMaxIdentityMapBytes >= layout::kLowRamEnd);
 }
+
+TEST_CASE("kvm layout: kernel selectors are the Linux 64-bit boot protocol's __BOOT_CS and __BOOT_DS") {
+    CHECK(layout::kKernelCodeSelector == 0x10);
+    CHECK(layout::kKernelDataSelector == 0x18);
+    CHECK((layout::kUserCodeSelector & 3) == 3);
+    CHECK((layout::kUserDataSelector & 3) == 3);
+    CHECK(layout::kTssSelector + 16 <= layout::kGdtEntries * 8);
+}
