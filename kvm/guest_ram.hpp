@@ -14,6 +14,10 @@
 // the guest touch" unobservable in the first round; the pipeline sends all memory first anyway.
 // Harvest = KVM_GET_DIRTY_LOG then KVM_CLEAR_DIRTY_LOG of exactly the bits read: a write landing
 // between the two hits a page already reported, whose content is read after the harvest.
+// On a shadow-paging KVM (nested PVM here) a page the guest first maps through a PTE whose
+// dirty bit is set is logged once even if only read: an over-report, never a loss.
+// (Measured alternative, bench/kvm_bench.cpp: KVM's dirty ring costs the same to harvest at
+// 1k-100k pages and needs ring-full exits past its size, so we keep the bitmap.)
 //
 // Threading: regions/read_pages/write_pages/dirty-log calls come from one thread (the pipeline);
 // mark_vmm_dirty may be called from any thread (device emulation on a vCPU thread).

@@ -1,5 +1,6 @@
 #include "kvm/vcpu_state.hpp"
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
