@@ -44,6 +44,7 @@ int main(int argc, char** argv) try {
         MigrationCommit{2}, EnterColo{1}, CheckpointBegin{2}, CheckpointEnd{2, 2, 1, 100},
         CheckpointLoaded{2}, Heartbeat{5, 6}, SecondaryOutput{10, std::vector<std::byte>(5, std::byte{'o'})},
         ReleasedOutput{15}, Goodbye{"bye"}, Failure{"oops"},
+        ReplicationSetup{ReplicationPurpose::colo, true},
     };
     MemorySink all;
     write_header(all, header);

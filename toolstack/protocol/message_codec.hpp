@@ -15,6 +15,7 @@
 //   released-output     u64 offset
 //   goodbye             reason text (no NUL), ≤ 4 KiB
 //   failure             message text (no NUL), ≤ 4 KiB
+//   replication-setup   u32 purpose (1 migrate, 2 colo, 3 remus), u32 flags (bit 0 cache backup)
 #pragma once
 
 #include <cstddef>
