@@ -12,6 +12,10 @@
 // has found as many frames as Xen says the domain has populated, and looks where they are: up
 // from 0 to the first empty chunk, then down from the top, then what is left, top down. If the count
 // never adds up (the guest ballooned meanwhile) it simply probes everything.
+// Known gap: a frame Xen owns but the guest placed in its physmap (Linux PVH puts its shared-info
+// or grant frames in a hole, e.g. 0xffff) maps too, yet is not in the populated count; whether
+// probe() meets it depends on where it lies. Such frames are not the guest's RAM and Xen's own
+// save code re-creates them rather than copying them; replicating them is left to the pipeline.
 //
 // Access only grows: a chunk first mapped read-only (the primary only reads) is mapped again
 // writable the first time a page in it is written (the secondary), and stays so.
