@@ -29,7 +29,8 @@ colo_builtin_image_header read_header(std::span<const std::byte> image) {
     const std::uint64_t end = begin + layout::kBuiltinImageMaxBytes;
     const auto inside = [&](std::uint64_t gpa) { return gpa >= begin && gpa < end; };
     if (header.magic != COLO_BUILTIN_IMAGE_MAGIC || header.version != COLO_BUILTIN_IMAGE_VERSION ||
-        !inside(header.entry) || !inside(header.exception_stubs) || !inside(header.console_call) ||
+        !inside(header.entry) || !inside(header.exception_stubs) || !inside(header.guest_call) ||
+        !inside(header.timer_interrupt) || !inside(header.spurious_interrupt) ||
         header.exception_vectors != kExceptionVectors || header.image_end > end ||
         header.image_end < begin + image.size()) {
         throw Error("built-in guest image has a bad header (rebuild colo-replicate)");
@@ -80,8 +81,9 @@ EntryState load_builtin_guest(const GuestConfig& config, GuestRam& ram, std::uin
     InterruptGates gates;
     gates.exception_stubs = Gpa{header.exception_stubs};
     gates.exception_stride = header.exception_stub_stride;
-    gates.user_call_vector = COLO_BUILTIN_CONSOLE_VECTOR;
-    gates.user_call = Gpa{header.console_call};
+    gates.more = {{COLO_BUILTIN_CALL_VECTOR, Gpa{header.guest_call}, 3},
+                  {COLO_BUILTIN_TIMER_VECTOR, Gpa{header.timer_interrupt}, 0},
+                  {COLO_BUILTIN_SPURIOUS_VECTOR, Gpa{header.spurious_interrupt}, 0}};
     write_long_mode_tables(ram, entry, gates);
 
     ram.write(layout::kBuiltinImage, image);

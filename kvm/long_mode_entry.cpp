@@ -112,9 +112,7 @@ void write_long_mode_tables(GuestRam& ram, const EntryState& entry, std::optiona
         for (unsigned v = 0; v < kExceptionVectors; ++v) {
             gate(v, gates->exception_stubs.value + std::uint64_t{v} * gates->exception_stride, 0);
         }
-        if (gates->user_call) {
-            gate(gates->user_call_vector, gates->user_call->value, 3);
-        }
+        for (const auto& g : gates->more) gate(g.vector, g.target.value, g.dpl);
     }
 
     // Page tables. Accessed and dirty bits are preset so the CPU never writes to the tables:

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 #include "backends/guest_address.hpp"
 #include "kvm/entry_state.hpp"
@@ -15,12 +16,17 @@ class GuestRam;
 class Vcpu;
 
 // Ring-0 entry points the IDT points at: the 32 CPU exception vectors (vector v enters at
-// exception_stubs + v * exception_stride) and optionally one gate ring 3 may call with `int`.
+// exception_stubs + v * exception_stride), then further gates, which may replace an exception
+// stub's (dpl 3: ring 3 may raise it itself).
+struct InterruptGate {
+    std::uint8_t vector = 0;
+    Gpa target;
+    unsigned dpl = 0;
+};
 struct InterruptGates {
     Gpa exception_stubs;
     std::uint32_t exception_stride = 0;
-    std::uint8_t user_call_vector = 0;
-    std::optional<Gpa> user_call;  // DPL 3 gate at user_call_vector (replaces an exception stub)
+    std::vector<InterruptGate> more;
 };
 
 inline constexpr unsigned kExceptionVectors = 32;

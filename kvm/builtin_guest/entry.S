@@ -15,7 +15,9 @@ image_header:
     .long 16
     .long 32
     .quad __image_end
-    .quad console_call
+    .quad guest_call
+    .quad timer_interrupt
+    .quad spurious_interrupt
 
     .text
     .globl _start
@@ -42,9 +44,14 @@ exception_stubs:
     exception_stub \v
     .endr
 
-/* The console call (int3 from ring 3, image_header.h): write rsi bytes at rdi to the console
- * port. The IDT's #BP gate points here instead of at the #BP exception stub. */
-console_call:
+/* The guest call (int3 from ring 3, image_header.h): rax says which. An interrupt gate, so
+ * interrupts are off on entry. */
+guest_call:
+    cmp $COLO_BUILTIN_CALL_WAIT, %rax
+    je wait_call
+    cmp $COLO_BUILTIN_CALL_TIMER_SETUP, %rax
+    je timer_setup_call
+    /* CONSOLE: write rsi bytes at rdi to the console port. */
     push %rcx
     push %rdx
     push %rsi
@@ -56,6 +63,70 @@ console_call:
     pop %rsi
     pop %rdx
     pop %rcx
+    iretq
+
+/* WAIT: sleep until the TSC reaches rdi. Arms the TSC-deadline timer and halts with interrupts
+ * on (sti's one-instruction shadow means the timer cannot fire between sti and hlt unnoticed);
+ * a deadline already past fires at once. Loops on early wake-ups. */
+wait_call:
+    push %rax
+    push %rcx
+    push %rdx
+1:  mov %rdi, %rax
+    mov %rdi, %rdx
+    shr $32, %rdx
+    mov $0x6e0, %ecx            /* IA32_TSC_DEADLINE */
+    wrmsr
+    sti
+    hlt
+    cli
+    rdtsc
+    shl $32, %rdx
+    or %rdx, %rax
+    cmp %rdi, %rax
+    jb 1b
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
+/* TIMER_SETUP: x2APIC on, software-enable the LAPIC, timer in TSC-deadline mode. */
+timer_setup_call:
+    push %rax
+    push %rcx
+    push %rdx
+    mov $0x1b, %ecx             /* IA32_APIC_BASE: global enable + x2APIC */
+    rdmsr
+    or $0xc00, %eax
+    wrmsr
+    mov $0x80f, %ecx            /* x2APIC SVR: enabled, spurious vector */
+    mov $(0x100 | COLO_BUILTIN_SPURIOUS_VECTOR), %eax
+    xor %edx, %edx
+    wrmsr
+    mov $0x832, %ecx            /* x2APIC LVT timer: TSC-deadline mode (bits 18:17 = 2) */
+    mov $(COLO_BUILTIN_TIMER_VECTOR | (2 << 17)), %eax
+    wrmsr
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
+/* The LAPIC timer fired: acknowledge it (x2APIC EOI) and return into the halted wait. */
+timer_interrupt:
+    push %rax
+    push %rcx
+    push %rdx
+    mov $0x80b, %ecx
+    xor %eax, %eax
+    xor %edx, %edx
+    wrmsr
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
+/* A spurious LAPIC interrupt needs no EOI. */
+spurious_interrupt:
     iretq
 
 exception_common:

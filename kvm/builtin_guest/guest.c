@@ -9,7 +9,7 @@
  *      seconds) and prints `CORRUPT page=P gen=G` for each page that does not match;
  *   3. prints `seq=N writes=W check=HEX` (W: pages written so far, HEX: a hash of every
  *      (page, generation) written so far), which depends only on the seed and N;
- *   4. spins on rdtsc until the interval's deadline.
+ *   4. idles until the interval's deadline (TSC), halted on the LAPIC timer.
  * So a primary and a secondary running it from the same state print the same bytes, and a
  * restore that lost or repeated work shows up as a gap, a repeat or a different check value.
  *
@@ -61,8 +61,9 @@ static int in_ring0;
 
 static void flush(void) {
     if (line_length == 0) return;
-    /* The console call: int3, see image_header.h. */
-    __asm__ volatile("int3" : : "D"(line), "S"((uint64_t)line_length) : "memory");
+    /* The guest call: int3, see image_header.h. */
+    __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_CONSOLE), "D"(line), "S"((uint64_t)line_length)
+                     : "memory");
     line_length = 0;
 }
 
@@ -92,6 +93,17 @@ static void put_decimal(uint64_t value) {
 static void put_hex(uint64_t value) {
     static const char hex[] = "0123456789abcdef";
     for (int shift = 60; shift >= 0; shift -= 4) put_char(hex[(value >> shift) & 0xf]);
+}
+
+static void timer_setup(void) {
+    __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_TIMER_SETUP) : "memory");
+}
+
+/* Idles (ring 0 halts on the LAPIC timer) until the TSC reaches deadline. */
+static void wait_until(uint64_t deadline) {
+    while (rdtsc() < deadline) {
+        __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_WAIT), "D"(deadline) : "memory");
+    }
 }
 
 static void fill_page(uint64_t* words, uint64_t base) {
@@ -129,6 +141,7 @@ void guest_main(const struct colo_builtin_params* params) {
     uint64_t writes = 0;
     uint64_t check = mix(seed);
     uint64_t verify_cursor = 0;
+    timer_setup();
     const uint64_t start = rdtsc();
 
     for (uint64_t seq = 0;; ++seq) {
@@ -160,8 +173,7 @@ void guest_main(const struct colo_builtin_params* params) {
         put_hex(check);
         put_char('\n');
 
-        const uint64_t deadline = start + (seq + 1) * params->interval_tsc;
-        while (rdtsc() < deadline) __asm__ volatile("pause");
+        wait_until(start + (seq + 1) * params->interval_tsc);
     }
 }
 

@@ -1,21 +1,32 @@
 /* The header at the start of the built-in guest's flat image (entry.S emits it), read by the
- * VMM to find the entry point and the ring-0 code it points the IDT at: the exception stubs and
- * the console call.
+ * VMM to find the entry point and the ring-0 code it points the IDT at: the exception stubs,
+ * the guest call, and the LAPIC timer and spurious interrupt handlers.
  *
- * The console call exists because port I/O is not possible from ring 3 everywhere: nested
- * (PVM) KVM runs guest user mode in real ring 3 and ignores IOPL, so `out` there raises #GP.
- * So ring 3 hands a whole line (rdi = bytes, rsi = length) to a ring-0 stub that does
- * `rep outsb` to the UART and returns: a handful of ring-0 instructions per line instead of
- * per byte. The call is `int3` (the #BP vector, its gate DPL 3), because that same KVM turns
- * `int n` from ring 3 into #UD (measured: `int $0x80` and `int $0x81` both fault), while #BP
- * is delivered through the guest's IDT like any exception. The built-in guest has no other
- * use for #BP. */
+ * The guest call is how ring 3 asks ring 0 for the few things it cannot do itself
+ * (rax = COLO_BUILTIN_CALL_*):
+ *   CONSOLE      rdi = bytes, rsi = length: `rep outsb` to the UART, a whole line per call.
+ *                Port I/O is not possible from ring 3 everywhere: nested (PVM) KVM runs guest
+ *                user mode in real ring 3 and ignores IOPL, so `out` there raises #GP.
+ *   TIMER_SETUP  once at start: LAPIC in x2APIC mode, timer in TSC-deadline mode on
+ *                COLO_BUILTIN_TIMER_VECTOR.
+ *   WAIT         rdi = TSC deadline: arm the timer, `sti; hlt` until it fires. The guest idles
+ *                instead of spinning between intervals (cheap on a shared machine), and the
+ *                pending timer is real LAPIC state that save/restore must carry.
+ * The call is `int3` (the #BP vector, its gate DPL 3), because that same KVM turns `int n` from
+ * ring 3 into #UD (measured: `int $0x80` and `int $0x81` both fault), while #BP is delivered
+ * through the guest's IDT like any exception. The guest has no other use for #BP. */
 #ifndef COLO_KVM_BUILTIN_GUEST_IMAGE_HEADER_H
 #define COLO_KVM_BUILTIN_GUEST_IMAGE_HEADER_H
 
 #define COLO_BUILTIN_IMAGE_MAGIC 0x47425443u /* "CTBG" */
-#define COLO_BUILTIN_IMAGE_VERSION 1u
-#define COLO_BUILTIN_CONSOLE_VECTOR 3 /* #BP: the guest executes int3 */
+#define COLO_BUILTIN_IMAGE_VERSION 2u
+#define COLO_BUILTIN_CALL_VECTOR 3 /* #BP: the guest executes int3 */
+#define COLO_BUILTIN_TIMER_VECTOR 0x40
+#define COLO_BUILTIN_SPURIOUS_VECTOR 0xff
+
+#define COLO_BUILTIN_CALL_CONSOLE 0
+#define COLO_BUILTIN_CALL_WAIT 1
+#define COLO_BUILTIN_CALL_TIMER_SETUP 2
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
@@ -28,7 +39,9 @@ struct colo_builtin_image_header {
     uint32_t exception_stub_stride;
     uint32_t exception_vectors;
     uint64_t image_end;              /* end of .bss: the VMM zeroes [end of file, image_end) */
-    uint64_t console_call;           /* ring-0 entry of the console call (int3) */
+    uint64_t guest_call;             /* ring-0 entry of the guest call (int3) */
+    uint64_t timer_interrupt;        /* ring-0 handler of COLO_BUILTIN_TIMER_VECTOR */
+    uint64_t spurious_interrupt;     /* ring-0 handler of COLO_BUILTIN_SPURIOUS_VECTOR */
 };
 #endif
 
