@@ -242,3 +242,25 @@ TEST_CASE("pipeline checkpoint: switching early resume off keeps the PVM paused 
         CHECK(differing(pair.pvm, pair.svm, kPages).empty());
     }
 }
+
+TEST_CASE("pipeline checkpoint: the receiver is configured from the sender's replication-setup") {
+    for (const auto mode : {ProtectionMode::colo, ProtectionMode::remus}) {
+        for (const bool backup : {true, false}) {
+            CAPTURE(to_string(mode));
+            CAPTURE(backup);
+            PrimaryConfig pc = primary_config(mode);
+            pc.cache_backup = backup;
+            const SecondaryConfig sc = secondary_config_for(setup_for_protection(pc), secondary_config(ProtectionMode::colo));
+            CHECK(sc.link.peer_timeout == Millis{20000});  // kept from the base
+            Pair pair(pc, sc);
+            pair.protect();
+            CHECK(pair.svm.paused() == (mode == ProtectionMode::remus));
+            CHECK(pair.secondary->status().pages_copied_entering_colo == (backup ? 0 : kPages));
+        }
+    }
+    const SecondaryConfig migration = secondary_config_for(setup_for_migration());
+    CHECK_FALSE(migration.cache_backup);
+    protocol::ReplicationSetup bad;
+    bad.purpose = static_cast<protocol::ReplicationPurpose>(7);
+    CHECK_THROWS_WITH_AS((void)secondary_config_for(bad), "replication-setup: unknown purpose 7", Error);
+}

@@ -6,10 +6,10 @@
 //   sender:   connect; write the StreamHeader (protocol::write_header) with the guest's
 //             memory regions; build a StreamChannel (reader = the TcpConnection, writer = its
 //             duplicate(), interrupt = writer.shutdown_both()); send GuestConfigText
-//             (format_guest_config) and ReplicationSetup.
+//             (format_guest_config) and ReplicationSetup (setup_for_protection/_migration).
 //   receiver: accept; read_header; build a StreamChannel with that header (frames are checked
-//             against its regions); receive() GuestConfigText and ReplicationSetup (its purpose
-//             and cache_backup fill SecondaryConfig); create the incoming guest
+//             against its regions); receive() GuestConfigText and ReplicationSetup
+//             (secondary_config_for turns it into the SecondaryConfig); create the incoming guest
 //             (BackendFactory::create_incoming: paused, same memory layout).
 //
 // migrate:   MigrationResult r = migrate(backend, channel, MigrateConfig{});
@@ -36,5 +36,6 @@
 #include "toolstack/replication/migration.hpp"
 #include "toolstack/replication/output_sink.hpp"
 #include "toolstack/replication/replication_config.hpp"
+#include "toolstack/replication/replication_setup.hpp"
 #include "toolstack/replication/replication_stats.hpp"
 #include "toolstack/replication/stream_channel.hpp"

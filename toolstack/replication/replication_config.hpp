@@ -53,6 +53,8 @@ struct PrimaryConfig {
     std::uint64_t stream_min_pages = 1;     // a pass with fewer dirty pages keeps them for later
     // Resume the PVM as soon as the checkpoint is copied to a local buffer, before sending it.
     bool early_resume = true;
+    // Sent to the secondary in ReplicationSetup (SecondaryConfig::cache_backup says what it does).
+    bool cache_backup = true;
     // Where the guest's console stream stands: 0 for a new guest; for a guest that took over by
     // failover, Secondary::console_offset(), so released output keeps its offsets.
     std::uint64_t console_offset = 0;
