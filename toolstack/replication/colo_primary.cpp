@@ -261,6 +261,7 @@ void Primary::send_checkpoint() {
         pending_.clear_all();
         state = pvm_.save_state();
     } catch (...) {
+        gate_.checkpoint_abandoned();
         pvm_.resume();
         throw;
     }
