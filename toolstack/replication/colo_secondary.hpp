@@ -24,6 +24,13 @@
 //   (colo: running on from it).
 // Failover: discard the partial checkpoint; remus: the SVM is exactly the last committed
 //   checkpoint and resumes; colo: it runs on. Output is released from where the primary's stopped.
+//   Before taking over on a broken link, the messages that already arrived are read: a primary
+//   that said Goodbye or Failure is alive, and this side stops instead.
+// Limits (as in every COLO/Remus without an external arbiter): a network partition makes both
+//   sides see the other as dead, the primary continues unprotected and this side takes over.
+//   Remus: output the primary released after its last ReleasedOutput reached us is repeated;
+//   output it produced before the last checkpoint but had not released when it died (the ack was
+//   in flight) is lost from the console stream (the guest state is not).
 //
 // Threading: one pipeline thread calls everything except request_failover(), status() and role().
 // The Secondary must outlive the console sink it installs in the backend (the destructor removes it).
