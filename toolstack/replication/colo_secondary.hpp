@@ -28,9 +28,10 @@
 //   that said Goodbye or Failure is alive, and this side stops instead.
 // Limits (as in every COLO/Remus without an external arbiter): a network partition makes both
 //   sides see the other as dead, the primary continues unprotected and this side takes over.
-//   Remus: output the primary released after its last ReleasedOutput reached us is repeated;
-//   output it produced before the last checkpoint but had not released when it died (the ack was
-//   in flight) is lost from the console stream (the guest state is not).
+//   COLO: output the primary released after its last ReleasedOutput reached us is released again
+//   (repeated, never lost). Remus: output the PVM produced before the last checkpoint but had not
+//   released when it died (between our ack and its release) is missing from the console stream;
+//   the guest state is not affected.
 //
 // Threading: one pipeline thread calls everything except request_failover(), status() and role().
 // The Secondary must outlive the console sink it installs in the backend (the destructor removes it).
