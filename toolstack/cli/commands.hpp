@@ -29,10 +29,10 @@ int run_guest(const GuestConfig& config, const po::variables_map& vm,
               const std::function<std::unique_ptr<Backend>()>& make_backend, Io& io);
 
 // Replication.
-inline constexpr Handler run_migrate = nullptr;
-inline constexpr Handler run_protect = nullptr;
-inline constexpr Handler run_receive = nullptr;
-inline constexpr Handler run_status = nullptr;
-inline constexpr Handler run_failover = nullptr;
+int run_migrate(const po::variables_map& vm, Io& io);
+int run_protect(const po::variables_map& vm, Io& io);
+int run_receive(const po::variables_map& vm, Io& io);
+int run_status(const po::variables_map& vm, Io& io);
+int run_failover(const po::variables_map& vm, Io& io);
 
 }  // namespace colo::cli

@@ -17,6 +17,7 @@
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/control/run_dir.hpp"
 #include "toolstack/guest_image.hpp"
+#include "toolstack/primary_side.hpp"
 #include "toolstack/transport/file_stream.hpp"
 
 namespace colo::cli {
@@ -60,6 +61,7 @@ void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, co
             service.request_stop();
         }
     });
+    PrimarySide replication(service);
     service.bind();
     g_service = &service;
     control::on_termination_signal(stop_service);

@@ -1,0 +1,134 @@
+// protect, migrate, receive, status, failover. The primary's pipeline runs in the process that
+// owns the guest (toolstack/primary_side.hpp); these commands only ask it over the control
+// socket. `receive` is itself the process that will own the secondary guest.
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <map>
+#include <thread>
+
+#include "backends/error.hpp"
+#include "toolstack/cli/commands.hpp"
+#include "toolstack/control/control_socket.hpp"
+#include "toolstack/control/daemon.hpp"
+#include "toolstack/control/run_dir.hpp"
+#include "toolstack/replication_link.hpp"
+#include "toolstack/secondary_side.hpp"
+#include "toolstack/status_fields.hpp"
+#include "toolstack/transport/endpoint.hpp"
+#include "toolstack/transport/tcp_listener.hpp"
+
+namespace colo::cli {
+
+namespace {
+
+std::map<std::string, std::string> status_of(const std::string& name) {
+    std::map<std::string, std::string> fields;
+    for (const auto& line : control::request(name, "status", std::chrono::seconds(10))) {
+        const auto space = line.find(' ');
+        fields[line.substr(0, space)] = space == std::string::npos ? "" : line.substr(space + 1);
+    }
+    return fields;
+}
+
+std::string ms(const std::string& micros) {
+    const double us = std::stod(micros.empty() ? "0" : micros);
+    char text[32];
+    std::snprintf(text, sizeof text, "%.2f ms", us / 1000.0);
+    return text;
+}
+
+}  // namespace
+
+int run_protect(const po::variables_map& vm, Io& io) {
+    const std::string name = vm["name"].as<std::string>();
+    const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
+    std::string request = "protect " + to_string(peer);
+    request += std::string(" mode=") + (vm.count("remus") ? "remus" : "colo");
+    request += " interval=" + std::to_string(vm["interval"].as<unsigned>());
+    request += " stream=" + std::string(vm.count("no-stream") ? "0" : "1");
+    request += " stream_period=" + std::to_string(vm["stream-period"].as<unsigned>());
+    request += " stream_threshold=" + std::to_string(vm["stream-threshold"].as<unsigned>());
+    request += " heartbeat_timeout=" + std::to_string(vm["heartbeat-timeout"].as<unsigned>());
+    request += " cache_backup=" + std::string(vm.count("no-cache-backup") ? "0" : "1");
+    request += " early_resume=" + std::string(vm.count("no-early-resume") ? "0" : "1");
+    (void)control::request(name, request);
+
+    // The initial sync runs in the guest's process; report once it is over.
+    std::map<std::string, std::string> status;
+    for (;;) {
+        status = status_of(name);
+        if (status["state"] != "syncing") break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    if (status["state"] != "protected") {
+        throw Error("protection of " + name + " failed: " +
+                    (status["protection_lost"].empty() ? status["state"] : status["protection_lost"]));
+    }
+    io.out << "Protected " << name << " (" << status["mode"] << ") on " << to_string(peer) << ": "
+           << status["pages_migrated"] << " pages in " << status["migration_rounds"]
+           << " rounds, entered COLO in " << ms(status["time_to_enter_colo_us"]) << "\n";
+    return kExitOk;
+}
+
+int run_migrate(const po::variables_map& vm, Io& io) {
+    const std::string name = vm["name"].as<std::string>();
+    const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
+    const auto reply = control::request(name, "migrate " + to_string(peer), std::chrono::hours(1));
+    io.out << "Migrated " << name << " to " << to_string(peer) << (reply.empty() ? "" : ": " + reply[0]) << "\n";
+    for (int i = 0; i < 100 && control::connect_guest_if_running(name); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return kExitOk;
+}
+
+int run_receive(const po::variables_map& vm, Io& io) {
+    TcpListener listener(parse_endpoint(vm["listen"].as<std::string>()));
+    ReceiveOptions options;
+    if (vm.count("console-log") != 0) options.console_log = vm["console-log"].as<std::string>();
+    options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
+    const auto serve = [&] {
+        auto link = ReplicationLink::accept(listener, std::chrono::milliseconds(0), options.peer_timeout);
+        return serve_incoming_guest(*link, options);
+    };
+    if (vm.count("foreground") != 0) {
+        options.console_to_stdout = true;
+        io.err << "Listening on " << listener.address() << "\n";
+        return serve();
+    }
+    const auto log = control::run_dir() / ("receive-" + std::to_string(listener.port()) + ".log");
+    const int pid = control::run_detached(log, [&](const auto& ready) {
+        ready();
+        const int code = serve();
+        if (code != 0) throw Error("receive ended with status " + std::to_string(code));
+    });
+    io.out << "Listening on " << listener.address() << " (pid " << pid << "; log: " << log.string() << ")\n";
+    return kExitOk;
+}
+
+int run_status(const po::variables_map& vm, Io& io) {
+    const std::string name = vm["name"].as<std::string>();
+    StatusFields fields;
+    for (const auto& line : control::request(name, "status", std::chrono::seconds(10))) {
+        const auto space = line.find(' ');
+        fields.emplace_back(line.substr(0, space), space == std::string::npos ? "" : line.substr(space + 1));
+    }
+    io.out << (vm.count("json") != 0 ? to_json(fields) + "\n" : to_text(fields));
+    return kExitOk;
+}
+
+int run_failover(const po::variables_map& vm, Io& io) {
+    const std::string name = vm["name"].as<std::string>();
+    (void)control::request(name, "failover");
+    for (int i = 0; i < 200; ++i) {
+        if (status_of(name)["state"] != "protecting") {
+            io.out << "Failed over: " << name << " runs here now\n";
+            return kExitOk;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    throw Error("the secondary did not take over within 5 s");
+}
+
+}  // namespace colo::cli

@@ -1,0 +1,164 @@
+#include "toolstack/primary_side.hpp"
+
+#include <charconv>
+#include <iostream>
+#include <map>
+
+#include "backends/error.hpp"
+#include "toolstack/replication/migration.hpp"
+#include "toolstack/status_fields.hpp"
+#include "toolstack/transport/endpoint.hpp"
+
+namespace colo {
+
+namespace {
+
+// "key=value" arguments after the endpoint; every key must be one the request knows.
+class Options {
+public:
+    Options(const std::vector<std::string>& args, std::initializer_list<const char*> known) {
+        for (std::size_t i = 1; i < args.size(); ++i) {
+            const auto eq = args[i].find('=');
+            const std::string key = args[i].substr(0, eq);
+            if (eq == std::string::npos || std::find_if(known.begin(), known.end(), [&](const char* k) { return key == k; }) == known.end()) {
+                throw Error("unknown option '" + args[i] + "'");
+            }
+            values_[key] = args[i].substr(eq + 1);
+        }
+    }
+    std::uint64_t number(const std::string& key, std::uint64_t fallback) const {
+        const auto it = values_.find(key);
+        if (it == values_.end()) return fallback;
+        std::uint64_t n = 0;
+        const auto* end = it->second.data() + it->second.size();
+        if (std::from_chars(it->second.data(), end, n).ptr != end || it->second.empty()) {
+            throw Error(key + " must be a number, not '" + it->second + "'");
+        }
+        return n;
+    }
+    bool flag(const std::string& key, bool fallback) const { return number(key, fallback ? 1 : 0) != 0; }
+    std::string text(const std::string& key, const std::string& fallback) const {
+        const auto it = values_.find(key);
+        return it == values_.end() ? fallback : it->second;
+    }
+
+private:
+    std::map<std::string, std::string> values_;
+};
+
+protocol::StreamHeader header_of(Backend& backend) {
+    protocol::StreamHeader header;
+    header.backend = backend.kind();
+    header.regions = backend.memory().regions();
+    return header;
+}
+
+LogFn notice_log(const std::string& guest) {
+    return [guest](LogLevel level, std::string_view text) {
+        if (level == LogLevel::notice) std::cerr << "colo-replicate[" << guest << "]: " << text << std::endl;
+    };
+}
+
+}  // namespace
+
+PrimarySide::PrimarySide(control::GuestService& service) : service_(service) {
+    service_.add_command("protect", [this](const auto& args, control::Reply&, UniqueFd&) { protect(args); });
+    service_.add_command("migrate", [this](const auto& args, control::Reply& reply, UniqueFd&) {
+        reply.data.push_back(migrate(args));
+    });
+    service_.add_command("status", [this](const auto& args, control::Reply& reply, UniqueFd&) {
+        if (!args.empty()) throw Error("usage: status");
+        StatusFields fields;
+        if (primary_) {
+            fields = status_fields(primary_->status());
+        } else {
+            fields = {{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
+        }
+        for (const auto& [key, value] : fields) reply.data.push_back(key + " " + value);
+    });
+}
+
+PrimarySide::~PrimarySide() {
+    if (worker_.joinable()) {
+        worker_.request_stop();
+        worker_.join();
+    }
+}
+
+bool PrimarySide::protecting() const {
+    return primary_ && (primary_->role() == Role::syncing || primary_->role() == Role::protecting);
+}
+
+void PrimarySide::protect(const std::vector<std::string>& args) {
+    if (args.empty()) throw Error("usage: protect HOST[:PORT] [key=value...]");
+    if (protecting()) throw Error("the guest is already protected");
+    const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
+                                 "heartbeat_timeout", "cache_backup", "early_resume"});
+    const Endpoint peer = parse_endpoint(args[0]);
+    PrimaryConfig config;
+    const std::string mode = options.text("mode", "colo");
+    if (mode != "colo" && mode != "remus") throw Error("mode must be colo or remus, not '" + mode + "'");
+    config.mode = mode == "remus" ? ProtectionMode::remus : ProtectionMode::colo;
+    const Millis interval{options.number("interval", 100)};
+    if (interval.count() == 0) throw Error("interval must be at least 1 ms");
+    if (config.mode == ProtectionMode::remus) config.checkpoint_interval = interval;
+    else config.max_checkpoint_interval = interval;
+    config.stream = options.flag("stream", true);
+    config.stream_period = Millis{options.number("stream_period", 20)};
+    config.stream_min_pages = options.number("stream_threshold", 64);
+    config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
+    config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
+    config.early_resume = options.flag("early_resume", true);
+    config.log = notice_log(service_.config().name);
+    const bool cache_backup = options.flag("cache_backup", true);
+
+    // A previous, finished protection (the secondary was lost) gives way to the new one.
+    if (worker_.joinable()) {
+        worker_.request_stop();
+        worker_.join();
+    }
+    primary_.reset();
+    link_.reset();
+
+    Backend& guest = service_.backend();
+    link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
+    link_->channel().send(protocol::GuestConfigText{format_guest_config(service_.config())});
+    link_->channel().send(protocol::ReplicationSetup{
+        config.mode == ProtectionMode::remus ? protocol::ReplicationPurpose::remus : protocol::ReplicationPurpose::colo,
+        cache_backup});
+    primary_ = std::make_unique<Primary>(guest, link_->channel(), config,
+                                         [this](std::uint64_t, std::span<const std::byte> bytes) {
+                                             service_.console().publish(bytes);
+                                         });
+    service_.set_mode(mode + " primary");
+    worker_ = std::jthread([this, mode](std::stop_token stop) {
+        try {
+            primary_->run(stop);
+        } catch (const std::exception& e) {
+            std::cerr << "colo-replicate[" << service_.config().name << "]: protection failed: " << e.what() << std::endl;
+        }
+        service_.set_mode(primary_->role() == Role::unprotected ? "unprotected" : "-");
+    });
+}
+
+std::string PrimarySide::migrate(const std::vector<std::string>& args) {
+    if (args.empty()) throw Error("usage: migrate HOST[:PORT] [heartbeat_timeout=MS]");
+    if (protecting()) throw Error("the guest is protected; stop protection before migrating it");
+    const Options options(args, {"heartbeat_timeout"});
+    MigrateConfig config;
+    config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
+    config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
+    config.log = notice_log(service_.config().name);
+
+    Backend& guest = service_.backend();
+    auto link = ReplicationLink::connect(parse_endpoint(args[0]), header_of(guest), config.link.peer_timeout);
+    link->channel().send(protocol::GuestConfigText{format_guest_config(service_.config())});
+    link->channel().send(protocol::ReplicationSetup{protocol::ReplicationPurpose::migrate, false});
+    const MigrationResult result = colo::migrate(guest, link->channel(), config);
+    service_.request_stop();  // the guest runs on the destination now
+    return "downtime_us=" + std::to_string(result.downtime.count()) + " passes=" + std::to_string(result.passes) +
+           " pages=" + std::to_string(result.pages_sent) + " pages_final=" + std::to_string(result.pages_final) +
+           " bytes=" + std::to_string(result.bytes_sent) + " total_us=" + std::to_string(result.total.count());
+}
+
+}  // namespace colo

@@ -1,0 +1,111 @@
+#include "toolstack/secondary_side.hpp"
+
+#include <iostream>
+#include <thread>
+#include <variant>
+
+#include "backends/error.hpp"
+#include "toolstack/backends_available.hpp"
+#include "toolstack/control/control_socket.hpp"
+#include "toolstack/control/guest_service.hpp"
+#include "toolstack/replication/colo_secondary.hpp"
+#include "toolstack/status_fields.hpp"
+
+namespace colo {
+
+namespace {
+
+template <typename T>
+T expect(Channel& channel, std::chrono::milliseconds timeout) {
+    auto message = channel.receive(Channel::Clock::now() + timeout);
+    if (!message) throw Error("the sender sent nothing for " + std::to_string(timeout.count()) + " ms");
+    auto* wanted = std::get_if<T>(&*message);
+    if (wanted == nullptr) {
+        throw Error(std::string("unexpected ") + protocol::message_name(*message) + " at the start of the stream");
+    }
+    return std::move(*wanted);
+}
+
+const char* mode_name(protocol::ReplicationPurpose purpose) {
+    switch (purpose) {
+        case protocol::ReplicationPurpose::migrate: return "incoming migration";
+        case protocol::ReplicationPurpose::colo: return "colo secondary";
+        case protocol::ReplicationPurpose::remus: return "remus secondary";
+    }
+    return "?";
+}
+
+}  // namespace
+
+int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
+    Channel& channel = link.channel();
+    const auto timeout = std::max(options.peer_timeout * 4, std::chrono::milliseconds(5000));
+    GuestConfig config;
+    protocol::ReplicationSetup setup;
+    try {
+        config = parse_guest_config(expect<protocol::GuestConfigText>(channel, timeout).text,
+                                    "guest config from " + link.peer());
+        setup = expect<protocol::ReplicationSetup>(channel, timeout);
+    } catch (const LinkDown&) {
+        throw;
+    } catch (const Error& e) {
+        channel.send(protocol::Failure{e.what()});
+        throw;
+    }
+    if (control::connect_guest_if_running(config.name)) {
+        const std::string message = "a guest named '" + config.name + "' already runs on this host";
+        channel.send(protocol::Failure{message});
+        throw Error(message);
+    }
+
+    control::GuestService service(backends_available().find(config.backend).create_incoming(config), config);
+    if (options.console_log) service.console().open_log(*options.console_log);
+    service.console().copy_to_stdout(options.console_to_stdout);
+    service.set_mode(mode_name(setup.purpose));
+    service.bind();
+
+    SecondaryConfig secondary_config;
+    secondary_config.mode = setup.purpose == protocol::ReplicationPurpose::remus ? ProtectionMode::remus
+                                                                                  : ProtectionMode::colo;
+    secondary_config.cache_backup = setup.cache_backup;
+    secondary_config.link.peer_timeout = options.peer_timeout;
+    secondary_config.link.heartbeat_period = std::max(std::chrono::milliseconds(10), options.peer_timeout / 8);
+    const std::string name = config.name;
+    secondary_config.log = [name](LogLevel level, std::string_view text) {
+        if (level == LogLevel::notice) std::cerr << "colo-replicate[" << name << "]: " << text << std::endl;
+    };
+    Secondary secondary(service.backend(), channel, secondary_config,
+                        [&service](std::uint64_t, std::span<const std::byte> bytes) { service.console().publish(bytes); });
+
+    service.add_command("failover", [&secondary](const auto& args, control::Reply&, UniqueFd&) {
+        if (!args.empty()) throw Error("usage: failover");
+        if (secondary.role() != Role::protecting) throw Error("this guest is not a protected secondary");
+        secondary.request_failover();
+    });
+    service.add_command("status", [&secondary](const auto& args, control::Reply& reply, UniqueFd&) {
+        if (!args.empty()) throw Error("usage: status");
+        for (const auto& [key, value] : status_fields(secondary.status())) reply.data.push_back(key + " " + value);
+    });
+
+    std::string failure;
+    std::jthread worker([&](std::stop_token stop) {
+        try {
+            switch (secondary.run(stop)) {
+                case Secondary::Outcome::migrated: service.set_mode("-"); break;
+                case Secondary::Outcome::failed_over: service.set_mode("unprotected (took over)"); break;
+                case Secondary::Outcome::stopped:
+                case Secondary::Outcome::running: service.request_stop(); break;
+            }
+        } catch (const std::exception& e) {
+            failure = e.what();
+            service.request_stop();
+        }
+    });
+    service.serve();
+    worker.request_stop();
+    worker.join();
+    if (!failure.empty()) throw Error(failure);
+    return 0;
+}
+
+}  // namespace colo

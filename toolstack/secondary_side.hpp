@@ -1,0 +1,30 @@
+// What `receive` does once a sender has connected: read the guest's config and the replication
+// setup, build the incoming guest (paused, same memory layout), serve it on a control socket under
+// its own name, and run the Secondary until an outcome (replication.hpp):
+//   migrated / failed over → the guest runs here and this process serves it until destroyed;
+//   stopped (the primary ended protection) → the SVM is destroyed and this returns.
+//
+// Control requests besides the guest's own: `status`, `failover` (take over now).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "toolstack/replication_link.hpp"
+
+namespace colo {
+
+struct ReceiveOptions {
+    std::optional<std::string> console_log;  // released output is appended here
+    bool console_to_stdout = false;
+    std::chrono::milliseconds peer_timeout{800};
+};
+
+// Returns the process exit code: 0 when the guest migrated here, failed over here and was later
+// destroyed, or was stopped by the primary; throws colo::Error when the stream was bad (the SVM is
+// destroyed, nothing of it is left running).
+int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options);
+
+}  // namespace colo

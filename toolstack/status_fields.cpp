@@ -1,0 +1,103 @@
+#include "toolstack/status_fields.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <iomanip>
+#include <sstream>
+
+namespace colo {
+
+namespace {
+std::string us(Micros m) { return std::to_string(m.count()); }
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    std::ostringstream out;
+    out << std::put_time(&utc, "%Y-%m-%dT%H:%M:%SZ");
+    return out.str();
+}
+
+bool is_number(const std::string& s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c) != 0; });
+}
+
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        if (static_cast<unsigned char>(c) < 0x20) {
+            out += ' ';
+            continue;
+        }
+        out += c;
+    }
+    return out + "\"";
+}
+}  // namespace
+
+StatusFields status_fields(const PrimaryStats& s) {
+    StatusFields f{
+        {"role", "primary"},
+        {"state", s.state},
+        {"mode", s.mode},
+        {"epoch", std::to_string(s.epoch)},
+        {"checkpoints", std::to_string(s.checkpoints)},
+        {"divergence_checkpoints", std::to_string(s.divergence_checkpoints)},
+        {"last_checkpoint", s.last_checkpoint ? iso_time(*s.last_checkpoint) : "-"},
+        {"pause_p50_us", us(s.pause_p50)},
+        {"pause_p99_us", us(s.pause_p99)},
+        {"pause_max_us", us(s.pause_max)},
+        {"pages_migrated", std::to_string(s.pages_migrated)},
+        {"migration_rounds", std::to_string(s.migration_rounds)},
+        {"time_to_enter_colo_us", us(s.time_to_enter_colo)},
+        {"pages_sent_paused", std::to_string(s.pages_sent_paused)},
+        {"pages_streamed", std::to_string(s.pages_streamed)},
+        {"bytes_sent", std::to_string(s.bytes_sent)},
+        {"output_released", std::to_string(s.output_released)},
+    };
+    if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
+    return f;
+}
+
+StatusFields status_fields(const SecondaryStats& s) {
+    return {
+        {"role", "secondary"},
+        {"state", s.state},
+        {"mode", s.mode},
+        {"epoch", std::to_string(s.epoch)},
+        {"checkpoints_applied", std::to_string(s.checkpoints_applied)},
+        {"pages_received_migration", std::to_string(s.pages_received_migration)},
+        {"pages_received_streamed", std::to_string(s.pages_received_streamed)},
+        {"pages_received_checkpoint", std::to_string(s.pages_received_checkpoint)},
+        {"pages_flushed", std::to_string(s.pages_flushed)},
+        {"svm_dirty_reverted", std::to_string(s.svm_dirty_reverted)},
+        {"pages_copied_entering_colo", std::to_string(s.pages_copied_entering_colo)},
+        {"enter_colo_pause_us", us(s.enter_colo_pause)},
+        {"pause_p50_us", us(s.pause_p50)},
+        {"pause_p99_us", us(s.pause_p99)},
+        {"pause_max_us", us(s.pause_max)},
+        {"primary_released", std::to_string(s.primary_released)},
+    };
+}
+
+std::string to_json(const StatusFields& fields) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        const auto& [key, value] = fields[i];
+        out += (i == 0 ? "" : ", ") + json_string(key) + ": " + (is_number(value) ? value : json_string(value));
+    }
+    return out + "}";
+}
+
+std::string to_text(const StatusFields& fields) {
+    std::size_t width = 0;
+    for (const auto& f : fields) width = std::max(width, f.first.size());
+    std::ostringstream out;
+    for (const auto& [key, value] : fields) out << std::left << std::setw(static_cast<int>(width + 2)) << key + ":" << value << "\n";
+    return out.str();
+}
+
+}  // namespace colo
