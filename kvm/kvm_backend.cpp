@@ -228,6 +228,8 @@ void KvmBackend::restore_state(std::span<const StateRecord> state) {
         threads_[i]->run_paused([&](Vcpu& vcpu) { restore_vcpu_state(vcpu, parts); });
     }
     uart_->restore_state(uart.data);
+    // Every vCPU now holds complete, consistent state: a failure before the restore is history.
+    for (auto& thread : threads_) thread->revive();
 }
 
 }  // namespace colo::kvm

@@ -102,6 +102,14 @@ void VcpuThread::run_paused(const std::function<void(Vcpu&)>& task) {
     if (task_error_) std::rethrow_exception(std::exchange(task_error_, nullptr));
 }
 
+void VcpuThread::revive() {
+    std::lock_guard lock(mutex_);
+    if (state_ != State::failed) return;
+    state_ = State::paused;
+    failure_.clear();
+    changed_.notify_all();
+}
+
 VcpuThread::State VcpuThread::state() const {
     std::lock_guard lock(mutex_);
     return state_;

@@ -51,6 +51,9 @@ public:
     // Runs task(vcpu) on the vCPU thread and returns its result or rethrows its exception.
     // Refused (colo::Error) unless paused or failed: state is only read from a stopped vCPU.
     void run_paused(const std::function<void(Vcpu&)>& task);
+    // failed -> paused, forgetting the failure: for after the vCPU's whole state was restored
+    // (a COLO secondary that crashed between checkpoints is brought back by the next one).
+    void revive();
 
     [[nodiscard]] State state() const;
     [[nodiscard]] std::string failure() const;

@@ -438,3 +438,37 @@ TEST_CASE("kvm COLO pattern: a running secondary is overwritten at every checkpo
     lines.resize(std::min(lines.size(), reference.size()));
     check_against(lines, reference);
 }
+
+TEST_CASE("kvm save/restore: a vCPU that failed (triple fault) is revived by restoring a checkpoint") {
+    const auto config = restore_guest();
+    ConsoleCapture console;
+    auto guest = KvmBackend::create(config);
+    guest->set_console_sink(console.sink());
+    guest->resume();
+    REQUIRE(console.wait_for_lines(3, 10s));
+    guest->pause();
+    const auto checkpoint = guest->save_state();
+    const auto lines_at_checkpoint = console.lines().size();
+    std::vector<std::byte> idt(colo::kPageSize);
+    const std::array<colo::Pfn, 1> idt_frame = {colo::kvm::layout::kIdt.pfn()};
+    guest->memory().read_pages(idt_frame, idt);
+
+    // Wipe the IDT: the next guest call (int3) finds no gate, and #NP, #DF escalate to a
+    // triple fault, which KVM reports as a shutdown.
+    std::vector<std::byte> zeros(colo::kPageSize);
+    guest->memory().write_pages(idt_frame, zeros);
+    guest->resume();
+    for (int i = 0; i < 200 && guest->vcpu_failure().empty(); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(guest->vcpu_failure().find("KVM_EXIT_SHUTDOWN") != std::string::npos);
+    CHECK(guest->paused());
+    CHECK_THROWS_AS(guest->resume(), colo::Error);
+
+    // The checkpoint brings it back (memory as it was: the IDT page is the only change).
+    guest->memory().write_pages(idt_frame, idt);
+    guest->restore_state(checkpoint);
+    CHECK(guest->vcpu_failure().empty());
+    guest->resume();
+    REQUIRE(console.wait_for_lines(lines_at_checkpoint + 3, 10s));
+    guest->pause();
+    CHECK(console.text().find("CORRUPT") == std::string::npos);
+}
