@@ -15,8 +15,17 @@
 //                                        (restore_state) arrive from a stream; paused.
 //   the Backend interface                pause/resume, dirty log, harvest, save/restore state
 //                                        (records: kvm/state_tags.hpp), console sink.
-//   vcpu_failure()                       why a vCPU stopped for good (triple fault, ...), or "".
+//   vcpu_failure()                       why a vCPU stopped (triple fault, ...), or "". A failed
+//                                        vCPU counts as paused; resume() then throws; a
+//                                        complete restore_state revives it.
 //   console_input(bytes)                 bytes typed at the guest's console (UART receive).
+//
+// Dirty pages: harvest_dirty reports guest writes (KVM's log, exact from start_dirty_log on) and
+// every page the VMM wrote: loaders, device emulation, and memory().write_pages. So on a
+// secondary, the pages a checkpoint wrote come back in its next harvest; a pipeline that wants
+// only the secondary's own writes harvests once right after applying the checkpoint and drops
+// that result (tests/kvm/save_restore_test.cpp, "COLO pattern").
+// save_state records: kvm/state_tags.hpp. The built-in guest: kvm/builtin_guest/guest.c.
 //
 // Threading: as Backend says, one controlling thread calls everything; vCPU threads call the
 // console sink. Memory: guest RAM below 3 GiB is one region, the rest starts at 4 GiB.
