@@ -50,6 +50,29 @@ TEST_CASE("pipeline failover: a silent primary makes the secondary take over aft
     CHECK(pair.log.has("primary lost (no message from the primary for 200 ms)"));
 }
 
+TEST_CASE("pipeline failover: heartbeats that queued while the primary was busy sending are not silence") {
+    PrimaryConfig pc = primary_config(ProtectionMode::colo);
+    pc.link = LinkConfig{Millis{20}, Millis{200}};
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.link = pc.link;
+    Pair pair(pc, sc);
+    pair.protect();
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::thread secondary([&] { outcome = pair.secondary->run(); });
+    // Streaming passes for twice the peer timeout without reading a single message.
+    const auto end = Primary::Clock::now() + Millis{400};
+    for (unsigned generation = 1; Primary::Clock::now() < end; ++generation) {
+        for (std::uint64_t p = 0; p < 4; ++p) pair.pvm.guest_write(Pfn{p}, pattern(p, generation));
+        CHECK(pair.primary->stream_pass() == 4);
+        std::this_thread::sleep_for(Millis{5});
+    }
+    pair.primary->poll(Primary::Clock::now());
+    CHECK(pair.primary->role() == Role::protecting);
+    pair.primary->stop("test over");
+    secondary.join();
+    CHECK(outcome == Secondary::Outcome::stopped);
+}
+
 TEST_CASE("pipeline failover: a forced failover takes over once; a second request changes nothing") {
     Pair pair(primary_config(ProtectionMode::remus), secondary_config(ProtectionMode::remus));
     pair.protect();

@@ -148,10 +148,6 @@ bool Primary::pump(Clock::time_point until, const std::function<bool()>& done) {
         if (monitor_.heartbeat_due(now)) {
             if (!try_send(protocol::Heartbeat{monitor_.heartbeat_sent(now), now_ns()})) return false;
         }
-        if (monitor_.dead(now)) {
-            lose_secondary("no message from it for " + std::to_string(config_.link.peer_timeout.count()) + " ms");
-            return false;
-        }
         const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(), now + kMaxWait});
         std::optional<protocol::Message> message;
         try {
@@ -162,6 +158,12 @@ bool Primary::pump(Clock::time_point until, const std::function<bool()>& done) {
             }
         } catch (const Error& e) {
             lose_link(e);
+            return false;
+        }
+        // Death is judged only after looking at what arrived: a long send or streaming pass, when
+        // nobody listened, must not count the peer's queued heartbeats as silence.
+        if (!message && monitor_.dead(Clock::now())) {
+            lose_secondary("no message from it for " + std::to_string(config_.link.peer_timeout.count()) + " ms");
             return false;
         }
         if (state_.role() == Role::protecting && !report_released()) return false;

@@ -99,10 +99,6 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
         try {
             if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), now_ns()});
             forward_console();
-            if (role == Role::protecting && monitor_.dead(now)) {
-                return fail_over("no message from the primary for " +
-                                 std::to_string(config_.link.peer_timeout.count()) + " ms");
-            }
             const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(),
                                         now + config_.console_poll});
             message = channel_.receive(wait);
@@ -110,6 +106,10 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
                 monitor_.heard(Clock::now());
                 const Outcome outcome = handle(*message);
                 if (outcome != Outcome::running) return outcome;
+            } else if (state_.role() == Role::protecting && monitor_.dead(Clock::now())) {
+                // Judged only when nothing is waiting: a long apply must not count as silence.
+                return fail_over("no message from the primary for " +
+                                 std::to_string(config_.link.peer_timeout.count()) + " ms");
             }
         } catch (const LinkDown& e) {
             if (state_.role() == Role::protecting) {
