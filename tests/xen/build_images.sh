@@ -6,10 +6,10 @@
 #   dom0.cpio.gz   dom0 initramfs: busybox, the Xen tools and their libraries, xen_smoke, the
 #                  domU kernel + initramfs (with domu_dirtier) and xl configs
 #
-#   build_images.sh <extracted-root> <out> <xen_smoke> <domu_dirtier> [replicate-hook.sh]
+#   build_images.sh <extracted-root> <out> <xen_smoke> <domu_dirtier> <colo-replicate|-> [replicate-hook.sh]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$1 OUT=$2 SMOKE=$3 DIRTIER=$4 HOOK=${5:-}
+ROOT=$1 OUT=$2 SMOKE=$3 DIRTIER=$4 CLI=$5 HOOK=${6:-}
 XENVER=4.17
 mkdir -p "$OUT"
 KERNEL=$(ls "$ROOT"/boot/vmlinuz-*-amd64 | grep -v cloud | head -1)
@@ -52,6 +52,7 @@ done
 cp "$ROOT/usr/bin/xenstore" "$D/usr/bin/"
 for l in read write ls rm exists watch chmod; do ln -sf xenstore "$D/usr/bin/xenstore-$l"; done
 cp "$SMOKE" "$D/usr/bin/xen_smoke"
+[ "$CLI" != - ] && cp "$CLI" "$D/usr/bin/colo-replicate"
 [ -n "$HOOK" ] && cp "$HOOK" "$D/extra/replicate.sh"
 cp -a "$ROOT/etc/xen/xl.conf" "$D/etc/xen/" 2>/dev/null || true
 # Shared libraries: the Xen ones from the extracted packages, the rest (libc, libstdc++) from
@@ -72,7 +73,7 @@ cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$D/usr/lib/x86_64-linux-gnu/"
 echo /usr/lib/x86_64-linux-gnu > "$D/etc/ld.so.conf"
 cp "$DOMU_KERNEL" "$D/domu/vmlinuz"
 cp "$STAGE/domu.cpio.gz" "$D/domu/initrd.gz"
-cp "$HERE/files/pvh.cfg" "$HERE/files/pv.cfg" "$D/domu/"
+cp "$HERE/files/pvh.cfg" "$HERE/files/pv.cfg" "$HERE/files/colo-domu.cfg" "$D/domu/"
 (cd "$D" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/dom0.cpio.gz.tmp"
 mv "$OUT/dom0.cpio.gz.tmp" "$OUT/dom0.cpio.gz"
 echo "build_images: $OUT (kernel $KREL)" >&2

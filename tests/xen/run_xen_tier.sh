@@ -4,7 +4,7 @@
 # Prints one line per check for the test runner: "PASS name: ...", "FAIL name: why",
 # "SKIP name: why"; other lines are information (timings, where the log is).
 #
-#   run_xen_tier.sh <xen_smoke> <domu_dirtier> <work-dir>
+#   run_xen_tier.sh <xen_smoke> <domu_dirtier> <colo-replicate> <work-dir>
 # Env: COLO_CACHE (package cache, default ~/.cache/colo-replicate), XEN_TIER_TIMEOUT (seconds for
 #      the whole boot, default 300), COLO_XEN_REPLICATE_HOOK (a script run in dom0 after the
 #      smoke test as `sh replicate.sh domu-pvh`; see files/dom0-init).
@@ -14,9 +14,9 @@
 # faults at once.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-SMOKE=$1 DIRTIER=$2 WORK=$3
+SMOKE=$1 DIRTIER=$2 CLI=$3 WORK=$4
 TIMEOUT=${XEN_TIER_TIMEOUT:-300}
-EXPECTED="domu_boot attach logdirty_rounds read_through_map_cache pause hvm_context resume console pv_refused"
+EXPECTED="domu_boot attach logdirty_rounds read_through_map_cache pause hvm_context resume console pv_refused cli_save"
 mkdir -p "$WORK/logs"
 
 started=$(date +%s)
@@ -24,7 +24,7 @@ if ! root=$("$HERE/fetch_packages.sh" 2>"$WORK/logs/fetch.err"); then
     echo "SKIP xen: cannot fetch Debian's Xen packages: $(tail -1 "$WORK/logs/fetch.err")"
     exit 0
 fi
-if ! "$HERE/build_images.sh" "$root" "$WORK/images" "$SMOKE" "$DIRTIER" "${COLO_XEN_REPLICATE_HOOK:-}" \
+if ! "$HERE/build_images.sh" "$root" "$WORK/images" "$SMOKE" "$DIRTIER" "$CLI" "${COLO_XEN_REPLICATE_HOOK:-}" \
         2>"$WORK/logs/build.err"; then
     echo "FAIL images: building the dom0/domU images failed: $(tail -1 "$WORK/logs/build.err")"
     exit 1
