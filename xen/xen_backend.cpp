@@ -126,15 +126,19 @@ void XenBackend::restore_state(std::span<const StateRecord> state) {
 }
 
 void XenBackend::set_console_sink(ConsoleSink sink) {
-    sink_ = std::move(sink);
-    console_.forget();
-    poll_console();  // notes where the guest's output is now
+    console_.reset();  // the old reader's thread stops before the new sink takes over
+    if (!has_console_ || !sink) return;
+    // A mapping of its own: the cache may replace its chunk mappings (read-only to writable)
+    // while the reader thread is looking at the ring.
+    int error = 0;
+    ForeignMapping ring = calls_->map_foreign(domain_, MapAccess::read_only, std::span(&console_frame_, 1),
+                                              std::span(&error, 1));
+    if (error != 0) throw SystemError("xenforeignmemory_map", error, who() + " console ring");
+    console_ = std::make_unique<ConsoleReader>(std::move(ring), std::move(sink));
 }
 
 void XenBackend::poll_console() {
-    if (!has_console_ || !sink_) return;
-    const std::vector<std::byte> bytes = console_.take_new(cache_.page(console_frame_, MapAccess::read_only));
-    if (!bytes.empty()) sink_(bytes);
+    if (console_) console_->poll();
 }
 
 void XenBackend::check_ram(Pfn pfn) const {

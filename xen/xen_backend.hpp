@@ -11,13 +11,16 @@
 //                      until the first write_pages (only a secondary writes).
 //   state              one record: the HVM context blob (hvm_context.hpp).
 //   console            the PV console ring (HVM_PARAM_CONSOLE_PFN), read without consuming it
-//                      (console_ring.hpp) whenever the pipeline pauses or harvests, and on
-//                      poll_console(): output reaches the sink at checkpoint pace.
+//                      (console_ring.hpp) by a reader thread every 20 ms (console_reader.hpp),
+//                      and also whenever the pipeline pauses or harvests, so all output written
+//                      before a checkpoint has reached the sink when the checkpoint is taken.
 //
 // PV domains are refused: Debian's Xen 4.17 is built without shadow paging, so log-dirty on a PV
 // guest fails with EOPNOTSUPP; HVM and PVH guests use HAP, which has it.
 //
-// Threading: as Backend; the console sink is called from the pipeline's thread.
+// Threading: as Backend. The console sink is called from the console reader's thread or from the
+// pipeline's thread (inside pause/harvest_dirty/poll_console), one at a time; it must not call
+// back into the backend.
 #pragma once
 
 #include <cstdint>
@@ -27,7 +30,7 @@
 
 #include "backends/backend.hpp"
 #include "backends/dirty_bitmap.hpp"
-#include "xen/console_ring.hpp"
+#include "xen/console_reader.hpp"
 #include "xen/map_cache.hpp"
 #include "xen/xen_calls.hpp"
 
@@ -65,7 +68,7 @@ public:
     // Frames Xen said the domain had populated when we attached (what probing looked for).
     [[nodiscard]] std::uint64_t populated_frames() const noexcept { return populated_; }
     [[nodiscard]] const MapCache& map_cache() const noexcept { return cache_; }
-    [[nodiscard]] std::uint64_t console_lost_bytes() const noexcept { return console_.lost_bytes(); }
+    [[nodiscard]] std::uint64_t console_lost_bytes() const { return console_ ? console_->lost_bytes() : 0; }
 
 private:
     // --- GuestMemory
@@ -89,8 +92,7 @@ private:
     bool logging_ = false;
     Pfn console_frame_{0};
     bool has_console_ = false;
-    ConsoleRing console_;
-    ConsoleSink sink_;
+    std::unique_ptr<ConsoleReader> console_;  // after cache_ and calls_: stops before they go
 };
 
 }  // namespace colo::xen

@@ -4,6 +4,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -315,43 +318,93 @@ TEST_CASE("xen backend: a domain name resolves through the seam; an unknown one 
     CHECK(std::string(e.what()).find("no running domain named 'mail'") != std::string::npos);
 }
 
-TEST_CASE("xen backend: console output reaches the sink from the ring, without consuming it") {
+namespace {
+
+// The guest side of the PV console ring: bytes first, then out_prod, as a guest kernel does.
+void guest_print(std::byte* ring, const std::string& text) {
+    auto* prod_ptr = reinterpret_cast<std::uint32_t*>(ring + colo::xen::kConsoleOutProdOffset);
+    std::uint32_t prod = __atomic_load_n(prod_ptr, __ATOMIC_RELAXED);
+    for (char c : text) {
+        ring[colo::xen::kConsoleOutOffset + prod % colo::xen::kConsoleOutSize] = static_cast<std::byte>(c);
+        ++prod;
+    }
+    __atomic_store_n(prod_ptr, prod, __ATOMIC_RELEASE);
+}
+
+// A sink the reader thread and the test thread can share.
+struct SeenText {
+    std::mutex mutex;
+    std::string text;
+    colo::ConsoleSink sink() {
+        return [this](std::span<const std::byte> bytes) {
+            std::lock_guard lock(mutex);
+            text.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+        };
+    }
+    std::string get() {
+        std::lock_guard lock(mutex);
+        return text;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("xen backend: console output reaches the sink by a checkpoint, without consuming the ring") {
     Fixture f;
     f.domain->params[colo::xen::kHvmParamConsolePfn] = 250;
     std::byte* ring = f.domain->frame(Pfn{250});
-    auto guest_print = [&](const std::string& text) {
-        std::uint32_t prod;
-        std::memcpy(&prod, ring + colo::xen::kConsoleOutProdOffset, 4);
-        for (char c : text) {
-            ring[colo::xen::kConsoleOutOffset + prod % colo::xen::kConsoleOutSize] = static_cast<std::byte>(c);
-            ++prod;
-        }
-        std::memcpy(ring + colo::xen::kConsoleOutProdOffset, &prod, 4);
-    };
-    guest_print("before attach\n");
+    guest_print(ring, "before attach\n");
     XenBackend& b = f.attach();
-    std::string seen;
-    b.set_console_sink([&](std::span<const std::byte> bytes) {
-        seen.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-    });
-    guest_print("seq=1\n");
-    b.pause();  // a checkpoint boundary delivers output
-    CHECK(seen == "seq=1\n");
+    SeenText seen;
+    b.set_console_sink(seen.sink());
+    guest_print(ring, "seq=1\n");
+    b.pause();  // a checkpoint boundary delivers everything written before it
+    CHECK(seen.get() == "seq=1\n");
     b.resume();
-    guest_print("seq=2\n");
+    guest_print(ring, "seq=2\n");
     b.start_dirty_log();
     DirtyBitmap bits(b.memory().frame_limit());
     b.harvest_dirty(bits);
-    CHECK(seen == "seq=1\nseq=2\n");
+    CHECK(seen.get() == "seq=1\nseq=2\n");
     // out_cons belongs to xenconsoled: the backend never moved it.
     std::uint32_t cons;
     std::memcpy(&cons, ring + colo::xen::kConsoleOutProdOffset - 4, 4);
     CHECK(cons == 0);
     // More than a ring's worth between two reads: the overwritten bytes are counted as lost.
-    guest_print(std::string(3000, 'x'));
+    guest_print(ring, std::string(3000, 'x'));
     b.poll_console();
     CHECK(b.console_lost_bytes() == 3000 - colo::xen::kConsoleOutSize);
-    CHECK(seen.size() == 12 + colo::xen::kConsoleOutSize);
+    CHECK(seen.get().size() == 12 + colo::xen::kConsoleOutSize);
+}
+
+TEST_CASE("xen backend: console output reaches the sink while the guest runs, with no checkpoint") {
+    Fixture f;
+    f.domain->params[colo::xen::kHvmParamConsolePfn] = 250;
+    std::byte* ring = f.domain->frame(Pfn{250});
+    XenBackend& b = f.attach();
+    SeenText seen;
+    b.set_console_sink(seen.sink());
+    guest_print(ring, "hello from the guest\n");
+    // Wait for the reader thread (generously: this is about delivery, not speed).
+    for (int i = 0; i < 500 && seen.get().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    CHECK(seen.get() == "hello from the guest\n");
+    // A new sink replaces the old one: later output goes only there.
+    SeenText second;
+    b.set_console_sink(second.sink());
+    guest_print(ring, "later\n");
+    b.poll_console();
+    CHECK(second.get() == "later\n");
+    CHECK(seen.get() == "hello from the guest\n");
+}
+
+TEST_CASE("xen backend: without a console ring the sink is accepted and never called") {
+    Fixture f;  // HVM_PARAM_CONSOLE_PFN unset
+    XenBackend& b = f.attach();
+    SeenText seen;
+    b.set_console_sink(seen.sink());
+    b.pause();
+    b.poll_console();
+    CHECK(seen.get().empty());
 }
 
 TEST_CASE("xen backend: destruction turns log-dirty off and unmaps every mapping before the handles close") {
