@@ -109,6 +109,24 @@ TEST_CASE("pipeline output: the secondary console forwards once and releases onl
     CHECK(out.problems.empty());
 }
 
+TEST_CASE("pipeline output: a burst of SVM output is forwarded in bounded, consecutive pieces") {
+    SecondaryConsole console;
+    console.rebase(10);
+    const std::string burst(2 * SecondaryConsole::kMaxForward + 123, 'x');
+    console.svm_output(bytes_of(burst));
+    std::uint64_t next = 10;
+    std::size_t pieces = 0, total = 0;
+    while (auto out = console.take_unforwarded()) {
+        CHECK(out->offset == next);
+        CHECK(out->bytes.size() <= SecondaryConsole::kMaxForward);
+        next += out->bytes.size();
+        total += out->bytes.size();
+        ++pieces;
+    }
+    CHECK(pieces == 3);
+    CHECK(total == burst.size());
+}
+
 TEST_CASE("pipeline output: colo output flows through primary and secondary and joins across a failover") {
     Pair pair(primary_config(ProtectionMode::colo), secondary_config(ProtectionMode::colo));
     pair.pvm.guest_print("boot\n");  // before protection: released at once

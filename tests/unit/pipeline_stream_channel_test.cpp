@@ -72,6 +72,31 @@ TEST_CASE("pipeline stream channel: messages cross both ways in order; an idle r
     CHECK_FALSE(left.channel.receive(Channel::Clock::now() + Millis{30}));
 }
 
+TEST_CASE("pipeline stream channel: more than the queue bound gets through, in order, to a late reader") {
+    const auto [a, b] = socket_pair();
+    StreamEnd left(a, std::nullopt, options(Millis{10000}));
+    StreamEnd right(b, std::nullopt, options(Millis{10000}));
+    constexpr unsigned kBatches = 24;  // 96 MiB: beyond StreamChannel::kMaxQueuedBytes
+    static_assert(kBatches * 1024 * kPageSize > StreamChannel::kMaxQueuedBytes);
+    std::thread sender([&] {
+        for (unsigned i = 0; i < kBatches; ++i) {
+            protocol::PageBatch batch;
+            for (std::uint64_t p = 0; p < 1024; ++p) batch.frames.push_back(Pfn{p});
+            batch.data.assign(1024 * kPageSize, static_cast<std::byte>(i));
+            left.channel.send(batch);
+        }
+    });
+    std::this_thread::sleep_for(Millis{300});  // the reader fills its bound; the sender waits on TCP
+    for (unsigned i = 0; i < kBatches; ++i) {
+        auto message = right.channel.receive(Channel::Clock::now() + Millis{10000});
+        REQUIRE(message);
+        const auto& batch = std::get<protocol::PageBatch>(*message);
+        CHECK(batch.data.front() == static_cast<std::byte>(i));
+        CHECK(batch.data.back() == static_cast<std::byte>(i));
+    }
+    sender.join();
+}
+
 TEST_CASE("pipeline stream channel: garbage on the wire is a clear error, not a lost link") {
     const auto [a, b] = socket_pair();
     StreamEnd right(b, header_for(kPages), options(Millis{5000}));

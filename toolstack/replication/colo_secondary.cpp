@@ -68,7 +68,7 @@ void Secondary::send(const protocol::Message& message) {
 
 void Secondary::forward_console() {
     if (state_.role() != Role::protecting || config_.mode != ProtectionMode::colo) return;
-    if (auto out = console_.take_unforwarded()) send(std::move(*out));
+    while (auto out = console_.take_unforwarded()) send(std::move(*out));
 }
 
 Secondary::Outcome Secondary::run(std::stop_token stop) {

@@ -31,8 +31,9 @@ std::optional<protocol::SecondaryOutput> SecondaryConsole::take_unforwarded() {
     protocol::SecondaryOutput out;
     out.offset = from;
     const auto tail = std::span<const std::byte>(retained_).subspan(from - base_);
-    out.bytes.assign(tail.begin(), tail.end());
-    forwarded_ = end;
+    const std::size_t count = std::min<std::size_t>(tail.size(), kMaxForward);
+    out.bytes.assign(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(count));
+    forwarded_ = from + count;
     return out;
 }
 

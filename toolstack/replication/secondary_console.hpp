@@ -23,9 +23,12 @@ namespace colo {
 
 class SecondaryConsole {
 public:
+    // Most bytes in one SecondaryOutput (the codec allows 1 MiB; smaller keeps messages short).
+    static constexpr std::size_t kMaxForward = 64 * 1024;
+
     void svm_output(std::span<const std::byte> bytes);
 
-    // Bytes not yet forwarded to the primary, as one message; nullopt when there are none.
+    // Bytes not yet forwarded to the primary, at most kMaxForward of them; nullopt when none.
     [[nodiscard]] std::optional<protocol::SecondaryOutput> take_unforwarded();
 
     // The SVM now runs from a checkpoint whose console offset is `offset`: what it printed before

@@ -1,10 +1,23 @@
 #include "toolstack/replication/stream_channel.hpp"
 
 #include <string_view>
+#include <variant>
 
 #include "toolstack/protocol/message_codec.hpp"
 
 namespace colo {
+
+namespace {
+
+// What a queued message costs in memory, roughly: its payload.
+std::size_t payload_of(const protocol::Message& message) {
+    if (const auto* batch = std::get_if<protocol::PageBatch>(&message)) return batch->data.size();
+    if (const auto* state = std::get_if<protocol::DeviceState>(&message)) return state->state.data.size();
+    if (const auto* out = std::get_if<protocol::SecondaryOutput>(&message)) return out->bytes.size();
+    return 0;
+}
+
+}  // namespace
 
 bool is_link_failure(const Error& error) {
     if (dynamic_cast<const LinkDown*>(&error) || dynamic_cast<const SystemError*>(&error)) return true;
@@ -30,8 +43,11 @@ void StreamChannel::read_loop() {
         try {
             protocol::Message message =
                 peer_header_ ? protocol::read_message(source_, *peer_header_) : protocol::read_message(source_);
-            std::lock_guard lock(mutex_);
+            std::unique_lock lock(mutex_);
+            // Wait for room; one message may always be queued, whatever its size.
+            arrived_.wait(lock, [&] { return closed_ || queue_.empty() || queued_bytes_ < kMaxQueuedBytes; });
             if (closed_) return;
+            queued_bytes_ += payload_of(message);
             queue_.push_back(std::move(message));
             arrived_.notify_all();
         } catch (const Error& e) {
@@ -72,6 +88,8 @@ std::optional<protocol::Message> StreamChannel::receive(Clock::time_point deadli
     if (!queue_.empty()) {
         protocol::Message message = std::move(queue_.front());
         queue_.pop_front();
+        queued_bytes_ -= payload_of(message);
+        arrived_.notify_all();  // the reader may be waiting for room
         return message;
     }
     if (closed_) throw LinkDown("link: the channel is closed");

@@ -9,6 +9,10 @@
 // `sink` are used from two threads at the same time: for TCP they must be two objects, a
 // TcpConnection and its duplicate().
 //
+// The queue is bounded (kMaxQueuedBytes of page and output payload): when the pipeline falls
+// behind, the reader stops reading and TCP's flow control slows the peer down, instead of this
+// process buffering a whole guest's memory.
+//
 // Errors: a stream that ends, goes silent past the transport's timeout or fails in the kernel is
 // LinkDown (the peer is gone); bytes that are not a valid message are colo::Error naming what is
 // wrong (the peer may be alive but cannot be trusted).
@@ -30,6 +34,8 @@ namespace colo {
 
 class StreamChannel final : public Channel {
 public:
+    static constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;
+
     // `interrupt` is called by close() to make a read in progress return (for TCP:
     // TcpConnection::shutdown_both()); without it the reader ends at the transport's own timeout.
     StreamChannel(protocol::ByteSource& source, protocol::ByteSink& sink,
@@ -53,6 +59,7 @@ private:
     std::mutex mutex_;
     std::condition_variable arrived_;
     std::deque<protocol::Message> queue_;
+    std::size_t queued_bytes_ = 0;  // page and output payload in queue_, bounded by kMaxQueuedBytes
     std::exception_ptr read_error_;  // why the reader stopped, once it has
     bool closed_ = false;
     bool send_failed_ = false;
