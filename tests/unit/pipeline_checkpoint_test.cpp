@@ -264,3 +264,36 @@ TEST_CASE("pipeline checkpoint: the receiver is configured from the sender's rep
     bad.purpose = static_cast<protocol::ReplicationPurpose>(7);
     CHECK_THROWS_WITH_AS((void)secondary_config_for(bad), "replication-setup: unknown purpose 7", Error);
 }
+
+TEST_CASE("pipeline checkpoint: guest memory that does not start at frame 0 is copied frame for frame") {
+    constexpr std::uint64_t kFirst = 100, kCount = 48;
+    FakeBackend pvm("offset", kCount, Pfn{kFirst}), svm("offset", kCount, Pfn{kFirst});
+    for (std::uint64_t p = kFirst; p < kFirst + kCount; ++p) pvm.guest_write(Pfn{p}, pattern(p, 0));
+    svm.pause();
+    auto [to_secondary, to_primary] = MemoryChannel::make_pair();
+    Log log;
+    Released out;
+    PrimaryConfig pc = primary_config(ProtectionMode::remus);
+    pc.log = log.fn();
+    SecondaryConfig sc = secondary_config(ProtectionMode::remus);
+    sc.cache_backup = false;  // the cache is filled from the SVM's regions on entry
+    sc.log = log.fn();
+    Primary primary(pvm, *to_secondary, pc, out.sink());
+    Secondary secondary(svm, *to_primary, sc, out.sink());
+    primary.send_initial_sync();
+    REQUIRE(secondary.process(Secondary::Clock::now()) == Secondary::Outcome::running);
+    REQUIRE(primary.await_colo_entry());
+    CHECK(primary.status().pages_migrated == kCount);
+    CHECK(secondary.status().pages_copied_entering_colo == kCount);
+    for (std::uint64_t p = kFirst + 5; p < kFirst + 9; ++p) pvm.guest_write(Pfn{p}, pattern(p, 1));
+    primary.send_checkpoint();
+    (void)secondary.process(Secondary::Clock::now());
+    REQUIRE(primary.await_checkpoint());
+    CHECK(primary.status().pages_sent_paused == 4);
+    for (std::uint64_t p = kFirst; p < kFirst + kCount; ++p) {
+        CAPTURE(p);
+        CHECK(std::memcmp(pvm.page(Pfn{p}).data(), svm.page(Pfn{p}).data(), kPageSize) == 0);
+    }
+    CHECK(std::memcmp(secondary.cache().page(Pfn{kFirst + 6}).data(), pvm.page(Pfn{kFirst + 6}).data(), kPageSize) == 0);
+    CHECK_THROWS_WITH_AS((void)secondary.cache().page(Pfn{kFirst - 1}), "ram cache: frame 99 is outside guest memory", Error);
+}
