@@ -89,9 +89,10 @@ void GuestRam::read_pages(std::span<const Pfn> frames, std::span<std::byte> out)
 
 void GuestRam::write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) {
     if (in.size() != frames.size() * kPageSize) throw Error("write_pages: buffer size does not match frame count");
+    // Not logged (backends/guest_memory.hpp): these are the pipeline's own writes (a secondary
+    // applying a checkpoint, a restore). Logging them would make the secondary report every page
+    // it flushed as dirtied by the SVM, and flush it again at the next checkpoint, forever.
     for (std::size_t i = 0; i < frames.size(); ++i) std::memcpy(frame(frames[i]), &in[i * kPageSize], kPageSize);
-    std::lock_guard lock(vmm_dirty_mutex_);
-    for (const Pfn pfn : frames) vmm_dirty_.set(pfn);
 }
 
 std::span<std::byte> GuestRam::host(Gpa gpa, std::uint64_t bytes) {

@@ -4,8 +4,9 @@
 //
 // Dirty logging (STYLE §4) keeps two logs: KVM's per-slot log of guest writes
 // (KVM_MEM_LOG_DIRTY_PAGES with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) and our own bitmap of pages
-// the VMM wrote (loaders, device emulation, write_pages). harvest_dirty returns their union and
-// clears both.
+// the VMM wrote for the guest (loaders, device emulation: mark_vmm_dirty, write). Not
+// write_pages: that is the pipeline's own writing (backends/guest_memory.hpp). harvest_dirty
+// returns the union of the two logs and clears both.
 //
 // Manual protect is enabled WITHOUT KVM_DIRTY_LOG_INITIALLY_SET: then enabling the log
 // write-protects every page at once, so the first harvest reports exactly the pages written since

@@ -21,10 +21,11 @@
 //   console_input(bytes)                 bytes typed at the guest's console (UART receive).
 //
 // Dirty pages: harvest_dirty reports guest writes (KVM's log, exact from start_dirty_log on) and
-// every page the VMM wrote: loaders, device emulation, and memory().write_pages. So on a
-// secondary, the pages a checkpoint wrote come back in its next harvest; a pipeline that wants
-// only the secondary's own writes harvests once right after applying the checkpoint and drops
-// that result (tests/kvm/save_restore_test.cpp, "COLO pattern").
+// every page the VMM wrote for the guest: loaders and device emulation. memory().write_pages is
+// the pipeline's own writing (a restore, a secondary applying a checkpoint) and is NOT reported,
+// as backends/guest_memory.hpp says: otherwise a secondary would report every page a
+// checkpoint flushed as its own and flush it again at the next one
+// (tests/kvm/save_restore_test.cpp, "COLO pattern").
 // save_state records: kvm/state_tags.hpp. The built-in guest: kvm/builtin_guest/guest.c.
 //
 // Threading: as Backend says, one controlling thread calls everything; vCPU threads call the

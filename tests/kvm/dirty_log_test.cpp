@@ -142,7 +142,7 @@ TEST_CASE("kvm dirty log: exactly the pages the guest wrote, round after round")
     }
 }
 
-TEST_CASE("kvm dirty log: pages the VMM writes are reported with the guest's") {
+TEST_CASE("kvm dirty log: pages the VMM writes are reported with the guest's, the pipeline's writes are not") {
     TinyGuest guest;
     guest.ram.start_dirty_log();
     (void)guest.harvest();
@@ -151,12 +151,12 @@ TEST_CASE("kvm dirty log: pages the VMM writes are reported with the guest's") {
     std::vector<std::byte> page(kPageSize, std::byte{0x5a});
     const std::array<Pfn, 2> vmm_frames = {Pfn{0x600}, Pfn{0x9ff}};
     std::vector<std::byte> two(2 * kPageSize, std::byte{0x11});
-    guest.ram.write_pages(vmm_frames, two);
+    guest.ram.write_pages(vmm_frames, two);  // the pipeline's own writes (a secondary's flush): not logged
     guest.ram.mark_vmm_dirty(Gpa{0x700000 + 100}, 5000);  // device emulation: spans two pages
     guest.write_pages(Gpa{0x300000}, 3, 1, 7);
 
     auto expected = pages(0x300, 3, 1);
-    expected.insert({0x600, 0x9ff, 0x700, 0x701});
+    expected.insert({0x700, 0x701});
     CHECK(guest.harvest() == expected);
     CHECK(guest.harvest().empty());
 }
@@ -190,6 +190,7 @@ TEST_CASE("kvm guest RAM: over 3 GiB the rest continues at 4 GiB, and its pages 
     std::vector<std::byte> in(2 * kPageSize);
     for (std::size_t i = 0; i < in.size(); ++i) in[i] = std::byte(static_cast<std::uint8_t>(i * 7));
     ram.write_pages(frames, in);
+    for (const Pfn pfn : frames) ram.mark_vmm_dirty(pfn.gpa(), kPageSize);  // as device emulation would
     std::vector<std::byte> out(2 * kPageSize);
     ram.read_pages(frames, out);
     CHECK(out == in);
