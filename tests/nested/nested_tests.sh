@@ -8,8 +8,10 @@
 #   kvm-tests-in-l1   BUILD_DIR/tests/kvm/kvm_tests (the kvm tier) passes on kvm_amd too, not
 #                     just on this machine's kvm_pvm (its dirty-log cases: see below).
 #   linux-boot-1vcpu  Debian 12's cloud kernel (vmlinux) + the example busybox initramfs boot
-#   linux-boot-2vcpu  through our loader and VMM, and the workload prints seq lines with no
+#   linux-boot-2vcpu-moved  through our loader and VMM, and the workload prints seq lines with no
 #                     CORRUPT; Linux sees as many CPUs as the config asks for (ACPI MADT, SIPI).
+#                     The 2-vCPU guest is also moved into a fresh VM (save_state + memory into
+#                     create_incoming) after seq=3 and must continue to seq=8, none lost or repeated.
 #   linux-boot-bzimage  the same kernel as Debian ships it (bzImage: 64-bit entry into its
 #                     decompressor at load address + 0x200), one vCPU.
 #
@@ -77,9 +79,13 @@ elif ! "$here/../../examples/linux/build-initramfs.sh" "$work/initramfs.cpio" > 
 fi
 
 seq_lines=5
-# boot_test NAME VCPUS KERNEL_FILE: one L1 run of the probe on a config made here.
+# boot_test NAME VCPUS KERNEL_FILE [MOVE_AT_SEQ]: one L1 run of the probe on a config made here.
+# With MOVE_AT_SEQ, the running guest is moved into a fresh VM (save_state + all memory into a
+# create_incoming backend) after that seq line, and must go on to seq=MOVE_AT_SEQ+5 with every
+# seq number exactly once, in order: Linux survives a restore (LAPIC/IOAPIC/PIT/kvmclock state).
 boot_test() {
-    local name=$1 vcpus=$2 kernel=$3
+    local name=$1 vcpus=$2 kernel=$3 move_at=${4:-} until=$seq_lines
+    [ -z "$move_at" ] || until=$((move_at + 5))
     if [ -n "$skip_linux" ]; then
         echo "SKIP $name: $skip_linux"
         return
@@ -96,9 +102,11 @@ ramdisk = "$work/initramfs.cpio"
 extra = "quiet workload.mib=8 workload.ms=100 workload.rate=64"
 EOF
     "$l1" -t "$timeout_s" -f "$probe" -f "$kernel" -f "$work/initramfs.cpio" -f "$cfg" \
-        -- "$probe" "$cfg" 200 "seq=$seq_lines " > "$log" 2>&1
+        -- "$probe" "$cfg" 200 "seq=$until " ${move_at:+"seq=$move_at "} > "$log" 2>&1
     status=$?
-    local cpus corrupt last_seq boot
+    local cpus corrupt last_seq boot order
+    # Every seq number from 1 on, once and in order (a move must neither lose nor repeat a line).
+    order=$(sed -n 's/^L1| seq=\([0-9]*\) .*/\1/p' "$log" | awk '$1 != NR {print "seq=" $1 " where seq=" NR " was due"; exit}')
     cpus=$(sed -n 's/.*colo-workload: start .* cpus=\([0-9]*\).*/\1/p' "$log" | tail -1)
     corrupt=$(grep -c 'CORRUPT' "$log")
     last_seq=$(grep -o 'seq=[0-9]*' "$log" | tail -1)
@@ -106,7 +114,10 @@ EOF
         # The KVM backend says it cannot create this guest yet: not a boot failure to report.
         echo "SKIP $name: $(sed -n 's/.*probe: error after [0-9.]* s: //p' "$log" | tail -1)"
     elif [ "$status" != 0 ]; then
-        echo "FAIL $name: the guest did not reach seq=$seq_lines (exit status $status${last_seq:+, last $last_seq})"
+        echo "FAIL $name: the guest did not reach seq=$until (exit status $status${last_seq:+, last $last_seq})"
+        show "$log" 40
+    elif [ -n "$order" ]; then
+        echo "FAIL $name: console out of order: $order"
         show "$log" 40
     elif [ "$corrupt" != 0 ]; then
         echo "FAIL $name: the workload reported $corrupt CORRUPT line(s)"
@@ -116,10 +127,12 @@ EOF
         show "$log" 40
     else
         boot=$(sed -n 's/.*probe: saw .* after \([0-9.]*\) s.*/\1/p' "$log" | tail -1)
+        local moved=""
+        [ -z "$move_at" ] || moved=", moved to a fresh VM after seq=$move_at ($(sed -n 's/.*probe: moved to a new VM after [^:]*: //p' "$log" | tail -1))"
         echo "PASS $name: Debian $(basename "$kdir") $(basename "$kernel") booted through the 64-bit entry," \
-             "$cpus CPU(s) online, seq=1..$seq_lines with no CORRUPT (${boot:-?} s in the VMM, $((SECONDS - start)) s with L1)"
+             "$cpus CPU(s) online, seq=1..$until in order with no CORRUPT$moved (${boot:-?} s in the VMM, $((SECONDS - start)) s with L1)"
     fi
 }
 boot_test linux-boot-1vcpu 1 "${kdir:-}/vmlinux"
-boot_test linux-boot-2vcpu 2 "${kdir:-}/vmlinux"
+boot_test linux-boot-2vcpu-moved 2 "${kdir:-}/vmlinux" 3
 boot_test linux-boot-bzimage 1 "${kdir:-}/bzImage"
