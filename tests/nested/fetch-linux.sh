@@ -20,7 +20,7 @@ META=linux-image-cloud-amd64
 die() { echo "fetch-linux.sh: $*" >&2; exit 1; }
 
 # The metapackage depends on exactly one versioned image package: that one holds the kernel.
-pkg=$(apt-cache depends "$META" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+pkg=$(apt-cache depends "$META" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}') || pkg=""
 [ -n "$pkg" ] || die "cannot resolve $META (run apt-get update first)"
 kver=${pkg#linux-image-}
 out="$CACHE/linux/$kver"

@@ -28,6 +28,15 @@ trap 'rm -rf "$work"' EXIT
 
 show() { sed 's/^/  | /' "$1" | tail -n "${2:-25}"; }
 
+# Without an L1 kernel (no package mirror) nothing here can run: say so once per test.
+if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
+    why="no L1 kernel: $(tail -1 "$work/prepare.log")"
+    for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage; do
+        echo "SKIP $t: $why"
+    done
+    exit 0
+fi
+
 # --- kvm-tests-in-l1 (+ kvm-dirty-log-exact-in-l1)
 # The dirty-log cases of kvm_tests expect the harvest to hold exactly the pages the guest wrote.
 # On AMD nested paging the CPU's walks of the guest's own page tables count as writes, so the

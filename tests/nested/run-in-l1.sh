@@ -5,6 +5,7 @@
 # there, which emulates guest ring 0) and prove our VMM on the KVM that ordinary hardware has.
 #
 #   run-in-l1.sh [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]...
+#   run-in-l1.sh --prepare      only fetch the L1 kernel and modules (exit 1 if that fails)
 #
 #   -m   L1 memory (default 1536). Files passed with -f live in L1's RAM (an initramfs).
 #   -t   give up after this many seconds (default 600); exit status 124 then.
@@ -24,6 +25,8 @@ set -euo pipefail
 mem=1536
 timeout_s=600
 files=()
+prepare_only=""
+[ "${1:-}" = --prepare ] && { prepare_only=1; shift; set -- -- true; }
 usage() { echo "usage: $0 [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]..." >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -46,7 +49,7 @@ cache=${COLO_CACHE:-$HOME/.cache/colo-replicate}/l1
 # --- 1. The L1 kernel and the four modules KVM on AMD needs, in load order.
 modules=(virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko drivers/crypto/ccp/ccp.ko arch/x86/kvm/kvm-amd.ko)
 if [ ! -s "$cache/vmlinuz" ]; then
-    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}') || pkg=""
     [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (run apt-get update first)"
     kver=${pkg#linux-image-}
     dl=$(mktemp -d)
@@ -59,6 +62,8 @@ if [ ! -s "$cache/vmlinuz" ]; then
     cp "$dl/root/boot/vmlinuz-$kver" "$cache/vmlinuz.tmp" && mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
     rm -rf "$dl"
 fi
+
+[ -z "$prepare_only" ] || exit 0
 
 # --- 2. The L1's initramfs: busybox, the modules, the requested files, the command, an /init.
 work=$(mktemp -d)
