@@ -1,0 +1,248 @@
+"""Simulated hosts for the end-to-end tier: each host is a run directory (COLO_RUN_DIR) and every
+command is the real `colo-replicate` binary, run exactly as an operator would.
+
+Guests and receivers detach (fork + setsid), so they leave our process group. To still account for
+every one of them, this process makes itself a child subreaper: the detached processes become our
+children when their launcher exits, we can collect their exit status, and nothing outlives a test.
+Cleanup kills, by pid, exactly the processes whose environment names one of the test's run dirs.
+"""
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), 'prctl(PR_SET_CHILD_SUBREAPER)')
+
+
+class TestFailure(Exception):
+    """A check failed; the message is the one-line reason."""
+
+
+def check(condition, message):
+    if not condition:
+        raise TestFailure(message)
+
+
+def wait_until(predicate, timeout, what, interval=0.02):
+    """Polls predicate until it returns something true; fails the test with `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TestFailure('timed out after %.1fs waiting for %s' % (timeout, what))
+        time.sleep(interval)
+
+
+# --- processes we adopted as subreaper ---------------------------------------------------------
+_exit_status = {}
+
+
+def _record(pid, status):
+    _exit_status[pid] = os.waitstatus_to_exitcode(status)
+
+
+def reap_finished():
+    """Collects every adopted child that has ended (never blocks)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _record(pid, status)
+
+
+def alive(pid):
+    if pid in _exit_status:
+        return False
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            _record(pid, status)
+            return False
+        return True
+    except ChildProcessError:
+        pass  # not ours: look at /proc
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
+
+
+def exit_code(pid):
+    """Exit code of an adopted process that has ended (negative: killed by that signal)."""
+    return _exit_status.get(pid)
+
+
+def wait_exit(pid, timeout, what):
+    wait_until(lambda: not alive(pid), timeout, what)
+    return exit_code(pid)
+
+
+def processes_of(root):
+    """Pids of live processes whose COLO_RUN_DIR lies under root."""
+    key = b'COLO_RUN_DIR=' + os.fsencode(root)
+    found = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/environ' % entry, 'rb') as f:
+                env = f.read()
+        except OSError:
+            continue
+        if any(var.startswith(key) for var in env.split(b'\0')) and alive(int(entry)):
+            found.append(int(entry))
+    return found
+
+
+def kill_all(root):
+    pids = processes_of(root)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 5
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    reap_finished()
+    return pids
+
+
+# --- one host ----------------------------------------------------------------------------------
+class Result:
+    def __init__(self, argv, code, out, err):
+        self.argv, self.code, self.out, self.err = argv, code, out, err
+
+    def describe(self):
+        text = (self.err.strip() or self.out.strip()).replace('\n', ' | ')
+        return '`%s` exited %s: %s' % (' '.join(self.argv[1:]), self.code, text[:300])
+
+
+class Host:
+    def __init__(self, binary, run_dir):
+        self.binary, self.run_dir = binary, run_dir
+        os.makedirs(run_dir, exist_ok=True)
+
+    def run(self, *args, timeout=60):
+        argv = [self.binary] + [str(a) for a in args]
+        env = dict(os.environ, COLO_RUN_DIR=self.run_dir)
+        try:
+            p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                               errors='replace', timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TestFailure('`%s` did not finish within %ds' % (' '.join(argv[1:]), timeout))
+        return Result(argv, p.returncode, p.stdout, p.stderr)
+
+    def ok(self, *args, timeout=60):
+        r = self.run(*args, timeout=timeout)
+        check(r.code == 0, r.describe())
+        return r
+
+    def create(self, config, console_log, *extra):
+        r = self.ok('create', config, '--console-log', console_log, *extra)
+        m = re.search(r'\(pid (\d+)\)', r.out)
+        check(m, 'create printed no pid: %r' % r.out)
+        return int(m.group(1))
+
+    def restore(self, file, console_log):
+        r = self.ok('restore', file, '--console-log', console_log)
+        m = re.search(r'\(pid (\d+)\)', r.out)
+        check(m, 'restore printed no pid: %r' % r.out)
+        return int(m.group(1))
+
+    def receive(self, console_log, heartbeat_ms):
+        """Starts a detached receiver on an ephemeral loopback port; returns (address, pid, log)."""
+        r = self.ok('receive', '-l', '127.0.0.1:0', '--console-log', console_log,
+                    '--heartbeat-timeout', heartbeat_ms)
+        m = re.search(r'Listening on (\S+) \(pid (\d+); log: ([^)]+)\)', r.out)
+        check(m, 'receive printed no address/pid/log: %r' % r.out)
+        address, pid, log = m.group(1), int(m.group(2)), m.group(3)
+        check(not address.endswith(':0'), 'receive reported port 0: ' + address)
+        return address, pid, log
+
+    def guests(self):
+        """{name: state} from `list --json`."""
+        r = self.ok('list', '--json', timeout=30)
+        try:
+            return {g['name']: g['state'] for g in json.loads(r.out)}
+        except (ValueError, KeyError, TypeError) as e:
+            raise TestFailure('list --json printed something that is not the expected JSON (%s): %r' % (e, r.out))
+
+    def status(self, name):
+        """`status --json NAME` as a dict, or None when it fails (e.g. the guest is gone)."""
+        r = self.run('status', '--json', name, timeout=30)
+        if r.code != 0:
+            return None
+        try:
+            return json.loads(r.out)
+        except ValueError:
+            raise TestFailure('status --json printed something that is not JSON: %r' % r.out)
+
+    def state(self, name):
+        s = self.status(name)
+        return s.get('state') if s else None
+
+
+class Workspace:
+    """A fresh temp dir for one test, with its hosts; everything started under it dies with it."""
+
+    def __init__(self, binary, label):
+        self.binary = binary
+        self.root = tempfile.mkdtemp(prefix='colo-e2e-%s-' % label)
+        self.failed = False
+
+    def host(self, name):
+        return Host(self.binary, os.path.join(self.root, name))
+
+    def path(self, name):
+        return os.path.join(self.root, name)
+
+    def write_config(self, filename, **keys):
+        lines = []
+        for k, v in keys.items():
+            lines.append('%s = %s' % (k, '"%s"' % v if isinstance(v, str) else v))
+        path = self.path(filename)
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        return path
+
+    def close(self, keep=False):
+        """Kills what is left; returns the pids it had to kill. keep: leave the files for a post-mortem."""
+        leftovers = kill_all(self.root)
+        if not keep:
+            shutil.rmtree(self.root, ignore_errors=True)
+        return leftovers
+
+
+def read_bytes(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except FileNotFoundError:
+        return b''
+
+
+def one_line_error(result):
+    """The message of a failed command, checked to be exactly one non-empty line on stderr."""
+    check(result.code != 0, '%s: expected a failure' % result.describe())
+    lines = [l for l in result.err.split('\n') if l.strip()]
+    check(len(lines) == 1, '`%s` printed %d error lines, not one: %r'
+          % (' '.join(result.argv[1:]), len(lines), result.err[:300]))
+    return lines[0]

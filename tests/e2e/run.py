@@ -1,0 +1,454 @@
+#!/usr/bin/env python3
+"""The end-to-end tier: real KVM guests driven through the `colo-replicate` CLI as an operator
+would, with primary and secondary as separate processes in separate run dirs on loopback.
+
+    python3 tests/e2e/run.py PATH/TO/colo-replicate [TEST...]
+
+Prints `PASS name (details)`, `FAIL name: why` or `SKIP name: why` per test and exits 1 on any
+failure. COLO_E2E_SEED fixes the random kill moments of the failover test; COLO_E2E_RUNS changes
+its number of runs per mode (default 20); COLO_E2E_KEEP=1 keeps a failed test's files.
+"""
+import os
+import random
+import signal
+import socket
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from console_sequence import SEQ_LINE, check_sequence, count_seq_lines  # noqa: E402
+from hostile_stream import garbage, stream_header  # noqa: E402
+from hosts import (TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
+                   one_line_error, read_bytes, wait_exit, wait_until)
+
+HEARTBEAT_MS = 500
+PRINT_INTERVAL_MS = 50
+
+
+def guest_config(ws, name, **overrides):
+    keys = dict(name=name, memory=64, vcpus=1, guest='builtin', working_set=32, dirty_rate=2000,
+                seed=7, print_interval=PRINT_INTERVAL_MS)
+    keys.update(overrides)
+    return ws.write_config(name + '.cfg', **keys)
+
+
+def seq_count(path):
+    return count_seq_lines(read_bytes(path))
+
+
+def wait_lines(path, at_least, timeout, what):
+    return wait_until(lambda: seq_count(path) >= at_least, timeout, '%s (%d seq lines in %s)'
+                      % (what, at_least, os.path.basename(path)))
+
+
+def same_content_lines(*logs):
+    """Lines with the same seq number must be byte-identical wherever they appear (the guest's line
+    depends only on seed and N); returns the list of numbers that differ."""
+    seen, differ = {}, []
+    for data in logs:
+        for line in data.split(b'\n'):
+            m = SEQ_LINE.match(line)
+            if m:
+                n = int(m.group(1))
+                if seen.setdefault(n, line) != line:
+                    differ.append(n)
+    return differ
+
+
+def expect_nothing_running(ws, host, what):
+    guests = host.guests()
+    check(not guests, '%s: guests still listed: %s' % (what, guests))
+    procs = [p for p in _processes(ws) if alive(p)]
+    check(not procs, '%s: processes still running under %s: %s' % (what, host.run_dir, procs))
+
+
+def _processes(ws):
+    from hosts import processes_of
+    return processes_of(ws.root)
+
+
+# --- 1 -----------------------------------------------------------------------------------------
+def test_lifecycle(binary):
+    ws = Workspace(binary, 'lifecycle')
+    try:
+        a = ws.host('hostA')
+        log = ws.path('console.log')
+        pid = a.create(guest_config(ws, 'life'), log)
+        check(a.guests() == {'life': 'running'}, 'after create, list shows %s' % a.guests())
+        wait_lines(log, 5, 10, 'the guest to print')
+
+        a.ok('pause', 'life')
+        check(a.guests().get('life') == 'paused', 'after pause, list shows %s' % a.guests())
+        time.sleep(0.3)  # output already produced may still be on its way to the log
+        before = seq_count(log)
+        time.sleep(1.0)
+        after = seq_count(log)
+        check(after == before, 'paused guest printed %d new lines in 1 s' % (after - before))
+
+        a.ok('unpause', 'life')
+        check(a.guests().get('life') == 'running', 'after unpause, list shows %s' % a.guests())
+        wait_lines(log, after + 5, 5, 'lines to resume after unpause')
+
+        a.ok('destroy', 'life')
+        check(a.guests() == {}, 'after destroy, list shows %s' % a.guests())
+        wait_exit(pid, 5, 'the guest process %d to end after destroy' % pid)
+        report = check_sequence(read_bytes(log), min_lines=10)
+        check(report.ok, 'console log: ' + '; '.join(report.problems))
+        details = [report.summary()]
+
+        # Refusals: one line on stderr, exit 1, nothing left.
+        bad = ws.write_config('bad.cfg', name='bad', memory='lots')
+        open(bad, 'a').write('colour = 3\n')
+        cases = [
+            ('bad config', bad, None),
+            ('missing kernel', guest_config(ws, 'nokernel', guest='linux', kernel=ws.path('no-such-bzImage'),
+                                            working_set=16), 'no-such-bzImage'),
+            ('missing config file', ws.path('no-such.cfg'), 'no-such.cfg'),
+            ('memory too large', guest_config(ws, 'huge', memory=65536), None),
+        ]
+        for label, cfg, must_mention in cases:
+            r = a.run('create', cfg, '--console-log', ws.path(label.replace(' ', '-') + '.log'), timeout=60)
+            if r.code == 0:
+                a.run('destroy', os.path.splitext(os.path.basename(cfg))[0])
+                raise TestFailure('%s: create succeeded: %s' % (label, r.out.strip()))
+            check(r.code == 1, '%s: exit status %d, expected 1' % (label, r.code))
+            line = one_line_error(r)
+            if must_mention:
+                check(must_mention in line, '%s: message does not name %s: %s' % (label, must_mention, line))
+            expect_nothing_running(ws, a, label)
+            details.append('%s -> "%s"' % (label, line[:90]))
+
+        # A second guest of the same name is refused while the first runs.
+        pid = a.create(guest_config(ws, 'dup'), ws.path('dup.log'))
+        r = a.run('create', ws.path('dup.cfg'))
+        check(r.code == 1, 'duplicate name: %s' % r.describe())
+        one_line_error(r)
+        check(alive(pid), 'the first guest died when a duplicate was refused')
+        a.ok('destroy', 'dup')
+        wait_exit(pid, 5, 'the guest to end after destroy')
+        expect_nothing_running(ws, a, 'after the duplicate check')
+        return '; '.join(details)
+    finally:
+        ws.close()
+
+
+# --- 2 -----------------------------------------------------------------------------------------
+def test_save_restore(binary, rounds=20):
+    ws = Workspace(binary, 'saverestore')
+    try:
+        a = ws.host('hostA')
+        log = ws.path('console.log')
+        image = ws.path('guest.img')
+        pid = a.create(guest_config(ws, 'sr'), log)
+        wait_lines(log, 3, 10, 'the guest to print')
+        sizes = []
+        started = time.monotonic()
+        for i in range(rounds):
+            r = a.ok('save', 'sr', image)
+            check(a.guests() == {}, 'round %d: after save, list shows %s' % (i, a.guests()))
+            wait_exit(pid, 5, 'round %d: the saved guest to end' % i)
+            sizes.append(os.path.getsize(image))
+            n = seq_count(log)
+            pid = a.restore(image, log)
+            check(a.guests().get('sr') == 'running', 'round %d: after restore, list shows %s' % (i, a.guests()))
+            wait_lines(log, n + 2, 10, 'round %d: the restored guest to print' % i)
+        elapsed = time.monotonic() - started
+        a.ok('destroy', 'sr')
+        wait_exit(pid, 5, 'the guest to end after destroy')
+        report = check_sequence(read_bytes(log), min_lines=3 + 2 * rounds)
+        check(report.ok, 'joined console log over %d save/restore rounds: %s' % (rounds, '; '.join(report.problems)))
+
+        # Damaged images are refused and leave nothing behind.
+        data = open(image, 'rb').read()
+        damaged = {'truncated': data[:len(data) // 2]}
+        flipped = bytearray(data)
+        flipped[len(data) // 2] ^= 0x10
+        damaged['bit-flipped'] = bytes(flipped)
+        header_flip = bytearray(data)
+        header_flip[9] ^= 0x01  # inside the version field
+        damaged['header bit-flipped'] = bytes(header_flip)
+        messages = []
+        for label, content in damaged.items():
+            path = ws.path(label.replace(' ', '-') + '.img')
+            with open(path, 'wb') as f:
+                f.write(content)
+            r = a.run('restore', path, '--console-log', ws.path('damaged.log'))
+            check(r.code == 1, '%s image: %s' % (label, r.describe()))
+            messages.append('%s -> "%s"' % (label, one_line_error(r)[:80]))
+            expect_nothing_running(ws, a, label + ' image')
+        check(seq_count(ws.path('damaged.log')) == 0, 'a damaged image printed guest output')
+        return '%d rounds in %.1fs, image %d KiB, %s; %s' % (rounds, elapsed, sizes[-1] // 1024,
+                                                             report.summary(), '; '.join(messages))
+    finally:
+        ws.close()
+
+
+# --- 3 -----------------------------------------------------------------------------------------
+def test_migration(binary):
+    ws = Workspace(binary, 'migrate')
+    try:
+        a, b = ws.host('hostA'), ws.host('hostB')
+        log_a, log_b = ws.path('a.log'), ws.path('b.log')
+        address, receiver, _ = b.receive(log_b, HEARTBEAT_MS)
+        pid = a.create(guest_config(ws, 'mig'), log_a)
+        wait_lines(log_a, 10, 10, 'the guest to print')
+        r = a.ok('migrate', 'mig', address)
+        for field in ('downtime_us=', 'passes=', 'bytes='):
+            check(field in r.out, 'migrate did not report %s: %r' % (field, r.out))
+        check(a.guests() == {}, 'after migrate, host A lists %s' % a.guests())
+        wait_exit(pid, 5, 'the migrated-away guest process to end')
+        check(b.guests().get('mig') == 'running', 'after migrate, host B lists %s' % b.guests())
+        state = b.state('mig')
+        check(state == 'active', 'destination status state is %s, expected active' % state)
+        n = seq_count(log_b)
+        wait_lines(log_b, n + 10, 5, 'the migrated guest to go on printing')
+        b.ok('destroy', 'mig')
+        wait_exit(receiver, 5, 'the receiver to end after destroy')
+        data_a, data_b = read_bytes(log_a), read_bytes(log_b)
+        report = check_sequence(data_a + data_b, min_lines=20)
+        check(report.ok, 'joined log: ' + '; '.join(report.problems))
+        check(count_seq_lines(data_b) > 0, 'the destination released nothing')
+        return '%s; A ends seq=%s, B starts seq=%s; %s' % (
+            r.out.strip(), check_sequence(data_a).last, check_sequence(data_b).first, report.summary())
+    finally:
+        ws.close()
+
+
+# --- 4 -----------------------------------------------------------------------------------------
+def failover_run(binary, mode, run, delay, rng_seed):
+    """One protect + SIGKILL of the primary; returns (ok, details)."""
+    ws = Workspace(binary, 'kill-%s-%d' % (mode, run))
+    keep = False
+    try:
+        a, b = ws.host('hostA'), ws.host('hostB')
+        log_a, log_b = ws.path('a.log'), ws.path('b.log')
+        address, receiver, _ = b.receive(log_b, HEARTBEAT_MS)
+        pid = a.create(guest_config(ws, 'prot', seed=rng_seed), log_a)
+        wait_lines(log_a, 2, 10, 'the guest to print')
+        extra = ['--remus', '-i', '100'] if mode == 'remus' else []
+        a.ok('protect', 'prot', address, '--heartbeat-timeout', HEARTBEAT_MS, *extra)
+        if delay > 0:
+            time.sleep(delay)
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_exit(pid, 5, 'the killed primary to end')
+        wait_until(lambda: b.state('prot') == 'active', 10, 'the secondary to become active')
+        takeover_ms = (time.monotonic() - killed) * 1000
+        time.sleep(1.0)
+        survivor_state = b.state('prot')
+        b.run('destroy', 'prot')
+        wait_exit(receiver, 5, 'the survivor to end after destroy')
+        data_a, data_b = read_bytes(log_a), read_bytes(log_b)
+        rep_a, rep_b = check_sequence(data_a, 0), check_sequence(data_b, 0)
+        joined = check_sequence(data_a + data_b, min_lines=2)
+        problems = list(joined.problems)
+        if count_seq_lines(data_b) < 5:
+            problems.append('the survivor released only %d lines in ~1 s' % count_seq_lines(data_b))
+        differ = same_content_lines(data_a, data_b)
+        if differ:
+            problems.append('seq lines differ in content for N=%s' % differ[:5])
+        if survivor_state != 'active':
+            problems.append('survivor state %s 1 s after takeover' % survivor_state)
+        where = 'primary released %s, survivor released %s, takeover %.0f ms' % (
+            rep_a.summary(), rep_b.summary(), takeover_ms)
+        if problems:
+            keep = os.environ.get('COLO_E2E_KEEP') == '1'
+            return False, 'run %d (delay %.3fs): %s; %s%s' % (run, delay, where, '; '.join(problems),
+                                                            ' (kept %s)' % ws.root if keep else '')
+        return True, takeover_ms
+    except TestFailure as e:
+        keep = os.environ.get('COLO_E2E_KEEP') == '1'
+        return False, 'run %d (delay %.3fs): %s%s' % (run, delay, e, ' (kept %s)' % ws.root if keep else '')
+    finally:
+        ws.close(keep=keep)
+
+
+def kill_moments(rng, runs):
+    """0-2 s after protect returns, with the first moments (mid-stream, mid-checkpoint) well covered."""
+    moments = []
+    for i in range(runs):
+        if i % 4 == 0:
+            moments.append(0.0)
+        elif i % 4 == 1:
+            moments.append(rng.uniform(0.0, 0.15))
+        else:
+            moments.append(rng.uniform(0.0, 2.0))
+    return moments
+
+
+def make_failover_test(mode, runs, seed):
+    def test(binary):
+        rng = random.Random('%s-%d' % (mode, seed))
+        failures, takeovers = [], []
+        for run, delay in enumerate(kill_moments(rng, runs)):
+            ok, result = failover_run(binary, mode, run, delay, rng.randint(1, 1 << 30))
+            if ok:
+                takeovers.append(result)
+            else:
+                failures.append(result)
+        if failures:
+            raise TestFailure('%d of %d runs broke (seed %d): %s' % (len(failures), runs, seed, ' || '.join(failures)))
+        takeovers.sort()
+        return '%d runs, seed %d, takeover after SIGKILL p50 %.0f ms max %.0f ms' % (
+            runs, seed, takeovers[len(takeovers) // 2], takeovers[-1])
+    return test
+
+
+# --- 5 -----------------------------------------------------------------------------------------
+def test_secondary_killed(binary):
+    ws = Workspace(binary, 'killsecondary')
+    try:
+        a, b = ws.host('hostA'), ws.host('hostB')
+        log_a = ws.path('a.log')
+        address, receiver, _ = b.receive(ws.path('b.log'), HEARTBEAT_MS)
+        pid = a.create(guest_config(ws, 'sec'), log_a)
+        a.ok('protect', 'sec', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        time.sleep(1.0)
+        check(a.state('sec') == 'protected', 'before the kill the primary is %s' % a.state('sec'))
+        guest_log = os.path.join(a.run_dir, 'sec.log')
+        log_before = read_bytes(guest_log)
+        os.kill(receiver, signal.SIGKILL)
+        wait_exit(receiver, 5, 'the killed receiver to end')
+        status = wait_until(lambda: (lambda s: s if s and s.get('state') == 'unprotected' else None)(a.status('sec')),
+                            10, 'the primary to report unprotected')
+        reason = status.get('protection_lost', '')
+        check(reason, 'status shows no protection_lost reason: %s' % status)
+        n = seq_count(log_a)
+        wait_lines(log_a, n + 10, 5, 'the unprotected primary to go on printing')
+        check(alive(pid), 'the primary died')
+        new_log = read_bytes(guest_log)[len(log_before):].decode(errors='replace')
+        lines = [l for l in new_log.split('\n') if l.strip()]
+        told = [l for l in lines if 'secondary' in l.lower() or 'unprotected' in l.lower() or 'protection' in l.lower()]
+        check(told, 'the guest log says nothing about losing the secondary: %r' % new_log[:300])
+        a.ok('destroy', 'sec')
+        wait_exit(pid, 5, 'the primary to end after destroy')
+        report = check_sequence(read_bytes(log_a), min_lines=20)
+        check(report.ok, 'primary log: ' + '; '.join(report.problems))
+        return 'reason "%s"; log: "%s"; %s' % (reason[:80], told[0][:100], report.summary())
+    finally:
+        ws.close()
+
+
+# --- 6 -----------------------------------------------------------------------------------------
+def test_hostile_streams(binary):
+    ws = Workspace(binary, 'hostile')
+    try:
+        b = ws.host('hostB')
+        cases = [
+            ('garbage', garbage(), ('stream', 'magic')),
+            ('wrong version', stream_header(version=99), ('version',)),
+            ('truncated', stream_header(), ()),
+        ]
+        details = []
+        for label, payload, words in cases:
+            address, receiver, log = b.receive(ws.path('b.log'), HEARTBEAT_MS)
+            host, port = address.rsplit(':', 1)
+            with socket.create_connection((host, int(port)), timeout=5) as s:
+                try:
+                    s.sendall(payload)
+                    if label != 'truncated':
+                        s.settimeout(5)
+                        s.recv(4096)  # wait for the receiver to hang up
+                except OSError:
+                    pass  # it may hang up before reading everything
+            code = wait_exit(receiver, 15, '%s: the receiver to end' % label)
+            check(code is not None and code != 0, '%s: receiver exit status %s, expected non-zero' % (label, code))
+            text = read_bytes(log).decode(errors='replace')
+            lines = [l for l in text.split('\n') if l.strip()]
+            errors = [l for l in lines if l.startswith('colo-replicate')]
+            check(len(errors) == 1, '%s: expected one error line in the receiver log, got %r' % (label, lines[:5]))
+            check(not words or any(w in errors[0].lower() for w in words),
+                  '%s: error does not mention %s: %s' % (label, '/'.join(words), errors[0]))
+            expect_nothing_running(ws, b, label)
+            details.append('%s -> exit %d "%s"' % (label, code, errors[0][:90]))
+            os.unlink(log)
+        check(seq_count(ws.path('b.log')) == 0, 'a hostile stream produced guest output')
+        return '; '.join(details)
+    finally:
+        ws.close()
+
+
+# --- 7 -----------------------------------------------------------------------------------------
+def test_forced_failover(binary):
+    ws = Workspace(binary, 'failover')
+    try:
+        a, b = ws.host('hostA'), ws.host('hostB')
+        log_a, log_b = ws.path('a.log'), ws.path('b.log')
+        address, receiver, _ = b.receive(log_b, HEARTBEAT_MS)
+        pid = a.create(guest_config(ws, 'fo'), log_a)
+        a.ok('protect', 'fo', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        time.sleep(0.5)
+        check(b.state('fo') == 'protecting', 'before failover the secondary is %s' % b.state('fo'))
+        r = b.ok('failover', 'fo')
+        check(b.state('fo') == 'active', 'after failover the secondary is %s' % b.state('fo'))
+        n_b = seq_count(log_b)
+        wait_lines(log_b, n_b + 10, 5, 'the new primary to print')
+        check(alive(pid) and 'fo' in a.guests(), 'the old primary stopped running')
+        wait_until(lambda: a.state('fo') == 'unprotected', 10, 'the old primary to report unprotected')
+        r_b = b.run('failover', 'fo')
+        check(r_b.code == 1, 'a second failover was accepted: %s' % r_b.describe())
+        one_line_error(r_b)
+        a.ok('destroy', 'fo')
+        b.ok('destroy', 'fo')
+        wait_exit(pid, 5, 'the old primary to end')
+        wait_exit(receiver, 5, 'the new primary to end')
+        expect_nothing_running(ws, a, 'host A after destroy')
+        expect_nothing_running(ws, b, 'host B after destroy')
+        data_a, data_b = read_bytes(log_a), read_bytes(log_b)
+        rep_a, rep_b = check_sequence(data_a, 10), check_sequence(data_b, 10)
+        check(rep_a.ok, 'old primary log: ' + '; '.join(rep_a.problems))
+        check(rep_b.ok, 'new primary log: ' + '; '.join(rep_b.problems))
+        check(rep_b.first <= rep_a.last + 1, 'the new primary starts at seq=%d, after a gap from seq=%d'
+              % (rep_b.first, rep_a.last))
+        differ = same_content_lines(data_a, data_b)
+        check(not differ, 'the two logs differ for N=%s' % differ[:5])
+        return '%s; old primary %s, new primary %s' % (r.out.strip(), rep_a.summary(), rep_b.summary())
+    finally:
+        ws.close()
+
+
+def main(argv):
+    if len(argv) < 2:
+        print('usage: run.py PATH/TO/colo-replicate [TEST...]', file=sys.stderr)
+        return 2
+    binary = os.path.abspath(argv[1])
+    become_subreaper()
+    seed = int(os.environ.get('COLO_E2E_SEED') or time.time_ns() % 1000000)
+    runs = int(os.environ.get('COLO_E2E_RUNS') or 20)
+    tests = [
+        ('lifecycle', test_lifecycle),
+        ('save-restore-20x', test_save_restore),
+        ('live-migration', test_migration),
+        ('colo-sigkill-primary', make_failover_test('colo', runs, seed)),
+        ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
+        ('sigkill-secondary', test_secondary_killed),
+        ('hostile-streams', test_hostile_streams),
+        ('forced-failover', test_forced_failover),
+    ]
+    wanted = argv[2:]
+    failed = 0
+    if not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        for name, _ in tests:
+            print('SKIP %s: /dev/kvm is not accessible' % name, flush=True)
+        return 0
+    for name, test in tests:
+        if wanted and name not in wanted:
+            continue
+        started = time.monotonic()
+        try:
+            details = test(binary)
+            print('PASS %s (%s; %.1fs)' % (name, details, time.monotonic() - started), flush=True)
+        except TestFailure as e:
+            failed += 1
+            print('FAIL %s: %s' % (name, e), flush=True)
+        except Exception as e:  # a bug in the tier itself still counts as a failure, with its trace
+            failed += 1
+            print('FAIL %s: %s: %s' % (name, type(e).__name__, e), flush=True)
+            traceback.print_exc()
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
