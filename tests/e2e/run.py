@@ -415,6 +415,8 @@ def main(argv):
         return 2
     binary = os.path.abspath(argv[1])
     become_subreaper()
+    # SIGTERM (e.g. a CI timeout) unwinds like Ctrl-C, so each test's cleanup still runs.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit('e2e: terminated'))
     seed = int(os.environ.get('COLO_E2E_SEED') or time.time_ns() % 1000000)
     runs = int(os.environ.get('COLO_E2E_RUNS') or 20)
     tests = [
