@@ -99,10 +99,9 @@ def test_lifecycle(binary):
         details = [report.summary()]
 
         # Refusals: one line on stderr, exit 1, nothing left.
-        bad = ws.write_config('bad.cfg', name='bad', memory='lots')
-        open(bad, 'a').write('colour = 3\n')
         cases = [
-            ('bad config', bad, None),
+            ('bad value', ws.write_config('badvalue.cfg', name='bad', memory='lots'), 'badvalue.cfg:2'),
+            ('unknown key', ws.write_config('badkey.cfg', name='bad', colour=3), 'badkey.cfg:2'),
             ('missing kernel', guest_config(ws, 'nokernel', guest='linux', kernel=ws.path('no-such-bzImage'),
                                             working_set=16), 'no-such-bzImage'),
             ('missing config file', ws.path('no-such.cfg'), 'no-such.cfg'),
