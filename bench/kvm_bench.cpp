@@ -104,7 +104,7 @@ void bench_harvest() {
     vm.set_tss_addr(layout::kKvmRealModeTss.value);
     GuestRam ram(vm, std::uint64_t{1} << 30);
     Vcpu vcpu = vm.create_vcpu(0);
-    vcpu.set_cpuid2(vcpu_cpuid(system.get_supported_cpuid(), 0));
+    vcpu.set_cpuid2(vcpu_cpuid(system.get_supported_cpuid(), 0, true));
     EntryState entry;
     entry.user_mode = true;
     entry.rip = layout::kBuiltinImage.value;
@@ -164,7 +164,7 @@ void bench_dirty_ring() {
     vm.set_tss_addr(layout::kKvmRealModeTss.value);
     GuestRam ram(vm, std::uint64_t{1} << 30);
     Vcpu vcpu = vm.create_vcpu(0);
-    vcpu.set_cpuid2(vcpu_cpuid(system.get_supported_cpuid(), 0));
+    vcpu.set_cpuid2(vcpu_cpuid(system.get_supported_cpuid(), 0, true));
     const long page = sysconf(_SC_PAGESIZE);
     const std::size_t ring_bytes = kRingEntries * sizeof(kvm_dirty_gfn);
     void* mapping = mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu.fd(),

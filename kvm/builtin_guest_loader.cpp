@@ -40,11 +40,13 @@ colo_builtin_image_header read_header(std::span<const std::byte> image) {
 
 }  // namespace
 
-colo_builtin_params builtin_guest_params(const GuestConfig& config, std::uint64_t ram_bytes, std::uint32_t tsc_khz) {
+colo_builtin_params builtin_guest_params(const GuestConfig& config, std::uint64_t ram_bytes, std::uint32_t tsc_khz,
+                                         bool idle_on_timer) {
     colo_builtin_params p{};
     p.magic = COLO_BUILTIN_PARAMS_MAGIC;
     p.version = COLO_BUILTIN_PARAMS_VERSION;
     p.console_port = kCom1;
+    p.flags = idle_on_timer ? COLO_BUILTIN_FLAG_IDLE_ON_TIMER : 0;
     p.seed = config.seed;
     p.working_set_pages = config.working_set_mib * (std::uint64_t{1} << 20) / kPageSize;
     if (p.working_set_pages == 0) throw Error("built-in guest: working_set must be at least 1 MiB");
@@ -66,8 +68,8 @@ colo_builtin_params builtin_guest_params(const GuestConfig& config, std::uint64_
     return p;
 }
 
-EntryState load_builtin_guest(const GuestConfig& config, GuestRam& ram, std::uint32_t tsc_khz) {
-    const auto params = builtin_guest_params(config, ram.bytes(), tsc_khz);
+EntryState load_builtin_guest(const GuestConfig& config, GuestRam& ram, std::uint32_t tsc_khz, bool idle_on_timer) {
+    const auto params = builtin_guest_params(config, ram.bytes(), tsc_khz, idle_on_timer);
     const auto image = builtin_guest_image();
     const auto header = read_header(image);
 

@@ -75,9 +75,10 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
     ram_ = std::make_unique<GuestRam>(vm_, ram_bytes);
 
     const CpuidEntries supported = system_.get_supported_cpuid();
+    const bool tsc_deadline = system_.check_extension(KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     for (unsigned i = 0; i < config.vcpus; ++i) {
         vcpus_.push_back(std::make_unique<Vcpu>(vm_.create_vcpu(i)));
-        vcpus_.back()->set_cpuid2(vcpu_cpuid(supported, i));
+        vcpus_.back()->set_cpuid2(vcpu_cpuid(supported, i, tsc_deadline));
     }
     tsc_khz_ = vcpus_[0]->get_tsc_khz();
     state_shape_.xsave_bytes =
@@ -90,7 +91,7 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
 
     if (boot == Boot::load_guest) {
         if (config.guest == GuestKind::builtin) {
-            const EntryState entry = load_builtin_guest(config, *ram_, tsc_khz_);
+            const EntryState entry = load_builtin_guest(config, *ram_, tsc_khz_, tsc_deadline);
             enter_long_mode(*vcpus_[0], entry);
         } else {
             // The loader writes kernel, initramfs, command line, zero page, MP and ACPI tables

@@ -99,10 +99,17 @@ static void timer_setup(void) {
     __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_TIMER_SETUP) : "memory");
 }
 
-/* Idles (ring 0 halts on the LAPIC timer) until the TSC reaches deadline. */
+static int idle_on_timer;
+
+/* Idles (ring 0 halts on the LAPIC timer) until the TSC reaches deadline; without a
+ * TSC-deadline timer, spins. */
 static void wait_until(uint64_t deadline) {
     while (rdtsc() < deadline) {
-        __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_WAIT), "D"(deadline) : "memory");
+        if (idle_on_timer) {
+            __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_WAIT), "D"(deadline) : "memory");
+        } else {
+            __asm__ volatile("pause");
+        }
     }
 }
 
@@ -141,7 +148,8 @@ void guest_main(const struct colo_builtin_params* params) {
     uint64_t writes = 0;
     uint64_t check = mix(seed);
     uint64_t verify_cursor = 0;
-    timer_setup();
+    idle_on_timer = (params->flags & COLO_BUILTIN_FLAG_IDLE_ON_TIMER) != 0;
+    if (idle_on_timer) timer_setup();
     const uint64_t start = rdtsc();
 
     for (uint64_t seq = 0;; ++seq) {

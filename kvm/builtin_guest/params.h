@@ -10,11 +10,14 @@
 #define COLO_BUILTIN_PARAMS_MAGIC 0x534d524150474243ull /* "CBGPARMS" */
 #define COLO_BUILTIN_PARAMS_VERSION 1u
 
+/* The vCPU has a TSC-deadline LAPIC timer: halt between intervals (else spin on rdtsc). */
+#define COLO_BUILTIN_FLAG_IDLE_ON_TIMER 0x1u
+
 struct colo_builtin_params {
     uint64_t magic;
     uint32_t version;
     uint16_t console_port;           /* COM1 THR: 0x3f8 */
-    uint16_t reserved;
+    uint16_t flags;                  /* COLO_BUILTIN_FLAG_* */
     uint64_t seed;                   /* PRNG seed: page choice and page contents */
     uint64_t working_set_gpa;        /* first byte of the working set (page aligned) */
     uint64_t working_set_pages;

@@ -82,6 +82,60 @@ const StateRecord* find(const std::vector<StateRecord>& records, std::uint32_t t
     return it == records.end() ? nullptr : &*it;
 }
 
+std::uint64_t saved_msr(const std::vector<StateRecord>& state, std::uint32_t wanted) {
+    namespace tags = colo::kvm::state_tags;
+    const StateRecord* msrs = find(state, tags::vcpu_tag(0, tags::VcpuPart::msrs));
+    REQUIRE(msrs != nullptr);
+    std::uint32_t count = 0;
+    std::memcpy(&count, msrs->data.data(), 4);
+    for (std::uint32_t i = 0; i < count; ++i) {
+        std::uint32_t index = 0;
+        std::uint64_t value = 0;
+        std::memcpy(&index, msrs->data.data() + 8 + i * 16, 4);
+        std::memcpy(&value, msrs->data.data() + 8 + i * 16 + 8, 8);
+        if (index == wanted) return value;
+    }
+    FAIL("MSR " << wanted << " is not in the MSR record");
+    return 0;
+}
+
+std::uint64_t saved_tsc(const std::vector<StateRecord>& state) { return saved_msr(state, 0x10); }
+
+// vCPU 0's interrupt state in a saved set: MP state, timer MSR, LAPIC timer vector bits.
+std::string describe_saved_vcpu0(const std::vector<StateRecord>& state) {
+    namespace tags = colo::kvm::state_tags;
+    kvm_mp_state mp{};
+    kvm_vcpu_events events{};
+    kvm_lapic_state lapic{};
+    std::memcpy(&mp, find(state, tags::vcpu_tag(0, tags::VcpuPart::mp_state))->data.data(), sizeof mp);
+    std::memcpy(&events, find(state, tags::vcpu_tag(0, tags::VcpuPart::events))->data.data(), sizeof events);
+    std::memcpy(&lapic, find(state, tags::vcpu_tag(0, tags::VcpuPart::lapic))->data.data(), sizeof lapic);
+    const auto reg = [&](int offset) {
+        std::uint32_t v;
+        std::memcpy(&v, lapic.regs + offset, 4);
+        return v;
+    };
+    return "mp_state=" + std::to_string(mp.mp_state) + " tsc_deadline=" + std::to_string(saved_msr(state, 0x6e0)) +
+           " injected=" + std::to_string(events.interrupt.injected) + "/" + std::to_string(events.interrupt.nr) +
+           " irr40=" + std::to_string(reg(0x220) & 1) + " isr40=" + std::to_string(reg(0x120) & 1) +
+           " lvtt=" + std::to_string(reg(0x320)) + " svr=" + std::to_string(reg(0xf0)) +
+           " tpr=" + std::to_string(reg(0x80)) + " shadow=" + std::to_string(events.interrupt.shadow);
+}
+
+// For a guest that stopped printing: where vCPU 0 is and what its timer says.
+std::string describe_vcpu0(KvmBackend& guest) {
+    namespace tags = colo::kvm::state_tags;
+    guest.pause();
+    const auto state = guest.save_state();
+    kvm_regs regs{};
+    kvm_mp_state mp{};
+    std::memcpy(&regs, find(state, tags::vcpu_tag(0, tags::VcpuPart::regs))->data.data(), sizeof regs);
+    std::memcpy(&mp, find(state, tags::vcpu_tag(0, tags::VcpuPart::mp_state))->data.data(), sizeof mp);
+    return "vcpu0 rip=" + std::to_string(regs.rip) + " rflags=" + std::to_string(regs.rflags) +
+           " mp_state=" + std::to_string(mp.mp_state) + " tsc=" + std::to_string(saved_msr(state, 0x10)) +
+           " tsc_deadline=" + std::to_string(saved_msr(state, 0x6e0)) + " failure='" + guest.vcpu_failure() + "' " + describe_saved_vcpu0(state);
+}
+
 }  // namespace
 
 TEST_CASE("kvm save/restore: 20 restores into fresh VMs continue the guest with no gap, repeat or corruption") {
@@ -120,7 +174,10 @@ TEST_CASE("kvm save/restore: 20 restores into fresh VMs continue the guest with 
         next->resume();
         guest = std::move(next);
         const std::size_t have = all.lines().size();
-        REQUIRE_MESSAGE(all.wait_for_lines(have + 2, 10s), "restored guest printed nothing; " << guest->vcpu_failure());
+        const bool printed = all.wait_for_lines(have + 2, 10s);
+        REQUIRE_MESSAGE(printed, "restored guest printed nothing; " << describe_vcpu0(*guest) << "; state saved: tsc="
+                                                                    << saved_tsc(state) << " "
+                                                                    << describe_saved_vcpu0(state));
     }
     guest->pause();
 
@@ -303,26 +360,6 @@ TEST_CASE("kvm save/restore: a guest with 3 vCPUs (2 waiting for INIT/SIPI) paus
     }
 }
 
-namespace {
-
-std::uint64_t saved_tsc(const std::vector<StateRecord>& state) {
-    namespace tags = colo::kvm::state_tags;
-    const StateRecord* msrs = find(state, tags::vcpu_tag(0, tags::VcpuPart::msrs));
-    REQUIRE(msrs != nullptr);
-    std::uint32_t count = 0;
-    std::memcpy(&count, msrs->data.data(), 4);
-    for (std::uint32_t i = 0; i < count; ++i) {
-        std::uint32_t index = 0;
-        std::uint64_t value = 0;
-        std::memcpy(&index, msrs->data.data() + 8 + i * 16, 4);
-        std::memcpy(&value, msrs->data.data() + 8 + i * 16 + 8, 8);
-        if (index == 0x10) return value;  // IA32_TIME_STAMP_COUNTER
-    }
-    FAIL("no TSC in the MSR record");
-    return 0;
-}
-
-}  // namespace
 
 TEST_CASE("kvm save/restore: the restored guest's TSC continues from the saved one (no jump either way)") {
     const auto config = restore_guest();

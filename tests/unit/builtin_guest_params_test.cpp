@@ -22,6 +22,8 @@ TEST_CASE("builtin guest params: rate, interval, working set and verification sl
     CHECK(p.magic == COLO_BUILTIN_PARAMS_MAGIC);
     CHECK(p.seed == 77);
     CHECK(p.console_port == 0x3f8);
+    CHECK(p.flags == COLO_BUILTIN_FLAG_IDLE_ON_TIMER);
+    CHECK(colo::kvm::builtin_guest_params(config, 128 << 20, 2'000'000, false).flags == 0);
     CHECK(p.working_set_pages == 64 * 256);
     CHECK(p.writes_per_interval == 250);
     CHECK(p.interval_tsc == 200'000'000);  // 2 GHz * 100 ms
