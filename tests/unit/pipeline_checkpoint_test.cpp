@@ -152,12 +152,12 @@ TEST_CASE("pipeline checkpoint: a failed streaming send keeps every harvested pa
 TEST_CASE("pipeline checkpoint: altered messages are rejected with a clear error and never touch the SVM") {
     struct Case {
         const char* what;
-        std::uint64_t index;  // message of the checkpoint: 0 begin, 1.. batches, then state, end
+        std::uint64_t index;  // message of the checkpoint: 0 begin, 1.. batches, then state, output, end
         std::function<void(protocol::Message&)> alter;
         std::string error;
     };
     const std::vector<Case> cases = {
-        {"wrong page count", 3,
+        {"wrong page count", 4,
          [](protocol::Message& m) { std::get<protocol::CheckpointEnd>(m).pages += 1; },
          "secondary: checkpoint-end for epoch 1 claims 17 pages and 1 state records; epoch 1 brought 16 and 1"},
         {"wrong epoch", 0, [](protocol::Message& m) { std::get<protocol::CheckpointBegin>(m).epoch = 5; },
@@ -231,8 +231,8 @@ TEST_CASE("pipeline checkpoint: switching early resume off keeps the PVM paused 
         pair.protect();
         write_pages(pair.pvm, 0, 40, 1);
         bool paused_while_sending = false;
-        // The last message of the checkpoint: begin, 3 batches, 1 state record, end.
-        pair.to_secondary->alter_message(5, [&](protocol::Message& m) {
+        // The last message of the checkpoint: begin, 3 batches, 1 state record, output, end.
+        pair.to_secondary->alter_message(6, [&](protocol::Message& m) {
             REQUIRE(std::holds_alternative<protocol::CheckpointEnd>(m));
             paused_while_sending = pair.pvm.paused();
         });

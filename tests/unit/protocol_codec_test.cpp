@@ -58,6 +58,8 @@ TEST_CASE("protocol codec: edge values round trip (empty, maximum sizes, extreme
         DeviceState{StateRecord{1, 1, pattern_bytes(kMaxDeviceStateBytes, 3)}},
         CheckpointEnd{UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT64_MAX},
         SecondaryOutput{UINT64_MAX - kMaxSecondaryOutputBytes, pattern_bytes(kMaxSecondaryOutputBytes, 4)},
+        CheckpointOutput{0, {}},
+        CheckpointOutput{UINT64_MAX - kMaxCheckpointOutputBytes, pattern_bytes(kMaxCheckpointOutputBytes, 8)},
         Goodbye{std::string(kMaxReasonBytes, 'g')},
     };
     std::vector<std::uint64_t> frames;
@@ -119,7 +121,8 @@ TEST_CASE("protocol codec: message names") {
     CHECK(names == std::vector<std::string>{"guest-config-text", "page-batch", "device-state",
                                             "migration-commit", "enter-colo", "checkpoint-begin",
                                             "checkpoint-end", "checkpoint-loaded", "heartbeat",
-                                            "secondary-output", "released-output", "goodbye", "failure", "replication-setup"});
+                                            "secondary-output", "released-output", "goodbye", "failure", "replication-setup",
+                                            "checkpoint-output"});
 }
 
 TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {
@@ -139,6 +142,10 @@ TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {
     CHECK(error_of([&] { (void)encode(Failure{std::string("a\0b", 3)}); }) == "failure: text contains a NUL byte");
     CHECK(error_of([&] { (void)encode(SecondaryOutput{UINT64_MAX, pattern_bytes(2, 1)}); }) ==
           "secondary-output: offset 18446744073709551615 plus 2 bytes overflows");
+    CHECK(error_of([&] { (void)encode(CheckpointOutput{UINT64_MAX - 1, pattern_bytes(2, 1)}); }) ==
+          "checkpoint-output: offset 18446744073709551614 plus 2 bytes overflows");
+    CHECK(error_of([&] { (void)encode(CheckpointOutput{0, pattern_bytes(kMaxCheckpointOutputBytes + 1, 1)}); }) ==
+          "checkpoint-output: 1048577 bytes, the limit is 1048576");
     CHECK(error_of([&] { (void)encode(DeviceState{StateRecord{4, 1, std::vector<std::byte>(kMaxDeviceStateBytes + 1)}}); }) ==
           "device-state: state tag 4 is 16777217 bytes, the limit is 16777216");
 

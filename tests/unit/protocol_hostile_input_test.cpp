@@ -61,7 +61,8 @@ std::vector<std::byte> record_head(std::uint32_t type, std::uint32_t length) {
 
 std::vector<Message> small_stream_messages() {
     return {GuestConfigText{"memory = 4\n"}, CheckpointBegin{5}, sample_pages({2}, 3),
-            DeviceState{StateRecord{1, 2, pattern_bytes(13, 1)}}, CheckpointEnd{5, 1, 1, 77},
+            DeviceState{StateRecord{1, 2, pattern_bytes(13, 1)}}, CheckpointOutput{70, pattern_bytes(7, 2)},
+            CheckpointEnd{5, 1, 1, 77},
             Heartbeat{1, 2}, Goodbye{"done"}};
 }
 
@@ -211,6 +212,12 @@ TEST_CASE("protocol hostile input: well-framed records with bad bodies") {
     end_body[20] = std::byte{1};
     CHECK(read_one(7, end_body) == "checkpoint-end: reserved field is 1, must be 0");
     CHECK(read_one(3, pattern_bytes(5, 1)) == "device-state: body ends 3 bytes early");
+    CHECK(read_one(15, pattern_bytes(6, 1)) == "checkpoint-output: body ends 2 bytes early");
+    std::vector<std::byte> wraps;  // offset UINT64_MAX - 2 with 4 bytes behind it
+    for (int i = 0; i < 8; ++i) wraps.push_back(std::byte{0xff});
+    wraps[0] = std::byte{0xfd};
+    wraps.resize(12, std::byte{'x'});
+    CHECK(read_one(15, wraps) == "checkpoint-output: offset 18446744073709551613 plus 4 bytes overflows");
 
     // page-batch: the count and the body length must agree.
     std::vector<std::byte> pages;

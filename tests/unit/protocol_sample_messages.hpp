@@ -54,6 +54,7 @@ inline std::vector<Message> one_of_each_message() {
         Goodbye{"operator asked to stop"},
         Failure{"send page batch: Connection reset by peer"},
         ReplicationSetup{ReplicationPurpose::remus, false},
+        CheckpointOutput{0x0a0b0c0d0e0f1011ull, pattern_bytes(45, 6)},
     };
 }
 

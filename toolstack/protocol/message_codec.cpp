@@ -27,6 +27,7 @@ constexpr RecordType type_for() {
     else if constexpr (std::is_same_v<T, ReleasedOutput>) return RecordType::released_output;
     else if constexpr (std::is_same_v<T, Goodbye>) return RecordType::goodbye;
     else if constexpr (std::is_same_v<T, ReplicationSetup>) return RecordType::replication_setup;
+    else if constexpr (std::is_same_v<T, CheckpointOutput>) return RecordType::checkpoint_output;
     else {
         static_assert(std::is_same_v<T, Failure>, "every message needs a record type");
         return RecordType::failure;
@@ -86,6 +87,14 @@ void validate_one(const SecondaryOutput& m, std::span<const MemoryRegion>) {
         fail(RecordType::secondary_output, "offset " + std::to_string(m.offset) + " plus " +
                                                std::to_string(m.bytes.size()) + " bytes overflows");
 }
+void validate_one(const CheckpointOutput& m, std::span<const MemoryRegion>) {
+    if (m.bytes.size() > kMaxCheckpointOutputBytes)
+        fail(RecordType::checkpoint_output, std::to_string(m.bytes.size()) + " bytes, the limit is " +
+                                                std::to_string(kMaxCheckpointOutputBytes));
+    if (m.offset > UINT64_MAX - m.bytes.size())
+        fail(RecordType::checkpoint_output, "offset " + std::to_string(m.offset) + " plus " +
+                                                std::to_string(m.bytes.size()) + " bytes overflows");
+}
 void validate_one(const ReplicationSetup& m, std::span<const MemoryRegion>) {
     const auto purpose = static_cast<std::uint32_t>(m.purpose);
     if (purpose < 1 || purpose > 3)
@@ -136,6 +145,10 @@ void encode_body(std::vector<std::byte>& out, const Heartbeat& m) {
     append_u64(out, m.sent_ns);
 }
 void encode_body(std::vector<std::byte>& out, const SecondaryOutput& m) {
+    append_u64(out, m.offset);
+    append_bytes(out, m.bytes);
+}
+void encode_body(std::vector<std::byte>& out, const CheckpointOutput& m) {
     append_u64(out, m.offset);
     append_bytes(out, m.bytes);
 }
@@ -227,6 +240,12 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
         }
         case RecordType::secondary_output: {
             SecondaryOutput output;
+            output.offset = in.u64();
+            output.bytes = in.rest();
+            return output;
+        }
+        case RecordType::checkpoint_output: {
+            CheckpointOutput output;
             output.offset = in.u64();
             output.bytes = in.rest();
             return output;

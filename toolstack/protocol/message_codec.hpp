@@ -16,6 +16,7 @@
 //   goodbye             reason text (no NUL), ≤ 4 KiB
 //   failure             message text (no NUL), ≤ 4 KiB
 //   replication-setup   u32 purpose (1 migrate, 2 colo, 3 remus), u32 flags (bit 0 cache backup)
+//   checkpoint-output   u64 offset, bytes (≤ 1 MiB)
 #pragma once
 
 #include <cstddef>

@@ -6,7 +6,7 @@
 //   live migration   PageBatch* ... (rounds) ... DeviceState* MigrationCommit
 //   COLO entry       EnterColo
 //   between checkpoints (primary → secondary)      PageBatch* (streamed into the secondary's cache)
-//   checkpoint       CheckpointBegin PageBatch* DeviceState* CheckpointEnd
+//   checkpoint       CheckpointBegin PageBatch* DeviceState* CheckpointOutput+ CheckpointEnd
 //                    ← CheckpointLoaded (secondary → primary, after it applied the checkpoint)
 //   any time         Heartbeat (both ways), SecondaryOutput (secondary → primary),
 //                    ReleasedOutput (primary → secondary), Goodbye, Failure
@@ -97,6 +97,17 @@ struct CheckpointEnd {
     bool operator==(const CheckpointEnd&) const = default;
 };
 
+// Inside a checkpoint, before CheckpointEnd: PVM console bytes the primary holds (produced, not yet
+// released), starting at console offset `offset`. The pieces of one checkpoint are consecutive;
+// the first starts where the primary's release stood at the pause and the last ends at
+// CheckpointEnd::console_offset (one empty piece when nothing is held). With them a survivor can
+// release every byte the dead primary might not have.
+struct CheckpointOutput {
+    std::uint64_t offset = 0;
+    std::vector<std::byte> bytes;
+    bool operator==(const CheckpointOutput&) const = default;
+};
+
 // Secondary → primary: the checkpoint is applied and the SVM runs from it.
 struct CheckpointLoaded {
     std::uint64_t epoch = 0;
@@ -116,7 +127,8 @@ struct SecondaryOutput {
     bool operator==(const SecondaryOutput&) const = default;
 };
 
-// Primary → secondary: the primary has released its console output up to `offset`.
+// Primary → secondary: the primary has released its console output up to `offset` (sent right
+// after the release, before anything else: the survivor resumes releasing from here).
 struct ReleasedOutput {
     std::uint64_t offset = 0;
     bool operator==(const ReleasedOutput&) const = default;
@@ -136,7 +148,8 @@ struct Failure {
 
 using Message = std::variant<GuestConfigText, PageBatch, DeviceState, MigrationCommit, EnterColo,
                              CheckpointBegin, CheckpointEnd, CheckpointLoaded, Heartbeat,
-                             SecondaryOutput, ReleasedOutput, Goodbye, Failure, ReplicationSetup>;
+                             SecondaryOutput, ReleasedOutput, Goodbye, Failure, ReplicationSetup,
+                             CheckpointOutput>;
 
 // The message's name as used in logs ("checkpoint-begin").
 [[nodiscard]] const char* message_name(const Message& message);

@@ -30,6 +30,7 @@ enum class RecordType : std::uint32_t {
     goodbye = 12,
     failure = 13,
     replication_setup = 14,
+    checkpoint_output = 15,
 };
 
 inline constexpr std::uint32_t kOptionalRecordBit = 0x80000000u;
@@ -43,6 +44,7 @@ inline constexpr std::uint32_t kMaxPagesPerBatch = 1024;
 inline constexpr std::uint32_t kMaxConfigTextBytes = 64 * 1024;
 inline constexpr std::uint32_t kMaxDeviceStateBytes = 16 * 1024 * 1024;
 inline constexpr std::uint32_t kMaxSecondaryOutputBytes = 1024 * 1024;
+inline constexpr std::uint32_t kMaxCheckpointOutputBytes = 1024 * 1024;  // per record; a checkpoint may carry several
 inline constexpr std::uint32_t kMaxReasonBytes = 4096;  // Goodbye reason, Failure message
 inline constexpr std::uint32_t kMaxRecordBody = 32 * 1024 * 1024;  // any record, known or not
 
@@ -55,7 +57,7 @@ struct RecordTypeInfo {
     std::uint32_t max_body;     // bytes
 };
 
-inline constexpr std::array<RecordTypeInfo, 14> kRecordTypes{{
+inline constexpr std::array<RecordTypeInfo, 15> kRecordTypes{{
     {RecordType::guest_config_text, "guest-config-text", kMaxConfigTextBytes},
     {RecordType::page_batch, "page-batch", 8 + kMaxPagesPerBatch * (8 + static_cast<std::uint32_t>(kPageSize))},
     {RecordType::device_state, "device-state", 8 + kMaxDeviceStateBytes},
@@ -70,6 +72,7 @@ inline constexpr std::array<RecordTypeInfo, 14> kRecordTypes{{
     {RecordType::goodbye, "goodbye", kMaxReasonBytes},
     {RecordType::failure, "failure", kMaxReasonBytes},
     {RecordType::replication_setup, "replication-setup", 8},
+    {RecordType::checkpoint_output, "checkpoint-output", 8 + kMaxCheckpointOutputBytes},
 }};
 
 // The description of a known type, or nullptr.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "toolstack/protocol/record_types.hpp"
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/page_batches.hpp"
@@ -30,7 +31,7 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
     : pvm_(pvm),
       channel_(channel),
       config_(std::move(config)),
-      gate_(std::move(sink), config_.console_offset),
+      gate_(std::move(sink), config_.console_offset, OutputGate::Matching::on_pipeline_thread),
       monitor_(config_.link, Clock::now()),
       precopy_(pvm, channel, config_.precopy, config_.log, kWho),
       pending_(pvm.memory().frame_limit()) {
@@ -166,7 +167,12 @@ bool Primary::pump(Clock::time_point until, const std::function<bool()>& done) {
             lose_secondary("no message from it for " + std::to_string(config_.link.peer_timeout.count()) + " ms");
             return false;
         }
-        if (state_.role() == Role::protecting && !report_released()) return false;
+        if (state_.role() == Role::protecting) {
+            // PVM bytes that arrived on the console thread are released here, never there, so
+            // that the report below follows the release with nothing sent in between.
+            (void)gate_.release_matched();
+            if (!report_released()) return false;
+        }
         if (!message && Clock::now() >= until) return done ? done() : true;
     }
     return false;
@@ -251,7 +257,10 @@ void Primary::send_checkpoint() {
     const auto paused_at = Clock::now();
     pvm_.pause();
     gate_.checkpoint_started();
-    const std::uint64_t console_offset = gate_.produced();
+    // Nothing is released until this checkpoint commits, so the bytes held now are exactly the
+    // ones the primary may release on commit: the secondary gets them to release in its place.
+    OutputGate::Held held = gate_.held();
+    const std::uint64_t console_offset = held.offset + held.bytes.size();
     std::vector<protocol::PageBatch> batches;
     std::vector<StateRecord> state;
     DirtyBitmap frames;
@@ -285,6 +294,18 @@ void Primary::send_checkpoint() {
         if (!sent) break;
         bytes += record.data.size();
         sent = try_send(protocol::DeviceState{std::move(record)});
+    }
+    // One piece at least (empty when nothing is held): the secondary always learns where the
+    // held bytes start, which is also how far the primary had released.
+    for (std::size_t done = 0, count = 0; sent; done += count) {
+        count = std::min<std::size_t>(held.bytes.size() - done, protocol::kMaxCheckpointOutputBytes);
+        protocol::CheckpointOutput piece;
+        piece.offset = held.offset + done;
+        piece.bytes.assign(held.bytes.begin() + static_cast<std::ptrdiff_t>(done),
+                           held.bytes.begin() + static_cast<std::ptrdiff_t>(done + count));
+        bytes += count;
+        sent = try_send(std::move(piece));
+        if (done + count == held.bytes.size()) break;
     }
     if (sent) sent = try_send(protocol::CheckpointEnd{epoch, pages, static_cast<std::uint32_t>(state.size()), console_offset});
     if (!config_.early_resume) {

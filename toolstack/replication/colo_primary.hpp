@@ -16,8 +16,10 @@
 //
 // Checkpoint N (send_checkpoint, await_checkpoint):
 //   [pause PVM] harvest dirty ∪ pending; copy those pages and save_state into a local buffer;
-//   note the console offset  [resume PVM at once, unless early_resume is off]
-//   CheckpointBegin{N} PageBatch* DeviceState* CheckpointEnd{N, pages, records, console offset}
+//   copy the console bytes held (produced, not released: [released, console offset))
+//   [resume PVM at once, unless early_resume is off]
+//   CheckpointBegin{N} PageBatch* DeviceState* CheckpointOutput{offset, bytes}+
+//   CheckpointEnd{N, pages, records, console offset}
 //   [resume PVM here when early_resume is off]
 //   ← CheckpointLoaded{N}: release output up to the console offset; ReleasedOutput{released}
 //
@@ -26,8 +28,24 @@
 // Any time: Heartbeat both ways; ← SecondaryOutput (colo: compared with the PVM's output; a
 // difference forces a checkpoint at once).
 //
-// Released output is reported (ReleasedOutput) right after it was released, so a primary that
-// dies in between makes the survivor repeat those bytes rather than lose them.
+// Released output exactly once (what the primary released, then what the survivor releases, is
+// the guest's console stream with nothing missing and nothing repeated):
+//   - No gap: the secondary holds every byte the primary may release. COLO releases between
+//     checkpoints only bytes the SVM produced too (it forwarded them and keeps them until they are
+//     reported released); a committed checkpoint releases up to its console offset, and those
+//     bytes came with the checkpoint (CheckpointOutput), which the secondary applied before it
+//     said CheckpointLoaded. The survivor releases from the last ReleasedOutput it got: first the
+//     PVM's held bytes, then the SVM's own (secondary_console.hpp).
+//   - No repeat: every release is followed at once by ReleasedOutput, on the pipeline thread,
+//     before any other message (the gate releases only on this thread: OutputGate::Matching).
+//     So whatever message the survivor saw last, it knows exactly how far the primary released.
+//   The one window left is between the release (the write to the console log) and the send of
+//   its ReleasedOutput, a few system calls on one thread: a primary killed exactly there has its
+//   last release repeated by the survivor, never lost. Closing it would need the release and the
+//   report to be one atomic act, i.e. storage both hosts share; telling the secondary first
+//   ("intent", then release) only turns the same window into a gap, which is worse for a console
+//   log (and for a client that retries, a repeat is harmless). The survivor cannot read the
+//   primary's log, so at-least-once with this window is the guarantee.
 //
 // Never lose a dirty page (STYLE §4): harvested pages live in pending() until a send of them
 // succeeded; a failed send ORs them back. The secondary is lost on LinkDown, a bad message, a

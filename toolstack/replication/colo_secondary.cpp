@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <variant>
 
-#include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
@@ -113,8 +112,7 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
             }
         } catch (const LinkDown& e) {
             if (state_.role() == Role::protecting) {
-                // A primary that said goodbye (or gave up on us) and closed is alive: no takeover.
-                if (auto words = last_words(channel_)) return handle_protection(*words);
+                if (auto outcome = read_last_messages()) return *outcome;
                 return fail_over(e.what());
             }
             if (state_.role() == Role::syncing) {
@@ -255,7 +253,7 @@ Secondary::Outcome Secondary::handle_protection(const protocol::Message& message
             throw Error("secondary: checkpoint-begin for epoch " + std::to_string(begin->epoch) + ", expected " +
                         std::to_string(epoch_ + 1));
         }
-        staged_ = Staged{begin->epoch, 0, {}};
+        staged_ = Staged{begin->epoch, 0, {}, std::nullopt, {}};
         return Outcome::running;
     }
     if (const auto* state = std::get_if<protocol::DeviceState>(&message)) {
@@ -263,8 +261,36 @@ Secondary::Outcome Secondary::handle_protection(const protocol::Message& message
         staged_->state.push_back(state->state);
         return Outcome::running;
     }
+    if (const auto* output = std::get_if<protocol::CheckpointOutput>(&message)) {
+        if (!staged_) throw Error("secondary: checkpoint-output outside a checkpoint");
+        if (!staged_->output_offset) {
+            // The primary released nothing while the checkpoint was taken, so its first byte is
+            // where the primary's release stood: never before what it reported released.
+            if (output->offset < console_.primary_released()) {
+                throw Error("secondary: checkpoint-output starts at console offset " + std::to_string(output->offset) +
+                            ", before " + std::to_string(console_.primary_released()) +
+                            " which the primary reported released");
+            }
+            staged_->output_offset = output->offset;
+        } else if (output->offset != *staged_->output_offset + staged_->output.size()) {
+            throw Error("secondary: checkpoint-output at console offset " + std::to_string(output->offset) +
+                        " does not continue the previous piece (expected " +
+                        std::to_string(*staged_->output_offset + staged_->output.size()) + ")");
+        }
+        staged_->output.insert(staged_->output.end(), output->bytes.begin(), output->bytes.end());
+        return Outcome::running;
+    }
     if (const auto* end = std::get_if<protocol::CheckpointEnd>(&message)) {
         if (!staged_) throw Error("secondary: checkpoint-end without checkpoint-begin");
+        if (!staged_->output_offset) {
+            throw Error("secondary: checkpoint-end for epoch " + std::to_string(end->epoch) +
+                        " without checkpoint-output (the PVM's held console bytes)");
+        }
+        if (const std::uint64_t output_end = *staged_->output_offset + staged_->output.size();
+            output_end != end->console_offset) {
+            throw Error("secondary: checkpoint-output ends at console offset " + std::to_string(output_end) +
+                        ", checkpoint-end says " + std::to_string(end->console_offset));
+        }
         if (end->epoch != staged_->epoch || end->pages != staged_->pages ||
             end->state_records != staged_->state.size()) {
             throw Error("secondary: checkpoint-end for epoch " + std::to_string(end->epoch) + " claims " +
@@ -294,8 +320,9 @@ void Secondary::apply_checkpoint(const protocol::CheckpointEnd& end) {
     flush |= svm_dirty;
     const std::uint64_t flushed = cache_->flush_to(svm_.memory(), flush, kFlushBatchPages);
     svm_.restore_state(staged_->state);
-    // The SVM runs from the PVM's state now, so its console continues where the PVM's was.
-    console_.rebase(end.console_offset);
+    // The SVM runs from the PVM's state now, so its console continues where the PVM's was; the
+    // PVM's bytes before that are kept until the primary reports them released.
+    console_.checkpoint_applied(*staged_->output_offset, staged_->output);
     received_.clear_all();
     epoch_ = end.epoch;
     staged_.reset();
@@ -310,6 +337,29 @@ void Secondary::apply_checkpoint(const protocol::CheckpointEnd& end) {
     }
     send(protocol::CheckpointLoaded{end.epoch});
     svm_.checkpoint_committed(end.epoch);
+}
+
+std::optional<Secondary::Outcome> Secondary::read_last_messages() {
+    // The link can fail on our own send (a heartbeat, a checkpoint-loaded) while messages the
+    // primary sent before it died still wait to be read: the last ReleasedOutput among them is
+    // where the takeover must start releasing, or the primary's output would be repeated. A
+    // partial or unacknowledged checkpoint among them is dropped: the primary released nothing
+    // of it.
+    try {
+        while (auto message = channel_.receive(Clock::now())) {
+            log_received(config_.log, kWho, *message);
+            if (const auto* released = std::get_if<protocol::ReleasedOutput>(&*message)) {
+                console_.primary_released(released->offset);
+            } else if (std::holds_alternative<protocol::Goodbye>(*message) ||
+                       std::holds_alternative<protocol::Failure>(*message)) {
+                // A primary that said goodbye (or gave up on us) and closed is alive: no takeover.
+                return handle_protection(*message);
+            }
+        }
+    } catch (...) {
+        // The end of what the link delivered.
+    }
+    return std::nullopt;
 }
 
 Secondary::Outcome Secondary::fail_over(const std::string& reason) {

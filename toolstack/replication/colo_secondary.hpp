@@ -16,22 +16,24 @@
 //   SVM's dirty log; colo: resume the SVM; → CheckpointLoaded{0}.
 // Between checkpoints: PageBatch* → RAM cache only (remembered as received since the checkpoint).
 //   The SVM's console bytes go to the primary (SecondaryOutput); ReleasedOutput is remembered.
-// Checkpoint N: CheckpointBegin{N} PageBatch* (→ cache) DeviceState* (staged) CheckpointEnd{N,
-//   pages, records, console offset}. Only when epoch and counts match: pause SVM; harvest its
-//   dirty log; flush cache → SVM for (received since the last checkpoint ∪ SVM-dirtied); restore
-//   state; console continues at the offset; colo: resume SVM; → CheckpointLoaded{N}. Until then
-//   nothing touches the SVM, so a partial or failed checkpoint leaves it at the last committed one
-//   (colo: running on from it).
+// Checkpoint N: CheckpointBegin{N} PageBatch* (→ cache) DeviceState* (staged)
+//   CheckpointOutput+ (staged: the PVM's held console bytes, consecutive, starting no earlier than
+//   the last ReleasedOutput) CheckpointEnd{N, pages, records, console offset}. Only when epoch,
+//   counts and the output's end match: pause SVM; harvest its dirty log; flush cache → SVM for
+//   (received since the last checkpoint ∪ SVM-dirtied); restore state; the console keeps the
+//   PVM's held bytes and continues at the offset; colo: resume SVM; → CheckpointLoaded{N}. Until
+//   then nothing touches the SVM, so a partial or failed checkpoint leaves it at the last
+//   committed one (colo: running on from it).
 // Failover: discard the partial checkpoint; remus: the SVM is exactly the last committed
-//   checkpoint and resumes; colo: it runs on. Output is released from where the primary's stopped.
-//   Before taking over on a broken link, the messages that already arrived are read: a primary
-//   that said Goodbye or Failure is alive, and this side stops instead.
+//   checkpoint and resumes; colo: it runs on. Output is released from the primary's last
+//   ReleasedOutput: the PVM bytes the last applied checkpoint carried, then the SVM's own.
+//   Before taking over on a broken link, the messages that already arrived are read (also when
+//   our own send found the link broken): a primary that said Goodbye or Failure is alive, and
+//   this side stops instead; a ReleasedOutput among them moves the point the release starts from.
 // Limits (as in every COLO/Remus without an external arbiter): a network partition makes both
 //   sides see the other as dead, the primary continues unprotected and this side takes over.
-//   COLO: output the primary released after its last ReleasedOutput reached us is released again
-//   (repeated, never lost). Remus: output the PVM produced before the last checkpoint but had not
-//   released when it died (between our ack and its release) is missing from the console stream;
-//   the guest state is not affected.
+//   Output: nothing is lost in either mode; a primary killed between writing a release and
+//   sending its ReleasedOutput has that one release repeated (colo_primary.hpp, "exactly once").
 //
 // Threading: one pipeline thread calls everything except request_failover(), status() and role().
 // The Secondary must outlive the console sink it installs in the backend (the destructor removes it).
@@ -96,6 +98,8 @@ private:
         std::uint64_t epoch = 0;
         std::uint64_t pages = 0;
         std::vector<StateRecord> state;
+        std::optional<std::uint64_t> output_offset;  // of the first CheckpointOutput piece
+        std::vector<std::byte> output;               // the PVM's held console bytes, all pieces
     };
 
     void send(const protocol::Message& message);
@@ -104,6 +108,8 @@ private:
     Outcome handle_protection(const protocol::Message& message);
     void enter_colo(std::uint64_t epoch);
     void apply_checkpoint(const protocol::CheckpointEnd& end);
+    // After LinkDown: what already arrived. An outcome when the primary turns out to be alive.
+    std::optional<Outcome> read_last_messages();
     Outcome fail_over(const std::string& reason);
     Outcome stop_protection(const std::string& reason);
     void forward_console();

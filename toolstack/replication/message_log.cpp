@@ -25,7 +25,8 @@ std::string describe(const protocol::Message& message) {
                         " console_offset=" + std::to_string(m.console_offset);
             } else if constexpr (std::is_same_v<T, protocol::Heartbeat>) {
                 text += " seq=" + std::to_string(m.sequence);
-            } else if constexpr (std::is_same_v<T, protocol::SecondaryOutput>) {
+            } else if constexpr (std::is_same_v<T, protocol::SecondaryOutput> ||
+                                 std::is_same_v<T, protocol::CheckpointOutput>) {
                 text += " offset=" + std::to_string(m.offset) + " bytes=" + std::to_string(m.bytes.size());
             } else if constexpr (std::is_same_v<T, protocol::ReleasedOutput>) {
                 text += " offset=" + std::to_string(m.offset);

@@ -7,8 +7,8 @@
 
 namespace colo {
 
-OutputGate::OutputGate(OutputSink sink, std::uint64_t offset)
-    : sink_(std::move(sink)), released_(offset), svm_next_(offset) {}
+OutputGate::OutputGate(OutputSink sink, std::uint64_t offset, Matching matching)
+    : sink_(std::move(sink)), matching_(matching), released_(offset), svm_next_(offset) {}
 
 void OutputGate::set_mode(Mode mode) {
     std::lock_guard lock(mutex_);
@@ -40,9 +40,20 @@ void OutputGate::pvm_output(std::span<const std::byte> bytes) {
     held_.insert(held_.end(), bytes.begin(), bytes.end());
     if (mode_ == Mode::unprotected) {
         release_locked(held_.size());
-    } else if (mode_ == Mode::colo) {
+    } else if (mode_ == Mode::colo && matching_ == Matching::on_pvm_output) {
         match_locked();
     }
+}
+
+bool OutputGate::release_matched() {
+    std::lock_guard lock(mutex_);
+    if (mode_ == Mode::colo) match_locked();
+    return !diverged_;
+}
+
+OutputGate::Held OutputGate::held() const {
+    std::lock_guard lock(mutex_);
+    return Held{released_, held_};
 }
 
 std::uint64_t OutputGate::produced() const {

@@ -11,6 +11,12 @@
 // from the PVM's state, so its console continues at C too). While a checkpoint is in flight the
 // SVM's bytes are ignored: they come from the epoch being replaced.
 //
+// Where a colo release happens (Matching): `on_pvm_output` matches whenever bytes arrive from
+// either side, so the backend's console thread may release. `on_pipeline_thread` releases only in
+// svm_output, release_matched and checkpoint_committed, all called by the pipeline thread: the
+// Primary uses it so that every release is followed at once, on the same thread and before any
+// other message, by the ReleasedOutput that tells the secondary (colo_primary.hpp, "exactly once").
+//
 // Threading: pvm_output is called from the backend's console thread, the rest from the pipeline
 // thread; all under one mutex. The sink is called with the mutex held and must not call back.
 #pragma once
@@ -27,9 +33,16 @@ namespace colo {
 class OutputGate {
 public:
     enum class Mode { unprotected, colo, remus };
+    enum class Matching { on_pvm_output, on_pipeline_thread };
+
+    // PVM bytes produced but not released: [offset, offset + bytes.size()).
+    struct Held {
+        std::uint64_t offset = 0;
+        std::vector<std::byte> bytes;
+    };
 
     // `offset`: the console offset of the first byte the guest will produce.
-    explicit OutputGate(OutputSink sink, std::uint64_t offset = 0);
+    explicit OutputGate(OutputSink sink, std::uint64_t offset = 0, Matching matching = Matching::on_pvm_output);
 
     // Switching to unprotected releases everything held.
     void set_mode(Mode mode);
@@ -39,11 +52,16 @@ public:
     // PVM console bytes produced so far: the console offset of a checkpoint taken now.
     [[nodiscard]] std::uint64_t produced() const;
     [[nodiscard]] std::uint64_t released() const;
+    // What a checkpoint taken now must carry so that a survivor can release it (the PVM is paused).
+    [[nodiscard]] Held held() const;
 
     // colo: SVM console bytes starting at `offset`. Returns false when they differ from the
     // PVM's (the gate is then diverged). Throws colo::Error for an offset that leaves a gap.
     [[nodiscard]] bool svm_output(std::uint64_t offset, std::span<const std::byte> bytes);
     [[nodiscard]] bool diverged() const;
+    // colo with Matching::on_pipeline_thread: releases the agreeing prefix of bytes that arrived
+    // from the PVM since the last call. Returns false when they differ (the gate is diverged).
+    bool release_matched();
 
     void checkpoint_started();
     // The checkpoint whose console offset is `offset` is committed on the secondary.
@@ -57,6 +75,7 @@ private:
 
     mutable std::mutex mutex_;
     OutputSink sink_;
+    Matching matching_;
     Mode mode_ = Mode::unprotected;
     std::uint64_t released_ = 0;
     std::vector<std::byte> held_;      // PVM bytes [released_, released_ + held_.size())

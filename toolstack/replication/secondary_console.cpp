@@ -44,6 +44,18 @@ void SecondaryConsole::rebase(std::uint64_t offset) {
     forwarded_ = offset;
 }
 
+void SecondaryConsole::checkpoint_applied(std::uint64_t pvm_offset, std::span<const std::byte> pvm_bytes) {
+    std::lock_guard lock(mutex_);
+    const std::uint64_t end = pvm_offset + pvm_bytes.size();
+    if (!sink_) released_ = std::max(released_, pvm_offset);
+    // Keep only what the primary has not reported released (normally all of pvm_bytes).
+    const std::uint64_t from = std::clamp(released_, pvm_offset, end);
+    retained_.assign(pvm_bytes.begin() + static_cast<std::ptrdiff_t>(from - pvm_offset), pvm_bytes.end());
+    base_ = from;
+    forwarded_ = end;  // the PVM's bytes are not the SVM's output: forwarding starts at the SVM's first
+    if (sink_) emit_locked();
+}
+
 void SecondaryConsole::primary_released(std::uint64_t offset) {
     std::lock_guard lock(mutex_);
     if (sink_) return;  // we are the primary now
