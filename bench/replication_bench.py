@@ -1,0 +1,428 @@
+#!/usr/bin/python3
+"""replication_bench: what protecting a guest costs, measured through the colo-replicate CLI.
+
+For the built-in guest with 1 GiB of RAM and a 1 GiB working set, at several dirty rates, it runs
+the guest once unprotected (the baseline) and once protected with a primary and a secondary as two
+processes on loopback (two run directories stand in for two hosts, as in examples/demo.sh), with a
+checkpoint every 100 ms. At 10k pages/s it also runs once with each optimisation switched off.
+Everything it reports comes from `status --json` of both sides and from the guest's released
+console output; nothing is asserted (the targets are printed next to the numbers to compare).
+
+    replication_bench.py PATH/TO/colo-replicate OUTPUT-DIR
+
+Environment: BENCH_SECONDS (seconds each case runs after protection is set up, default 8),
+BENCH_RATES (comma-separated dirty rates, default 0,1000,10000,50000).
+Writes OUTPUT-DIR/replication.md (the table) and OUTPUT-DIR/pauses.png, and prints the table.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+GUEST_NAME = 'bench'
+MEMORY_MIB = 1100
+WORKING_SET_MIB = 1024
+PRINT_INTERVAL_MS = 50     # short, so a stall of the guest shows between two console lines
+CHECKPOINT_INTERVAL_MS = 100
+# Generous: the machine is shared and loaded; a spurious "secondary lost" would end the case.
+HEARTBEAT_TIMEOUT_MS = 10000
+ABLATION_RATE = 10000
+SEQ_LINE = re.compile(r'^seq=(\d+) writes=(\d+)')
+
+
+class BenchError(Exception):
+    """A case could not be run; the message says which step failed and why, on one line."""
+
+
+class ConsoleWatcher:
+    """Follows a console log file and records when each complete `seq=N writes=W` line appeared.
+
+    The file is polled every 2 ms, so each time is when the line was released by the primary
+    (its output gate) plus at most the poll period; it is what a client of the guest would see."""
+
+    POLL_S = 0.002
+
+    def __init__(self, path):
+        self.path = path
+        self.lines = []          # (monotonic seconds, seq, writes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        offset, partial = 0, ''
+        while not self._stop.is_set():
+            try:
+                with open(self.path, 'r', errors='replace') as f:
+                    f.seek(offset)
+                    chunk = f.read()
+                    offset = f.tell()
+            except FileNotFoundError:
+                chunk = ''
+            if chunk:
+                now = time.monotonic()
+                text = partial + chunk
+                *complete, partial = text.split('\n')
+                for line in complete:
+                    m = SEQ_LINE.match(line)
+                    if m:
+                        self.lines.append((now, int(m.group(1)), int(m.group(2))))
+            time.sleep(self.POLL_S)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+    def window(self, start, end):
+        return [line for line in self.lines if start <= line[0] <= end]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def percentile(values, p):
+    """Nearest-rank percentile, as the toolstack computes its pause percentiles."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+class Host:
+    """One run directory standing in for one host; every process it starts is recorded by pid."""
+
+    def __init__(self, binary, run_dir):
+        self.binary, self.run_dir = binary, run_dir
+        os.makedirs(run_dir, exist_ok=True)
+
+    def run(self, *args, check=True, timeout=120):
+        env = dict(os.environ, COLO_RUN_DIR=self.run_dir)
+        proc = subprocess.run([self.binary, *args], env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+            raise BenchError('colo-replicate %s: %s' % (' '.join(args), why[-1] if why else
+                                                        'exit status %d' % proc.returncode))
+        return proc.stdout
+
+    def status(self):
+        return json.loads(self.run('status', '--json', GUEST_NAME))
+
+    def pids(self):
+        """Processes started with this run directory (found by their environment, so a daemon
+        that forked away is found too, and nobody else's process is)."""
+        found = []
+        want = ('COLO_RUN_DIR=' + self.run_dir).encode()
+        for entry in os.listdir('/proc'):
+            if not entry.isdigit():
+                continue
+            try:
+                with open('/proc/%s/environ' % entry, 'rb') as f:
+                    if want in f.read().split(b'\0'):
+                        found.append(int(entry))
+            except OSError:
+                pass
+        return [pid for pid in found if pid != os.getpid()]
+
+    def clean_up(self):
+        self.run('destroy', GUEST_NAME, check=False, timeout=30)
+        deadline = time.monotonic() + 5
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def write_config(path, dirty_rate):
+    with open(path, 'w') as f:
+        f.write('name = "%s"\nmemory = %d\nvcpus = 1\nguest = "builtin"\nworking_set = %d\n'
+                'dirty_rate = %d\nseed = 1\nprint_interval = %d\n'
+                % (GUEST_NAME, MEMORY_MIB, WORKING_SET_MIB, dirty_rate, PRINT_INTERVAL_MS))
+
+
+def wait_until_steady(watcher, limit_s=45):
+    """Waits until the guest prints at its nominal line rate (neither behind nor catching up) for
+    two seconds running. A fresh 1 GiB guest runs slowly for several seconds (first touch of its
+    memory) and then catches up on its write schedule in a burst; measuring either would be
+    wrong. Returns whether it became steady within limit_s."""
+    nominal = 1000.0 / PRINT_INTERVAL_MS
+    deadline, steady_since = time.monotonic() + limit_s, None
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        now = time.monotonic()
+        recent = len(watcher.window(now - 1, now))
+        if 0.8 * nominal <= recent <= 1.25 * nominal:
+            steady_since = steady_since or now
+            if now - steady_since >= 2:
+                return True
+        else:
+            steady_since = None
+    return False
+
+
+def guest_metrics(watcher, start, end):
+    """Write rate and the longest gap between released console lines in [start, end]."""
+    lines = watcher.window(start, end)
+    if len(lines) < 2:
+        raise BenchError('the guest printed fewer than 2 console lines in %.1f s' % (end - start))
+    (t0, _, w0), (t1, _, w1) = lines[0], lines[-1]
+    gaps = [(b[0] - a[0]) * 1000 for a, b in zip(lines, lines[1:])]
+    return dict(writes_per_s=(w1 - w0) / (t1 - t0), lines_per_s=(len(lines) - 1) / (t1 - t0),
+                gaps_ms=gaps, max_gap_ms=max(gaps))
+
+
+def run_unprotected(binary, work, dirty_rate, seconds):
+    host = Host(binary, os.path.join(work, 'baseline'))
+    config = os.path.join(host.run_dir, 'guest.cfg')
+    log = os.path.join(host.run_dir, 'console.log')
+    write_config(config, dirty_rate)
+    watcher = ConsoleWatcher(log)
+    try:
+        host.run('create', config, '--console-log', log)
+        if not wait_until_steady(watcher):
+            raise BenchError('the unprotected guest did not reach its nominal line rate')
+        start = time.monotonic()
+        time.sleep(seconds)
+        end = time.monotonic()
+        return guest_metrics(watcher, start, end)
+    finally:
+        watcher.stop()
+        host.clean_up()
+
+
+def run_protected(binary, work, dirty_rate, seconds, options):
+    tag = 'protected' + ''.join(options).replace('-', '_')
+    host_a = Host(binary, os.path.join(work, tag, 'hostA'))
+    host_b = Host(binary, os.path.join(work, tag, 'hostB'))
+    config = os.path.join(host_a.run_dir, 'guest.cfg')
+    log_a = os.path.join(host_a.run_dir, 'console.log')
+    log_b = os.path.join(host_b.run_dir, 'console.log')
+    write_config(config, dirty_rate)
+    port = free_port()
+    watcher = ConsoleWatcher(log_a)
+    try:
+        host_b.run('receive', '-l', '127.0.0.1:%d' % port, '--console-log', log_b,
+                   '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS))
+        host_a.run('create', config, '--console-log', log_a)
+        if not wait_until_steady(watcher):
+            raise BenchError('the guest did not reach its nominal line rate before protect')
+        host_a.run('protect', GUEST_NAME, '127.0.0.1:%d' % port, '-i', str(CHECKPOINT_INTERVAL_MS),
+                   '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS), *options, timeout=600)
+        first = host_a.status()
+        start = time.monotonic()
+        time.sleep(seconds)
+        end = time.monotonic()
+        last, secondary = host_a.status(), host_b.status()
+        if last.get('state') != 'protected':
+            raise BenchError('the primary is %s after %.0f s (%s)' % (
+                last.get('state'), seconds, last.get('protection_lost_reason', '')))
+        measured = guest_metrics(watcher, start, end)
+    finally:
+        watcher.stop()
+        host_a.clean_up()
+        host_b.clean_up()
+    checkpoints = last['checkpoints'] - first['checkpoints']
+    per_ckpt = max(checkpoints, 1)
+    paused = last['pages_sent_paused'] - first['pages_sent_paused']
+    streamed = last['pages_streamed'] - first['pages_streamed']
+    measured.update(
+        checkpoints=checkpoints,
+        pause_p50_us=last['pause_p50_us'], pause_p99_us=last['pause_p99_us'],
+        pause_max_us=last['pause_max_us'],
+        enter_colo_us=last['time_to_enter_colo_us'],
+        svm_enter_colo_pause_us=secondary.get('enter_colo_pause_us', 0),
+        pages_paused=paused, pages_streamed=streamed,
+        paused_per_ckpt=paused / per_ckpt, streamed_per_ckpt=streamed / per_ckpt,
+        link_mb_per_s=(last['bytes_sent'] - first['bytes_sent']) / (end - start) / 1e6)
+    return measured
+
+
+def load_line():
+    with open('/proc/loadavg') as f:
+        return 'load average %s (%d CPUs)' % (' '.join(f.read().split()[:3]), os.cpu_count())
+
+
+def fmt_us(us):
+    return '%.2f' % (us / 1000.0)
+
+
+def table(results):
+    head = ('| case | ckpts | PVM pause p50 / p99 / max (ms) | enter COLO (ms) | SVM enter-COLO pause (ms)'
+            ' | pages paused (per ckpt) | pages streamed (per ckpt) | link MB/s'
+            ' | guest writes/s (vs unprotected) | longest console gap (ms; unprotected) |')
+    rows = [head, '|' + '---|' * head.count(' | ') + '---|']
+    for r in results:
+        if 'error' in r:
+            rows.append('| %s | failed: %s |' % (r['case'], r['error']))
+            continue
+        base = r['baseline']
+        rel = (r['lines_per_s'] / base['lines_per_s'] * 100) if base['lines_per_s'] else None
+        rows.append('| %s | %d | %s / %s / %s | %s | %s | %d (%.0f) | %d (%.0f) | %.1f | %.0f (%s) | %.0f (%.0f) |' % (
+            r['case'], r['checkpoints'], fmt_us(r['pause_p50_us']), fmt_us(r['pause_p99_us']),
+            fmt_us(r['pause_max_us']), fmt_us(r['enter_colo_us']), fmt_us(r['svm_enter_colo_pause_us']),
+            r['pages_paused'], r['paused_per_ckpt'], r['pages_streamed'], r['streamed_per_ckpt'],
+            r['link_mb_per_s'], r['writes_per_s'], '%.0f%%' % rel if rel is not None else 'n/a',
+            r['max_gap_ms'], base['max_gap_ms']))
+    return '\n'.join(rows)
+
+
+def targets(results):
+    by_case = {r['case']: r for r in results if 'error' not in r}
+    out = []
+    main = by_case.get('%d pages/s' % ABLATION_RATE)
+    if main:
+        out.append('- p99 pause < 2 ms at 10k pages/s: measured %s ms' % fmt_us(main['pause_p99_us']))
+        no_stream = by_case.get('%d pages/s --no-stream' % ABLATION_RATE)
+        if no_stream:
+            ratio = no_stream['paused_per_ckpt'] / main['paused_per_ckpt'] if main['paused_per_ckpt'] else float('inf')
+            out.append('- streaming cuts pages sent while paused >= 5x at 10k pages/s: measured %.1fx '
+                       '(%.0f vs %.0f pages per checkpoint)' % (ratio, no_stream['paused_per_ckpt'],
+                                                               main['paused_per_ckpt']))
+    enter = [r['svm_enter_colo_pause_us'] for c, r in by_case.items() if '--no-cache-backup' not in c]
+    if enter:
+        out.append('- entering COLO on 1 GiB pauses < 5 ms: secondary pause %s..%s ms with the cache backup%s'
+                   % (fmt_us(min(enter)), fmt_us(max(enter)),
+                      ('; %s ms without it' % fmt_us(by_case['%d pages/s --no-cache-backup' % ABLATION_RATE]
+                                                     ['svm_enter_colo_pause_us'])
+                       if '%d pages/s --no-cache-backup' % ABLATION_RATE in by_case else '')))
+    return '\n'.join(out)
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return 'no plot: python3-matplotlib is not installed (see debian-packages.txt)'
+    ok = [r for r in results if 'error' not in r]
+    if not ok:
+        return 'no plot: no case succeeded'
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.5))
+    xs = range(len(ok))
+    for key, marker, label in (('pause_p50_us', 'o', 'p50'), ('pause_p99_us', 's', 'p99'),
+                               ('pause_max_us', '^', 'max')):
+        left.plot(xs, [r[key] / 1000 for r in ok], marker, label=label, markersize=8)
+    left.axhline(2, color='grey', linestyle='--', linewidth=1, label='target p99 at 10k (2 ms)')
+    left.set_yscale('log')
+    left.set_xticks(list(xs), [r['case'] for r in ok], rotation=30, ha='right', fontsize=8)
+    left.set_ylabel('ms')
+    left.set_title('PVM pause per checkpoint (status: p50 / p99 / max)')
+    left.legend(fontsize=8)
+    data = []
+    for r in ok:
+        data += [r['baseline']['gaps_ms'], r['gaps_ms']]
+    labels = []
+    for r in ok:
+        labels += ['unprotected', r['case']]
+    right.boxplot(data, whis=(0, 99), showfliers=True, flierprops=dict(markersize=2))
+    right.axhline(PRINT_INTERVAL_MS, color='grey', linestyle='--', linewidth=1)
+    right.set_yscale('log')
+    right.set_xticks(range(1, len(labels) + 1), labels, rotation=60, ha='right', fontsize=7)
+    right.set_ylabel('ms between consecutive released console lines')
+    right.set_title('Guest-visible stalls (line every %d ms; whiskers 0-99%%)' % PRINT_INTERVAL_MS)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def main(argv):
+    if len(argv) != 3:
+        print('usage: replication_bench.py PATH/TO/colo-replicate OUTPUT-DIR', file=sys.stderr)
+        return 2
+    binary, out_dir = os.path.abspath(argv[1]), os.path.abspath(argv[2])
+    try:
+        seconds = float(os.environ.get('BENCH_SECONDS', '8'))
+        rates = [int(x) for x in os.environ.get('BENCH_RATES', '0,1000,10000,50000').split(',') if x]
+    except ValueError as e:
+        print('replication_bench: bad BENCH_SECONDS or BENCH_RATES: %s' % e, file=sys.stderr)
+        return 2
+    if not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        print('replication_bench: /dev/kvm is not available here', file=sys.stderr)
+        return 1
+    os.makedirs(out_dir, exist_ok=True)
+    # A SIGTERM (timeout, scons interrupted) must still run the clean-up below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit('replication_bench: terminated'))
+    work = tempfile.mkdtemp(prefix='colo-bench.')
+    load_before = load_line()
+    cases = [(rate, ()) for rate in rates]
+    if ABLATION_RATE in rates:
+        cases += [(ABLATION_RATE, (opt,)) for opt in ('--no-stream', '--no-early-resume',
+                                                       '--no-cache-backup')]
+    baselines, results = {}, []
+    try:
+        for rate, options in cases:
+            name = '%d pages/s%s' % (rate, ''.join(' ' + o for o in options))
+            print('replication_bench: %s ...' % name, flush=True)
+            try:
+                if rate not in baselines:
+                    baselines[rate] = run_unprotected(binary, os.path.join(work, str(rate)), rate, seconds)
+                r = run_protected(binary, os.path.join(work, str(rate)), rate, seconds, options)
+                r.update(case=name, baseline=baselines[rate])
+            except (BenchError, subprocess.TimeoutExpired, KeyError, ValueError) as e:
+                r = dict(case=name, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
+                print('replication_bench: %s failed: %s' % (name, r['error']), file=sys.stderr)
+            results.append(r)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    load_after = load_line()
+
+    report = '\n'.join([
+        '# Replication benchmark',
+        '',
+        'Built-in guest, %d MiB RAM, %d MiB working set, 1 vCPU; checkpoint interval %d ms; '
+        'primary and secondary as two processes on loopback; %.0f s measured per case (after '
+        'protection is set up); an unprotected run of the same guest per dirty rate.'
+        % (MEMORY_MIB, WORKING_SET_MIB, CHECKPOINT_INTERVAL_MS, seconds),
+        '',
+        'Machine: %s before, %s after. Numbers are noisy on a shared machine.' % (load_before, load_after),
+        '',
+        table(results),
+        '',
+        'How it is measured:',
+        '- PVM pause p50/p99/max, enter COLO (primary: final pause of the initial sync until the '
+        'secondary is ready) and the SVM enter-COLO pause: `status --json` of each side.',
+        '- Pages, checkpoints and link bytes (page and state payload): deltas of `status --json` '
+        'over the measured window, so the initial sync is excluded.',
+        '- Guest writes/s: the `writes=W` counter of the first and last console line released in '
+        'the window, over the time between them; the % is the rate of released console lines '
+        'relative to the unprotected run (the guest writes a fixed number of pages per line and '
+        'keeps to a schedule, so 100% means it kept up; it catches up after a stall, so a '
+        'short window can show a little over 100%). Each run starts measuring once the guest '
+        'prints at its nominal rate (a fresh 1 GiB guest is slow for its first seconds).',
+        '- Longest console gap: the longest time between two consecutive seq lines appearing in '
+        'the primary\'s released console log (polled every 2 ms), guest prints one every %d ms. '
+        'In COLO mode it includes output held back by the gate, not only the guest\'s own stall.'
+        % PRINT_INTERVAL_MS,
+        '',
+        'Targets (reported, not asserted):',
+        targets(results),
+        ''])
+    with open(os.path.join(out_dir, 'replication.md'), 'w') as f:
+        f.write(report)
+    why_no_plot = plot(results, os.path.join(out_dir, 'pauses.png'))
+    print(report)
+    if why_no_plot:
+        print(why_no_plot)
+    print('replication_bench: wrote %s and %s' % (os.path.join(out_dir, 'replication.md'),
+                                                   os.path.join(out_dir, 'pauses.png')))
+    return 1 if any('error' in r for r in results) else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main(sys.argv))
