@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <optional>
+#include <thread>
 #include <string>
 
 #include "tests/unit/pipeline_test_support.hpp"
@@ -307,4 +308,44 @@ TEST_CASE("pipeline exactly once: more held output than one record takes is sent
     CHECK(pair.settle() == Secondary::Outcome::failed_over);
     CHECK(pair.secondary_out.get() == big);
     CHECK(pair.secondary_out.problems.empty());
+}
+
+TEST_CASE("pipeline exactly once: a survivor whose own send finds the link down still reads the last released-output") {
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.link.heartbeat_period = Millis{1};  // its next heartbeat hits the dead link before it reads
+    Pair pair(primary_config(ProtectionMode::colo), sc);
+    pair.protect();
+    pair.pvm.guest_print("same\n");
+    pair.svm.guest_print("same\n");
+    pair.settle();                                // forwards the SVM's line
+    pair.primary->poll(Primary::Clock::now());    // matched: released and reported
+    REQUIRE(pair.primary_out.get() == "same\n");
+    pair.to_secondary->close();                   // the primary dies; its report is still on the wire
+    std::this_thread::sleep_for(Millis{5});
+    pair.secondary_out.next = pair.primary_out.next;
+    CHECK(pair.settle() == Secondary::Outcome::failed_over);
+    pair.svm.guest_print("next\n");
+    CHECK(pair.secondary_out.get() == "next\n");  // "same\n" is not released a second time
+    CHECK(pair.secondary_out.problems.empty());
+}
+
+TEST_CASE("pipeline exactly once: colo output that matches on the console thread waits for the pipeline to release it") {
+    // The SVM printed first; the PVM's matching line arrives on the console thread just before a
+    // checkpoint. Released there, it would reach the log before any report could follow: the
+    // primary dying after checkpoint-begin would have it repeated by the survivor.
+    Run run(ProtectionMode::colo);
+    run.primary->send_initial_sync();
+    run.settle();
+    REQUIRE(run.primary->await_colo_entry());
+    print_next(run.svm);
+    run.settle();
+    run.primary->poll(Primary::Clock::now());  // the SVM's line waits for the PVM's
+    print_next(run.pvm);
+    CHECK(run.primary_out.text.empty());       // held until the pipeline thread matches it
+    run.link->arm(1, Death::after_delivering);  // dies once checkpoint-begin is out
+    run.primary->send_checkpoint();
+    REQUIRE(run.secondary->process(Secondary::Clock::now()) == Secondary::Outcome::failed_over);
+    CHECK(run.primary_out.text.empty());
+    CHECK(run.survivor_out.text == "line 0\n");
+    CHECK(*run.survivor_out.first == 0);
 }
