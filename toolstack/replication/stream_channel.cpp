@@ -14,6 +14,7 @@ std::size_t payload_of(const protocol::Message& message) {
     if (const auto* batch = std::get_if<protocol::PageBatch>(&message)) return batch->data.size();
     if (const auto* state = std::get_if<protocol::DeviceState>(&message)) return state->state.data.size();
     if (const auto* out = std::get_if<protocol::SecondaryOutput>(&message)) return out->bytes.size();
+    if (const auto* out = std::get_if<protocol::CheckpointOutput>(&message)) return out->bytes.size();
     return 0;
 }
 
