@@ -222,6 +222,7 @@ TEST_CASE("pipeline exactly once: the primary dies at every message of three che
         // Nine lines printed; the ninth came after the last checkpoint's pause and is still held.
         CHECK(whole.primary_out.text == console_stream(8));
         REQUIRE(messages >= 3 * 5);  // begin, batch, state, output, end per checkpoint at least
+        MESSAGE(std::string(to_string(mode)) << ": the primary dies at each of " << messages << " messages, two ways");
 
         for (const auto death : {Death::after_delivering, Death::before_sending}) {
             for (std::uint64_t deliver = 0; deliver < messages; ++deliver) {
