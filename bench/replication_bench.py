@@ -34,6 +34,9 @@ CHECKPOINT_INTERVAL_MS = 100
 # Generous: the machine is shared and loaded; a spurious "secondary lost" would end the case.
 HEARTBEAT_TIMEOUT_MS = 10000
 ABLATION_RATE = 10000
+# How long the initial sync may take. Above the link's page rate the pre-copy rounds do not
+# shrink and protect only returns after its last round; the case is reported as failed then.
+PROTECT_TIMEOUT_S = 90
 SEQ_LINE = re.compile(r'^seq=(\d+) writes=(\d+)')
 
 
@@ -136,7 +139,10 @@ class Host:
         return [pid for pid in found if pid != os.getpid()]
 
     def clean_up(self):
-        self.run('destroy', GUEST_NAME, check=False, timeout=30)
+        try:
+            self.run('destroy', GUEST_NAME, check=False, timeout=15)
+        except subprocess.TimeoutExpired:
+            pass   # a guest process too busy to answer is killed below
         deadline = time.monotonic() + 5
         while self.pids() and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -193,12 +199,11 @@ def run_unprotected(binary, work, dirty_rate, seconds):
     watcher = ConsoleWatcher(log)
     try:
         host.run('create', config, '--console-log', log)
-        if not wait_until_steady(watcher):
-            raise BenchError('the unprotected guest did not reach its nominal line rate')
+        steady = wait_until_steady(watcher)
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
-        return guest_metrics(watcher, start, end)
+        return dict(guest_metrics(watcher, start, end), steady=steady)
     finally:
         watcher.stop()
         host.clean_up()
@@ -218,10 +223,11 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         host_b.run('receive', '-l', '127.0.0.1:%d' % port, '--console-log', log_b,
                    '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS))
         host_a.run('create', config, '--console-log', log_a)
-        if not wait_until_steady(watcher):
-            raise BenchError('the guest did not reach its nominal line rate before protect')
+        # A guest that cannot keep to its schedule (too high a rate for this machine) is
+        # measured all the same; the table marks it.
+        steady = wait_until_steady(watcher)
         host_a.run('protect', GUEST_NAME, '127.0.0.1:%d' % port, '-i', str(CHECKPOINT_INTERVAL_MS),
-                   '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS), *options, timeout=600)
+                   '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS), *options, timeout=PROTECT_TIMEOUT_S)
         first = host_a.status()
         start = time.monotonic()
         time.sleep(seconds)
@@ -240,7 +246,7 @@ def run_protected(binary, work, dirty_rate, seconds, options):
     paused = last['pages_sent_paused'] - first['pages_sent_paused']
     streamed = last['pages_streamed'] - first['pages_streamed']
     measured.update(
-        checkpoints=checkpoints,
+        steady=steady, checkpoints=checkpoints,
         pause_p50_us=last['pause_p50_us'], pause_p99_us=last['pause_p99_us'],
         pause_max_us=last['pause_max_us'],
         enter_colo_us=last['time_to_enter_colo_us'],
@@ -271,8 +277,9 @@ def table(results):
             continue
         base = r['baseline']
         rel = (r['lines_per_s'] / base['lines_per_s'] * 100) if base['lines_per_s'] else None
+        behind = '' if r['steady'] and base['steady'] else ' (guest behind schedule before measuring)'
         rows.append('| %s | %d | %s / %s / %s | %s | %s | %d (%.0f) | %d (%.0f) | %.1f | %.0f (%s) | %.0f (%.0f) |' % (
-            r['case'], r['checkpoints'], fmt_us(r['pause_p50_us']), fmt_us(r['pause_p99_us']),
+            r['case'] + behind, r['checkpoints'], fmt_us(r['pause_p50_us']), fmt_us(r['pause_p99_us']),
             fmt_us(r['pause_max_us']), fmt_us(r['enter_colo_us']), fmt_us(r['svm_enter_colo_pause_us']),
             r['pages_paused'], r['paused_per_ckpt'], r['pages_streamed'], r['streamed_per_ckpt'],
             r['link_mb_per_s'], r['writes_per_s'], '%.0f%%' % rel if rel is not None else 'n/a',
@@ -331,7 +338,8 @@ def plot(results, path):
         labels += ['unprotected', r['case']]
     right.boxplot(data, whis=(0, 99), showfliers=True, flierprops=dict(markersize=2))
     right.axhline(PRINT_INTERVAL_MS, color='grey', linestyle='--', linewidth=1)
-    right.set_yscale('log')
+    # Linear: lines released together by the output gate are 0 ms apart.
+    right.set_ylim(bottom=0)
     right.set_xticks(range(1, len(labels) + 1), labels, rotation=60, ha='right', fontsize=7)
     right.set_ylabel('ms between consecutive released console lines')
     right.set_title('Guest-visible stalls (line every %d ms; whiskers 0-99%%)' % PRINT_INTERVAL_MS)
@@ -360,10 +368,11 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit('replication_bench: terminated'))
     work = tempfile.mkdtemp(prefix='colo-bench.')
     load_before = load_line()
-    cases = [(rate, ()) for rate in rates]
-    if ABLATION_RATE in rates:
-        cases += [(ABLATION_RATE, (opt,)) for opt in ('--no-stream', '--no-early-resume',
-                                                       '--no-cache-backup')]
+    cases = []
+    for rate in rates:
+        cases.append((rate, ()))
+        if rate == ABLATION_RATE:
+            cases += [(rate, (opt,)) for opt in ('--no-stream', '--no-early-resume', '--no-cache-backup')]
     baselines, results = {}, []
     try:
         for rate, options in cases:
@@ -374,7 +383,10 @@ def main(argv):
                     baselines[rate] = run_unprotected(binary, os.path.join(work, str(rate)), rate, seconds)
                 r = run_protected(binary, os.path.join(work, str(rate)), rate, seconds, options)
                 r.update(case=name, baseline=baselines[rate])
-            except (BenchError, subprocess.TimeoutExpired, KeyError, ValueError) as e:
+            except subprocess.TimeoutExpired as e:
+                r = dict(case=name, error='%s did not finish in %.0f s' % (' '.join(e.cmd[1:3]), e.timeout))
+                print('replication_bench: %s failed: %s' % (name, r['error']), file=sys.stderr)
+            except (BenchError, KeyError, ValueError) as e:
                 r = dict(case=name, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
                 print('replication_bench: %s failed: %s' % (name, r['error']), file=sys.stderr)
             results.append(r)
@@ -421,7 +433,9 @@ def main(argv):
         print(why_no_plot)
     print('replication_bench: wrote %s and %s' % (os.path.join(out_dir, 'replication.md'),
                                                    os.path.join(out_dir, 'pauses.png')))
-    return 1 if any('error' in r for r in results) else 0
+    # A failed case is a result too (it is in the table, with why); only nothing measured at all
+    # makes the run fail.
+    return 0 if any('error' not in r for r in results) else 1
 
 
 if __name__ == '__main__':
