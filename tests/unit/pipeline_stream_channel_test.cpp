@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/unit/pipeline_test_support.hpp"
+#include "toolstack/protocol/message_codec.hpp"
 #include "toolstack/replication/stream_channel.hpp"
 #include "toolstack/transport/tcp_connection.hpp"
 
@@ -174,4 +175,24 @@ TEST_CASE("pipeline stream channel: protection and checkpoints over a socket kee
     CHECK(differing(pvm, svm, kPages).empty());
     CHECK(svm.vcpu_state() == bytes_of("vcpu@3"));
     CHECK(secondary.status().epoch == 3);
+}
+
+TEST_CASE("stream channel: the keepalive sends heartbeats while the pipeline sends nothing") {
+    using namespace std::chrono_literals;
+    colo::protocol::MemorySource nothing_to_read(std::span<const std::byte>{});
+    colo::protocol::MemorySink written;
+    {
+        colo::StreamChannel channel(nothing_to_read, written, std::nullopt);
+        channel.start_keepalive(20ms);
+        std::this_thread::sleep_for(250ms);
+        channel.close();
+    }  // joined: nothing writes any more
+    colo::protocol::MemorySource sent(written.bytes());
+    int heartbeats = 0;
+    while (!sent.at_end()) {
+        const auto message = colo::protocol::read_message(sent);
+        CHECK(std::holds_alternative<colo::protocol::Heartbeat>(message));
+        ++heartbeats;
+    }
+    CHECK(heartbeats >= 4);  // one per 20 ms of silence; a loaded machine may delay a few
 }

@@ -37,6 +37,34 @@ StreamChannel::StreamChannel(protocol::ByteSource& source, protocol::ByteSink& s
 StreamChannel::~StreamChannel() {
     close();
     if (reader_.joinable()) reader_.join();
+    if (keepalive_.joinable()) keepalive_.join();
+}
+
+void StreamChannel::start_keepalive(std::chrono::milliseconds period) {
+    keepalive_ = std::thread([this, period] {
+        std::uint64_t sequence = std::uint64_t{1} << 63;  // apart from the pipeline's own numbering
+        std::unique_lock lock(mutex_);
+        while (!closed_ && !send_failed_) {
+            keepalive_wakeup_.wait_for(lock, period / 2);
+            if (closed_ || send_failed_) return;
+            lock.unlock();
+            bool due = false;
+            {
+                std::lock_guard send_lock(send_mutex_);
+                due = Clock::now() - last_send_ >= period;
+            }
+            if (due) {
+                try {
+                    send(protocol::Heartbeat{sequence++, static_cast<std::uint64_t>(
+                                                             std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                                 Clock::now().time_since_epoch()).count())});
+                } catch (const Error&) {
+                    return;  // the link is gone; the pipeline finds out on its own send or receive
+                }
+            }
+            lock.lock();
+        }
+    });
 }
 
 void StreamChannel::read_loop() {
@@ -72,9 +100,11 @@ void StreamChannel::send(const protocol::Message& message) {
         std::lock_guard lock(mutex_);
         if (closed_ || send_failed_) throw LinkDown("link: the channel is closed");
     }
+    std::lock_guard send_lock(send_mutex_);
     try {
         protocol::write_message(sink_, message);
         sink_.flush();
+        last_send_ = Clock::now();
     } catch (const Error& e) {
         if (!is_link_failure(e)) throw;  // we were about to send something invalid: our bug, not the link
         std::lock_guard lock(mutex_);
@@ -104,6 +134,7 @@ void StreamChannel::close() noexcept {
         if (closed_) return;
         closed_ = true;
         arrived_.notify_all();
+        keepalive_wakeup_.notify_all();
     }
     if (interrupt_) {
         try {

@@ -45,6 +45,12 @@ public:
     StreamChannel& operator=(const StreamChannel&) = delete;
 
     void send(const protocol::Message& message) override;
+
+    // Sends a Heartbeat whenever nothing was sent for `period`, from a thread of its own. The
+    // pipeline's thread may be busy for long stretches (applying a large backlog of pages on a
+    // loaded host) without its process being dead; the keepalive makes the peer judge liveness
+    // by the process, not by how quickly the pipeline gets round to its own heartbeats.
+    void start_keepalive(std::chrono::milliseconds period);
     [[nodiscard]] std::optional<protocol::Message> receive(Clock::time_point deadline) override;
     void close() noexcept override;
 
@@ -64,6 +70,11 @@ private:
     bool closed_ = false;
     bool send_failed_ = false;
     std::thread reader_;
+
+    std::mutex send_mutex_;  // whole messages: the pipeline's and the keepalive's never interleave
+    Clock::time_point last_send_{};
+    std::condition_variable keepalive_wakeup_;
+    std::thread keepalive_;
 };
 
 // Whether an error from a byte stream means the link is gone (as opposed to bad bytes).
