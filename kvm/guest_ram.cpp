@@ -28,7 +28,7 @@ GuestRam::GuestRam(Vm& vm, std::uint64_t bytes) : vm_(vm), bytes_(bytes) {
 
     const int fd = ::memfd_create("colo-guest-ram", MFD_CLOEXEC);
     if (fd < 0) throw SystemError("memfd_create", errno);
-    memfd_ = FileDescriptor(fd);
+    memfd_ = UniqueFd(fd);
     if (::ftruncate(fd, static_cast<off_t>(bytes)) < 0) throw SystemError("ftruncate(guest RAM)", errno);
     void* mapping = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
     if (mapping == MAP_FAILED) throw SystemError("mmap(guest RAM)", errno);

@@ -32,7 +32,7 @@
 
 #include "backends/dirty_bitmap.hpp"
 #include "backends/guest_memory.hpp"
-#include "kvm/file_descriptor.hpp"
+#include "backends/unique_fd.hpp"
 
 namespace colo::kvm {
 
@@ -82,7 +82,7 @@ private:
 
     Vm& vm_;
     std::uint64_t bytes_ = 0;
-    FileDescriptor memfd_;
+    UniqueFd memfd_;
     std::byte* mapping_ = nullptr;
     std::vector<Slot> slots_;
     bool logging_ = false;

@@ -19,7 +19,7 @@ constexpr int kApiVersion = 12;
 System::System() {
     const int fd = ::open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0) throw SystemError("open(/dev/kvm)", errno);
-    fd_ = FileDescriptor(fd);
+    fd_ = UniqueFd(fd);
     if (const int version = get_api_version(); version != kApiVersion) {
         throw Error("/dev/kvm speaks API version " + std::to_string(version) + ", expected " +
                     std::to_string(kApiVersion));
@@ -78,7 +78,7 @@ Vm System::create_vm() const {
         fd = ::ioctl(fd_.get(), KVM_CREATE_VM, 0);
     } while (fd < 0 && errno == EINTR);
     check_syscall(fd, "KVM_CREATE_VM");
-    return Vm(FileDescriptor(fd), get_vcpu_mmap_size());
+    return Vm(UniqueFd(fd), get_vcpu_mmap_size());
 }
 
 }  // namespace colo::kvm

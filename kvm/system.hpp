@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "kvm/file_descriptor.hpp"
+#include "backends/unique_fd.hpp"
 
 namespace colo::kvm {
 
@@ -32,7 +32,7 @@ public:
     [[nodiscard]] Vm create_vm() const;
 
 private:
-    FileDescriptor fd_;
+    UniqueFd fd_;
 };
 
 }  // namespace colo::kvm

@@ -10,7 +10,7 @@
 #include <span>
 #include <vector>
 
-#include "kvm/file_descriptor.hpp"
+#include "backends/unique_fd.hpp"
 #include "kvm/system.hpp"
 #include "kvm/vcpu_run_page.hpp"
 
@@ -65,10 +65,10 @@ public:
 
 private:
     friend class Vm;
-    Vcpu(FileDescriptor fd, VcpuRunPage run, unsigned index)
+    Vcpu(UniqueFd fd, VcpuRunPage run, unsigned index)
         : fd_(std::move(fd)), run_(std::move(run)), index_(index) {}
 
-    FileDescriptor fd_;
+    UniqueFd fd_;
     VcpuRunPage run_;
     unsigned index_ = 0;
 };

@@ -101,7 +101,7 @@ std::uint32_t Vm::get_tsc_khz() const {
 Vcpu Vm::create_vcpu(unsigned index) const {
     const int fd = check_syscall(::ioctl(fd_.get(), KVM_CREATE_VCPU, static_cast<unsigned long>(index)),
                                  "KVM_CREATE_VCPU");
-    FileDescriptor owned(fd);
+    UniqueFd owned(fd);
     VcpuRunPage page(owned.get(), vcpu_mmap_size_);
     return Vcpu(std::move(owned), std::move(page), index);
 }

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <span>
 
-#include "kvm/file_descriptor.hpp"
+#include "backends/unique_fd.hpp"
 
 namespace colo::kvm {
 
@@ -53,9 +53,9 @@ public:
 
 private:
     friend class System;
-    Vm(FileDescriptor fd, std::size_t vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
+    Vm(UniqueFd fd, std::size_t vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
 
-    FileDescriptor fd_;
+    UniqueFd fd_;
     std::size_t vcpu_mmap_size_ = 0;
 };
 
