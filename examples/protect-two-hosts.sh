@@ -1,0 +1,17 @@
+#!/bin/bash
+# Protecting a guest across two real hosts, step by step (what examples/demo.sh does on one
+# machine with two run directories). Run the lines on the host named in each comment.
+#
+#   hostB# colo-replicate receive -l 0.0.0.0:8471 --console-log /var/log/demo.console
+#   hostA# colo-replicate create examples/builtin-guest.cfg --console-log /var/log/demo.console
+#   hostA# colo-replicate protect demo hostB            # COLO; add --remus -i 100 for Remus
+#   hostA# colo-replicate status demo                   # epoch, pauses, pages paused/streamed
+#   hostB# colo-replicate status demo                   # checkpoints applied, pages flushed
+#
+# If host A dies, host B takes over by itself within --heartbeat-timeout (800 ms by default):
+#   hostB# colo-replicate list                          # demo  running ... unprotected (took over)
+# To move the guest instead of protecting it:
+#   hostA# colo-replicate migrate demo hostB
+# To make host B take over on purpose (host A keeps running, unprotected):
+#   hostB# colo-replicate failover demo
+echo "This file is a walkthrough: read it (examples/demo.sh runs the same on one machine)."
