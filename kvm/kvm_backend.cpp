@@ -1,5 +1,7 @@
 #include "kvm/kvm_backend.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <map>
 #include <string>
@@ -50,6 +52,20 @@ void require_capabilities(const System& system) {
     system.require_extension(KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR");
 }
 
+// Guest RAM is host memory mapped without reservation (MAP_NORESERVE), so a guest larger than the
+// machine would start and then be OOM-killed once it touched enough of it: refuse it up front,
+// for a new guest and for one arriving by restore, migration or protection alike.
+void refuse_memory_beyond_host(const GuestConfig& config) {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page_size = ::sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page_size <= 0) return;  // unknown: mmap and KVM decide
+    const auto host_mib = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) >> 20;
+    if (config.memory_mib > host_mib) {
+        throw Error("guest " + config.name + " needs " + std::to_string(config.memory_mib) +
+                    " MiB of memory, more than this host's " + std::to_string(host_mib) + " MiB");
+    }
+}
+
 }  // namespace
 
 std::unique_ptr<KvmBackend> KvmBackend::create(const GuestConfig& config) {
@@ -65,6 +81,7 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
         throw Error("vcpus = " + std::to_string(config.vcpus) + ": expected 1.." + std::to_string(kMaxVcpus));
     }
     const std::uint64_t ram_bytes = ram_bytes_for(config);
+    refuse_memory_beyond_host(config);
     require_capabilities(system_);
 
     vm_.set_tss_addr(layout::kKvmRealModeTss.value);

@@ -31,20 +31,6 @@ void stop_service() {
 
 std::string name_arg(const po::variables_map& vm) { return vm["name"].as<std::string>(); }
 
-// KVM guest RAM is host memory mapped without reservation, so a guest larger than the machine
-// would start and then be OOM-killed once it touched enough of it: refuse it before it starts.
-// A Xen guest's memory comes from the hypervisor, not from this domain, so it is not checked here.
-void refuse_memory_beyond_host(const GuestConfig& config) {
-    if (config.backend != "kvm") return;
-    const long pages = ::sysconf(_SC_PHYS_PAGES);
-    const long page_size = ::sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page_size <= 0) return;  // unknown: let the backend decide
-    const auto host_mib = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size) >> 20;
-    if (config.memory_mib > host_mib) {
-        throw Error("guest " + config.name + " needs " + std::to_string(config.memory_mib) +
-                    " MiB of memory, more than this host's " + std::to_string(host_mib) + " MiB");
-    }
-}
 
 // Brings a freshly made backend up as a served guest, in this process.
 void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, const po::variables_map& vm,
@@ -105,7 +91,6 @@ int run_guest(const GuestConfig& config, const po::variables_map& vm,
 
 int run_create(const po::variables_map& vm, Io& io) {
     const auto config = load_guest_config(vm["config"].as<std::string>());
-    refuse_memory_beyond_host(config);
     const auto& factory = backends_available().find(config.backend);
     // Refuse a duplicate name before anything starts.
     if (control::connect_guest_if_running(config.name)) {
@@ -134,7 +119,6 @@ int run_restore(const po::variables_map& vm, Io& io) {
         FileSource source(file);
         config = GuestImageReader(source).config();
     }
-    refuse_memory_beyond_host(config);
     const auto& factory = backends_available().find(config.backend);
     if (control::connect_guest_if_running(config.name)) {
         throw Error("a guest named '" + config.name + "' already runs");
