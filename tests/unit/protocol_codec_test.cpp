@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "tests/unit/error_of.hpp"
+
 #include <string>
 #include <vector>
 
@@ -14,6 +16,8 @@ using colo::BackendKind;
 using colo::Pfn;
 using colo::StateRecord;
 
+using colo::test::error_of;
+
 namespace {
 std::vector<std::byte> hex(std::initializer_list<unsigned> values) {
     std::vector<std::byte> out;
@@ -22,14 +26,6 @@ std::vector<std::byte> hex(std::initializer_list<unsigned> values) {
 }
 void append_le32(std::vector<std::byte>& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
-}
-std::string error_of(auto&& fn) {
-    try {
-        fn();
-    } catch (const colo::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 }  // namespace
 

@@ -3,6 +3,8 @@
 // has not checked.
 #include <doctest/doctest.h>
 
+#include "tests/unit/error_of.hpp"
+
 #include <algorithm>
 #include <random>
 #include <string>
@@ -20,17 +22,9 @@ using colo::BackendKind;
 using colo::Pfn;
 using colo::StateRecord;
 
-namespace {
+using colo::test::error_of;
 
-// The colo::Error message, or "(no error)". Fails the test on any other exception type.
-std::string error_of(auto&& fn) {
-    try {
-        fn();
-    } catch (const colo::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+namespace {
 
 void append_le32(std::vector<std::byte>& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));

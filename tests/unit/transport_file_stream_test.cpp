@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "tests/unit/error_of.hpp"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -13,6 +15,8 @@
 
 using namespace colo::protocol;
 using namespace colo::protocol::test;
+
+using colo::test::error_of;
 
 namespace {
 
@@ -30,15 +34,6 @@ public:
 private:
     std::string path_;
 };
-
-std::string error_of(auto&& fn) {
-    try {
-        fn();
-    } catch (const colo::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
 }  // namespace
 

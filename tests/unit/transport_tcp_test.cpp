@@ -1,6 +1,8 @@
 // The TCP transport on loopback: real sockets, a peer thread, no mocks.
 #include <doctest/doctest.h>
 
+#include "tests/unit/error_of.hpp"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -24,16 +26,9 @@ using colo::Endpoint;
 using colo::TcpConnection;
 using colo::TcpListener;
 
-namespace {
+using colo::test::error_of;
 
-std::string error_of(auto&& fn) {
-    try {
-        fn();
-    } catch (const colo::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
+namespace {
 
 Endpoint loopback(std::uint16_t port) { return Endpoint{"127.0.0.1", port}; }
 
