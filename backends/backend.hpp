@@ -71,6 +71,16 @@ public:
 
     // Optional hooks around a checkpoint (libxl's checkpoint devices). Defaults do nothing.
     virtual void checkpoint_committed(std::uint64_t /*epoch*/) {}
+
+    // The backend's own description of the guest, for the receiving side to build its incoming
+    // guest from (sent as GuestConfig::domain_config). Empty when the guest config says it all
+    // (KVM). Xen: libxl's domain configuration as JSON.
+    [[nodiscard]] virtual std::string domain_config() { return {}; }
+    // Called once on the receiving side when the incoming guest becomes the one that runs
+    // (migration committed, or takeover after the primary was lost). Returns a note for the log,
+    // or "". Xen renames the domain from NAME--incoming to NAME here; until then destroying an
+    // incoming backend destroys its domain.
+    [[nodiscard]] virtual std::string commit_incoming() { return {}; }
 };
 
 }  // namespace colo

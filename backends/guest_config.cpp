@@ -145,6 +145,15 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
         else if (key == "dirty_rate") config.dirty_rate = number(key, entry, 0, 10'000'000);
         else if (key == "seed") config.seed = number(key, entry, 0, UINT64_MAX);
         else if (key == "print_interval") config.print_interval_ms = number(key, entry, 10, 60'000);
+        else if (key == "domain_config") {
+            const std::string hex = string(key, entry);
+            if (hex.size() % 2 != 0 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
+                parser.fail_at(entry.second, "domain_config must be lower-case hex digits in pairs");
+            }
+            for (std::size_t i = 0; i < hex.size(); i += 2) {
+                config.domain_config += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+            }
+        }
         else if (key == "guest") {
             const auto g = string(key, entry);
             if (g == "builtin") config.guest = GuestKind::builtin;
@@ -197,6 +206,15 @@ std::string format_guest_config(const GuestConfig& c) {
         << "dirty_rate = " << c.dirty_rate << "\n"
         << "seed = " << c.seed << "\n"
         << "print_interval = " << c.print_interval_ms << "\n";
+    if (!c.domain_config.empty()) {
+        static constexpr char kDigits[] = "0123456789abcdef";
+        out << "domain_config = \"";
+        for (const char ch : c.domain_config) {
+            const auto byte = static_cast<unsigned char>(ch);
+            out << kDigits[byte >> 4] << kDigits[byte & 15];
+        }
+        out << "\"\n";
+    }
     return out.str();
 }
 

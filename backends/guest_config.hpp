@@ -35,6 +35,10 @@ struct GuestConfig {
     std::uint64_t dirty_rate = 1000;       // pages per second
     std::uint64_t seed = 1;
     std::uint64_t print_interval_ms = 100;  // one `seq=N` line per interval
+    // Filled in by a sender for its receiver, never written by hand: the backend's description
+    // of the guest (Backend::domain_config; Xen: libxl's JSON). Hex-encoded in the text, since
+    // config strings hold no newlines or quotes.
+    std::string domain_config;
 };
 
 inline constexpr std::uint64_t kMaxMemoryMib = 64 * 1024;

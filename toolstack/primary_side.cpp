@@ -53,6 +53,13 @@ protocol::StreamHeader header_of(Backend& backend) {
     return header;
 }
 
+// The guest config plus what only the backend knows of the running guest (Backend::domain_config),
+// so the receiver's create_incoming can build the same guest.
+GuestConfig config_for_receiver(GuestConfig config, Backend& backend) {
+    config.domain_config = backend.domain_config();
+    return config;
+}
+
 LogFn notice_log(const std::string& guest) {
     return [guest](LogLevel level, std::string_view text) {
         if (level == LogLevel::notice) std::cerr << "colo-replicate[" << guest << "]: " << text << std::endl;
@@ -122,7 +129,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
 
     Backend& guest = service_.backend();
     link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
-    link_->channel().send(protocol::GuestConfigText{format_guest_config(service_.config())});
+    link_->channel().send(protocol::GuestConfigText{format_guest_config(config_for_receiver(service_.config(), guest))});
     link_->channel().send(protocol::ReplicationSetup{
         config.mode == ProtectionMode::remus ? protocol::ReplicationPurpose::remus : protocol::ReplicationPurpose::colo,
         cache_backup});
@@ -152,7 +159,7 @@ std::string PrimarySide::migrate(const std::vector<std::string>& args) {
 
     Backend& guest = service_.backend();
     auto link = ReplicationLink::connect(parse_endpoint(args[0]), header_of(guest), config.link.peer_timeout);
-    link->channel().send(protocol::GuestConfigText{format_guest_config(service_.config())});
+    link->channel().send(protocol::GuestConfigText{format_guest_config(config_for_receiver(service_.config(), guest))});
     link->channel().send(protocol::ReplicationSetup{protocol::ReplicationPurpose::migrate, false});
     const MigrationResult result = colo::migrate(guest, link->channel(), config);
     service_.request_stop();  // the guest runs on the destination now

@@ -90,7 +90,18 @@ int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
     std::string failure;
     std::jthread worker([&](std::stop_token stop) {
         try {
-            switch (secondary.run(stop)) {
+            const auto outcome = secondary.run(stop);
+            if (outcome == Secondary::Outcome::migrated || outcome == Secondary::Outcome::failed_over) {
+                // The guest runs here now: the backend makes that final (Xen: the domain's name).
+                try {
+                    if (const std::string note = service.backend().commit_incoming(); !note.empty()) {
+                        std::cerr << "colo-replicate[" << name << "]: " << note << std::endl;
+                    }
+                } catch (const std::exception& e) {
+                    std::cerr << "colo-replicate[" << name << "]: " << e.what() << std::endl;
+                }
+            }
+            switch (outcome) {
                 case Secondary::Outcome::migrated: service.set_mode("-"); break;
                 case Secondary::Outcome::failed_over: service.set_mode("unprotected (took over)"); break;
                 case Secondary::Outcome::stopped:

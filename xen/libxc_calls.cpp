@@ -5,11 +5,10 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
-// These headers declare C functions without extern "C" guards of their own.
-extern "C" {
 // The Xen libraries' headers have no extern "C" guards of their own.
 extern "C" {
 #include <libxl.h>
@@ -17,7 +16,6 @@ extern "C" {
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
 #include <xentoollog.h>
-}
 }
 
 #include "backends/error.hpp"
@@ -32,6 +30,36 @@ int errno_of(long long rc) {
     if (rc >= 0) return 0;
     return errno != 0 ? errno : EIO;
 }
+
+// libxl answers with its own ERROR_* codes; the seam promises errno values. The codes with an
+// errno meaning map to it; for the rest, errno as the failing library call left it, if any.
+int errno_of_libxl(int rc) {
+    switch (rc) {
+        case 0: return 0;
+        case ERROR_NOMEM: return ENOMEM;
+        case ERROR_INVAL: return EINVAL;
+        case ERROR_DOMAIN_NOTFOUND: return ESRCH;
+        case ERROR_NOTFOUND: return ENOENT;
+        case ERROR_TIMEDOUT:
+        case ERROR_GUEST_TIMEDOUT: return ETIMEDOUT;
+        case ERROR_NI: return ENOSYS;
+        case ERROR_JSON_CONFIG_EMPTY: return ENODATA;
+        default: return errno != 0 ? errno : EIO;
+    }
+}
+
+// libxl_domain_config with its dispose (libxl's types own their strings).
+class LibxlDomainConfig {
+public:
+    LibxlDomainConfig() { libxl_domain_config_init(&config_); }
+    ~LibxlDomainConfig() { libxl_domain_config_dispose(&config_); }
+    LibxlDomainConfig(const LibxlDomainConfig&) = delete;
+    LibxlDomainConfig& operator=(const LibxlDomainConfig&) = delete;
+    libxl_domain_config* get() { return &config_; }
+
+private:
+    libxl_domain_config config_;
+};
 
 struct XcCloser {
     void operator()(xc_interface* x) const noexcept { xc_interface_close(x); }
@@ -211,6 +239,59 @@ int LibxcCalls::do_domain_by_name(const std::string& name, DomainId& out) {
     if (libxl_name_to_domid(handles_->libxl.get(), name.c_str(), &domid) != 0) return ESRCH;
     out = domid;
     return 0;
+}
+
+int LibxcCalls::do_domain_config(DomainId domain, std::string& json, const char*& failed_call) {
+    LibxlDomainConfig config;
+    errno = 0;
+    failed_call = "libxl_retrieve_domain_configuration";
+    if (const int rc = libxl_retrieve_domain_configuration(handles_->libxl.get(), domain, config.get(), nullptr);
+        rc != 0) {
+        return errno_of_libxl(rc);
+    }
+    failed_call = "libxl_domain_config_to_json";
+    char* text = libxl_domain_config_to_json(handles_->libxl.get(), config.get());
+    if (text == nullptr) return errno != 0 ? errno : ENOMEM;
+    json = text;
+    std::free(text);
+    return 0;
+}
+
+int LibxcCalls::do_create_domain(const std::string& config_json, const std::string& name, DomainId& out,
+                                 const char*& failed_call) {
+    LibxlDomainConfig config;
+    errno = 0;
+    failed_call = "libxl_domain_config_from_json";
+    if (const int rc = libxl_domain_config_from_json(handles_->libxl.get(), config.get(), config_json.c_str());
+        rc != 0) {
+        return errno_of_libxl(rc);
+    }
+    // libxl owns the config's strings (freed by dispose with free()).
+    std::free(config.get()->c_info.name);
+    config.get()->c_info.name = strdup(name.c_str());
+    if (config.get()->c_info.name == nullptr) return ENOMEM;
+    failed_call = "libxl_domain_create_new";
+    constexpr auto kNoDomain = static_cast<std::uint32_t>(INVALID_DOMID);
+    std::uint32_t domid = kNoDomain;
+    errno = 0;
+    const int rc = libxl_domain_create_new(handles_->libxl.get(), config.get(), &domid, nullptr, nullptr);
+    if (rc != 0) {
+        // A half-made domain (ERROR_ABORTED leaves one) must not outlive the failure.
+        if (domid != kNoDomain) libxl_domain_destroy(handles_->libxl.get(), domid, nullptr);
+        return errno_of_libxl(rc);
+    }
+    out = domid;
+    return 0;
+}
+
+int LibxcCalls::do_rename_domain(DomainId domain, const std::string& from, const std::string& to) {
+    errno = 0;
+    return errno_of_libxl(libxl_domain_rename(handles_->libxl.get(), domain, from.c_str(), to.c_str()));
+}
+
+int LibxcCalls::do_destroy_domain(DomainId domain) {
+    errno = 0;
+    return errno_of_libxl(libxl_domain_destroy(handles_->libxl.get(), domain, nullptr));
 }
 
 }  // namespace colo::xen

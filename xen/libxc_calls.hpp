@@ -1,5 +1,5 @@
 // XenCalls on the real libraries: libxenctrl for domain control, libxenforeignmemory for mapping
-// guest frames, libxenlight only to turn a domain name into a domid. Built only when SCons found
+// guest frames, libxenlight for names and for building, renaming and destroying whole domains. Built only when SCons found
 // libxen-dev (env['HAVE_XEN']); nothing outside xen/ includes it.
 //
 // Each handle is one std::unique_ptr with a deleter that closes it (STYLE §1). Opening needs a
@@ -34,6 +34,11 @@ protected:
                        std::span<int> errors, std::byte*& out) override;
     int do_unmap_foreign(std::byte* address, std::size_t pages) noexcept override;
     int do_domain_by_name(const std::string& name, DomainId& out) override;
+    int do_domain_config(DomainId domain, std::string& json, const char*& failed_call) override;
+    int do_create_domain(const std::string& config_json, const std::string& name, DomainId& out,
+                         const char*& failed_call) override;
+    int do_rename_domain(DomainId domain, const std::string& from, const std::string& to) override;
+    int do_destroy_domain(DomainId domain) override;
 
 private:
     // The libraries' types stay in the .cpp; these are their owners.

@@ -1,8 +1,12 @@
-// Built instead of register_stub.cpp when SCons found libxen-dev: the "xen" backend attaches to
-// the running domain named by the config (create it with `xl create` first; libxl resolves the
-// name). Opening the libxc handles needs dom0 privileges.
+// Built instead of register_stub.cpp when SCons found libxen-dev. The "xen" backend:
+//   create           attaches to the running domain named by the config (made with `xl create`;
+//                    libxl resolves the name);
+//   create_incoming  builds the receiving side's own domain from the sender's libxl configuration
+//                    (GuestConfig::domain_config), paused, as NAME--incoming (incoming_domain.hpp).
+// Opening the libxc handles needs dom0 privileges.
 #include <memory>
 
+#include "backends/error.hpp"
 #include "xen/libxc_calls.hpp"
 #include "xen/register.hpp"
 #include "xen/xen_backend.hpp"
@@ -10,16 +14,24 @@
 namespace colo::xen {
 
 void register_backend(BackendRegistry& registry) {
-    // Xen builds and boots domains itself (xl); the backend attaches to the one named in the
-    // config. The primary's domain runs the guest; a secondary's is created paused (`xl create
-    // -p`) with the same config and receives memory and state: both attach the same way.
     const auto attach = [](const GuestConfig& config) -> std::unique_ptr<Backend> {
         auto calls = std::make_unique<LibxcCalls>();
         const DomainId domain = calls->domain_by_name(config.name);
         return std::make_unique<XenBackend>(std::move(calls), domain, config.name);
     };
-    registry.add(BackendFactory{"xen", "Xen (libxenctrl; attaches to a running PVH/HVM domain by name)", true,
-                                attach, attach});
+    const auto incoming = [](const GuestConfig& config) -> std::unique_ptr<Backend> {
+        if (config.domain_config.empty()) {
+            throw Error("xen: no libxl domain configuration came with guest '" + config.name +
+                        "': a Xen domain is built only from a sender's (protect or migrate), "
+                        "not from an image or a colo-replicate config");
+        }
+        return std::make_unique<XenBackend>(std::make_unique<LibxcCalls>(),
+                                            IncomingGuest{config.name, config.domain_config});
+    };
+    registry.add(BackendFactory{"xen",
+                                "Xen (libxenctrl; attaches to a running PVH/HVM domain by name, "
+                                "builds a receiver's domain with libxl)",
+                                true, attach, incoming});
 }
 
 }  // namespace colo::xen

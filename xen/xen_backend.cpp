@@ -11,6 +11,21 @@ namespace colo::xen {
 XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
                        std::uint64_t map_chunk_pages)
     : calls_(std::move(calls)), domain_(domain), name_(std::move(name)), cache_(*calls_, domain, map_chunk_pages) {
+    attach();
+}
+
+XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& incoming, std::uint64_t map_chunk_pages)
+    : calls_(std::move(calls)),
+      incoming_(std::in_place, *calls_, incoming.domain_config, incoming.name),
+      domain_(incoming_->id()),
+      name_(incoming.name),
+      cache_(*calls_, domain_, map_chunk_pages) {
+    attach();
+    // libxl_domain_create_new leaves the domain paused; that pause is ours to undo in resume().
+    paused_ = true;
+}
+
+void XenBackend::attach() {
     const DomainInfo info = calls_->domain_info(domain_);
     if (info.dying || info.shutdown) throw Error(who() + " is shutting down; nothing to replicate");
     if (!info.hvm) {
@@ -136,6 +151,10 @@ void XenBackend::set_console_sink(ConsoleSink sink) {
     if (error != 0) throw SystemError("xenforeignmemory_map", error, who() + " console ring");
     console_ = std::make_unique<ConsoleReader>(std::move(ring), std::move(sink));
 }
+
+std::string XenBackend::domain_config() { return calls_->domain_config(domain_); }
+
+std::string XenBackend::commit_incoming() { return incoming_ ? incoming_->commit() : std::string{}; }
 
 void XenBackend::poll_console() {
     if (console_) console_->poll();

@@ -1,6 +1,9 @@
 // colo::Backend for a running Xen HVM or PVH domain, driven through the XenCalls seam.
 //
-// It attaches to a domain that already exists (made by `xl create`); it never creates one.
+// On the sending side it attaches to a domain that already exists (made by `xl create`). On the
+// receiving side it makes its own (xen/incoming_domain.hpp): from the sender's libxl
+// configuration, paused, as NAME--incoming, destroyed with the backend unless commit_incoming()
+// made it the guest (renamed to NAME) first.
 // What each Backend operation is in Xen terms:
 //   pause / resume     xc_domain_pause / xc_domain_unpause, paired: Xen counts pauses, so
 //                      this backend pauses at most once and unpauses only its own pause.
@@ -25,21 +28,35 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backends/backend.hpp"
 #include "backends/dirty_bitmap.hpp"
 #include "xen/console_reader.hpp"
+#include "xen/incoming_domain.hpp"
 #include "xen/map_cache.hpp"
 #include "xen/xen_calls.hpp"
 
 namespace colo::xen {
 
+// What the receiving side builds its domain from: the guest's name and the sender's
+// Backend::domain_config (libxl's JSON).
+struct IncomingGuest {
+    std::string name;
+    std::string domain_config;
+};
+
 class XenBackend final : public Backend, private GuestMemory {
 public:
-    // Checks the domain can be replicated (HVM/PVH with HAP, alive) and maps its memory.
+    // Attaches to a running domain. Checks it can be replicated (HVM/PVH with HAP, alive) and
+    // maps its memory.
     XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
+               std::uint64_t map_chunk_pages = MapCache::kDefaultChunkPages);
+    // Creates the incoming domain (paused, NAME--incoming), then checks and maps it as above; if
+    // that fails, the new domain is destroyed again.
+    XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& incoming,
                std::uint64_t map_chunk_pages = MapCache::kDefaultChunkPages);
     // Turns log-dirty off if this backend turned it on. Leaves the domain as it is otherwise:
     // whether a paused guest runs again is the pipeline's decision, not a destructor's.
@@ -60,11 +77,15 @@ public:
     [[nodiscard]] std::vector<StateRecord> save_state() override;
     void restore_state(std::span<const StateRecord> state) override;
     void set_console_sink(ConsoleSink sink) override;
+    [[nodiscard]] std::string domain_config() override;
+    [[nodiscard]] std::string commit_incoming() override;
 
     // Passes new console output to the sink now.
     void poll_console();
 
     [[nodiscard]] DomainId domain() const noexcept { return domain_; }
+    // The incoming domain this backend made, or nullptr when it attached to a running one.
+    [[nodiscard]] const IncomingDomain* incoming() const noexcept { return incoming_ ? &*incoming_ : nullptr; }
     // Frames Xen said the domain had populated when we attached (what probing looked for).
     [[nodiscard]] std::uint64_t populated_frames() const noexcept { return populated_; }
     [[nodiscard]] const MapCache& map_cache() const noexcept { return cache_; }
@@ -76,10 +97,13 @@ private:
     void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
     void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
 
+    void attach();  // the constructors' common part: check the domain, map its memory
     [[nodiscard]] std::string who() const;  // "xen domain 5 (name)", for messages
     void check_ram(Pfn pfn) const;
 
     std::unique_ptr<XenCalls> calls_;  // first: outlives the mappings below
+    // Second: an uncommitted incoming domain is destroyed after every mapping of it is gone.
+    std::optional<IncomingDomain> incoming_;
     DomainId domain_;
     std::string name_;
     MapCache cache_;

@@ -94,6 +94,43 @@ DomainId XenCalls::domain_by_name(const std::string& name) {
     return domain;
 }
 
+std::optional<DomainId> XenCalls::find_domain_by_name(const std::string& name) {
+    DomainId domain = 0;
+    const int e = do_domain_by_name(name, domain);
+    if (e == ESRCH || e == ENOENT) return std::nullopt;
+    if (e != 0) throw SystemError("libxl_name_to_domid", e, "looking up '" + name + "'");
+    return domain;
+}
+
+std::string XenCalls::domain_config(DomainId domain) {
+    std::string json;
+    const char* failed_call = "libxl_domain_config_to_json";
+    const int e = do_domain_config(domain, json, failed_call);  // sets failed_call: call it first
+    check(e, failed_call, domain);
+    if (json.empty()) throw SystemError(failed_call, ENODATA, on_domain(domain));
+    return json;
+}
+
+DomainId XenCalls::create_domain(const std::string& config_json, const std::string& name) {
+    if (config_json.empty()) throw Error("libxl_domain_config_from_json: no domain configuration for '" + name + "'");
+    DomainId domain = 0;
+    const char* failed_call = "libxl_domain_create_new";
+    if (const int e = do_create_domain(config_json, name, domain, failed_call); e != 0) {
+        throw SystemError(failed_call, e, "domain '" + name + "'");
+    }
+    return domain;
+}
+
+void XenCalls::rename_domain(DomainId domain, const std::string& from, const std::string& to) {
+    if (const int e = do_rename_domain(domain, from, to); e != 0) {
+        throw SystemError("libxl_domain_rename", e, on_domain(domain) + " from '" + from + "' to '" + to + "'");
+    }
+}
+
+void XenCalls::destroy_domain(DomainId domain) {
+    check(do_destroy_domain(domain), "libxl_domain_destroy", domain);
+}
+
 void XenCalls::unmap_foreign(std::byte* address, std::size_t pages) noexcept {
     // Runs in a destructor: a failed unmap leaks address space but must not throw, so it is
     // reported and the backend carries on.

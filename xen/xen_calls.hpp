@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -80,6 +81,20 @@ public:
 
     // libxl_name_to_domid.
     [[nodiscard]] DomainId domain_by_name(const std::string& name);
+    // The same, but "no such name" is an answer (nullopt), not an error.
+    [[nodiscard]] std::optional<DomainId> find_domain_by_name(const std::string& name);
+
+    // Domains through libxenlight, for the receiving side (xen/incoming_domain.hpp).
+    // libxl_retrieve_domain_configuration then libxl_domain_config_to_json: the configuration
+    // libxl would rebuild `domain` from, as libxl's own JSON.
+    [[nodiscard]] std::string domain_config(DomainId domain);
+    // libxl_domain_config_from_json, the name replaced by `name`, then libxl_domain_create_new:
+    // the domain is built from that configuration and left paused (as `xl create -p`).
+    [[nodiscard]] DomainId create_domain(const std::string& config_json, const std::string& name);
+    // libxl_domain_rename, checking that the domain is still called `from`.
+    void rename_domain(DomainId domain, const std::string& from, const std::string& to);
+    // libxl_domain_destroy.
+    void destroy_domain(DomainId domain);
 
 protected:
     // Each returns 0 on success or the errno of the failed call.
@@ -103,6 +118,13 @@ protected:
     virtual int do_unmap_foreign(std::byte* address, std::size_t pages) noexcept = 0;
     // ENOENT/ESRCH when no domain has that name.
     virtual int do_domain_by_name(const std::string& name, DomainId& out) = 0;
+    // These wrap two library calls each; `failed_call` names the one that failed (it starts as
+    // the second). libxl reports ERROR_* codes: the real seam turns them into errno values.
+    virtual int do_domain_config(DomainId domain, std::string& json, const char*& failed_call) = 0;
+    virtual int do_create_domain(const std::string& config_json, const std::string& name, DomainId& out,
+                                 const char*& failed_call) = 0;
+    virtual int do_rename_domain(DomainId domain, const std::string& from, const std::string& to) = 0;
+    virtual int do_destroy_domain(DomainId domain) = 0;
 
 private:
     friend class ForeignMapping;

@@ -204,6 +204,46 @@ int FakeDomain::do_domain_by_name(const std::string& name, DomainId& out) {
     return 0;
 }
 
+int FakeDomain::do_domain_config(DomainId domain, std::string& json, const char*& failed_call) {
+    failed_call = "libxl_retrieve_domain_configuration";
+    if (const int e = enter("domain_config", domain)) return e;
+    failed_call = "libxl_domain_config_to_json";
+    json = config_json;
+    return 0;
+}
+
+int FakeDomain::do_create_domain(const std::string& json, const std::string& name, DomainId& out,
+                                 const char*& failed_call) {
+    // A config that does not start like JSON fails as libxl's parser would.
+    failed_call = "libxl_domain_config_from_json";
+    if (json.empty() || json.front() != '{') return EINVAL;
+    failed_call = "libxl_domain_create_new";
+    if (const int e = enter("create_domain", info.id)) return e;
+    if (names.count(name) != 0) return EINVAL;  // libxl: "domain with name ... already exists"
+    created_from = json;
+    created_as = name;
+    names[name] = info.id;
+    info.paused = true;
+    out = info.id;
+    return 0;
+}
+
+int FakeDomain::do_rename_domain(DomainId domain, const std::string& from, const std::string& to) {
+    if (const int e = enter("rename_domain", domain)) return e;
+    auto it = names.find(from);
+    if (it == names.end() || it->second != domain || names.count(to) != 0) return EINVAL;
+    names.erase(it);
+    names[to] = domain;
+    return 0;
+}
+
+int FakeDomain::do_destroy_domain(DomainId domain) {
+    if (const int e = enter("destroy_domain", domain)) return e;
+    destroyed = true;
+    std::erase_if(names, [&](const auto& entry) { return entry.second == domain; });
+    return 0;
+}
+
 std::vector<std::byte> make_hvm_context(std::uint8_t seed) {
     std::vector<std::byte> blob;
     auto put = [&](const auto& value) {

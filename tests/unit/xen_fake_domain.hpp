@@ -29,7 +29,13 @@ public:
     DomainInfo info;                          // what domain_info reports (hvm + hap by default)
     std::vector<std::byte> hvm_context;       // what hvm_get_context returns; hvm_set_context stores
     std::map<std::uint32_t, std::uint64_t> params;  // HVM params (absent: 0)
-    std::map<std::string, DomainId> names;    // for domain_by_name
+    std::map<std::string, DomainId> names;    // for domain_by_name; create/rename keep it up to date
+    std::string config_json;                  // what domain_config returns
+    // create_domain "builds" this fake domain: it records the config and the name it was given
+    // and answers info.id. destroy_domain marks it destroyed (and drops its name).
+    std::string created_from;
+    std::string created_as;
+    bool destroyed = false;
     void make_hole(Pfn first, std::uint64_t count);  // unpopulated: maps fail with EINVAL
     void defer_frame(Pfn pfn, unsigned times);       // next `times` maps of it fail with ENOENT
     void fail_frame(Pfn pfn, int error_number);      // every later map of it fails so
@@ -72,6 +78,11 @@ protected:
                        std::span<int> errors, std::byte*& out) override;
     int do_unmap_foreign(std::byte* address, std::size_t pages) noexcept override;
     int do_domain_by_name(const std::string& name, DomainId& out) override;
+    int do_domain_config(DomainId domain, std::string& json, const char*& failed_call) override;
+    int do_create_domain(const std::string& config_json, const std::string& name, DomainId& out,
+                         const char*& failed_call) override;
+    int do_rename_domain(DomainId domain, const std::string& from, const std::string& to) override;
+    int do_destroy_domain(DomainId domain) override;
 
 private:
     // 0, or the error to fail `op` with (and records the call).
