@@ -100,7 +100,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     if (args.empty()) throw Error("usage: protect HOST[:PORT] [key=value...]");
     if (protecting()) throw Error("the guest is already protected");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
-                                 "heartbeat_timeout", "cache_backup", "early_resume"});
+                                 "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge"});
     const Endpoint peer = parse_endpoint(args[0]);
     PrimaryConfig config;
     const std::string mode = options.text("mode", "colo");
@@ -116,6 +116,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.early_resume = options.flag("early_resume", true);
+    config.precopy.auto_converge = options.flag("auto_converge", true);
     config.log = notice_log(service_.config().name);
     const bool cache_backup = options.flag("cache_backup", true);
 
@@ -128,8 +129,9 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     link_.reset();
 
     Backend& guest = service_.backend();
+    const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
     link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
-    link_->channel().send(protocol::GuestConfigText{format_guest_config(config_for_receiver(service_.config(), guest))});
+    link_->channel().send(protocol::GuestConfigText{guest_config});
     link_->channel().send(protocol::ReplicationSetup{
         config.mode == ProtectionMode::remus ? protocol::ReplicationPurpose::remus : protocol::ReplicationPurpose::colo,
         cache_backup});
@@ -149,23 +151,26 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
 }
 
 std::string PrimarySide::migrate(const std::vector<std::string>& args) {
-    if (args.empty()) throw Error("usage: migrate HOST[:PORT] [heartbeat_timeout=MS]");
+    if (args.empty()) throw Error("usage: migrate HOST[:PORT] [heartbeat_timeout=MS] [auto_converge=0|1]");
     if (protecting()) throw Error("the guest is protected; stop protection before migrating it");
-    const Options options(args, {"heartbeat_timeout"});
+    const Options options(args, {"heartbeat_timeout", "auto_converge"});
     MigrateConfig config;
+    config.precopy.auto_converge = options.flag("auto_converge", true);
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.log = notice_log(service_.config().name);
 
     Backend& guest = service_.backend();
+    const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
     auto link = ReplicationLink::connect(parse_endpoint(args[0]), header_of(guest), config.link.peer_timeout);
-    link->channel().send(protocol::GuestConfigText{format_guest_config(config_for_receiver(service_.config(), guest))});
+    link->channel().send(protocol::GuestConfigText{guest_config});
     link->channel().send(protocol::ReplicationSetup{protocol::ReplicationPurpose::migrate, false});
     const MigrationResult result = colo::migrate(guest, link->channel(), config);
     service_.request_stop();  // the guest runs on the destination now
     return "downtime_us=" + std::to_string(result.downtime.count()) + " passes=" + std::to_string(result.passes) +
            " pages=" + std::to_string(result.pages_sent) + " pages_final=" + std::to_string(result.pages_final) +
-           " bytes=" + std::to_string(result.bytes_sent) + " total_us=" + std::to_string(result.total.count());
+           " bytes=" + std::to_string(result.bytes_sent) + " total_us=" + std::to_string(result.total.count()) +
+           " throttle_percent=" + std::to_string(result.throttle_percent);
 }
 
 }  // namespace colo

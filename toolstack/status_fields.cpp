@@ -52,6 +52,7 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"pause_max_us", us(s.pause_max)},
         {"pages_migrated", std::to_string(s.pages_migrated)},
         {"migration_rounds", std::to_string(s.migration_rounds)},
+        {"sync_throttle_percent", std::to_string(s.sync_throttle_percent)},
         {"time_to_enter_colo_us", us(s.time_to_enter_colo)},
         {"pages_sent_paused", std::to_string(s.pages_sent_paused)},
         {"pages_streamed", std::to_string(s.pages_streamed)},

@@ -82,11 +82,14 @@ TEST_CASE("pipeline migration: the round limit ends pre-copy even when the guest
     });
     MigrateConfig mc;
     mc.precopy.max_rounds = 4;
+    mc.precopy.auto_converge = false;
     mc.log = m.log.fn();
     const MigrationResult result = migrate(m.source, *m.sender_end, mc);
     receiver.join();
     CHECK(result.passes == 1 + 4 + 1);
     CHECK(result.pages_sent == kPages + 4 * 100);  // without the limit it would go on for 30 rounds
+    CHECK(result.throttle_percent == 0);
+    CHECK(m.source.counters().pauses == 1);  // the final pass only
     CHECK(differing(m.source, m.destination, kPages).empty());
 }
 

@@ -22,6 +22,10 @@ void positional(po::options_description& o, po::positional_options_description& 
     p.add(name, count);
 }
 
+void auto_converge_option(po::options_description& o) {
+    o.add_options()("no-auto-converge", "do not throttle a guest whose pre-copy rounds do not shrink (the final pause then carries what is left after the last round)");
+}
+
 void replication_options(po::options_description& o) {
     o.add_options()
         ("remus", "Remus mode: periodic checkpoints, output released only after the checkpoint that produced it is acknowledged")
@@ -32,6 +36,7 @@ void replication_options(po::options_description& o) {
         ("no-cache-backup", "do not back up pages into the secondary's cache during the initial sync (entering COLO then copies all memory)")
         ("no-stream", "do not stream dirty pages between checkpoints")
         ("no-early-resume", "keep the primary paused until a checkpoint has been sent");
+    auto_converge_option(o);
 }
 
 void console_log_option(po::options_description& o) {
@@ -93,6 +98,7 @@ std::vector<Command> make_table() {
                      o.add_options()("name", po::value<std::string>(), "guest name")
                                     ("host", po::value<std::string>(), "destination HOST[:PORT]");
                      p.add("name", 1).add("host", 1);
+                     auto_converge_option(o);
                  },
                  run_migrate});
     t.push_back({"protect", "Protect a guest with COLO (or Remus) replication", "[options] NAME HOST[:PORT]",

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "backends/error.hpp"
@@ -53,6 +54,7 @@ int run_protect(const po::variables_map& vm, Io& io) {
     request += " heartbeat_timeout=" + std::to_string(vm["heartbeat-timeout"].as<unsigned>());
     request += " cache_backup=" + std::string(vm.count("no-cache-backup") ? "0" : "1");
     request += " early_resume=" + std::string(vm.count("no-early-resume") ? "0" : "1");
+    request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
     (void)control::request(name, request);
 
     // The initial sync runs in the guest's process; report once it is over.
@@ -75,7 +77,9 @@ int run_protect(const po::variables_map& vm, Io& io) {
 int run_migrate(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
     const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
-    const auto reply = control::request(name, "migrate " + to_string(peer), std::chrono::hours(1));
+    const std::string request = "migrate " + to_string(peer) + " auto_converge=" +
+                                (vm.count("no-auto-converge") ? "0" : "1");
+    const auto reply = control::request(name, request, std::chrono::hours(1));
     io.out << "Migrated " << name << " to " << to_string(peer) << (reply.empty() ? "" : ": " + reply[0]) << "\n";
     for (int i = 0; i < 100 && control::connect_guest_if_running(name); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -84,12 +88,16 @@ int run_migrate(const po::variables_map& vm, Io& io) {
 }
 
 int run_receive(const po::variables_map& vm, Io& io) {
-    TcpListener listener(parse_endpoint(vm["listen"].as<std::string>()));
+    std::optional<TcpListener> listening(std::in_place, parse_endpoint(vm["listen"].as<std::string>()));
+    const TcpListener& listener = *listening;
     ReceiveOptions options;
     if (vm.count("console-log") != 0) options.console_log = vm["console-log"].as<std::string>();
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
     const auto serve = [&] {
-        auto link = ReplicationLink::accept(listener, std::chrono::milliseconds(0), options.peer_timeout);
+        auto link = ReplicationLink::accept(*listening, std::chrono::milliseconds(0), options.peer_timeout);
+        // One stream a receive: the port is free again as soon as it is accepted (a later
+        // `receive` on the same port, e.g. to protect the survivor, must not find it taken).
+        listening.reset();
         return serve_incoming_guest(*link, options);
     };
     if (vm.count("foreground") != 0) {

@@ -208,6 +208,7 @@ void Primary::send_initial_sync() {
         stats_.pages_migrated = precopy_.pages_sent();
         stats_.bytes_sent += precopy_.bytes_sent();
         stats_.migration_rounds = precopy_.passes();
+        stats_.sync_throttle_percent = precopy_.throttle_percent();
     }
     released_reported_ = offset;
     if (!try_send(protocol::ReleasedOutput{offset}) || !try_send(protocol::EnterColo{0})) return;

@@ -84,6 +84,7 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
     result.pages_sent = sender.pages_sent();
     result.pages_final = sender.pages_final();
     result.bytes_sent = sender.bytes_sent();
+    result.throttle_percent = sender.throttle_percent();
     result.total = since(start);
     return result;
 }

@@ -25,6 +25,7 @@ struct MigrationResult {
     std::uint64_t pages_sent = 0;
     std::uint64_t pages_final = 0;   // sent while paused
     std::uint64_t bytes_sent = 0;    // page and state payload
+    unsigned throttle_percent = 0;   // the highest auto-converge throttle (0: none was needed)
     Micros downtime{0};              // pause → the receiver acknowledged it runs the guest
     Micros total{0};
 };

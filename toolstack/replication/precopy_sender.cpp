@@ -1,7 +1,9 @@
 #include "toolstack/replication/precopy_sender.hpp"
 
+#include <algorithm>
 #include <string>
 
+#include "toolstack/replication/guest_throttle.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
@@ -16,6 +18,11 @@ void check_precopy_config(const PrecopyConfig& config) {
     if (config.batch_pages == 0 || config.batch_pages > kMaxBatchPages) {
         throw Error("replication: batch size " + std::to_string(config.batch_pages) +
                     " pages is out of range (1.." + std::to_string(kMaxBatchPages) + ")");
+    }
+    if (config.auto_converge && (config.throttle_initial == 0 || config.throttle_max > 99 ||
+                                 config.throttle_initial > config.throttle_max)) {
+        throw Error("replication: auto-converge throttle " + std::to_string(config.throttle_initial) + ".." +
+                    std::to_string(config.throttle_max) + "% is out of range (1..99, initial <= max)");
     }
 }
 
@@ -51,14 +58,33 @@ std::uint64_t PrecopySender::send_pending() {
 void PrecopySender::send_live() {
     backend_.start_dirty_log();
     pending_ = all_frames(backend_.memory());
-    send_pending();
+    std::uint64_t sent = send_pending();
     ++passes_;
+    GuestThrottle throttle(backend_);
+    unsigned slow_rounds = 0;
     for (unsigned round = 0; round < config_.max_rounds; ++round) {
         backend_.harvest_dirty(pending_);
-        if (pending_.count() <= config_.stop_threshold_pages) break;
-        send_pending();
+        const std::uint64_t dirtied = pending_.count();
+        if (dirtied <= config_.stop_threshold_pages) break;
+        // The pages dirtied while the last pass was sent against the pages that pass carried: at
+        // more than half, the next rounds shrink too slowly (or not at all) to end on their own.
+        if (config_.auto_converge && dirtied * 2 > sent && ++slow_rounds == 2) {
+            slow_rounds = 0;
+            const unsigned next = throttle.percent() == 0 ? config_.throttle_initial
+                                                          : throttle.percent() + config_.throttle_step;
+            throttle.set_percent(std::min(next, config_.throttle_max));
+            if (throttle.percent() > throttle_percent_) {
+                throttle_percent_ = throttle.percent();
+                if (log_) log_(LogLevel::debug, std::string(who_) + ": auto-converge: guest throttled to " +
+                                          std::to_string(throttle_percent_) + "%");
+            }
+        } else if (dirtied * 2 <= sent) {
+            slow_rounds = 0;
+        }
+        sent = send_pending();
         ++passes_;
     }
+    throttle.stop();  // the guest runs freely again (send_final pauses it for good)
 }
 
 void PrecopySender::send_final() {

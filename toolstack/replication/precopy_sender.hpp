@@ -3,7 +3,8 @@
 //
 //   send_live():   start dirty logging; PageBatch* of all memory (pass 1); then while the guest
 //                  runs, harvest and send dirty pages (passes 2..) until a harvest finds at most
-//                  stop_threshold_pages, or max_rounds dirty passes were sent.
+//                  stop_threshold_pages, or max_rounds dirty passes were sent. A guest that
+//                  dirties faster than the link carries is throttled (auto_converge).
 //   send_final():  pause; harvest; PageBatch* of what is left; DeviceState* (save_state);
 //                  MigrationCommit{pages_total}. Returns with the guest paused and dirty logging
 //                  still on, so the log keeps collecting what the first checkpoint must send.
@@ -32,6 +33,8 @@ public:
     [[nodiscard]] std::uint64_t pages_final() const { return pages_final_; }
     [[nodiscard]] std::uint64_t bytes_sent() const { return bytes_sent_; }
     [[nodiscard]] const DirtyBitmap& pending() const { return pending_; }
+    // The highest throttle auto-converge applied, in percent of the time the guest was paused.
+    [[nodiscard]] unsigned throttle_percent() const { return throttle_percent_; }
 
 private:
     // Sends every page in pending_ and clears those bits once sent. Returns pages sent.
@@ -48,6 +51,7 @@ private:
     std::uint64_t pages_sent_ = 0;
     std::uint64_t pages_final_ = 0;
     std::uint64_t bytes_sent_ = 0;
+    unsigned throttle_percent_ = 0;
 };
 
 // Checks the settings a user can get wrong; throws colo::Error naming the value.

@@ -33,6 +33,15 @@ struct PrecopyConfig {
     std::uint64_t batch_pages = 256;           // pages per PageBatch message
     std::uint64_t stop_threshold_pages = 64;   // pause when a round would send at most this many
     unsigned max_rounds = 30;                  // dirty rounds after the full pass
+    // Auto-converge: a dirty round that carried fewer than twice the pages the guest dirtied
+    // meanwhile is "slow"; after two slow rounds in a row the guest is throttled (paused for
+    // part of every 20 ms, GuestThrottle), starting at throttle_initial percent and rising by
+    // throttle_step after each further pair, up to throttle_max. Off: rounds go on at whatever
+    // rate the guest dirties, until max_rounds, and the final pause carries what is left.
+    bool auto_converge = true;
+    unsigned throttle_initial = 20;
+    unsigned throttle_step = 20;
+    unsigned throttle_max = 95;
 };
 
 struct MigrateConfig {

@@ -42,6 +42,7 @@ struct PrimaryStats {
     std::uint64_t pages_streamed = 0;      // between checkpoints
     std::uint64_t bytes_sent = 0;          // page and state payload bytes, all phases
     unsigned migration_rounds = 0;
+    unsigned sync_throttle_percent = 0;    // the highest auto-converge throttle of the initial sync
     Micros time_to_enter_colo{0};          // final pause of the initial sync → secondary ready
     std::uint64_t output_released = 0;     // console bytes released to the sink
     std::string protection_lost_reason;    // why, once unprotected
