@@ -14,8 +14,14 @@
 #                     create_incoming) after seq=3 and must continue to seq=8, none lost or repeated.
 #   linux-boot-bzimage  the same kernel as Debian ships it (bzImage: 64-bit entry into its
 #                     decompressor at load address + 0x200), one vCPU.
+#   linux-save-restore-3x  (linux_lifecycle.sh, one L1 run for both) a 2-vCPU Linux guest through
+#   linux-migrate     the colo-replicate CLI: `create` in the background, 3 times `save` + `restore`
+#                     into a new process, then `migrate` to a `receive` in a second run dir; the
+#                     console logs joined hold seq=1.. each once, in order, no CORRUPT; the saved
+#                     and the migrated-away processes end. Save/restore times, image size and the
+#                     migration report (downtime, passes, bytes) are in the PASS lines.
 #
-# Whole tier: about 3-4 minutes here. Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
+# Whole tier: about 4-5 minutes here. Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
 # NESTED_TIMEOUT (seconds per L1 run, default 300).
 set -uo pipefail
 build=${1:?usage: nested_tests.sh BUILD_DIR}
@@ -31,7 +37,8 @@ show() { sed 's/^/  | /' "$1" | tail -n "${2:-25}"; }
 # Without an L1 kernel (no package mirror) nothing here can run: say so once per test.
 if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
     why="no L1 kernel: $(tail -1 "$work/prepare.log")"
-    for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage; do
+    for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage \
+             linux-save-restore-3x linux-migrate; do
         echo "SKIP $t: $why"
     done
     exit 0
@@ -148,3 +155,40 @@ EOF
 boot_test linux-boot-1vcpu 1 "${kdir:-}/vmlinux"
 boot_test linux-boot-2vcpu-moved 2 "${kdir:-}/vmlinux" 3
 boot_test linux-boot-bzimage 1 "${kdir:-}/bzImage"
+
+# --- linux-save-restore-3x, linux-migrate: one L1 run of linux_lifecycle.sh (the CLI, every step
+# a new process) on a 2-vCPU guest; that script prints the PASS/FAIL lines.
+lifecycle_tests="linux-save-restore-3x linux-migrate"
+cli="$build/colo-replicate"
+if [ -z "$skip_linux" ] && [ ! -x "$cli" ]; then skip_linux="$cli is not built"; fi
+if [ -n "$skip_linux" ]; then
+    for t in $lifecycle_tests; do echo "SKIP $t: $skip_linux"; done
+else
+    cfg="$work/lifecycle.cfg" log="$work/lifecycle.log"
+    cat > "$cfg" <<EOF
+name = "nested-lifecycle"
+backend = "kvm"
+memory = 128
+vcpus = 2
+guest = "linux"
+kernel = "$kdir/vmlinux"
+ramdisk = "$work/initramfs.cpio"
+extra = "quiet workload.mib=8 workload.ms=100 workload.rate=64"
+EOF
+    start=$SECONDS
+    "$l1" -t "$timeout_s" -f "$cli" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
+        -f "$here/linux_lifecycle.sh" -- sh "$here/linux_lifecycle.sh" "$cli" "$cfg" /tmp/lifecycle 3 > "$log" 2>&1
+    status=$?
+    for t in $lifecycle_tests; do
+        line=$(sed -n "s/^L1| \(\(PASS\|FAIL\) $t: .*\)/\1/p" "$log" | head -1)
+        if [ -z "$line" ]; then
+            echo "FAIL $t: no result from linux_lifecycle.sh in L1 (exit status $status)"
+            show "$log" 30
+        elif [ "${line%% *}" = PASS ]; then
+            echo "$line (L1 run: $((SECONDS - start)) s)"
+        else
+            echo "$line"
+            show "$log" 30
+        fi
+    done
+fi
