@@ -68,7 +68,7 @@ check_order() {
             if (n != last + 1) { print "seq=" n " follows seq=" last; bad = 1; exit }
             last = n
         }
-        END { if (!bad) print "seq=1.." last }' "$work/joined"
+        END { if (!bad) print (last ? "seq=1.." last : "no seq lines") }' "$work/joined"
 }
 fail_dump() {
     echo "  | --- host A: $(ls "$run_a" | tr '\n' ' ')"
