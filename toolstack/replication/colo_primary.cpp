@@ -218,8 +218,20 @@ void Primary::send_initial_sync() {
 bool Primary::await_loaded() {
     // We were busy sending, not listening: silence so far says nothing about the peer.
     monitor_.heard(Clock::now());
-    const bool loaded = pump(Clock::time_point::max(), [&] { return in_flight_ && in_flight_->loaded; });
-    if (!loaded) return false;
+    const auto loaded = [&] { return in_flight_ && in_flight_->loaded; };
+    // The PVM runs on while the secondary loads the checkpoint, so streaming goes on meanwhile:
+    // otherwise everything dirtied during a slow acknowledgement would wait for the next paused
+    // section. The secondary handles messages in order, so these pages reach its cache after it
+    // has flushed the checkpoint, as pages of the next epoch. (The next checkpoint is at least a
+    // period after the acknowledgement, so no pass here is one a checkpoint would make useless.)
+    const bool stream = config_.stream && state_.role() == Role::protecting &&
+                        checkpoint_period() > config_.stream_period;
+    for (;;) {
+        const auto until = stream ? last_stream_ + config_.stream_period : Clock::time_point::max();
+        if (pump(until, loaded)) break;
+        if (state_.role() != Role::protecting) return false;
+        stream_pass();
+    }
     const InFlight done = *in_flight_;
     in_flight_.reset();
     epoch_ = done.epoch;
@@ -262,14 +274,12 @@ void Primary::send_checkpoint() {
     // ones the primary may release on commit: the secondary gets them to release in its place.
     OutputGate::Held held = gate_.held();
     const std::uint64_t console_offset = held.offset + held.bytes.size();
-    std::vector<protocol::PageBatch> batches;
     std::vector<StateRecord> state;
     DirtyBitmap frames;
     try {
         pvm_.harvest_dirty(pending_);
         frames = pending_;
-        for_each_page_batch(pvm_.memory(), frames, config_.precopy.batch_pages,
-                            [&](protocol::PageBatch&& batch) { batches.push_back(std::move(batch)); });
+        staging_.copy(pvm_.memory(), frames, config_.precopy.batch_pages);
         pending_.clear_all();
         state = pvm_.save_state();
     } catch (...) {
@@ -285,11 +295,11 @@ void Primary::send_checkpoint() {
 
     std::uint64_t pages = 0, bytes = 0;
     bool sent = try_send(protocol::CheckpointBegin{epoch});
-    for (auto& batch : batches) {
-        if (!sent) break;
+    for (std::size_t i = 0; i < staging_.size() && sent; ++i) {
+        const auto& batch = std::get<protocol::PageBatch>(staging_[i]);
         pages += batch.frames.size();
         bytes += batch.data.size();
-        sent = try_send(std::move(batch));
+        sent = try_send(staging_[i]);
     }
     for (auto& record : state) {
         if (!sent) break;
@@ -350,8 +360,9 @@ std::uint64_t Primary::stream_pass() {
     pending_.clear_all();
     std::uint64_t pages = 0, bytes = 0;
     try {
-        for_each_page_batch(pvm_.memory(), to_send, config_.precopy.batch_pages, [&](protocol::PageBatch&& batch) {
-            send(batch);
+        for_each_page_batch(pvm_.memory(), to_send, config_.precopy.batch_pages, [&](const protocol::Message& message) {
+            send(message);
+            const auto& batch = std::get<protocol::PageBatch>(message);
             pages += batch.frames.size();
             bytes += batch.data.size();
         });

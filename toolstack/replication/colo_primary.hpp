@@ -68,6 +68,7 @@
 
 #include "backends/backend.hpp"
 #include "toolstack/replication/channel.hpp"
+#include "toolstack/replication/page_batches.hpp"
 #include "toolstack/replication/failover_state.hpp"
 #include "toolstack/replication/output_gate.hpp"
 #include "toolstack/replication/peer_monitor.hpp"
@@ -146,6 +147,7 @@ private:
     PeerMonitor monitor_;
     PrecopySender precopy_;
     DirtyBitmap pending_;
+    PageStaging staging_;  // the checkpoint being sent, copied out while the PVM was paused
     std::optional<InFlight> in_flight_;
     std::atomic<std::uint64_t> epoch_{0};  // last committed
     std::uint64_t released_reported_ = 0;

@@ -1,5 +1,6 @@
 #include "toolstack/replication/page_batches.hpp"
 
+#include <variant>
 #include <algorithm>
 #include <string>
 
@@ -15,29 +16,41 @@ DirtyBitmap all_frames(const GuestMemory& memory) {
 
 std::uint64_t for_each_page_batch(GuestMemory& memory, const DirtyBitmap& frames,
                                   std::uint64_t batch_pages,
-                                  const std::function<void(protocol::PageBatch&&)>& emit) {
+                                  const std::function<void(protocol::Message&)>& emit) {
     if (batch_pages == 0) throw Error("replication: batch size must be at least one page");
     std::uint64_t total = 0;
-    std::vector<Pfn> pending;
-    pending.reserve(batch_pages);
+    protocol::Message message{protocol::PageBatch{}};
+    auto& batch = std::get<protocol::PageBatch>(message);
+    batch.frames.reserve(batch_pages);
     auto flush = [&] {
-        if (pending.empty()) return;
-        protocol::PageBatch batch;
-        batch.frames = pending;
-        batch.data.resize(pending.size() * kPageSize);
+        if (batch.frames.empty()) return;
+        batch.data.resize(batch.frames.size() * kPageSize);
         memory.read_pages(batch.frames, batch.data);
-        total += pending.size();
-        pending.clear();
-        emit(std::move(batch));
+        total += batch.frames.size();
+        emit(message);
+        batch.frames.clear();
     };
     frames.for_each_run([&](Pfn first, std::uint64_t count) {
         for (std::uint64_t i = 0; i < count; ++i) {
-            pending.push_back(first + i);
-            if (pending.size() == batch_pages) flush();
+            batch.frames.push_back(first + i);
+            if (batch.frames.size() == batch_pages) flush();
         }
     });
     flush();
     return total;
+}
+
+std::uint64_t PageStaging::copy(GuestMemory& memory, const DirtyBitmap& frames, std::uint64_t batch_pages) {
+    used_ = 0;
+    return for_each_page_batch(memory, frames, batch_pages, [&](protocol::Message& message) {
+        auto& batch = std::get<protocol::PageBatch>(message);
+        if (used_ == batches_.size()) batches_.emplace_back(protocol::PageBatch{});
+        auto& kept = std::get<protocol::PageBatch>(batches_[used_++]);
+        kept.frames.assign(batch.frames.begin(), batch.frames.end());
+        // std::swap keeps both buffers alive: the staging one gets the data, the scratch one
+        // gets the staging one's old buffer to fill next.
+        std::swap(kept.data, batch.data);
+    });
 }
 
 void check_page_batch(const protocol::PageBatch& batch, const std::vector<MemoryRegion>& regions) {

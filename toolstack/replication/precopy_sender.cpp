@@ -1,5 +1,6 @@
 #include "toolstack/replication/precopy_sender.hpp"
 
+#include <variant>
 #include <algorithm>
 #include <string>
 
@@ -46,8 +47,9 @@ std::uint64_t PrecopySender::send_pending() {
     // A copy to walk, because the walk clears bits in pending_ as batches go out.
     const DirtyBitmap to_send = pending_;
     const std::uint64_t sent = for_each_page_batch(
-        backend_.memory(), to_send, config_.batch_pages, [&](protocol::PageBatch&& batch) {
-            send(batch);
+        backend_.memory(), to_send, config_.batch_pages, [&](const protocol::Message& message) {
+            send(message);
+            const auto& batch = std::get<protocol::PageBatch>(message);
             for (const Pfn pfn : batch.frames) pending_.clear(pfn);
             bytes_sent_ += batch.data.size();
         });

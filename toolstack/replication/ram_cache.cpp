@@ -1,5 +1,6 @@
 #include "toolstack/replication/ram_cache.hpp"
 
+#include <variant>
 #include <cstring>
 #include <string>
 
@@ -39,7 +40,10 @@ std::span<const std::byte> RamCache::page(Pfn pfn) const {
 
 std::uint64_t RamCache::fill_from(GuestMemory& memory, std::uint64_t batch_pages) {
     return for_each_page_batch(memory, all_frames(memory), batch_pages,
-                               [&](protocol::PageBatch&& batch) { store(batch.frames, batch.data); });
+                               [&](const protocol::Message& message) {
+                                   const auto& batch = std::get<protocol::PageBatch>(message);
+                                   store(batch.frames, batch.data);
+                               });
 }
 
 std::uint64_t RamCache::flush_to(GuestMemory& memory, const DirtyBitmap& frames,
