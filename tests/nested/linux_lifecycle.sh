@@ -130,7 +130,7 @@ run_save_restore
 run_migrate() {
     local out address seq_before t0 tm report seq_end_a order
     if [ -z "$sr_ok" ]; then
-        echo "FAIL linux-migrate: not run, the guest from linux-save-restore-3x is not running"
+        echo "FAIL linux-migrate: not run: linux-save-restore-3x failed, so there is no guest in a known state to migrate"
         return
     fi
     out=$(on_b receive -l 127.0.0.1:0 --console-log "$log_b" 2>&1) || { fail linux-migrate "receive: $out"; return; }
