@@ -6,6 +6,7 @@
 #include "toolstack/protocol/record_types.hpp"
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
+#include "toolstack/replication/stream_schedule.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
 namespace colo {
@@ -391,15 +392,11 @@ void Primary::run(std::stop_token stop) {
             continue;
         }
         const auto next_checkpoint = last_checkpoint_ + checkpoint_period();
-        if (config_.stream && now >= last_stream_ + config_.stream_period) {
-            if (next_checkpoint - now > config_.stream_period) {
-                stream_pass();
-            } else {
-                last_stream_ = now;  // a checkpoint is due within the period: it carries them
-            }
+        if (config_.stream && now >= next_stream_pass(last_stream_, next_checkpoint, config_.stream_period)) {
+            stream_pass();
         }
         auto until = next_checkpoint;
-        if (config_.stream) until = std::min(until, last_stream_ + config_.stream_period);
+        if (config_.stream) until = std::min(until, next_stream_pass(last_stream_, next_checkpoint, config_.stream_period));
         pump(until, [&] { return stop.stop_requested() || checkpoint_requested_ || gate_.diverged(); });
     }
 }

@@ -23,8 +23,9 @@
 //   [resume PVM here when early_resume is off]
 //   ← CheckpointLoaded{N}: release output up to the console offset; ReleasedOutput{released}
 //
-// Between checkpoints (stream_pass): harvest; PageBatch* into the secondary's RAM cache. Skipped
-// when a checkpoint is due within a stream period anyway.
+// Between checkpoints (stream_pass): harvest; PageBatch* into the secondary's RAM cache, every
+// stream period, also while a checkpoint is being loaded; none in the last half period before a
+// checkpoint (stream_schedule.hpp).
 // Any time: Heartbeat both ways; ← SecondaryOutput (colo: compared with the PVM's output; a
 // difference forces a checkpoint at once).
 //
