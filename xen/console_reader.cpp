@@ -28,6 +28,13 @@ void ConsoleReader::poll() {
     }
 }
 
+void ConsoleReader::rebase_around(const std::function<void()>& write) {
+    std::lock_guard lock(mutex_);
+    write();
+    reader_.forget();
+    (void)reader_.take_new(ring_.page(0));
+}
+
 std::uint64_t ConsoleReader::lost_bytes() const {
     std::lock_guard lock(mutex_);
     return reader_.lost_bytes();

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -33,6 +34,10 @@ public:
 
     // Delivers whatever is new now, on the caller's thread.
     void poll();
+    // Runs `write` (which overwrites the ring page: a secondary loading a checkpoint) with the
+    // reader held off, then takes the ring's position as it is after the write as the new start:
+    // what the written page holds is the sender's output, not new output of this guest.
+    void rebase_around(const std::function<void()>& write);
     [[nodiscard]] std::uint64_t lost_bytes() const;
 
 private:

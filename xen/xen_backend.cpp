@@ -184,7 +184,12 @@ void XenBackend::write_pages(std::span<const Pfn> frames, std::span<const std::b
     }
     for (std::size_t i = 0; i < frames.size(); ++i) {
         check_ram(frames[i]);
-        std::memcpy(cache_.page(frames[i], MapAccess::read_write), in.data() + i * kPageSize, kPageSize);
+        std::byte* page = cache_.page(frames[i], MapAccess::read_write);
+        const auto copy = [&] { std::memcpy(page, in.data() + i * kPageSize, kPageSize); };
+        // The console ring arrives with the sender's output in it (and its out_prod): that is
+        // output the sender's stream already carries, so the reader starts again after it.
+        if (console_ && has_console_ && frames[i] == console_frame_) console_->rebase_around(copy);
+        else copy();
     }
 }
 

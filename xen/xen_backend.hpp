@@ -17,6 +17,8 @@
 //                      (console_ring.hpp) by a reader thread every 20 ms (console_reader.hpp),
 //                      and also whenever the pipeline pauses or harvests, so all output written
 //                      before a checkpoint has reached the sink when the checkpoint is taken.
+//                      A write of the ring's page (a secondary loading a checkpoint) restarts
+//                      the reader after the written output: it is the sender's, not this guest's.
 //
 // PV domains are refused: Debian's Xen 4.17 is built without shadow paging, so log-dirty on a PV
 // guest fails with EOPNOTSUPP; HVM and PVH guests use HAP, which has it.

@@ -431,3 +431,26 @@ TEST_CASE("xen backend: destruction does not touch log-dirty it did not turn on"
     f.backend.reset();
     CHECK(std::count(journal->begin(), journal->end(), "logdirty_off") == 0);
 }
+
+TEST_CASE("xen backend: a secondary's console ring overwritten by a checkpoint is the sender's output, not new") {
+    Fixture f;
+    f.domain->params[colo::xen::kHvmParamConsolePfn] = 250;
+    std::byte* ring = f.domain->frame(Pfn{250});
+    XenBackend& b = f.attach();
+    SeenText seen;
+    b.set_console_sink(seen.sink());
+    guest_print(ring, "svm's own\n");
+    b.pause();
+    REQUIRE(seen.get() == "svm's own\n");
+    // The primary's ring as of the checkpoint: more lines and a later out_prod.
+    std::vector<std::byte> sender(colo::kPageSize);
+    guest_print(sender.data(), "seq=1\nseq=2\nseq=3\nseq=4\n");
+    const Pfn frame{250};
+    b.memory().write_pages(std::span(&frame, 1), sender);
+    b.poll_console();
+    CHECK(seen.get() == "svm's own\n");  // nothing of the sender's output
+    b.resume();
+    guest_print(ring, "seq=5\n");  // the guest runs on from the checkpoint
+    b.poll_console();
+    CHECK(seen.get() == "svm's own\nseq=5\n");
+}

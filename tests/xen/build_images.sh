@@ -3,13 +3,15 @@
 # own test programs, into <out>:
 #   xen            the hypervisor (multiboot ELF, gunzipped)
 #   vmlinuz-dom0   Debian's generic amd64 kernel (the domU gets the cloud flavour)
-#   dom0.cpio.gz   dom0 initramfs: busybox, the Xen tools and their libraries, xen_smoke, the
-#                  domU kernel + initramfs (with domu_dirtier) and xl configs
+#   dom0.cpio.gz   dom0 initramfs: busybox, the Xen tools and their libraries, xen_smoke,
+#                  colo-replicate, the domU kernel + initramfs (with domu_dirtier), xl configs and
+#                  the replication check (files/replicate.sh; a replicate-hook.sh overrides it)
 #
-#   build_images.sh <extracted-root> <out> <xen_smoke> <domu_dirtier> <colo-replicate|-> [replicate-hook.sh]
+#   build_images.sh <extracted-root> <out> <xen_smoke> <domu_dirtier> <pvh_seq_guest> <colo-replicate|->
+#                   [replicate-hook.sh]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$1 OUT=$2 SMOKE=$3 DIRTIER=$4 CLI=$5 HOOK=${6:-}
+ROOT=$1 OUT=$2 SMOKE=$3 DIRTIER=$4 SEQ_GUEST=$5 CLI=$6 HOOK=${7:-}
 XENVER=4.17
 mkdir -p "$OUT"
 KERNEL=$(ls "$ROOT"/boot/vmlinuz-*-amd64 | grep -v cloud | head -1)
@@ -73,7 +75,9 @@ cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$D/usr/lib/x86_64-linux-gnu/"
 echo /usr/lib/x86_64-linux-gnu > "$D/etc/ld.so.conf"
 cp "$DOMU_KERNEL" "$D/domu/vmlinuz"
 cp "$STAGE/domu.cpio.gz" "$D/domu/initrd.gz"
-cp "$HERE/files/pvh.cfg" "$HERE/files/pv.cfg" "$HERE/files/colo-domu.cfg" "$D/domu/"
+cp "$HERE/files/pvh.cfg" "$HERE/files/pv.cfg" "$HERE/files/colo-domu.cfg" "$HERE/files/replicate.sh" \
+   "$HERE/files/seq.cfg" "$HERE/files/colo-seq.cfg" "$D/domu/"
+cp "$SEQ_GUEST" "$D/domu/pvh_seq_guest"
 (cd "$D" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/dom0.cpio.gz.tmp"
 mv "$OUT/dom0.cpio.gz.tmp" "$OUT/dom0.cpio.gz"
 echo "build_images: $OUT (kernel $KREL)" >&2

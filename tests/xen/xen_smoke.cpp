@@ -97,7 +97,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    // --- console ring: the domU prints "tick N" every second; the backend's reader thread must
+    // --- console ring: the domU prints "seq=N" four times a second; the backend's reader thread must
     // deliver it while the guest runs, before any pause or harvest.
     std::mutex console_mutex;
     std::string console;
@@ -108,13 +108,13 @@ int main(int argc, char** argv) {
     sleep_ms(2500);
     {
         std::lock_guard lock(console_mutex);
-        if (console.find("tick") != std::string::npos) {
+        if (console.find("seq=") != std::string::npos) {
             std::string tail = console.substr(console.size() > 40 ? console.size() - 40 : 0);
             for (char& c : tail) if (c == '\n' || c == '\r') c = ' ';
             pass("console", std::to_string(console.size()) + " bytes from the console ring in 2.5 s with the guest "
                             "running and no checkpoint: '" + tail + "'");
         } else {
-            fail("console", "no 'tick' from the guest's console ring in 2.5 s (" + std::to_string(console.size()) +
+            fail("console", "no 'seq=' from the guest's console ring in 2.5 s (" + std::to_string(console.size()) +
                                 " bytes)");
         }
     }
