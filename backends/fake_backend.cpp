@@ -19,8 +19,10 @@ void FakeBackend::pause() {
 }
 
 void FakeBackend::resume() {
-    if (paused_) ++counters_.resumes;
+    if (!paused_) return;
+    ++counters_.resumes;
     paused_ = false;
+    if (resume_hook_) resume_hook_(*this);
 }
 
 void FakeBackend::start_dirty_log() {

@@ -44,6 +44,8 @@ public:
     // Called at the start of every harvest_dirty while the guest is not paused, as if the guest
     // ran between two harvests: the test writes what the guest would (deterministically).
     void on_harvest(std::function<void(FakeBackend&)> guest) { harvest_hook_ = std::move(guest); }
+    // Called by resume() once the guest runs again, as its first instructions would be.
+    void on_resume(std::function<void(FakeBackend&)> guest) { resume_hook_ = std::move(guest); }
 
     // --- what the pipeline did
     struct Counters {
@@ -68,6 +70,7 @@ private:
     std::vector<std::byte> vcpu_state_;
     ConsoleSink sink_;
     std::function<void(FakeBackend&)> harvest_hook_;
+    std::function<void(FakeBackend&)> resume_hook_;
     Counters counters_;
 };
 

@@ -10,6 +10,9 @@
 #
 # If host A dies, host B takes over by itself within --heartbeat-timeout (800 ms by default):
 #   hostB# colo-replicate list                          # demo  running ... unprotected (took over)
+# The survivor is a primary now: protect it again to a third host (or migrate it on):
+#   hostC# colo-replicate receive -l 0.0.0.0:8471 --console-log /var/log/demo.console
+#   hostB# colo-replicate protect demo hostC
 # To move the guest instead of protecting it:
 #   hostA# colo-replicate migrate demo hostB
 # To make host B take over on purpose (host A keeps running, unprotected):

@@ -68,21 +68,26 @@ LogFn notice_log(const std::string& guest) {
 
 }  // namespace
 
-PrimarySide::PrimarySide(control::GuestService& service) : service_(service) {
+PrimarySide::PrimarySide(control::GuestService& service, Arrival arrival)
+    : service_(service), arrival_(std::move(arrival)) {
     service_.add_command("protect", [this](const auto& args, control::Reply&, UniqueFd&) { protect(args); });
     service_.add_command("migrate", [this](const auto& args, control::Reply& reply, UniqueFd&) {
         reply.data.push_back(migrate(args));
     });
     service_.add_command("status", [this](const auto& args, control::Reply& reply, UniqueFd&) {
         if (!args.empty()) throw Error("usage: status");
-        StatusFields fields;
-        if (primary_) {
-            fields = status_fields(primary_->status());
-        } else {
-            fields = {{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
-        }
-        for (const auto& [key, value] : fields) reply.data.push_back(key + " " + value);
+        for (const auto& [key, value] : status()) reply.data.push_back(key + " " + value);
     });
+}
+
+StatusFields PrimarySide::status() const {
+    if (primary_) return status_fields(primary_->status());
+    return {{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
+}
+
+void PrimarySide::refuse_unless_primary() const {
+    if (!arrival_.not_yet_primary) return;
+    if (const std::string why = arrival_.not_yet_primary(); !why.empty()) throw Error(why);
 }
 
 PrimarySide::~PrimarySide() {
@@ -98,6 +103,7 @@ bool PrimarySide::protecting() const {
 
 void PrimarySide::protect(const std::vector<std::string>& args) {
     if (args.empty()) throw Error("usage: protect HOST[:PORT] [key=value...]");
+    refuse_unless_primary();
     if (protecting()) throw Error("the guest is already protected");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
                                  "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge"});
@@ -125,20 +131,31 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         worker_.request_stop();
         worker_.join();
     }
-    primary_.reset();
+    Backend& guest = service_.backend();
+    const auto publish = [this](std::uint64_t, std::span<const std::byte> bytes) { service_.console().publish(bytes); };
+    if (primary_) {
+        primary_.reset();  // its output gate no longer takes the console: publish it directly
+        guest.set_console_sink([publish](std::span<const std::byte> bytes) { publish(0, bytes); });
+    }
     link_.reset();
 
-    Backend& guest = service_.backend();
     const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
     link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
     link_->channel().send(protocol::GuestConfigText{guest_config});
     link_->channel().send(protocol::ReplicationSetup{
         config.mode == ProtectionMode::remus ? protocol::ReplicationPurpose::remus : protocol::ReplicationPurpose::colo,
         cache_backup});
-    primary_ = std::make_unique<Primary>(guest, link_->channel(), config,
-                                         [this](std::uint64_t, std::span<const std::byte> bytes) {
-                                             service_.console().publish(bytes);
-                                         });
+    if (arrival_.console_offset) {
+        // The console's owner changes here (the Primary's output gate replaces the secondary's
+        // console): paused, so the gate's first offset is exactly where the guest's stream stands.
+        const bool was_paused = guest.paused();
+        guest.pause();
+        config.console_offset = arrival_.console_offset();
+        primary_ = std::make_unique<Primary>(guest, link_->channel(), config, publish);
+        if (!was_paused) guest.resume();
+    } else {
+        primary_ = std::make_unique<Primary>(guest, link_->channel(), config, publish);
+    }
     service_.set_mode(mode + " primary");
     worker_ = std::jthread([this, mode](std::stop_token stop) {
         try {
@@ -152,6 +169,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
 
 std::string PrimarySide::migrate(const std::vector<std::string>& args) {
     if (args.empty()) throw Error("usage: migrate HOST[:PORT] [heartbeat_timeout=MS] [auto_converge=0|1]");
+    refuse_unless_primary();
     if (protecting()) throw Error("the guest is protected; stop protection before migrating it");
     const Options options(args, {"heartbeat_timeout", "auto_converge"});
     MigrateConfig config;

@@ -9,10 +9,19 @@
 //   migrate HOST:PORT [heartbeat_timeout=MS] → data "downtime_us=.. passes=.. pages=.. bytes=..", then
 //       the guest here is destroyed
 //   status → data "key value" lines (status_fields.hpp)
+//
+// A guest that arrived here (the destination of a migration, or a secondary that took over) is a
+// primary like any other once it runs here: `receive` gives it a PrimarySide too, so it can be
+// protected again by a new secondary, or migrated on.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
 #include <thread>
+
+#include "toolstack/status_fields.hpp"
 
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/replication/colo_primary.hpp"
@@ -22,18 +31,32 @@ namespace colo {
 
 class PrimarySide {
 public:
-    explicit PrimarySide(control::GuestService& service);
+    // For a guest that arrived by a replication stream.
+    struct Arrival {
+        // Why the guest cannot be protected or migrated yet (it is still a secondary), or "".
+        std::function<std::string()> not_yet_primary;
+        // Where its console stream stands, so released output keeps its offsets across hosts.
+        std::function<std::uint64_t()> console_offset;
+    };
+
+    explicit PrimarySide(control::GuestService& service, Arrival arrival = {});
     // Ends protection (the secondary is told, so it does not take over) and joins the pipeline.
     ~PrimarySide();
     PrimarySide(const PrimarySide&) = delete;
     PrimarySide& operator=(const PrimarySide&) = delete;
 
+    // True once protect was asked here; status() then describes that protection.
+    [[nodiscard]] bool protection_started() const { return primary_ != nullptr; }
+    [[nodiscard]] StatusFields status() const;
+
 private:
     void protect(const std::vector<std::string>& args);
+    void refuse_unless_primary() const;
     std::string migrate(const std::vector<std::string>& args);
     [[nodiscard]] bool protecting() const;
 
     control::GuestService& service_;
+    Arrival arrival_;
     std::unique_ptr<ReplicationLink> link_;
     std::unique_ptr<Primary> primary_;
     std::jthread worker_;

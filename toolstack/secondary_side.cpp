@@ -1,5 +1,6 @@
 #include "toolstack/secondary_side.hpp"
 
+#include <atomic>
 #include <iostream>
 #include <thread>
 #include <variant>
@@ -8,6 +9,7 @@
 #include "toolstack/backends_available.hpp"
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/guest_service.hpp"
+#include "toolstack/primary_side.hpp"
 #include "toolstack/replication/colo_secondary.hpp"
 #include "toolstack/status_fields.hpp"
 
@@ -80,15 +82,27 @@ int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
     };
     Secondary secondary(service.backend(), channel, secondary_config,
                         [&service](std::uint64_t, std::span<const std::byte> bytes) { service.console().publish(bytes); });
+    // Once the guest runs here (migrated, or taken over), it is a primary like any other.
+    std::atomic<bool> runs_here{false};
+    PrimarySide primary_side(
+        service, PrimarySide::Arrival{
+                     [&runs_here] {
+                         return runs_here ? std::string()
+                                          : std::string("this guest is a secondary; it can be protected or migrated "
+                                                        "once it runs here (after a takeover or a migration)");
+                     },
+                     [&secondary] { return secondary.console_offset(); }});
 
     service.add_command("failover", [&secondary](const auto& args, control::Reply&, UniqueFd&) {
         if (!args.empty()) throw Error("usage: failover");
         if (secondary.role() != Role::protecting) throw Error("this guest is not a protected secondary");
         secondary.request_failover();
     });
-    service.add_command("status", [&secondary](const auto& args, control::Reply& reply, UniqueFd&) {
+    service.add_command("status", [&secondary, &primary_side](const auto& args, control::Reply& reply, UniqueFd&) {
         if (!args.empty()) throw Error("usage: status");
-        for (const auto& [key, value] : status_fields(secondary.status())) reply.data.push_back(key + " " + value);
+        const StatusFields fields = primary_side.protection_started() ? primary_side.status()
+                                                                       : status_fields(secondary.status());
+        for (const auto& [key, value] : fields) reply.data.push_back(key + " " + value);
     });
 
     std::string failure;
@@ -106,8 +120,14 @@ int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
                 }
             }
             switch (outcome) {
-                case Secondary::Outcome::migrated: service.set_mode("-"); break;
-                case Secondary::Outcome::failed_over: service.set_mode("unprotected (took over)"); break;
+                case Secondary::Outcome::migrated:
+                    service.set_mode("-");
+                    runs_here = true;
+                    break;
+                case Secondary::Outcome::failed_over:
+                    service.set_mode("unprotected (took over)");
+                    runs_here = true;
+                    break;
                 case Secondary::Outcome::stopped:
                 case Secondary::Outcome::running: service.request_stop(); break;
             }

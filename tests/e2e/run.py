@@ -408,6 +408,66 @@ def test_forced_failover(binary):
         ws.close()
 
 
+# --- 8 -----------------------------------------------------------------------------------------
+def test_survivor_protected_again(binary):
+    """A survivor is a primary like any other: protected again after a takeover, then migrated on.
+    Four hosts in a chain: A (killed) -> B (takes over, protected to C, killed) -> C (takes over,
+    migrated) -> D. The released output of A, B, C and D joined is one unbroken sequence."""
+    ws = Workspace(binary, 'chain')
+    keep = False
+    try:
+        hosts = [ws.host('host' + h) for h in 'ABCD']
+        logs = [ws.path(h + '.log') for h in 'abcd']
+        a, b, c, d = hosts
+        address_b, pid_b, _ = b.receive(logs[1], HEARTBEAT_MS)
+        pid_a = a.create(guest_config(ws, 'chain'), logs[0])
+        wait_lines(logs[0], 3, 10, 'the guest to print')
+        a.ok('protect', 'chain', address_b, '--heartbeat-timeout', HEARTBEAT_MS)
+        # Still a secondary: it must say why it cannot be protected yet.
+        r = b.run('protect', 'chain', '127.0.0.1:9')
+        check(r.code == 1 and 'secondary' in one_line_error(r), 'protect of a secondary: %s' % r.describe())
+        time.sleep(0.5)
+        os.kill(pid_a, signal.SIGKILL)
+        wait_exit(pid_a, 5, 'the killed primary A to end')
+        wait_until(lambda: b.state('chain') == 'active', 10, 'B to take over')
+
+        address_c, pid_c, _ = c.receive(logs[2], HEARTBEAT_MS)
+        r_b = b.ok('protect', 'chain', address_c, '--heartbeat-timeout', HEARTBEAT_MS)
+        check(b.state('chain') == 'protected', 'B after protect is %s' % b.state('chain'))
+        n_c = seq_count(logs[2])
+        wait_until(lambda: c.state('chain') == 'protecting', 10, 'C to be B\'s secondary')
+        time.sleep(0.7)
+        os.kill(pid_b, signal.SIGKILL)
+        wait_exit(pid_b, 5, 'the killed primary B to end')
+        wait_until(lambda: c.state('chain') == 'active', 10, 'C to take over')
+        wait_lines(logs[2], n_c + 5, 5, 'C to go on printing')
+
+        address_d, pid_d, _ = d.receive(logs[3], HEARTBEAT_MS)
+        r_c = c.ok('migrate', 'chain', address_d)
+        wait_exit(pid_c, 5, 'C to end after migrating away')
+        n_d = seq_count(logs[3])
+        wait_lines(logs[3], n_d + 5, 5, 'D to go on printing')
+        d.ok('destroy', 'chain')
+        wait_exit(pid_d, 5, 'D to end after destroy')
+        data = [read_bytes(p) for p in logs]
+        reports = [check_sequence(x, 0) for x in data]
+        joined = check_sequence(b''.join(data), min_lines=20)
+        check(joined.ok, 'joined log A+B+C+D: %s (A %s, B %s, C %s, D %s)' % (
+            '; '.join(joined.problems), *[r.summary() for r in reports]))
+        differ = same_content_lines(*data)
+        check(not differ, 'seq lines differ in content for N=%s' % differ[:5])
+        for name, x in zip('BCD', data[1:]):
+            check(count_seq_lines(x) > 0, 'host %s released nothing' % name)
+        return 'B: %s; C: %s; released A %s, B %s, C %s, D %s; joined %s' % (
+            r_b.out.strip(), r_c.out.strip().split(': ', 1)[-1][:60],
+            reports[0].summary(), reports[1].summary(), reports[2].summary(), reports[3].summary(), joined.summary())
+    except TestFailure as e:
+        keep = os.environ.get('COLO_E2E_KEEP') == '1'
+        raise TestFailure('%s%s' % (e, ' (kept %s)' % ws.root if keep else ''))
+    finally:
+        ws.close(keep=keep)
+
+
 def main(argv):
     if len(argv) < 2:
         print('usage: run.py PATH/TO/colo-replicate [TEST...]', file=sys.stderr)
@@ -427,6 +487,7 @@ def main(argv):
         ('sigkill-secondary', test_secondary_killed),
         ('hostile-streams', test_hostile_streams),
         ('forced-failover', test_forced_failover),
+        ('survivor-protected-again', test_survivor_protected_again),
     ]
     wanted = argv[2:]
     failed = 0

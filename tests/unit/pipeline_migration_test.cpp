@@ -69,6 +69,25 @@ TEST_CASE("pipeline migration: pre-copy copies memory and state exactly while th
     CHECK(result.downtime <= result.total);
 }
 
+TEST_CASE("pipeline migration: what the guest prints the moment it runs on the destination is released there") {
+    Migration m;
+    m.destination.on_resume([](FakeBackend& guest) { guest.guest_print("first words\n"); });
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.log = m.log.fn();
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::thread receiver([&] {
+        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
+        outcome = secondary.run();
+    });
+    MigrateConfig mc;
+    mc.log = m.log.fn();
+    (void)migrate(m.source, *m.sender_end, mc);
+    receiver.join();
+    REQUIRE(outcome == Secondary::Outcome::migrated);
+    CHECK(m.out.get() == "first words\n");
+    CHECK(m.out.problems.empty());
+}
+
 TEST_CASE("pipeline migration: the round limit ends pre-copy even when the guest never slows down") {
     Migration m;
     m.source.on_harvest([&](FakeBackend& guest) {

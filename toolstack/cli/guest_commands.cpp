@@ -174,7 +174,14 @@ int run_console(const po::variables_map& vm, Io& io) {
 
 int run_destroy(const po::variables_map& vm, Io&) {
     const auto name = name_arg(vm);
-    (void)control::request(name, "destroy");
+    try {
+        (void)control::request(name, "destroy");
+    } catch (const SystemError&) {
+        // The process went away while we asked (it was ending already, e.g. a secondary whose
+        // primary just stopped protection): what was asked for is done once the name is free.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (control::connect_guest_if_running(name)) throw;
+    }
     // Return only once the guest's process has let go of its name.
     for (int i = 0; i < 100 && control::connect_guest_if_running(name); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -185,10 +185,12 @@ Secondary::Outcome Secondary::handle_migration(const protocol::Message& message)
         if (!migration_committed_) {
             throw Error("secondary: the sender ended the migration before migration-commit (" + goodbye->reason + ")");
         }
-        svm_.resume();
         if (!state_.transition(Role::syncing, Role::active)) return Outcome::stopped;
+        // The console is ours before the guest runs: a byte it prints at once must reach the
+        // sink, not a buffer the rebase would clear (that lost the head of the first line).
         console_.rebase(console_.primary_released());
         console_.take_over(sink_);
+        svm_.resume();
         try {
             send(protocol::CheckpointLoaded{0});
         } catch (const Error& e) {
