@@ -17,7 +17,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SMOKE=$1 DIRTIER=$2 SEQ_GUEST=$3 CLI=$4 WORK=$5
 TIMEOUT=${XEN_TIER_TIMEOUT:-420}
 EXPECTED="domu_boot attach logdirty_rounds read_through_map_cache pause hvm_context resume console pv_refused cli_save
-          replicate_protect replicate_checkpoints replicate_takeover replicate_console replicate_sequence"
+          replicate_protect replicate_checkpoints replicate_takeover replicate_console replicate_sequence
+          replicate_colo_protect replicate_colo_checkpoints replicate_colo_takeover replicate_colo_console
+          replicate_colo_sequence"
 mkdir -p "$WORK/logs"
 
 started=$(date +%s)

@@ -1,13 +1,13 @@
 #!/bin/busybox sh
 # The nested tier's replication check, run in dom0 by dom0-init after xen_smoke as
-#   sh /domu/replicate.sh NAME COLO_CONFIG     (dom0-init: domu-seq /domu/colo-seq.cfg)
+#   sh /domu/replicate.sh NAME COLO_CONFIG [remus|colo]   (dom0-init: domu-seq /domu/colo-seq.cfg)
 # with NAME a running PVH domU whose guest prints seq=N lines, COLO_CONFIG its
 # colo-replicate.cfg(5), and the colo-replicate binary in /usr/bin. One host plays both sides over loopback, each with
 # its own COLO_RUN_DIR:
 #   secondary  colo-replicate receive: builds its own domain NAME--incoming (paused) from the
 #              primary's libxl configuration when the primary connects;
 #   primary    colo-replicate create COLO_CONFIG attaches to the running domU, then
-#              protect --remus NAME 127.0.0.1:PORT.
+#              protect [--remus] NAME 127.0.0.1:PORT.
 # After a few seconds of checkpoints it checks both sides' status, then simulates the loss of the
 # primary's host: SIGSTOP, `xl destroy` of the primary's domain, SIGKILL of its colo-replicate.
 # The secondary must take over: its domain runs under NAME, its console goes on printing seq=N
@@ -16,17 +16,22 @@
 # Prints "XS PASS name: ..." / "XS FAIL name: why" / "XS info ..." lines.
 NAME=${1:-domu-seq}
 COLO_CONFIG=${2:-/domu/colo-seq.cfg}
+MODE=${3:-remus}  # remus: checks named replicate_*; colo: replicate_colo_*
+case "$MODE" in
+    remus) TAG=replicate MODE_FLAGS=--remus PORT=8471 ;;
+    colo) TAG=replicate_colo MODE_FLAGS= PORT=8472 ;;
+    *) echo "XS FAIL replicate_$MODE: unknown mode '$MODE'"; exit 0 ;;
+esac
 # Heartbeats under TCG on one shared CPU: the primary gives the secondary 3 s (a TCG dom0 stalls
 # longer than the default 800 ms during the initial sync); the secondary waits 5 s, long enough
 # for `xl destroy` of the old primary's domain to finish before it takes over the name.
 PRIMARY_HEARTBEAT_MS=3000
 HEARTBEAT_MS=5000
-PORT=${REPLICATE_PORT:-8471}
 INTERVAL=${REPLICATE_INTERVAL:-200}
-PRIMARY_RUN=/run/colo-primary
-SECONDARY_RUN=/run/colo-secondary
-PVM_LOG=/tmp/pvm.console
-SVM_LOG=/tmp/svm.console
+PRIMARY_RUN=/run/colo-primary-$MODE
+SECONDARY_RUN=/run/colo-secondary-$MODE
+PVM_LOG=/tmp/pvm-$MODE.console
+SVM_LOG=/tmp/svm-$MODE.console
 mkdir -p $PRIMARY_RUN $SECONDARY_RUN
 say() { echo "XS $*"; }
 pass() { say "PASS $1: $2"; }
@@ -52,7 +57,7 @@ cleanup() {
     secondary destroy "$NAME" >/dev/null 2>&1
     for d in "$NAME--incoming" "$NAME"; do xl list "$d" >/dev/null 2>&1 && xl destroy "$d" 2>/dev/null; done
 }
-NAMES="replicate_protect replicate_checkpoints replicate_takeover replicate_console replicate_sequence"
+NAMES="${TAG}_protect ${TAG}_checkpoints ${TAG}_takeover ${TAG}_console ${TAG}_sequence"
 give_up() {  # $1: the check that failed first; the later ones did not run
     diagnose
     skip=0
@@ -67,29 +72,31 @@ give_up() {  # $1: the check that failed first; the later ones did not run
 # --- secondary, then primary (over loopback, which dom0-init leaves down)
 ifconfig lo 127.0.0.1 up 2>/dev/null || ip link set lo up
 if ! secondary receive -l 127.0.0.1:$PORT --console-log $SVM_LOG --heartbeat-timeout $HEARTBEAT_MS >/tmp/receive.out 2>&1; then
-    fail replicate_protect "colo-replicate receive: $(oneline </tmp/receive.out)"
-    give_up replicate_protect
+    fail ${TAG}_protect "colo-replicate receive: $(oneline </tmp/receive.out)"
+    give_up ${TAG}_protect
 fi
 if ! primary create --console-log $PVM_LOG "$COLO_CONFIG" >/tmp/create.out 2>&1; then
-    fail replicate_protect "colo-replicate create: $(oneline </tmp/create.out)"
-    give_up replicate_protect
+    fail ${TAG}_protect "colo-replicate create: $(oneline </tmp/create.out)"
+    give_up ${TAG}_protect
 fi
 primary_pid=$(sed -n 's/.*(pid \([0-9][0-9]*\)).*/\1/p' /tmp/create.out)
 t0=$(uptime_s)
-if ! primary protect --remus -i $INTERVAL --heartbeat-timeout $PRIMARY_HEARTBEAT_MS "$NAME" 127.0.0.1:$PORT >/tmp/protect.out 2>&1; then
-    fail replicate_protect "colo-replicate protect: $(oneline </tmp/protect.out)"
-    give_up replicate_protect
+if ! primary protect $MODE_FLAGS -i $INTERVAL --heartbeat-timeout $PRIMARY_HEARTBEAT_MS "$NAME" 127.0.0.1:$PORT >/tmp/protect.out 2>&1; then
+    fail ${TAG}_protect "colo-replicate protect: $(oneline </tmp/protect.out)"
+    give_up ${TAG}_protect
 fi
 t1=$(uptime_s)
 incoming_id=$(xl domid "$NAME--incoming" 2>/dev/null)
 incoming_state=$(xl_state "$NAME--incoming")
-case "$incoming_state" in
-    *p*) pass replicate_protect "$(oneline </tmp/protect.out)(from dom0 uptime $t0 to $t1); the secondary built $NAME--incoming (domain $incoming_id) itself, paused ($incoming_state)" ;;
-    "") fail replicate_protect "protect returned but there is no domain $NAME--incoming: the secondary did not build its own"
-        give_up replicate_protect ;;
-    *) fail replicate_protect "the secondary's domain $NAME--incoming runs ($incoming_state) before any takeover"
-       give_up replicate_protect ;;
-esac
+# Remus keeps the SVM paused until a takeover; COLO runs it between checkpoints.
+if [ -z "$incoming_state" ]; then
+    fail ${TAG}_protect "protect returned but there is no domain $NAME--incoming: the secondary did not build its own"
+    give_up ${TAG}_protect
+elif [ "$MODE" = remus ] && [ "${incoming_state#*p}" = "$incoming_state" ]; then
+    fail ${TAG}_protect "the secondary's domain $NAME--incoming runs ($incoming_state) before any takeover"
+    give_up ${TAG}_protect
+fi
+pass ${TAG}_protect "$(oneline </tmp/protect.out)(from dom0 uptime $t0 to $t1); the secondary built $NAME--incoming (domain $incoming_id) itself, state $incoming_state"
 
 # --- checkpoints for a few seconds
 sleep 6
@@ -100,10 +107,10 @@ p_checkpoints=$(field checkpoints </tmp/pstatus.out) p_pause=$(field pause_p50_u
 s_state=$(field state </tmp/sstatus.out) s_applied=$(field checkpoints_applied </tmp/sstatus.out)
 if [ "$p_state" = protected ] && [ "${p_epoch:-0}" -gt 0 ] && [ "${p_checkpoints:-0}" -gt 0 ] &&
    [ "${s_applied:-0}" -gt 0 ]; then
-    pass replicate_checkpoints "primary $p_state, epoch $p_epoch, $p_checkpoints checkpoints (pause p50 ${p_pause}us); secondary $s_state, $s_applied applied"
+    pass ${TAG}_checkpoints "primary $p_state, epoch $p_epoch, $p_checkpoints checkpoints (pause p50 ${p_pause}us); secondary $s_state, $s_applied applied"
 else
-    fail replicate_checkpoints "primary: $(oneline </tmp/pstatus.out)| secondary: $(oneline </tmp/sstatus.out)"
-    give_up replicate_checkpoints
+    fail ${TAG}_checkpoints "primary: $(oneline </tmp/pstatus.out)| secondary: $(oneline </tmp/sstatus.out)"
+    give_up ${TAG}_checkpoints
 fi
 last_before=$(seqs $PVM_LOG | tail -1)
 
@@ -127,12 +134,12 @@ svm_name=$NAME
 [ -z "$(xl_state "$NAME")" ] && svm_name="$NAME--incoming"
 svm_state=$(xl_state "$svm_name")
 case "$svm_state" in
-    ""|*p*|*s*|*c*|*d*) fail replicate_takeover "secondary state '$s_state' ${i}x0.5 s after the kill; its domain $svm_name is '${svm_state:-gone}'"
-       give_up replicate_takeover ;;
+    ""|*p*|*s*|*c*|*d*) fail ${TAG}_takeover "secondary state '$s_state' ${i}x0.5 s after the kill; its domain $svm_name is '${svm_state:-gone}'"
+       give_up ${TAG}_takeover ;;
     *) if [ "$svm_name" = "$NAME" ]; then
-                 pass replicate_takeover "secondary $s_state after the primary's loss at uptime $t_kill (seen at $t_over, heartbeat timeout $HEARTBEAT_MS ms); domain renamed to $NAME, state $svm_state"
+                 pass ${TAG}_takeover "secondary $s_state after the primary's loss at uptime $t_kill (seen at $t_over, heartbeat timeout $HEARTBEAT_MS ms); domain renamed to $NAME, state $svm_state"
              else
-                 fail replicate_takeover "the survivor runs ($svm_state) but kept the name $svm_name: $(grep -m1 'keeps the name' $SECONDARY_RUN/receive-$PORT.log)"
+                 fail ${TAG}_takeover "the survivor runs ($svm_state) but kept the name $svm_name: $(grep -m1 'keeps the name' $SECONDARY_RUN/receive-$PORT.log)"
              fi ;;
 esac
 
@@ -142,10 +149,10 @@ last_survivor=$(seqs $SVM_LOG | tail -1)
 corrupt=$(cat $PVM_LOG $SVM_LOG 2>/dev/null | grep -c CORRUPT)
 base=${at_takeover:-${last_before:-0}}
 if [ -n "$last_survivor" ] && [ "$last_survivor" -ge $((base + 5)) ] && [ "$corrupt" = 0 ]; then
-    pass replicate_console "the survivor printed seq=$((base + 1))..$last_survivor in the 5 s after takeover (the primary's last released line before the kill: seq=${last_before:-none}); no CORRUPT page"
+    pass ${TAG}_console "the survivor printed seq=$((base + 1))..$last_survivor in the 5 s after takeover (the primary's last released line before the kill: seq=${last_before:-none}); no CORRUPT page"
 else
-    fail replicate_console "survivor's last seq '${last_survivor:-none}' 5 s after takeover, '${at_takeover:-none}' at takeover, primary's before the kill '${last_before:-none}', CORRUPT lines: $corrupt; survivor console tail: $(tail -3 $SVM_LOG 2>/dev/null | oneline)"
-    give_up replicate_console
+    fail ${TAG}_console "survivor's last seq '${last_survivor:-none}' 5 s after takeover, '${at_takeover:-none}' at takeover, primary's before the kill '${last_before:-none}', CORRUPT lines: $corrupt; survivor console tail: $(tail -3 $SVM_LOG 2>/dev/null | oneline)"
+    give_up ${TAG}_console
 fi
 
 # --- primary-then-survivor released output: one unbroken sequence
@@ -153,9 +160,9 @@ gaps=$(seqs $PVM_LOG $SVM_LOG | awk 'NR > 1 && $1 != prev + 1 {printf "%s->%s ",
 count=$(seqs $PVM_LOG $SVM_LOG | wc -l)
 first=$(seqs $PVM_LOG $SVM_LOG | head -1)
 if [ -z "$gaps" ] && [ "$count" -gt 0 ]; then
-    pass replicate_sequence "$count lines seq=$first..$last_survivor across the takeover, none lost or repeated (primary's log $(seqs $PVM_LOG | wc -l) lines, survivor's $(seqs $SVM_LOG | wc -l))"
+    pass ${TAG}_sequence "$count lines seq=$first..$last_survivor across the takeover, none lost or repeated (primary's log $(seqs $PVM_LOG | wc -l) lines, survivor's $(seqs $SVM_LOG | wc -l))"
 else
-    fail replicate_sequence "breaks in the joined sequence: ${gaps:-no lines}"
+    fail ${TAG}_sequence "breaks in the joined sequence: ${gaps:-no lines}"
 fi
 diagnose
 cleanup
