@@ -1,6 +1,6 @@
 #!/bin/busybox sh
 # The nested tier's replication check, run in dom0 by dom0-init after xen_smoke as
-#   sh /domu/replicate.sh NAME COLO_CONFIG [remus|colo]   (dom0-init: domu-seq /domu/colo-seq.cfg)
+#   sh /domu/replicate.sh NAME COLO_CONFIG [remus|colo|abort]   (dom0-init: domu-seq /domu/colo-seq.cfg)
 # with NAME a running PVH domU whose guest prints seq=N lines, COLO_CONFIG its
 # colo-replicate.cfg(5), and the colo-replicate binary in /usr/bin. One host plays both sides over loopback, each with
 # its own COLO_RUN_DIR:
@@ -16,10 +16,12 @@
 # Prints "XS PASS name: ..." / "XS FAIL name: why" / "XS info ..." lines.
 NAME=${1:-domu-seq}
 COLO_CONFIG=${2:-/domu/colo-seq.cfg}
-MODE=${3:-remus}  # remus: checks named replicate_*; colo: replicate_colo_*
+MODE=${3:-remus}  # remus: checks named replicate_*; colo: replicate_colo_*; abort: replicate_abort_*
 case "$MODE" in
     remus) TAG=replicate MODE_FLAGS=--remus PORT=8471 ;;
     colo) TAG=replicate_colo MODE_FLAGS= PORT=8472 ;;
+    # The primary ends protection instead of being lost: the secondary must destroy its domain.
+    abort) TAG=replicate_abort MODE_FLAGS=--remus PORT=8473 ;;
     *) echo "XS FAIL replicate_$MODE: unknown mode '$MODE'"; exit 0 ;;
 esac
 # Heartbeats under TCG on one shared CPU: the primary gives the secondary 3 s (a TCG dom0 stalls
@@ -58,6 +60,7 @@ cleanup() {
     for d in "$NAME--incoming" "$NAME"; do xl list "$d" >/dev/null 2>&1 && xl destroy "$d" 2>/dev/null; done
 }
 NAMES="${TAG}_protect ${TAG}_checkpoints ${TAG}_takeover ${TAG}_console ${TAG}_sequence"
+[ "$MODE" = abort ] && NAMES="${TAG}_protect ${TAG}_destroyed"
 give_up() {  # $1: the check that failed first; the later ones did not run
     diagnose
     skip=0
@@ -97,6 +100,24 @@ elif [ "$MODE" = remus ] && [ "${incoming_state#*p}" = "$incoming_state" ]; then
     give_up ${TAG}_protect
 fi
 pass ${TAG}_protect "$(oneline </tmp/protect.out)(from dom0 uptime $t0 to $t1); the secondary built $NAME--incoming (domain $incoming_id) itself, state $incoming_state"
+
+# --- abort: the primary's guest is destroyed while protected (it says goodbye); the secondary's
+# domain, never taken over, must go with the receive process (IncomingDomain's destructor).
+if [ "$MODE" = abort ]; then
+    sleep 2
+    primary destroy "$NAME" >/tmp/pdestroy.out 2>&1
+    primary_pid=
+    i=0
+    while [ $i -lt 40 ] && xl list "$NAME--incoming" >/dev/null 2>&1; do sleep 0.5; i=$((i+1)); done
+    if xl list "$NAME--incoming" >/dev/null 2>&1; then
+        fail ${TAG}_destroyed "$NAME--incoming still exists 20 s after the primary ended protection ($(oneline </tmp/pdestroy.out))"
+        diagnose
+    else
+        pass ${TAG}_destroyed "the primary ended protection; the receive process destroyed $NAME--incoming (domain $incoming_id) within $((i / 2)).$((i % 2 * 5)) s: $(grep -m1 'no longer needed' $SECONDARY_RUN/receive-$PORT.log | cut -c1-200)"
+    fi
+    cleanup
+    exit 0
+fi
 
 # --- checkpoints for a few seconds
 sleep 6
