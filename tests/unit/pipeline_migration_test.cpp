@@ -18,6 +18,9 @@ struct Migration {
     Log log;
     Released out;
 
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::thread receiver;
+
     Migration() {
         auto ends = MemoryChannel::make_pair();
         sender_end = std::move(ends.first);
@@ -25,6 +28,18 @@ struct Migration {
         fill(source);
         source.set_vcpu_state(bytes_of("registers"));
         destination.pause();
+    }
+    ~Migration() {
+        if (receiver.joinable()) receiver.join();
+    }
+    // The receiving side on its own thread, as `receive` runs it; join() before looking at it.
+    void start_receiver() {
+        receiver = std::thread([this] {
+            SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+            sc.log = log.fn();
+            Secondary secondary(destination, *receiver_end, sc, out.sink());
+            outcome = secondary.run();
+        });
     }
 };
 
@@ -43,21 +58,16 @@ TEST_CASE("pipeline migration: pre-copy copies memory and state exactly while th
         }
     });
 
-    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
-    sc.log = m.log.fn();
-    Secondary::Outcome outcome = Secondary::Outcome::running;
-    std::thread receiver([&] {
-        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
-        outcome = secondary.run();
-    });
+    m.start_receiver();
     MigrateConfig mc;
     mc.precopy.stop_threshold_pages = 8;
     mc.precopy.batch_pages = 32;
+    mc.precopy.auto_converge = false;  // rounds 2 and 3 are "slow"; the rounds here are the test's
     mc.log = m.log.fn();
     const MigrationResult result = migrate(m.source, *m.sender_end, mc);
-    receiver.join();
+    m.receiver.join();
 
-    CHECK(outcome == Secondary::Outcome::migrated);
+    CHECK(m.outcome == Secondary::Outcome::migrated);
     CHECK(differing(m.source, m.destination, kPages).empty());
     CHECK(m.destination.vcpu_state() == m.source.vcpu_state());
     CHECK_FALSE(m.destination.paused());
@@ -72,18 +82,12 @@ TEST_CASE("pipeline migration: pre-copy copies memory and state exactly while th
 TEST_CASE("pipeline migration: what the guest prints the moment it runs on the destination is released there") {
     Migration m;
     m.destination.on_resume([](FakeBackend& guest) { guest.guest_print("first words\n"); });
-    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
-    sc.log = m.log.fn();
-    Secondary::Outcome outcome = Secondary::Outcome::running;
-    std::thread receiver([&] {
-        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
-        outcome = secondary.run();
-    });
+    m.start_receiver();
     MigrateConfig mc;
     mc.log = m.log.fn();
     (void)migrate(m.source, *m.sender_end, mc);
-    receiver.join();
-    REQUIRE(outcome == Secondary::Outcome::migrated);
+    m.receiver.join();
+    REQUIRE(m.outcome == Secondary::Outcome::migrated);
     CHECK(m.out.get() == "first words\n");
     CHECK(m.out.problems.empty());
 }
@@ -93,18 +97,13 @@ TEST_CASE("pipeline migration: the round limit ends pre-copy even when the guest
     m.source.on_harvest([&](FakeBackend& guest) {
         for (std::uint64_t k = 0; k < 100; ++k) guest.guest_write(Pfn{k}, pattern(k, 3));
     });
-    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
-    sc.log = m.log.fn();
-    std::thread receiver([&] {
-        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
-        (void)secondary.run();
-    });
+    m.start_receiver();
     MigrateConfig mc;
     mc.precopy.max_rounds = 4;
     mc.precopy.auto_converge = false;
     mc.log = m.log.fn();
     const MigrationResult result = migrate(m.source, *m.sender_end, mc);
-    receiver.join();
+    m.receiver.join();
     CHECK(result.passes == 1 + 4 + 1);
     CHECK(result.pages_sent == kPages + 4 * 100);  // without the limit it would go on for 30 rounds
     CHECK(result.throttle_percent == 0);
