@@ -54,6 +54,7 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"migration_rounds", std::to_string(s.migration_rounds)},
         {"sync_throttle_percent", std::to_string(s.sync_throttle_percent)},
         {"time_to_enter_colo_us", us(s.time_to_enter_colo)},
+        {"enter_colo_pause_us", us(s.enter_colo_pause)},
         {"pages_sent_paused", std::to_string(s.pages_sent_paused)},
         {"pages_streamed", std::to_string(s.pages_streamed)},
         {"bytes_sent", std::to_string(s.bytes_sent)},

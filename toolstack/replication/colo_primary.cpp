@@ -214,6 +214,8 @@ void Primary::send_initial_sync() {
     released_reported_ = offset;
     if (!try_send(protocol::ReleasedOutput{offset}) || !try_send(protocol::EnterColo{0})) return;
     pvm_.resume();
+    std::lock_guard lock(stats_mutex_);
+    stats_.enter_colo_pause = elapsed(sync_paused_at_);
 }
 
 bool Primary::await_loaded() {

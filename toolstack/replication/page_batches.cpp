@@ -14,42 +14,59 @@ DirtyBitmap all_frames(const GuestMemory& memory) {
     return all;
 }
 
-std::uint64_t for_each_page_batch(GuestMemory& memory, const DirtyBitmap& frames,
-                                  std::uint64_t batch_pages,
-                                  const std::function<void(protocol::Message&)>& emit) {
+namespace {
+
+// Hands `fill` the frames set in `frames`, in increasing order, in groups of at most batch_pages.
+template <typename Fill>
+std::uint64_t for_each_frame_group(const DirtyBitmap& frames, std::uint64_t batch_pages, std::vector<Pfn>& group,
+                                   Fill fill) {
     if (batch_pages == 0) throw Error("replication: batch size must be at least one page");
     std::uint64_t total = 0;
-    protocol::Message message{protocol::PageBatch{}};
-    auto& batch = std::get<protocol::PageBatch>(message);
-    batch.frames.reserve(batch_pages);
+    group.clear();
     auto flush = [&] {
-        if (batch.frames.empty()) return;
-        batch.data.resize(batch.frames.size() * kPageSize);
-        memory.read_pages(batch.frames, batch.data);
-        total += batch.frames.size();
-        emit(message);
-        batch.frames.clear();
+        if (group.empty()) return;
+        total += group.size();
+        fill();
+        group.clear();
     };
     frames.for_each_run([&](Pfn first, std::uint64_t count) {
         for (std::uint64_t i = 0; i < count; ++i) {
-            batch.frames.push_back(first + i);
-            if (batch.frames.size() == batch_pages) flush();
+            group.push_back(first + i);
+            if (group.size() == batch_pages) flush();
         }
     });
     flush();
     return total;
 }
 
+void read_batch(GuestMemory& memory, protocol::PageBatch& batch) {
+    // Within the capacity a batch buffer already has, resize neither allocates nor (when it
+    // shrinks or stays) clears: the read below overwrites every byte anyway.
+    batch.data.resize(batch.frames.size() * kPageSize);
+    memory.read_pages(batch.frames, batch.data);
+}
+
+}  // namespace
+
+std::uint64_t for_each_page_batch(GuestMemory& memory, const DirtyBitmap& frames,
+                                  std::uint64_t batch_pages,
+                                  const std::function<void(protocol::Message&)>& emit) {
+    protocol::Message message{protocol::PageBatch{}};
+    auto& batch = std::get<protocol::PageBatch>(message);
+    batch.frames.reserve(batch_pages);
+    return for_each_frame_group(frames, batch_pages, batch.frames, [&] {
+        read_batch(memory, batch);
+        emit(message);
+    });
+}
+
 std::uint64_t PageStaging::copy(GuestMemory& memory, const DirtyBitmap& frames, std::uint64_t batch_pages) {
     used_ = 0;
-    return for_each_page_batch(memory, frames, batch_pages, [&](protocol::Message& message) {
-        auto& batch = std::get<protocol::PageBatch>(message);
+    return for_each_frame_group(frames, batch_pages, group_, [&] {
         if (used_ == batches_.size()) batches_.emplace_back(protocol::PageBatch{});
         auto& kept = std::get<protocol::PageBatch>(batches_[used_++]);
-        kept.frames.assign(batch.frames.begin(), batch.frames.end());
-        // std::swap keeps both buffers alive: the staging one gets the data, the scratch one
-        // gets the staging one's old buffer to fill next.
-        std::swap(kept.data, batch.data);
+        kept.frames.assign(group_.begin(), group_.end());
+        read_batch(memory, kept);
     });
 }
 

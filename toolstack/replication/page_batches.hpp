@@ -37,6 +37,7 @@ public:
 private:
     std::vector<protocol::Message> batches_;
     std::size_t used_ = 0;
+    std::vector<Pfn> group_;
 };
 
 // Throws colo::Error naming the problem unless the batch is well formed (data is exactly

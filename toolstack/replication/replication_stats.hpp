@@ -44,6 +44,7 @@ struct PrimaryStats {
     unsigned migration_rounds = 0;
     unsigned sync_throttle_percent = 0;    // the highest auto-converge throttle of the initial sync
     Micros time_to_enter_colo{0};          // final pause of the initial sync → secondary ready
+    Micros enter_colo_pause{0};            // the PVM's final pause of the initial sync → resumed
     std::uint64_t output_released = 0;     // console bytes released to the sink
     std::string protection_lost_reason;    // why, once unprotected
 };
