@@ -81,6 +81,9 @@ public:
     // or "". Xen renames the domain from NAME--incoming to NAME here; until then destroying an
     // incoming backend destroys its domain.
     [[nodiscard]] virtual std::string commit_incoming() { return {}; }
+    // What an operator must know before this guest is replicated, as one line, or "": state the
+    // backend cannot carry to a replica. `protect` and `migrate` print it as a warning.
+    [[nodiscard]] virtual std::string replication_caveat() { return {}; }
 };
 
 }  // namespace colo

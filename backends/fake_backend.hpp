@@ -44,6 +44,9 @@ public:
     // Called at the start of every harvest_dirty while the guest is not paused, as if the guest
     // ran between two harvests: the test writes what the guest would (deterministically).
     void on_harvest(std::function<void(FakeBackend&)> guest) { harvest_hook_ = std::move(guest); }
+    // What replication_caveat() says (default: nothing).
+    void set_replication_caveat(std::string text) { caveat_ = std::move(text); }
+    [[nodiscard]] std::string replication_caveat() override { return caveat_; }
     // Called by resume() once the guest runs again, as its first instructions would be.
     void on_resume(std::function<void(FakeBackend&)> guest) { resume_hook_ = std::move(guest); }
 
@@ -71,6 +74,7 @@ private:
     ConsoleSink sink_;
     std::function<void(FakeBackend&)> harvest_hook_;
     std::function<void(FakeBackend&)> resume_hook_;
+    std::string caveat_;
     Counters counters_;
 };
 

@@ -70,8 +70,14 @@ LogFn notice_log(const std::string& guest) {
 
 PrimarySide::PrimarySide(control::GuestService& service, Arrival arrival)
     : service_(service), arrival_(std::move(arrival)) {
-    service_.add_command("protect", [this](const auto& args, control::Reply&, UniqueFd&) { protect(args); });
+    // A caveat goes first, as "caveat TEXT": the command prints it as a warning.
+    service_.add_command("protect", [this](const auto& args, control::Reply& reply, UniqueFd&) {
+        protect(args);
+        if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) reply.data.push_back("caveat " + caveat);
+    });
     service_.add_command("migrate", [this](const auto& args, control::Reply& reply, UniqueFd&) {
+        const std::string caveat = service_.backend().replication_caveat();
+        if (!caveat.empty()) reply.data.push_back("caveat " + caveat);
         reply.data.push_back(migrate(args));
     });
     service_.add_command("status", [this](const auto& args, control::Reply& reply, UniqueFd&) {
@@ -81,8 +87,10 @@ PrimarySide::PrimarySide(control::GuestService& service, Arrival arrival)
 }
 
 StatusFields PrimarySide::status() const {
-    if (primary_) return status_fields(primary_->status());
-    return {{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
+    StatusFields fields = primary_ ? status_fields(primary_->status())
+                                   : StatusFields{{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
+    if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) fields.emplace_back("caveat", caveat);
+    return fields;
 }
 
 void PrimarySide::refuse_unless_primary() const {

@@ -156,6 +156,25 @@ std::string XenBackend::domain_config() { return calls_->domain_config(domain_);
 
 std::string XenBackend::commit_incoming() { return incoming_ ? incoming_->commit() : std::string{}; }
 
+std::string XenBackend::replication_caveat() {
+    // A guest that registered an event-channel upcall (a PV-aware kernel such as Linux) keeps
+    // state in Xen itself: bound event channels, its timer, where its vcpu_info and shared_info
+    // live. None of it is guest memory or HVM context, so a replica built from those two waits
+    // for events that never come. (xl remus and Xen's COLO suspend such a guest cooperatively at
+    // every checkpoint so that it rebinds all of it on resume; colo-replicate does not yet.)
+    std::uint64_t callback = 0;
+    try {
+        callback = calls_->hvm_param(domain_, kHvmParamCallbackIrq);
+    } catch (const Error&) {
+        return {};  // nothing known: no warning rather than a wrong one
+    }
+    if (callback == 0) return {};
+    return "xen domain " + std::to_string(domain_) + " (" + name_ +
+           ") uses Xen event channels (a PV-aware kernel such as Linux); their state lives in Xen, not in "
+           "guest memory or the HVM context, so after a takeover or migration the replica will not get its "
+           "events (see colo-replicate(7), Xen)";
+}
+
 void XenBackend::poll_console() {
     if (console_) console_->poll();
 }

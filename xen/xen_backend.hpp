@@ -81,6 +81,7 @@ public:
     void set_console_sink(ConsoleSink sink) override;
     [[nodiscard]] std::string domain_config() override;
     [[nodiscard]] std::string commit_incoming() override;
+    [[nodiscard]] std::string replication_caveat() override;
 
     // Passes new console output to the sink now.
     void poll_console();

@@ -41,6 +41,7 @@ struct DomainInfo {
 enum class MapAccess { read_only, read_write };
 
 // HVM params the backend reads (numbers from xen/hvm/params.h, which this header must not need).
+inline constexpr std::uint32_t kHvmParamCallbackIrq = 0;
 inline constexpr std::uint32_t kHvmParamStorePfn = 1;
 inline constexpr std::uint32_t kHvmParamConsolePfn = 17;
 

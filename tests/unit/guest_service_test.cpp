@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include "backends/fake_backend.hpp"
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/guest_service.hpp"
+#include "toolstack/primary_side.hpp"
 
 using namespace colo;
 
@@ -91,5 +93,25 @@ TEST_CASE("guest service: a second guest of the same name is refused") {
     control::GuestService second(std::make_unique<FakeBackend>("dup", 4), config_named("dup"));
     CHECK_THROWS_WITH_AS(second.bind(), doctest::Contains("a guest named 'dup' already runs"), Error);
     first.request_stop();
+    server.join();
+}
+
+TEST_CASE("guest service: status of a primary shows the backend's replication caveat, and only then") {
+    TempRunDir dir;
+    auto owned = std::make_unique<FakeBackend>("g1", 16);
+    FakeBackend& fake = *owned;
+    control::GuestService service(std::move(owned), config_named("g1"));
+    service.release_console_directly();
+    PrimarySide replication(service);
+    service.bind();
+    std::thread server([&] { service.serve(); });
+    auto has_caveat = [] {
+        const auto status = control::request("g1", "status");
+        return std::find(status.begin(), status.end(), "caveat state outside memory") != status.end();
+    };
+    CHECK_FALSE(has_caveat());
+    fake.set_replication_caveat("state outside memory");
+    CHECK(has_caveat());
+    (void)control::request("g1", "destroy");
     server.join();
 }

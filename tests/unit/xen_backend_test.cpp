@@ -454,3 +454,13 @@ TEST_CASE("xen backend: a secondary's console ring overwritten by a checkpoint i
     b.poll_console();
     CHECK(seen.get() == "svm's own\nseq=5\n");
 }
+
+TEST_CASE("xen backend: a guest with an event-channel upcall gets a replication caveat; a bare one none") {
+    Fixture f;
+    XenBackend& backend = f.attach();
+    CHECK(backend.replication_caveat().empty());
+    f.domain->params[colo::xen::kHvmParamCallbackIrq] = 0x0200000000000000ULL | 0xf3;  // a vector upcall
+    const std::string caveat = backend.replication_caveat();
+    CHECK(caveat.find("xen domain 7 (guest) uses Xen event channels") == 0);
+    CHECK(caveat.find('\n') == std::string::npos);
+}

@@ -7,6 +7,7 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <string_view>
 #include <thread>
 
 #include "backends/error.hpp"
@@ -33,6 +34,14 @@ std::map<std::string, std::string> status_of(const std::string& name) {
     return fields;
 }
 
+// A "caveat TEXT" line of a protect or migrate reply (PrimarySide): printed as a warning.
+bool warn_caveat(const std::string& line, const char* command, Io& io) {
+    constexpr std::string_view kPrefix = "caveat ";
+    if (!line.starts_with(kPrefix)) return false;
+    io.err << "colo-replicate " << command << ": warning: " << line.substr(kPrefix.size()) << "\n";
+    return true;
+}
+
 std::string ms(const std::string& micros) {
     const double us = std::stod(micros.empty() ? "0" : micros);
     char text[32];
@@ -55,7 +64,7 @@ int run_protect(const po::variables_map& vm, Io& io) {
     request += " cache_backup=" + std::string(vm.count("no-cache-backup") ? "0" : "1");
     request += " early_resume=" + std::string(vm.count("no-early-resume") ? "0" : "1");
     request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
-    (void)control::request(name, request);
+    for (const auto& line : control::request(name, request)) warn_caveat(line, "protect", io);
 
     // The initial sync runs in the guest's process; report once it is over.
     std::map<std::string, std::string> status;
@@ -79,7 +88,8 @@ int run_migrate(const po::variables_map& vm, Io& io) {
     const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
     const std::string request = "migrate " + to_string(peer) + " auto_converge=" +
                                 (vm.count("no-auto-converge") ? "0" : "1");
-    const auto reply = control::request(name, request, std::chrono::hours(1));
+    auto reply = control::request(name, request, std::chrono::hours(1));
+    if (!reply.empty() && warn_caveat(reply.front(), "migrate", io)) reply.erase(reply.begin());
     io.out << "Migrated " << name << " to " << to_string(peer) << (reply.empty() ? "" : ": " + reply[0]) << "\n";
     for (int i = 0; i < 100 && control::connect_guest_if_running(name); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
