@@ -14,6 +14,7 @@
 #include <string>
 
 #include "backends/error.hpp"
+#include "tests/unit/error_of.hpp"
 #include "tests/unit/xen_fake_domain.hpp"
 #include "xen/console_ring.hpp"
 #include "xen/hvm_context.hpp"
@@ -24,6 +25,8 @@ using colo::Pfn;
 using colo::StateRecord;
 using colo::xen::FakeDomain;
 using colo::xen::XenBackend;
+
+using colo::test::system_error_of;
 
 namespace {
 
@@ -53,17 +56,6 @@ std::set<std::uint64_t> frames_of(const DirtyBitmap& b) {
     return out;
 }
 
-// Runs `what` and returns the SystemError it throws (failing the test if it throws none).
-template <typename F>
-colo::SystemError system_error_of(F&& what) {
-    try {
-        what();
-    } catch (const colo::SystemError& e) {
-        return e;
-    }
-    FAIL("no SystemError thrown");
-    return colo::SystemError("none", 0);
-}
 
 }  // namespace
 

@@ -21,6 +21,8 @@ using colo::xen::IncomingDomain;
 using colo::xen::IncomingGuest;
 using colo::xen::XenBackend;
 
+using colo::test::system_error_of;
+
 namespace {
 
 constexpr colo::xen::DomainId kNewDomid = 12;
@@ -42,16 +44,6 @@ struct Receiver {
     std::unique_ptr<colo::xen::XenCalls> calls;
     std::unique_ptr<XenBackend> backend;
 };
-
-colo::SystemError system_error_of(auto&& what) {
-    try {
-        what();
-    } catch (const colo::SystemError& e) {
-        return e;
-    }
-    FAIL("no SystemError thrown");
-    return colo::SystemError("none", 0);
-}
 
 std::ptrdiff_t last_index_of(const std::vector<std::string>& log, const std::string& op) {
     const auto it = std::find(log.rbegin(), log.rend(), op);
