@@ -11,8 +11,11 @@
 #   linux-migrate          the same guest then live-migrates (`migrate NAME 127.0.0.1:PORT`) to a
 #                          `receive` in a second run dir (a second "host"); the source process
 #                          must end and the destination go on printing.
-# Both tests check the console logs (--console-log: host A's across create and every restore,
-# then host B's): every seq line whole, seq=1.. each exactly once and in order, no CORRUPT.
+#   linux-failover         host B (where the guest arrived) protects it (Remus, -i 300) to a
+#                          `receive` on host C; after a few checkpoints B's process is killed with
+#                          SIGKILL, and C must take over and go on printing.
+# The tests check the console logs (--console-log: host A's across create and every restore,
+# then host B's, then C's): every seq line whole, seq=1.. each exactly once and in order, no CORRUPT.
 # Prints `PASS name: ...` or `FAIL name: why` per test (numbers in the PASS lines), then the logs'
 # tails on a failure. Exit status 0 when both passed.
 set -u
@@ -22,15 +25,17 @@ work=${3:?workdir}
 rounds=${4:-3}
 name=$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$cfg")
 vcpus=$(sed -n 's/^vcpus *= *\([0-9]*\).*/\1/p' "$cfg")
-run_a=$work/hostA run_b=$work/hostB
-log_a=$work/a.console log_b=$work/b.console image=$work/guest.img
-mkdir -p "$run_a" "$run_b"
+run_a=$work/hostA run_b=$work/hostB run_c=$work/hostC
+log_a=$work/a.console log_b=$work/b.console log_c=$work/c.console image=$work/guest.img
+mkdir -p "$run_a" "$run_b" "$run_c"
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 
 now() { cut -d' ' -f1 /proc/uptime; }                 # seconds, 10 ms resolution
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 on_a() { COLO_RUN_DIR=$run_a "$bin" "$@"; }
 on_b() { COLO_RUN_DIR=$run_b "$bin" "$@"; }
+on_c() { COLO_RUN_DIR=$run_c "$bin" "$@"; }
+state_on() { "on_$1" status "$name" 2>/dev/null | sed -n 's/^state: *//p'; }  # state_on b|c
 # The highest seq number whose line is complete in the given logs (0 if none).
 last_seq() { cat "$@" 2>/dev/null | tr -d '\r' | sed -n 's/^seq=\([0-9]*\) .*/\1/p' | tail -1 | grep . || echo 0; }
 # wait_seq N SECONDS LOG...: until seq=N is in the logs; 1 on timeout.
@@ -75,11 +80,15 @@ fail_dump() {
     for f in "$run_a"/*.log "$run_b"/*.log; do [ -f "$f" ] && tail -5 "$f" | sed "s#^#  | $(basename "$f"): #"; done
     tail -15 "$log_a" 2>/dev/null | sed 's/^/  | a.console: /'
     tail -8 "$log_b" 2>/dev/null | sed 's/^/  | b.console: /'
+    for f in "$run_c"/*.log; do [ -f "$f" ] && tail -5 "$f" | sed "s#^#  | $(basename "$f"): #"; done
+    tail -8 "$log_c" 2>/dev/null | sed 's/^/  | c.console: /'
 }
 cleanup() {
     on_a destroy "$name" >/dev/null 2>&1
     on_b destroy "$name" >/dev/null 2>&1
+    on_c destroy "$name" >/dev/null 2>&1
     [ -z "${receiver:-}" ] || kill "$receiver" 2>/dev/null
+    [ -z "${receiver_c:-}" ] || kill "$receiver_c" 2>/dev/null
 }
 receiver=""
 status=0
@@ -149,17 +158,70 @@ run_migrate() {
     seq_end_a=$(last_seq "$log_a")
     wait_seq $((seq_end_a + 5)) 60 "$log_a" "$log_b" ||
         { fail linux-migrate "the migrated guest did not print 5 lines after seq=$seq_end_a within 60 s"; return; }
-    on_b destroy "$name" >/dev/null 2>&1
-    wait_gone "$receiver" || { fail linux-migrate "the receiver $receiver still runs after destroy"; return; }
-    receiver=""
     order=$(check_order "$log_a" "$log_b")
     case "$order" in
         seq=1..*) echo "PASS linux-migrate: live migration to a receive on 127.0.0.1 in ${tm} s ($report);" \
                        "host A's log ends at seq=$seq_end_a, host B's starts at seq=$(sed -n 's/^seq=\([0-9]*\) .*/\1/p' "$log_b" | head -1);" \
-                       "source process gone; joined console $order each once, in order, no CORRUPT" ;;
+                       "source process gone; joined console $order each once, in order, no CORRUPT"
+                  migrated=$receiver ;;
         *) fail linux-migrate "joined console logs: $order" ;;
     esac
 }
+migrated=""
 run_migrate
+
+# --- linux-failover
+receiver_c=""
+run_failover() {
+    local out address t0 tp seq_b checkpoints killed took order
+    if [ -z "$migrated" ]; then
+        echo "FAIL linux-failover: not run: linux-migrate failed, so no guest runs on host B"
+        return
+    fi
+    out=$(on_c receive -l 127.0.0.1:0 --console-log "$log_c" --heartbeat-timeout 3000 2>&1) ||
+        { fail linux-failover "receive on C: $out"; return; }
+    address=$(echo "$out" | sed -n 's/^Listening on \([^ ]*\) .*/\1/p')
+    receiver_c=$(echo "$out" | pid_of)
+    t0=$(now)
+    out=$(on_b protect --remus -i 300 --heartbeat-timeout 3000 "$name" "$address" 2>&1) ||
+        { fail linux-failover "protect on B (the guest that arrived by migration): $out"; return; }
+    tp=$(since "$t0")
+    [ "$(state_on c)" = protecting ] || { fail linux-failover "after protect, C is '$(state_on c)', not protecting"; return; }
+    # At least 5 acknowledged checkpoints, so the survivor continues from one the protection made.
+    checkpoints=0
+    while [ "${checkpoints:-0}" -lt 5 ]; do
+        [ "$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print (b - a > 120) }')" = 0 ] ||
+            { fail linux-failover "only ${checkpoints:-0} checkpoints within 120 s of protect"; return; }
+        sleep 0.3
+        checkpoints=$(on_b status "$name" 2>/dev/null | sed -n 's/^checkpoints: *//p')
+    done
+    seq_b=$(last_seq "$log_a" "$log_b")
+    wait_seq $((seq_b + 1)) 60 "$log_a" "$log_b" ||
+        { fail linux-failover "the protected guest released nothing after seq=$seq_b within 60 s"; return; }
+    kill -9 "$migrated"
+    killed=$(now)
+    wait_gone "$migrated" || { fail linux-failover "B's process $migrated survived SIGKILL"; return; }
+    while [ "$(state_on c)" != active ]; do
+        [ "$(awk -v a="$killed" -v b="$(now)" 'BEGIN { print (b - a > 30) }')" = 0 ] ||
+            { fail linux-failover "C did not take over within 30 s of the kill (state '$(state_on c)')"; return; }
+        sleep 0.2
+    done
+    took=$(since "$killed")
+    seq_b=$(last_seq "$log_a" "$log_b" "$log_c")
+    wait_seq $((seq_b + 5)) 60 "$log_a" "$log_b" "$log_c" ||
+        { fail linux-failover "the survivor did not print 5 lines after seq=$seq_b within 60 s"; return; }
+    on_c destroy "$name" >/dev/null 2>&1
+    wait_gone "$receiver_c" || { fail linux-failover "C's process $receiver_c still runs after destroy"; return; }
+    receiver_c=""
+    order=$(check_order "$log_a" "$log_b" "$log_c")
+    case "$order" in
+        seq=1..*) echo "PASS linux-failover: the migrated guest protected from B to C (Remus, -i 300) in ${tp} s," \
+                       "$checkpoints checkpoints, then B killed (SIGKILL): C active ${took} s later;" \
+                       "B's log ends at seq=$(last_seq "$log_b"), C's starts at seq=$(sed -n 's/^seq=\([0-9]*\) .*/\1/p' "$log_c" | head -1);" \
+                       "joined console A+B+C $order each once, in order, no CORRUPT" ;;
+        *) fail linux-failover "joined console logs A+B+C: $order" ;;
+    esac
+}
+run_failover
 cleanup
 exit $status

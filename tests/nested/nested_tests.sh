@@ -16,12 +16,13 @@
 #                     decompressor at load address + 0x200), one vCPU.
 #   linux-xsave-consistent  linux-boot-1vcpu's boot log (loglevel=5) has no "XSAVE consistency
 #                     problem" warning; SKIP when it is the known L1 artifact (see xsave_check).
-#   linux-save-restore-3x  (linux_lifecycle.sh, one L1 run for both) a 2-vCPU Linux guest through
-#   linux-migrate     the colo-replicate CLI: `create` in the background, 3 times `save` + `restore`
-#                     into a new process, then `migrate` to a `receive` in a second run dir; the
-#                     console logs joined hold seq=1.. each once, in order, no CORRUPT; the saved
-#                     and the migrated-away processes end. Save/restore times, image size and the
-#                     migration report (downtime, passes, bytes) are in the PASS lines.
+#   linux-save-restore-3x  (linux_lifecycle.sh, one L1 run for all three) a 2-vCPU Linux guest
+#   linux-migrate     through the colo-replicate CLI: `create` in the background, 3 times `save` +
+#   linux-failover    `restore` into a new process, then `migrate` to a `receive` in a second run
+#                     dir, then `protect` (Remus) from there to a third, SIGKILL of the second and
+#                     takeover by the third; the console logs joined hold seq=1.. each once, in
+#                     order, no CORRUPT; the saved and the migrated-away processes end. Save/restore
+#                     times, image size, the migration report and the takeover time are in the PASS lines.
 #
 # Whole tier: about 3-4 minutes here (3 min measured, kernel cached). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
 # NESTED_TIMEOUT (seconds per L1 run, default 300).
@@ -40,7 +41,7 @@ show() { sed 's/^/  | /' "$1" | tail -n "${2:-25}"; }
 if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
     why="no L1 kernel: $(tail -1 "$work/prepare.log")"
     for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage \
-             linux-xsave-consistent linux-save-restore-3x linux-migrate; do
+             linux-xsave-consistent linux-save-restore-3x linux-migrate linux-failover; do
         echo "SKIP $t: $why"
     done
     exit 0
@@ -190,9 +191,9 @@ xsave_check() {
 }
 xsave_check
 
-# --- linux-save-restore-3x, linux-migrate: one L1 run of linux_lifecycle.sh (the CLI, every step
+# --- linux-save-restore-3x, linux-migrate, linux-failover: one L1 run of linux_lifecycle.sh (the CLI, every step
 # a new process) on a 2-vCPU guest; that script prints the PASS/FAIL lines.
-lifecycle_tests="linux-save-restore-3x linux-migrate"
+lifecycle_tests="linux-save-restore-3x linux-migrate linux-failover"
 cli="$build/colo-replicate"
 if [ -z "$skip_linux" ] && [ ! -x "$cli" ]; then skip_linux="$cli is not built"; fi
 if [ -n "$skip_linux" ]; then
