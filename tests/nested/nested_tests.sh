@@ -37,6 +37,13 @@ trap 'rm -rf "$work"' EXIT
 
 show() { sed 's/^/  | /' "$1" | tail -n "${2:-25}"; }
 
+# Where the tests run: in an L1 under QEMU's TCG (this machine: kvm_pvm), or directly on a host
+# whose own KVM is hardware (kvm_intel/kvm_amd), where our VMM boots Linux without help.
+case "$("$l1" --mode 2>/dev/null)" in
+    direct) echo "nested tier: this host's KVM is hardware: the tests run directly on it (no L1)" ;;
+    *) echo "nested tier: the tests run in an L1 Linux under QEMU TCG (kvm_amd on emulated SVM)" ;;
+esac
+
 # Without an L1 kernel (no package mirror) nothing here can run: say so once per test.
 if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
     why="no L1 kernel: $(tail -1 "$work/prepare.log")"
@@ -212,7 +219,7 @@ extra = "quiet workload.mib=8 workload.ms=100 workload.rate=64"
 EOF
     start=$SECONDS
     "$l1" -t "$timeout_s" -f "$cli" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
-        -f "$here/linux_lifecycle.sh" -- sh "$here/linux_lifecycle.sh" "$cli" "$cfg" /tmp/lifecycle 3 > "$log" 2>&1
+        -f "$here/linux_lifecycle.sh" -- sh "$here/linux_lifecycle.sh" "$cli" "$cfg" "$work/lifecycle" 3 > "$log" 2>&1
     status=$?
     for t in $lifecycle_tests; do
         line=$(sed -n "s/^L1| \(\(PASS\|FAIL\) $t: .*\)/\1/p" "$log" | head -1)

@@ -6,6 +6,7 @@
 #
 #   run-in-l1.sh [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]...
 #   run-in-l1.sh --prepare      only fetch the L1 kernel and modules (exit 1 if that fails)
+#   run-in-l1.sh --mode         print where COMMAND would run: "l1" or "direct" (see below)
 #
 #   -m   L1 memory (default 1536). Files passed with -f live in L1's RAM (an initramfs).
 #   -t   give up after this many seconds (default 600); exit status 124 then.
@@ -20,6 +21,11 @@
 #
 # Costs here: about 7 s from start to COMMAND; inside, guest code runs natively under KVM but
 # every nested page fault is emulated (~190 us for a guest's first touch of a page).
+#
+# On a host whose own /dev/kvm is a hardware KVM (kvm_intel or kvm_amd, not kvm_pvm) there is no
+# need for an L1: COMMAND runs directly on the host, with the same "L1| " prefix and exit status,
+# so the nested tier tests the direct path there. COLO_NESTED=l1 or COLO_NESTED=direct forces
+# one or the other.
 set -euo pipefail
 
 mem=1536
@@ -27,6 +33,8 @@ timeout_s=600
 files=()
 prepare_only=""
 [ "${1:-}" = --prepare ] && { prepare_only=1; shift; set -- -- true; }
+show_mode=""
+[ "${1:-}" = --mode ] && { show_mode=1; shift; set -- -- true; }
 usage() { echo "usage: $0 [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]..." >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -39,6 +47,28 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 die() { echo "run-in-l1.sh: $*" >&2; exit 1; }
+
+# --- 0. A hardware KVM on this host: run COMMAND here.
+mode=${COLO_NESTED:-auto}
+case "$mode" in
+    auto) if [ -c /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] &&
+             { [ -d /sys/module/kvm_intel ] || [ -d /sys/module/kvm_amd ]; }; then mode=direct; else mode=l1; fi ;;
+    l1|direct) ;;
+    *) die "COLO_NESTED must be l1, direct or auto, not '$mode'" ;;
+esac
+[ -z "$show_mode" ] || { echo "$mode"; exit 0; }
+if [ "$mode" = direct ]; then
+    [ -z "$prepare_only" ] || exit 0
+    echo "run-in-l1.sh: running directly on this host's KVM (no L1)" >&2
+    here=$(mktemp -d)
+    trap 'rm -rf "$here"' EXIT
+    if [ $# -eq 1 ]; then set -- sh -c "$1"; fi
+    set +e
+    (cd "$here" && timeout "$timeout_s" "$@") 2>&1 | sed -u 's/^/L1| /'
+    status=${PIPESTATUS[0]}
+    [ "$status" != 124 ] || echo "run-in-l1.sh: the command did not finish within ${timeout_s}s" >&2
+    exit "$status"
+fi
 for tool in qemu-system-x86_64 cpio; do
     command -v "$tool" >/dev/null || die "$tool is missing (see debian-packages.txt)"
 done
