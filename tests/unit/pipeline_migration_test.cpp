@@ -32,13 +32,19 @@ struct Migration {
     ~Migration() {
         if (receiver.joinable()) receiver.join();
     }
+    std::string receiver_error;  // what the receiving side threw, if anything
+
     // The receiving side on its own thread, as `receive` runs it; join() before looking at it.
     void start_receiver() {
         receiver = std::thread([this] {
             SecondaryConfig sc = secondary_config(ProtectionMode::colo);
             sc.log = log.fn();
             Secondary secondary(destination, *receiver_end, sc, out.sink());
-            outcome = secondary.run();
+            try {
+                outcome = secondary.run();
+            } catch (const Error& e) {
+                receiver_error = e.what();
+            }
         });
     }
 };
@@ -114,25 +120,15 @@ TEST_CASE("pipeline migration: the round limit ends pre-copy even when the guest
 TEST_CASE("pipeline migration: a dropped link leaves the guest running at the source") {
     Migration m;
     m.sender_end->drop_after(5);
-    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
-    sc.log = m.log.fn();
-    std::string receiver_error;
-    std::thread receiver([&] {
-        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
-        try {
-            (void)secondary.run();
-        } catch (const LinkDown& e) {
-            receiver_error = e.what();
-        }
-    });
+    m.start_receiver();
     MigrateConfig mc;
     mc.precopy.batch_pages = 16;  // 16 batches: the link drops in the middle of the full pass
     mc.log = m.log.fn();
     CHECK_THROWS_WITH_AS((void)migrate(m.source, *m.sender_end, mc), doctest::Contains("the guest continues here"),
                          LinkDown);
-    receiver.join();
+    m.receiver.join();
     CHECK_FALSE(m.source.paused());
-    CHECK(receiver_error.find("before the guest was complete") != std::string::npos);
+    CHECK(m.receiver_error.find("before the guest was complete") != std::string::npos);
     CHECK(m.destination.paused());
 }
 
@@ -142,24 +138,14 @@ TEST_CASE("pipeline migration: a wrong page count in migration-commit is refused
         REQUIRE(std::holds_alternative<protocol::MigrationCommit>(msg));
         std::get<protocol::MigrationCommit>(msg).pages_total += 1;
     });
-    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
-    sc.log = m.log.fn();
-    std::string receiver_error;
-    std::thread receiver([&] {
-        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
-        try {
-            (void)secondary.run();
-        } catch (const Error& e) {
-            receiver_error = e.what();
-        }
-    });
+    m.start_receiver();
     MigrateConfig mc;
     mc.precopy.batch_pages = 16;
     mc.log = m.log.fn();
     // One full pass of 16 batches, no dirty rounds, one state record, then the commit.
     CHECK_THROWS_WITH_AS((void)migrate(m.source, *m.sender_end, mc),
                          doctest::Contains("receiver failed: secondary: migration-commit says 257 pages"), Error);
-    receiver.join();
-    CHECK(receiver_error == "secondary: migration-commit says 257 pages were sent, 256 arrived");
+    m.receiver.join();
+    CHECK(m.receiver_error == "secondary: migration-commit says 257 pages were sent, 256 arrived");
     CHECK_FALSE(m.source.paused());
 }
