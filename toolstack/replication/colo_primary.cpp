@@ -6,6 +6,7 @@
 #include "toolstack/protocol/record_types.hpp"
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
+#include "toolstack/replication/pipeline_clock.hpp"
 #include "toolstack/replication/stream_schedule.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
@@ -16,15 +17,6 @@ namespace {
 constexpr const char* kWho = "primary";
 // Longest time the loop blocks in receive() before it looks at divergence, requests and stop.
 constexpr Millis kMaxWait{10};
-
-Micros elapsed(Primary::Clock::time_point since) {
-    return std::chrono::duration_cast<Micros>(Primary::Clock::now() - since);
-}
-
-std::uint64_t now_ns() {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Primary::Clock::now().time_since_epoch()).count());
-}
 
 }  // namespace
 
@@ -148,7 +140,7 @@ bool Primary::pump(Clock::time_point until, const std::function<bool()>& done) {
         if (done && done()) return true;
         auto now = Clock::now();
         if (monitor_.heartbeat_due(now)) {
-            if (!try_send(protocol::Heartbeat{monitor_.heartbeat_sent(now), now_ns()})) return false;
+            if (!try_send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()})) return false;
         }
         const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(), now + kMaxWait});
         std::optional<protocol::Message> message;
@@ -215,7 +207,7 @@ void Primary::send_initial_sync() {
     if (!try_send(protocol::ReleasedOutput{offset}) || !try_send(protocol::EnterColo{0})) return;
     pvm_.resume();
     std::lock_guard lock(stats_mutex_);
-    stats_.enter_colo_pause = elapsed(sync_paused_at_);
+    stats_.enter_colo_pause = elapsed_since(sync_paused_at_);
 }
 
 bool Primary::await_loaded() {
@@ -253,7 +245,7 @@ bool Primary::await_colo_entry() {
                                       to_string(config_.mode) + ")");
     last_stream_ = Clock::now();
     std::lock_guard lock(stats_mutex_);
-    stats_.time_to_enter_colo = elapsed(sync_paused_at_);
+    stats_.time_to_enter_colo = elapsed_since(sync_paused_at_);
     return true;
 }
 
@@ -293,7 +285,7 @@ void Primary::send_checkpoint() {
     Micros pause{0};
     if (config_.early_resume) {
         pvm_.resume();
-        pause = elapsed(paused_at);
+        pause = elapsed_since(paused_at);
     }
 
     std::uint64_t pages = 0, bytes = 0;
@@ -324,7 +316,7 @@ void Primary::send_checkpoint() {
     if (sent) sent = try_send(protocol::CheckpointEnd{epoch, pages, static_cast<std::uint32_t>(state.size()), console_offset});
     if (!config_.early_resume) {
         pvm_.resume();
-        pause = elapsed(paused_at);
+        pause = elapsed_since(paused_at);
     }
     if (!sent) {
         pending_ |= frames;  // undelivered: keep them for whoever sends next

@@ -4,6 +4,7 @@
 #include <variant>
 
 #include "toolstack/replication/message_log.hpp"
+#include "toolstack/replication/pipeline_clock.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
 namespace colo {
@@ -12,15 +13,6 @@ namespace {
 
 constexpr const char* kWho = "secondary";
 constexpr std::uint64_t kFlushBatchPages = 256;
-
-Micros elapsed(Secondary::Clock::time_point since) {
-    return std::chrono::duration_cast<Micros>(Secondary::Clock::now() - since);
-}
-
-std::uint64_t now_ns() {
-    return static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(Secondary::Clock::now().time_since_epoch()).count());
-}
 
 }  // namespace
 
@@ -96,7 +88,7 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
         const auto now = Clock::now();
         std::optional<protocol::Message> message;
         try {
-            if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), now_ns()});
+            if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()});
             forward_console();
             const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(),
                                         now + config_.console_poll});
@@ -230,7 +222,7 @@ void Secondary::enter_colo(std::uint64_t epoch) {
     {
         std::lock_guard lock(stats_mutex_);
         stats_.pages_copied_entering_colo = copied;
-        stats_.enter_colo_pause = elapsed(paused_at);
+        stats_.enter_colo_pause = elapsed_since(paused_at);
     }
     send(protocol::CheckpointLoaded{epoch});
 }
@@ -329,7 +321,7 @@ void Secondary::apply_checkpoint(const protocol::CheckpointEnd& end) {
     epoch_ = end.epoch;
     staged_.reset();
     if (config_.mode == ProtectionMode::colo) svm_.resume();
-    const Micros pause = elapsed(paused_at);
+    const Micros pause = elapsed_since(paused_at);
     {
         std::lock_guard lock(stats_mutex_);
         ++stats_.checkpoints_applied;

@@ -5,17 +5,14 @@
 
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
+#include "toolstack/replication/pipeline_clock.hpp"
 #include "toolstack/replication/precopy_sender.hpp"
 
 namespace colo {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-Micros since(Clock::time_point start) {
-    return std::chrono::duration_cast<Micros>(Clock::now() - start);
-}
+using Clock = PipelineClock;
 
 // Waits for the receiver's CheckpointLoaded{0}; heartbeats are only signs of life here.
 void await_receiver(Channel& channel, const MigrateConfig& config) {
@@ -60,7 +57,7 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
         log_sent(config.log, "migrate", goodbye);
         channel.send(goodbye);
         await_receiver(channel, config);
-        result.downtime = since(paused_at);
+        result.downtime = elapsed_since(paused_at);
     } catch (const Error& e) {
         // The receiver never confirmed it runs the guest, so it keeps running here.
         std::string why = e.what();
@@ -85,7 +82,7 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
     result.pages_final = sender.pages_final();
     result.bytes_sent = sender.bytes_sent();
     result.throttle_percent = sender.throttle_percent();
-    result.total = since(start);
+    result.total = elapsed_since(start);
     return result;
 }
 

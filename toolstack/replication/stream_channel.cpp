@@ -4,6 +4,7 @@
 #include <variant>
 
 #include "toolstack/protocol/message_codec.hpp"
+#include "toolstack/replication/pipeline_clock.hpp"
 
 namespace colo {
 
@@ -55,9 +56,7 @@ void StreamChannel::start_keepalive(std::chrono::milliseconds period) {
             }
             if (due) {
                 try {
-                    send(protocol::Heartbeat{sequence++, static_cast<std::uint64_t>(
-                                                             std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                                 Clock::now().time_since_epoch()).count())});
+                    send(protocol::Heartbeat{sequence++, pipeline_now_ns()});
                 } catch (const Error&) {
                     return;  // the link is gone; the pipeline finds out on its own send or receive
                 }
