@@ -98,6 +98,20 @@ void bench_boot_pause_state(int samples) {
 constexpr std::array<std::uint8_t, 14> kWriter = {0x88, 0x07, 0x48, 0x01, 0xd7, 0x48, 0xff,
                                                   0xc9, 0x75, 0xf6, 0x88, 0x03, 0xeb, 0xfe};
 
+// Points the writer (kWriter) at `pages` pages from 16 MiB on, one byte each, ending with a store
+// to an MMIO address that stops the run.
+void start_writer(Vcpu& vcpu, const EntryState& entry, std::uint64_t pages) {
+    enter_long_mode(vcpu, entry);
+    auto regs = vcpu.get_regs();
+    regs.rdi = std::uint64_t{16} << 20;
+    regs.rcx = pages;
+    regs.rdx = kPageSize;
+    regs.rax = 1;
+    regs.rbx = 0xd0000000;
+    vcpu.set_regs(regs);
+}
+
+
 void bench_harvest() {
     System system;
     Vm vm = system.create_vm();
@@ -117,14 +131,7 @@ void bench_harvest() {
     ram.harvest_dirty(bitmap);
 
     const auto write = [&](std::uint64_t pages) {
-        enter_long_mode(vcpu, entry);
-        auto regs = vcpu.get_regs();
-        regs.rdi = std::uint64_t{16} << 20;
-        regs.rcx = pages;
-        regs.rdx = kPageSize;
-        regs.rax = 1;
-        regs.rbx = 0xd0000000;
-        vcpu.set_regs(regs);
+        start_writer(vcpu, entry, pages);
         const auto t0 = Clock::now();
         while (!vcpu.run()) {
         }
@@ -197,14 +204,7 @@ void bench_dirty_ring() {
         harvest_ms += ms_since(h0);
     };
     const auto write = [&](std::uint64_t pages) {
-        enter_long_mode(vcpu, entry);
-        auto regs = vcpu.get_regs();
-        regs.rdi = std::uint64_t{16} << 20;
-        regs.rcx = pages;
-        regs.rdx = kPageSize;
-        regs.rax = 1;
-        regs.rbx = 0xd0000000;
-        vcpu.set_regs(regs);
+        start_writer(vcpu, entry, pages);
         const auto t0 = Clock::now();
         for (;;) {
             if (!vcpu.run()) continue;
