@@ -111,7 +111,6 @@ void start_writer(Vcpu& vcpu, const EntryState& entry, std::uint64_t pages) {
     vcpu.set_regs(regs);
 }
 
-
 void bench_harvest() {
     System system;
     Vm vm = system.create_vm();
