@@ -70,6 +70,16 @@ std::uint64_t PageStaging::copy(GuestMemory& memory, const DirtyBitmap& frames, 
     });
 }
 
+void PageStaging::prepare(std::size_t batches, std::uint64_t batch_pages) {
+    while (batches_.size() < batches) batches_.emplace_back(protocol::PageBatch{});
+    for (auto& message : batches_) {
+        auto& batch = std::get<protocol::PageBatch>(message);
+        batch.frames.reserve(batch_pages);
+        // resize() writes every byte: the pages are faulted in here, not in the paused copy.
+        if (batch.data.size() < batch_pages * kPageSize) batch.data.resize(batch_pages * kPageSize);
+    }
+}
+
 void check_page_batch(const protocol::PageBatch& batch, const std::vector<MemoryRegion>& regions) {
     if (batch.data.size() != batch.frames.size() * kPageSize) {
         throw Error("replication: page-batch carries " + std::to_string(batch.data.size()) +

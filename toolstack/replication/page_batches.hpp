@@ -30,6 +30,9 @@ class PageStaging {
 public:
     // Replaces the contents with the frames set in `frames`. Returns the number of pages.
     std::uint64_t copy(GuestMemory& memory, const DirtyBitmap& frames, std::uint64_t batch_pages);
+    // Allocates and touches buffers for `batches` batches of `batch_pages` pages now, while the
+    // guest runs, so the first checkpoints do not fault them in while it is paused.
+    void prepare(std::size_t batches, std::uint64_t batch_pages);
     [[nodiscard]] std::size_t size() const { return used_; }
     // A Message holding the i-th PageBatch.
     [[nodiscard]] const protocol::Message& operator[](std::size_t i) const { return batches_[i]; }
