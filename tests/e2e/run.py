@@ -34,6 +34,16 @@ def guest_config(ws, name, **overrides):
     return ws.write_config(name + '.cfg', **keys)
 
 
+def start_pair(ws, name, **overrides):
+    """Host B listening (`receive`) and host A running a new guest: how every two-host test starts.
+    Returns (a, b, log_a, log_b, address, receiver_pid, guest_pid)."""
+    a, b = ws.host('hostA'), ws.host('hostB')
+    log_a, log_b = ws.path('a.log'), ws.path('b.log')
+    address, receiver, _ = b.receive(log_b, HEARTBEAT_MS)
+    pid = a.create(guest_config(ws, name, **overrides), log_a)
+    return a, b, log_a, log_b, address, receiver, pid
+
+
 def seq_count(path):
     return count_seq_lines(read_bytes(path))
 
@@ -188,10 +198,7 @@ def test_save_restore(binary, rounds=20):
 def test_migration(binary):
     ws = Workspace(binary, 'migrate')
     try:
-        a, b = ws.host('hostA'), ws.host('hostB')
-        log_a, log_b = ws.path('a.log'), ws.path('b.log')
-        address, receiver, _ = b.receive(log_b, HEARTBEAT_MS)
-        pid = a.create(guest_config(ws, 'mig'), log_a)
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'mig')
         wait_lines(log_a, 10, 10, 'the guest to print')
         r = a.ok('migrate', 'mig', address)
         for field in ('downtime_us=', 'passes=', 'bytes='):
@@ -221,10 +228,7 @@ def failover_run(binary, mode, run, delay, rng_seed):
     ws = Workspace(binary, 'kill-%s-%d' % (mode, run))
     keep = False
     try:
-        a, b = ws.host('hostA'), ws.host('hostB')
-        log_a, log_b = ws.path('a.log'), ws.path('b.log')
-        address, receiver, _ = b.receive(log_b, HEARTBEAT_MS)
-        pid = a.create(guest_config(ws, 'prot', seed=rng_seed), log_a)
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'prot', seed=rng_seed)
         wait_lines(log_a, 2, 10, 'the guest to print')
         extra = ['--remus', '-i', '100'] if mode == 'remus' else []
         a.ok('protect', 'prot', address, '--heartbeat-timeout', HEARTBEAT_MS, *extra)
@@ -299,10 +303,7 @@ def make_failover_test(mode, runs, seed):
 def test_secondary_killed(binary):
     ws = Workspace(binary, 'killsecondary')
     try:
-        a, b = ws.host('hostA'), ws.host('hostB')
-        log_a = ws.path('a.log')
-        address, receiver, _ = b.receive(ws.path('b.log'), HEARTBEAT_MS)
-        pid = a.create(guest_config(ws, 'sec'), log_a)
+        a, b, log_a, _, address, receiver, pid = start_pair(ws, 'sec')
         a.ok('protect', 'sec', address, '--heartbeat-timeout', HEARTBEAT_MS)
         time.sleep(1.0)
         check(a.state('sec') == 'protected', 'before the kill the primary is %s' % a.state('sec'))
@@ -373,10 +374,7 @@ def test_hostile_streams(binary):
 def test_forced_failover(binary):
     ws = Workspace(binary, 'failover')
     try:
-        a, b = ws.host('hostA'), ws.host('hostB')
-        log_a, log_b = ws.path('a.log'), ws.path('b.log')
-        address, receiver, _ = b.receive(log_b, HEARTBEAT_MS)
-        pid = a.create(guest_config(ws, 'fo'), log_a)
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'fo')
         a.ok('protect', 'fo', address, '--heartbeat-timeout', HEARTBEAT_MS)
         time.sleep(0.5)
         check(b.state('fo') == 'protecting', 'before failover the secondary is %s' % b.state('fo'))
