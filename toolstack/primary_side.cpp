@@ -133,6 +133,9 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     config.precopy.auto_converge = options.flag("auto_converge", true);
     config.log = notice_log(service_.config().name);
     const bool cache_backup = options.flag("cache_backup", true);
+    // Every value is checked before anything is connected, sent or paused: a refusal leaves the
+    // guest and the would-be secondary exactly as they were.
+    validate(config);
 
     // A previous, finished protection (the secondary was lost) gives way to the new one.
     if (worker_.joinable()) {
@@ -158,19 +161,21 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         // console): paused, so the gate's first offset is exactly where the guest's stream stands.
         const bool was_paused = guest.paused();
         guest.pause();
-        config.console_offset = arrival_.console_offset();
-        primary_ = std::make_unique<Primary>(guest, link_->channel(), config, publish);
+        try {
+            config.console_offset = arrival_.console_offset();
+            primary_ = std::make_unique<Primary>(guest, link_->channel(), config, publish);
+        } catch (...) {
+            if (!was_paused) guest.resume();
+            throw;
+        }
         if (!was_paused) guest.resume();
     } else {
         primary_ = std::make_unique<Primary>(guest, link_->channel(), config, publish);
     }
     service_.set_mode(mode + " primary");
-    worker_ = std::jthread([this, mode](std::stop_token stop) {
-        try {
-            primary_->run(stop);
-        } catch (const std::exception& e) {
-            std::cerr << "colo-replicate[" << service_.config().name << "]: protection failed: " << e.what() << std::endl;
-        }
+    worker_ = std::jthread([this](std::stop_token stop) {
+        // run() ends protection itself whatever fails (the reason is in status); it never throws.
+        primary_->run(stop);
         service_.set_mode(primary_->role() == Role::unprotected ? "unprotected" : "-");
     });
 }

@@ -59,13 +59,14 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"pages_streamed", std::to_string(s.pages_streamed)},
         {"bytes_sent", std::to_string(s.bytes_sent)},
         {"output_released", std::to_string(s.output_released)},
+        {"phase", s.phase},
     };
     if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
     return f;
 }
 
 StatusFields status_fields(const SecondaryStats& s) {
-    return {
+    StatusFields f{
         {"role", "secondary"},
         {"state", s.state},
         {"mode", s.mode},
@@ -82,7 +83,10 @@ StatusFields status_fields(const SecondaryStats& s) {
         {"pause_p99_us", us(s.pause_p99)},
         {"pause_max_us", us(s.pause_max)},
         {"primary_released", std::to_string(s.primary_released)},
+        {"phase", s.phase},
     };
+    if (!s.stopped_reason.empty()) f.emplace_back("stopped", s.stopped_reason);
+    return f;
 }
 
 std::string to_json(const StatusFields& fields) {

@@ -159,7 +159,8 @@ TEST_CASE("pipeline checkpoint: altered messages are rejected with a clear error
     const std::vector<Case> cases = {
         {"wrong page count", 4,
          [](protocol::Message& m) { std::get<protocol::CheckpointEnd>(m).pages += 1; },
-         "secondary: checkpoint-end for epoch 1 claims 17 pages and 1 state records; epoch 1 brought 16 and 1"},
+         "secondary: checkpoint-end for epoch 1 claims 17 pages, 1 state and 1 device records; epoch 1 brought 16, "
+         "1 and 1"},
         {"wrong epoch", 0, [](protocol::Message& m) { std::get<protocol::CheckpointBegin>(m).epoch = 5; },
          "secondary: checkpoint-begin for epoch 5, expected 1"},
         {"frame outside memory", 1,
@@ -168,7 +169,7 @@ TEST_CASE("pipeline checkpoint: altered messages are rejected with a clear error
         {"short page data", 1, [](protocol::Message& m) { std::get<protocol::PageBatch>(m).data.resize(100); },
          "replication: page-batch carries 100 bytes for 16 frames (expected 65536)"},
         {"message out of place", 2, [](protocol::Message& m) { m = protocol::EnterColo{1}; },
-         "secondary: unexpected enter-colo while protecting"},
+         "secondary: unexpected enter-colo in phase checkpoint"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.what);

@@ -264,9 +264,10 @@ TEST_CASE("pipeline exactly once: a checkpoint's held output is checked before t
     // Messages of the checkpoint: 0 begin, 1 batch, 2 state, 3 output, 4 end.
     const std::vector<Case> cases = {
         {"output missing", [](protocol::Message& m) { m = protocol::Heartbeat{1, 1}; },
-         "secondary: checkpoint-end for epoch 1 without checkpoint-output (the PVM's held console bytes)"},
+         "secondary: checkpoint-end for epoch 1 claims 1 pages, 1 state and 1 device records; epoch 1 brought 1, "
+         "1 and 0"},
         {"output short", [](protocol::Message& m) { std::get<protocol::CheckpointOutput>(m).bytes.pop_back(); },
-         "secondary: checkpoint-output ends at console offset 13, checkpoint-end says 14"},
+         "secondary: checkpoint-output ends at console offset 13, its pieces say 14"},
         {"output before the released offset",
          [](protocol::Message& m) { std::get<protocol::CheckpointOutput>(m).offset = 2; },
          "secondary: checkpoint-output starts at console offset 2, before 5 which the primary reported released"},
@@ -288,8 +289,8 @@ TEST_CASE("pipeline exactly once: a checkpoint's held output is checked before t
     Pair pair(primary_config(ProtectionMode::remus), secondary_config(ProtectionMode::remus));
     pair.protect();
     pair.to_secondary->send(protocol::CheckpointBegin{1});
-    pair.to_secondary->send(protocol::CheckpointOutput{0, bytes_of("ab")});
-    pair.to_secondary->send(protocol::CheckpointOutput{3, bytes_of("cd")});
+    pair.to_secondary->send(protocol::CheckpointOutput{0, bytes_of("ab"), 5});
+    pair.to_secondary->send(protocol::CheckpointOutput{3, bytes_of("cd"), 5});
     CHECK_THROWS_WITH_AS(pair.settle(),
                          "secondary: checkpoint-output at console offset 3 does not continue the previous piece "
                          "(expected 2)",

@@ -52,10 +52,10 @@ TEST_CASE("protocol codec: edge values round trip (empty, maximum sizes, extreme
         PageBatch{},
         DeviceState{StateRecord{0xffffffffu, 0xffffffffu, {}}},
         DeviceState{StateRecord{1, 1, pattern_bytes(kMaxDeviceStateBytes, 3)}},
-        CheckpointEnd{UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT64_MAX},
+        CheckpointEnd{UINT64_MAX, UINT64_MAX, UINT32_MAX, UINT32_MAX},
         SecondaryOutput{UINT64_MAX - kMaxSecondaryOutputBytes, pattern_bytes(kMaxSecondaryOutputBytes, 4)},
-        CheckpointOutput{0, {}},
-        CheckpointOutput{UINT64_MAX - kMaxCheckpointOutputBytes, pattern_bytes(kMaxCheckpointOutputBytes, 8)},
+        CheckpointOutput{0, {}, 0},
+        CheckpointOutput{UINT64_MAX - kMaxCheckpointOutputBytes, pattern_bytes(kMaxCheckpointOutputBytes, 8), UINT64_MAX},
         Goodbye{std::string(kMaxReasonBytes, 'g')},
     };
     std::vector<std::uint64_t> frames;
@@ -140,8 +140,10 @@ TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {
           "secondary-output: offset 18446744073709551615 plus 2 bytes overflows");
     CHECK(error_of([&] { (void)encode(CheckpointOutput{UINT64_MAX - 1, pattern_bytes(2, 1)}); }) ==
           "checkpoint-output: offset 18446744073709551614 plus 2 bytes overflows");
-    CHECK(error_of([&] { (void)encode(CheckpointOutput{0, pattern_bytes(kMaxCheckpointOutputBytes + 1, 1)}); }) ==
+    CHECK(error_of([&] { (void)encode(CheckpointOutput{0, pattern_bytes(kMaxCheckpointOutputBytes + 1, 1), UINT64_MAX}); }) ==
           "checkpoint-output: 1048577 bytes, the limit is 1048576");
+    CHECK(error_of([&] { (void)encode(CheckpointOutput{10, pattern_bytes(3, 1), 12}); }) ==
+          "checkpoint-output: offset 10 plus 3 bytes passes its end 12");
     CHECK(error_of([&] { (void)encode(DeviceState{StateRecord{4, 1, std::vector<std::byte>(kMaxDeviceStateBytes + 1)}}); }) ==
           "device-state: state tag 4 is 16777217 bytes, the limit is 16777216");
 

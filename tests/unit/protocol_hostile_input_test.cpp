@@ -55,7 +55,7 @@ std::vector<std::byte> record_head(std::uint32_t type, std::uint32_t length) {
 
 std::vector<Message> small_stream_messages() {
     return {GuestConfigText{"memory = 4\n"}, CheckpointBegin{5}, sample_pages({2}, 3),
-            DeviceState{StateRecord{1, 2, pattern_bytes(13, 1)}}, CheckpointOutput{70, pattern_bytes(7, 2)},
+            DeviceState{StateRecord{1, 2, pattern_bytes(13, 1)}}, CheckpointOutput{70, pattern_bytes(7, 2), 80},
             CheckpointEnd{5, 1, 1, 77},
             Heartbeat{1, 2}, Goodbye{"done"}};
 }
@@ -198,19 +198,19 @@ TEST_CASE("protocol hostile input: well-framed records with bad bodies") {
         return error_of([&] { (void)read_message(source, sample_header()); });
     };
     CHECK(read_one(6, pattern_bytes(7, 1)) == "checkpoint-begin: body is 7 bytes, expected 8");
-    CHECK(read_one(7, pattern_bytes(24, 1)) == "checkpoint-end: body is 24 bytes, expected 32");
+    CHECK(read_one(7, pattern_bytes(16, 1)) == "checkpoint-end: body is 16 bytes, expected 24");
     CHECK(error_of([] { std::vector<std::byte> out; append_record(out, 7, pattern_bytes(40, 1)); }) ==
-          "record checkpoint-end: body length 40 exceeds the limit of 32 bytes");
-    auto end = encode(CheckpointEnd{1, 2, 3, 4});
-    std::vector<std::byte> end_body(end.begin() + 8, end.begin() + 40);
-    end_body[20] = std::byte{1};
-    CHECK(read_one(7, end_body) == "checkpoint-end: reserved field is 1, must be 0");
+          "record checkpoint-end: body length 40 exceeds the limit of 24 bytes");
+    auto batch = encode(PageBatch{{Pfn{1}}, std::vector<std::byte>(colo::kPageSize, std::byte{7})});
+    std::vector<std::byte> batch_body(batch.begin() + 8, batch.begin() + 8 + 16 + colo::kPageSize);
+    batch_body[4] = std::byte{1};
+    CHECK(read_one(2, batch_body) == "page-batch: reserved field is 1, must be 0");
     CHECK(read_one(3, pattern_bytes(5, 1)) == "device-state: body ends 3 bytes early");
-    CHECK(read_one(15, pattern_bytes(6, 1)) == "checkpoint-output: body ends 2 bytes early");
-    std::vector<std::byte> wraps;  // offset UINT64_MAX - 2 with 4 bytes behind it
-    for (int i = 0; i < 8; ++i) wraps.push_back(std::byte{0xff});
+    CHECK(read_one(15, pattern_bytes(14, 1)) == "checkpoint-output: body ends 2 bytes early");
+    std::vector<std::byte> wraps;  // offset UINT64_MAX - 2, end UINT64_MAX, with 4 bytes behind them
+    for (int i = 0; i < 16; ++i) wraps.push_back(std::byte{0xff});
     wraps[0] = std::byte{0xfd};
-    wraps.resize(12, std::byte{'x'});
+    wraps.resize(20, std::byte{'x'});
     CHECK(read_one(15, wraps) == "checkpoint-output: offset 18446744073709551613 plus 4 bytes overflows");
 
     // page-batch: the count and the body length must agree.

@@ -46,7 +46,7 @@ inline std::vector<Message> one_of_each_message() {
         MigrationCommit{0x0102030405060708ull},
         EnterColo{42},
         CheckpointBegin{0x1122334455667788ull},
-        CheckpointEnd{43, 1000, 7, 0xfedcba9876543210ull},
+        CheckpointEnd{43, 1000, 7, 0xfedcba98u},
         CheckpointLoaded{43},
         Heartbeat{9, 123456789012345ull},
         SecondaryOutput{4096, pattern_bytes(77, 5)},
@@ -54,7 +54,7 @@ inline std::vector<Message> one_of_each_message() {
         Goodbye{"operator asked to stop"},
         Failure{"send page batch: Connection reset by peer"},
         ReplicationSetup{ReplicationPurpose::remus, false},
-        CheckpointOutput{0x0a0b0c0d0e0f1011ull, pattern_bytes(45, 6)},
+        CheckpointOutput{0x0a0b0c0d0e0f1011ull, pattern_bytes(45, 6), 0x0a0b0c0d0e0f2011ull},
     };
 }
 

@@ -94,6 +94,10 @@ void validate_one(const CheckpointOutput& m, std::span<const MemoryRegion>) {
     if (m.offset > UINT64_MAX - m.bytes.size())
         fail(RecordType::checkpoint_output, "offset " + std::to_string(m.offset) + " plus " +
                                                 std::to_string(m.bytes.size()) + " bytes overflows");
+    if (m.offset + m.bytes.size() > m.end)
+        fail(RecordType::checkpoint_output, "offset " + std::to_string(m.offset) + " plus " +
+                                                std::to_string(m.bytes.size()) + " bytes passes its end " +
+                                                std::to_string(m.end));
 }
 void validate_one(const ReplicationSetup& m, std::span<const MemoryRegion>) {
     const auto purpose = static_cast<std::uint32_t>(m.purpose);
@@ -136,8 +140,7 @@ void encode_body(std::vector<std::byte>& out, const CheckpointEnd& m) {
     append_u64(out, m.epoch);
     append_u64(out, m.pages);
     append_u32(out, m.state_records);
-    append_u32(out, 0);
-    append_u64(out, m.console_offset);
+    append_u32(out, m.device_records);
 }
 void encode_body(std::vector<std::byte>& out, const CheckpointLoaded& m) { append_u64(out, m.epoch); }
 void encode_body(std::vector<std::byte>& out, const Heartbeat& m) {
@@ -150,6 +153,7 @@ void encode_body(std::vector<std::byte>& out, const SecondaryOutput& m) {
 }
 void encode_body(std::vector<std::byte>& out, const CheckpointOutput& m) {
     append_u64(out, m.offset);
+    append_u64(out, m.end);
     append_bytes(out, m.bytes);
 }
 void encode_body(std::vector<std::byte>& out, const ReleasedOutput& m) { append_u64(out, m.offset); }
@@ -221,13 +225,12 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
         case RecordType::enter_colo: in.expect_size(8); return EnterColo{in.u64()};
         case RecordType::checkpoint_begin: in.expect_size(8); return CheckpointBegin{in.u64()};
         case RecordType::checkpoint_end: {
-            in.expect_size(32);
+            in.expect_size(24);
             CheckpointEnd end;
             end.epoch = in.u64();
             end.pages = in.u64();
             end.state_records = in.u32();
-            in.reserved32();
-            end.console_offset = in.u64();
+            end.device_records = in.u32();
             return end;
         }
         case RecordType::checkpoint_loaded: in.expect_size(8); return CheckpointLoaded{in.u64()};
@@ -247,6 +250,7 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
         case RecordType::checkpoint_output: {
             CheckpointOutput output;
             output.offset = in.u64();
+            output.end = in.u64();
             output.bytes = in.rest();
             return output;
         }

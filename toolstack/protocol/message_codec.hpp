@@ -8,7 +8,7 @@
 //   migration-commit    u64 pages_total
 //   enter-colo          u64 epoch
 //   checkpoint-begin    u64 epoch
-//   checkpoint-end      u64 epoch, u64 pages, u32 state_records, u32 reserved 0, u64 console_offset
+//   checkpoint-end      u64 epoch, u64 pages, u32 state_records, u32 device_records
 //   checkpoint-loaded   u64 epoch
 //   heartbeat           u64 sequence, u64 sent_ns
 //   secondary-output    u64 offset, bytes (≤ 1 MiB)
@@ -16,7 +16,7 @@
 //   goodbye             reason text (no NUL), ≤ 4 KiB
 //   failure             message text (no NUL), ≤ 4 KiB
 //   replication-setup   u32 purpose (1 migrate, 2 colo, 3 remus), u32 flags (bit 0 cache backup)
-//   checkpoint-output   u64 offset, bytes (≤ 1 MiB)
+//   checkpoint-output   u64 offset, u64 end, bytes (≤ 1 MiB; offset + length ≤ end)
 #pragma once
 
 #include <cstddef>

@@ -88,23 +88,25 @@ struct CheckpointBegin {
 };
 
 // Closes a checkpoint. The counts let the receiver verify it got the whole checkpoint before it
-// touches the SVM: pages and state records since the matching CheckpointBegin.
+// touches the SVM: pages, state records and checkpoint-device records (CheckpointOutput, ...)
+// since the matching CheckpointBegin. Each device then checks its own records are whole.
 struct CheckpointEnd {
     std::uint64_t epoch = 0;
     std::uint64_t pages = 0;
     std::uint32_t state_records = 0;
-    std::uint64_t console_offset = 0;  // PVM console bytes produced up to the checkpoint's pause
+    std::uint32_t device_records = 0;
     bool operator==(const CheckpointEnd&) const = default;
 };
 
-// Inside a checkpoint, before CheckpointEnd: PVM console bytes the primary holds (produced, not yet
-// released), starting at console offset `offset`. The pieces of one checkpoint are consecutive;
-// the first starts where the primary's release stood at the pause and the last ends at
-// CheckpointEnd::console_offset (one empty piece when nothing is held). With them a survivor can
-// release every byte the dead primary might not have.
+// The console device's checkpoint record. Inside a checkpoint, before CheckpointEnd: PVM console
+// bytes the primary holds (produced, not yet released), starting at console offset `offset`. The
+// pieces of one checkpoint are consecutive; the first starts where the primary's release stood at
+// the pause and the last ends at `end`, the console offset of the pause (one empty piece when
+// nothing is held). With them a survivor can release every byte the dead primary might not have.
 struct CheckpointOutput {
     std::uint64_t offset = 0;
     std::vector<std::byte> bytes;
+    std::uint64_t end = 0;  // where the last piece of this checkpoint ends (the same in every piece)
     bool operator==(const CheckpointOutput&) const = default;
 };
 

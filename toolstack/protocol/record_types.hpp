@@ -64,7 +64,7 @@ inline constexpr std::array<RecordTypeInfo, 15> kRecordTypes{{
     {RecordType::migration_commit, "migration-commit", 8},
     {RecordType::enter_colo, "enter-colo", 8},
     {RecordType::checkpoint_begin, "checkpoint-begin", 8},
-    {RecordType::checkpoint_end, "checkpoint-end", 32},
+    {RecordType::checkpoint_end, "checkpoint-end", 24},
     {RecordType::checkpoint_loaded, "checkpoint-loaded", 8},
     {RecordType::heartbeat, "heartbeat", 16},
     {RecordType::secondary_output, "secondary-output", 8 + kMaxSecondaryOutputBytes},
@@ -72,7 +72,7 @@ inline constexpr std::array<RecordTypeInfo, 15> kRecordTypes{{
     {RecordType::goodbye, "goodbye", kMaxReasonBytes},
     {RecordType::failure, "failure", kMaxReasonBytes},
     {RecordType::replication_setup, "replication-setup", 8},
-    {RecordType::checkpoint_output, "checkpoint-output", 8 + kMaxCheckpointOutputBytes},
+    {RecordType::checkpoint_output, "checkpoint-output", 16 + kMaxCheckpointOutputBytes},
 }};
 
 // The description of a known type, or nullptr.

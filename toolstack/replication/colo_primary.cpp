@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "toolstack/protocol/message_codec.hpp"
 #include "toolstack/protocol/record_types.hpp"
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
@@ -14,6 +15,9 @@ namespace colo {
 
 namespace {
 
+using transaction::PrimaryPhase;
+using transaction::Step;
+
 constexpr const char* kWho = "primary";
 // Longest time the loop blocks in receive() before it looks at divergence, requests and stop.
 constexpr Millis kMaxWait{10};
@@ -21,40 +25,41 @@ constexpr Millis kMaxWait{10};
 // much as a checkpoint at 10k dirty pages/s carries with room to spare; more grow on demand.
 constexpr std::size_t kStagingBatches = 4;
 
+const PrimaryConfig& validated(const PrimaryConfig& config) {
+    validate(config);
+    return config;
+}
+
 }  // namespace
 
-Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSink sink)
+Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSink sink,
+                 std::vector<std::unique_ptr<PrimaryDevice>> devices)
     : pvm_(pvm),
       channel_(channel),
-      config_(std::move(config)),
-      gate_(std::move(sink), config_.console_offset, OutputGate::Matching::on_pipeline_thread),
+      config_(validated(config)),
       monitor_(config_.link, Clock::now()),
       precopy_(pvm, channel, config_.precopy, config_.log, kWho),
       pending_(pvm.memory().frame_limit()) {
-    if (config_.checkpoint_interval.count() <= 0 || config_.max_checkpoint_interval.count() <= 0) {
-        throw Error("primary: checkpoint intervals must be positive");
-    }
-    if (config_.stream && config_.stream_period.count() <= 0) {
-        throw Error("primary: the stream period must be positive");
-    }
+    auto console = std::make_unique<console_device::Primary>(pvm_, std::move(sink), config_.console_offset);
+    console_ = console.get();
+    devices_.push_back(std::move(console));
+    for (auto& device : devices) devices_.push_back(std::move(device));
+    device_send_ = [this](const protocol::Message& message) { send(message); };
     stats_.mode = to_string(config_.mode);
-    pvm_.set_console_sink([this](std::span<const std::byte> bytes) { gate_.pvm_output(bytes); });
 }
 
-Primary::~Primary() {
-    try {
-        pvm_.set_console_sink({});
-    } catch (...) {
-        // A destructor never throws; the backend is going away with us anyway.
-    }
-}
+Primary::~Primary() = default;
 
 Millis Primary::checkpoint_period() const {
     return config_.mode == ProtectionMode::remus ? config_.checkpoint_interval : config_.max_checkpoint_interval;
 }
 
+bool Primary::device_wants_checkpoint() const {
+    return std::any_of(devices_.begin(), devices_.end(), [](const auto& d) { return d->wants_checkpoint(); });
+}
+
 bool Primary::checkpoint_due(Clock::time_point now) const {
-    return checkpoint_requested_ || gate_.diverged() || now >= last_checkpoint_ + checkpoint_period();
+    return device_wants_checkpoint() || now >= last_checkpoint_ + checkpoint_period();
 }
 
 void Primary::send(const protocol::Message& message) {
@@ -62,158 +67,175 @@ void Primary::send(const protocol::Message& message) {
     channel_.send(message);
 }
 
-bool Primary::try_send(const protocol::Message& message) {
+bool Primary::guarded(const std::function<void()>& step) {
     try {
-        send(message);
-        return true;
-    } catch (const Error& e) {
+        step();
+        return state_.role() == Role::syncing || state_.role() == Role::protecting;
+    } catch (const std::exception& e) {
         lose_link(e);
         return false;
     }
 }
 
-void Primary::lose_link(const Error& error) {
+void Primary::lose_link(const std::exception& error) noexcept {
     if (dynamic_cast<const LinkDown*>(&error)) {
-        if (auto words = last_words(channel_)) {
-            handle(*words);  // Failure or Goodbye: loses the secondary with its own reason
-            return;
+        try {
+            if (auto words = last_words(channel_)) {
+                handle(*words);  // Failure or Goodbye: loses the secondary with its own reason
+                return;
+            }
+        } catch (const std::exception&) {
+            // Nothing readable was left: the link's own error is the reason.
         }
     }
     lose_secondary(error.what());
 }
 
-void Primary::lose_secondary(const std::string& reason) {
+std::string Primary::leave_protection() noexcept {
+    std::string trouble;
+    if (in_flight_) {
+        pending_ |= in_flight_->frames;  // it will never commit: its frames are undelivered
+        in_flight_.reset();
+    }
+    for (auto& device : devices_) device->teardown();
+    try {
+        pvm_.stop_dirty_log();
+    } catch (const std::exception& e) {
+        trouble = std::string("stopping dirty logging: ") + e.what();
+    }
+    try {
+        if (pvm_.paused()) pvm_.resume();
+    } catch (const std::exception& e) {
+        trouble = std::string("the guest could not be resumed: ") + e.what();
+    }
+    return trouble;
+}
+
+void Primary::lose_secondary(const std::string& reason) noexcept {
     if (!state_.transition(Role::protecting, Role::unprotected) &&
         !state_.transition(Role::syncing, Role::unprotected)) {
         return;  // already lost or stopped: someone else made the change
     }
-    config_.log(LogLevel::notice, "colo primary: secondary lost (" + reason + "); guest " + pvm_.name() +
-                                      " continues UNPROTECTED");
-    in_flight_.reset();
-    gate_.checkpoint_abandoned();
-    gate_.set_mode(OutputGate::Mode::unprotected);
+    phase_ = PrimaryPhase::unprotected;
     // Tell a secondary that is still listening not to take over: the PVM is alive.
     try {
         channel_.send(protocol::Failure{"primary dropped the secondary: " + reason});
-    } catch (const Error&) {
+    } catch (const std::exception&) {
         // The link is gone; there is nobody to tell.
     }
     channel_.close();
+    const std::string trouble = leave_protection();
     try {
-        pvm_.stop_dirty_log();
-        if (pvm_.paused()) pvm_.resume();
-    } catch (const Error& e) {
-        config_.log(LogLevel::notice, std::string("colo primary: after losing the secondary: ") + e.what());
+        config_.log(LogLevel::notice, "colo primary: secondary lost (" + reason + "); guest " + pvm_.name() +
+                                          " continues UNPROTECTED" + (trouble.empty() ? "" : "; " + trouble));
+        std::lock_guard lock(stats_mutex_);
+        stats_.protection_lost_reason = trouble.empty() ? reason : reason + "; " + trouble;
+    } catch (...) {
+        // Out of memory for a message: the role and phase already say what happened.
     }
-    std::lock_guard lock(stats_mutex_);
-    stats_.protection_lost_reason = reason;
+}
+
+PrimaryDevice& Primary::device_for(const protocol::Message& message) {
+    for (auto& device : devices_) {
+        if (device->owns(message)) return *device;
+    }
+    throw Error(std::string("primary: no checkpoint device takes ") + protocol::message_name(message));
 }
 
 void Primary::handle(const protocol::Message& message) {
     log_received(config_.log, kWho, message);
-    if (std::holds_alternative<protocol::Heartbeat>(message)) return;
-    if (const auto* out = std::get_if<protocol::SecondaryOutput>(&message)) {
-        if (config_.mode == ProtectionMode::colo && !gate_.svm_output(out->offset, out->bytes)) {
-            config_.log(LogLevel::debug, "primary: console output diverged; checkpoint now");
+    const PrimaryPhase phase = phase_;
+    switch (transaction::primary_step(phase, protocol::record_type_of(message))) {
+        case Step::alive: return;
+        case Step::device: device_for(message).receive(message); return;
+        case Step::acknowledge: {
+            const auto& loaded = std::get<protocol::CheckpointLoaded>(message);
+            if (!in_flight_ || in_flight_->loaded || loaded.epoch != in_flight_->epoch) {
+                throw Error("primary: unexpected checkpoint-loaded for epoch " + std::to_string(loaded.epoch) +
+                            (in_flight_ ? " (expected " + std::to_string(in_flight_->epoch) + ")"
+                                        : std::string(" (no checkpoint in flight)")));
+            }
+            in_flight_->loaded = true;
+            return;
         }
-        return;
+        case Step::lose_secondary:
+            if (const auto* failure = std::get_if<protocol::Failure>(&message)) {
+                lose_secondary("the secondary failed: " + failure->message);
+            } else {
+                lose_secondary("the secondary left: " + std::get<protocol::Goodbye>(message).reason);
+            }
+            return;
+        default:
+            throw Error(std::string("primary: unexpected ") + protocol::message_name(message) +
+                        " from the secondary in phase " + transaction::to_string(phase));
     }
-    if (const auto* loaded = std::get_if<protocol::CheckpointLoaded>(&message)) {
-        if (!in_flight_ || in_flight_->loaded || loaded->epoch != in_flight_->epoch) {
-            throw Error("primary: unexpected checkpoint-loaded for epoch " + std::to_string(loaded->epoch) +
-                        (in_flight_ ? " (expected " + std::to_string(in_flight_->epoch) + ")"
-                                    : std::string(" (no checkpoint in flight)")));
-        }
-        in_flight_->loaded = true;
-        return;
-    }
-    if (const auto* failure = std::get_if<protocol::Failure>(&message)) {
-        lose_secondary("the secondary failed: " + failure->message);
-        return;
-    }
-    if (const auto* goodbye = std::get_if<protocol::Goodbye>(&message)) {
-        lose_secondary("the secondary left: " + goodbye->reason);
-        return;
-    }
-    throw Error(std::string("primary: unexpected ") + protocol::message_name(message) + " from the secondary");
+}
+
+void Primary::poll_devices() {
+    // Releases go out here, on the pipeline thread only, each followed by its report.
+    for (auto& device : devices_) device->poll(device_send_);
 }
 
 bool Primary::pump(Clock::time_point until, const std::function<bool()>& done) {
     while (state_.role() == Role::syncing || state_.role() == Role::protecting) {
         if (done && done()) return true;
         auto now = Clock::now();
-        if (monitor_.heartbeat_due(now)) {
-            if (!try_send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()})) return false;
-        }
-        const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(), now + kMaxWait});
         std::optional<protocol::Message> message;
         try {
+            if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()});
+            const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(), now + kMaxWait});
             message = channel_.receive(wait);
             if (message) {
                 monitor_.heard(Clock::now());
                 handle(*message);
             }
-        } catch (const Error& e) {
+            // Death is judged only after looking at what arrived: a long send or streaming pass,
+            // when nobody listened, must not count the peer's queued heartbeats as silence.
+            if (!message && monitor_.dead(Clock::now())) {
+                lose_secondary("no message from it for " + std::to_string(config_.link.peer_timeout.count()) + " ms");
+                return false;
+            }
+            if (state_.role() == Role::protecting) poll_devices();
+        } catch (const std::exception& e) {
             lose_link(e);
             return false;
-        }
-        // Death is judged only after looking at what arrived: a long send or streaming pass, when
-        // nobody listened, must not count the peer's queued heartbeats as silence.
-        if (!message && monitor_.dead(Clock::now())) {
-            lose_secondary("no message from it for " + std::to_string(config_.link.peer_timeout.count()) + " ms");
-            return false;
-        }
-        if (state_.role() == Role::protecting) {
-            // PVM bytes that arrived on the console thread are released here, never there, so
-            // that the report below follows the release with nothing sent in between.
-            (void)gate_.release_matched();
-            if (!report_released()) return false;
         }
         if (!message && Clock::now() >= until) return done ? done() : true;
     }
     return false;
 }
 
-bool Primary::report_released() {
-    const std::uint64_t released = gate_.released();
-    if (released == released_reported_) return true;
-    released_reported_ = released;
-    return try_send(protocol::ReleasedOutput{released});
-}
-
 void Primary::poll(Clock::time_point until) { pump(until, {}); }
 
 void Primary::send_initial_sync() {
-    if (state_.role() != Role::syncing) throw Error("primary: initial sync runs once, before protection");
-    try {
+    if (state_.role() != Role::syncing || phase_ != PrimaryPhase::syncing) {
+        throw Error("primary: initial sync runs once, before protection");
+    }
+    guarded([&] {
         precopy_.send_live();
         sync_paused_at_ = Clock::now();
         precopy_.send_final();
-    } catch (const Error& e) {
-        lose_link(e);
-        return;
-    }
-    // Paused: everything produced so far was released unprotected; hold from here on.
-    gate_.set_mode(config_.mode == ProtectionMode::colo ? OutputGate::Mode::colo : OutputGate::Mode::remus);
-    const std::uint64_t offset = gate_.produced();
-    pending_ = precopy_.pending();  // empty unless a send failed
-    in_flight_ = InFlight{0, offset, false};
-    gate_.checkpoint_started();
-    {
-        std::lock_guard lock(stats_mutex_);
-        stats_.pages_migrated = precopy_.pages_sent();
-        stats_.bytes_sent += precopy_.bytes_sent();
-        stats_.migration_rounds = precopy_.passes();
-        stats_.sync_throttle_percent = precopy_.throttle_percent();
-    }
-    released_reported_ = offset;
-    if (!try_send(protocol::ReleasedOutput{offset}) || !try_send(protocol::EnterColo{0})) return;
-    pvm_.resume();
-    {
-        std::lock_guard lock(stats_mutex_);
-        stats_.enter_colo_pause = elapsed_since(sync_paused_at_);
-    }
-    staging_.prepare(kStagingBatches, config_.precopy.batch_pages);
+        // Paused: the PVM is exactly what the secondary has. Entering COLO is checkpoint 0.
+        pending_ = precopy_.pending();  // empty unless a send failed
+        {
+            std::lock_guard lock(stats_mutex_);
+            stats_.pages_migrated = precopy_.pages_sent();
+            stats_.bytes_sent += precopy_.bytes_sent();
+            stats_.migration_rounds = precopy_.passes();
+            stats_.sync_throttle_percent = precopy_.throttle_percent();
+        }
+        in_flight_ = InFlight{0, DirtyBitmap(pending_.size()), false};
+        phase_ = PrimaryPhase::entering;
+        for (auto& device : devices_) device->setup(config_.mode, device_send_);
+        send(protocol::EnterColo{0});
+        for (auto& device : devices_) device->preresume();
+        pvm_.resume();
+        {
+            std::lock_guard lock(stats_mutex_);
+            stats_.enter_colo_pause = elapsed_since(sync_paused_at_);
+        }
+        staging_.prepare(kStagingBatches, config_.precopy.batch_pages);
+    });
 }
 
 bool Primary::await_loaded() {
@@ -233,20 +255,23 @@ bool Primary::await_loaded() {
         if (state_.role() != Role::protecting) return false;
         stream_pass();
     }
-    const InFlight done = *in_flight_;
-    in_flight_.reset();
-    epoch_ = done.epoch;
-    gate_.checkpoint_committed(done.console_offset);
-    last_checkpoint_ = Clock::now();
-    if (!report_released()) return false;
-    if (done.epoch > 0) pvm_.checkpoint_committed(done.epoch);
-    return true;
+    return guarded([&] {
+        const std::uint64_t epoch = in_flight_->epoch;
+        in_flight_.reset();
+        epoch_ = epoch;
+        for (auto& device : devices_) device->commit();
+        last_checkpoint_ = Clock::now();
+        if (state_.role() == Role::protecting) phase_ = PrimaryPhase::running;
+        poll_devices();
+        if (epoch > 0) pvm_.checkpoint_committed(epoch);
+    });
 }
 
 bool Primary::await_colo_entry() {
     if (!in_flight_ || in_flight_->epoch != 0) return false;
     if (!await_loaded()) return false;
     if (!state_.transition(Role::syncing, Role::protecting)) return false;
+    phase_ = PrimaryPhase::running;
     config_.log(LogLevel::notice, "colo primary: guest " + pvm_.name() + " is protected (" +
                                       to_string(config_.mode) + ")");
     last_stream_ = Clock::now();
@@ -263,77 +288,52 @@ bool Primary::protect() {
 void Primary::send_checkpoint() {
     if (state_.role() != Role::protecting) throw Error("primary: checkpoint while not protecting");
     if (in_flight_) throw Error("primary: a checkpoint is already in flight");
-    checkpoint_requested_ = false;
-    const bool diverged = gate_.diverged();
+    const bool diverged = device_wants_checkpoint();
     const std::uint64_t epoch = epoch_ + 1;
-
-    // Paused section: copy everything the checkpoint needs into local buffers.
-    const auto paused_at = Clock::now();
-    pvm_.pause();
-    gate_.checkpoint_started();
-    // Nothing is released until this checkpoint commits, so the bytes held now are exactly the
-    // ones the primary may release on commit: the secondary gets them to release in its place.
-    OutputGate::Held held = gate_.held();
-    const std::uint64_t console_offset = held.offset + held.bytes.size();
-    std::vector<StateRecord> state;
-    DirtyBitmap frames;
-    try {
+    guarded([&] {
+        // Paused section: copy everything the checkpoint needs into local buffers. Until the
+        // copy is complete the harvested frames stay in pending_: a failure here keeps them.
+        const auto paused_at = Clock::now();
+        phase_ = PrimaryPhase::checkpointing;
+        pvm_.pause();
+        for (auto& device : devices_) device->postsuspend();
         pvm_.harvest_dirty(pending_);
-        frames = pending_;
-        staging_.copy(pvm_.memory(), frames, config_.precopy.batch_pages);
-        pending_.clear_all();
-        state = pvm_.save_state();
-    } catch (...) {
-        gate_.checkpoint_abandoned();
-        pvm_.resume();
-        throw;
-    }
-    Micros pause{0};
-    if (config_.early_resume) {
-        pvm_.resume();
-        pause = elapsed_since(paused_at);
-    }
+        in_flight_ = InFlight{epoch, pending_, false};
+        staging_.copy(pvm_.memory(), in_flight_->frames, config_.precopy.batch_pages);
+        std::vector<StateRecord> state = pvm_.save_state();
+        pending_.clear_all();  // from here on the frames are in_flight_'s
+        Micros pause{0};
+        const auto resume = [&] {
+            for (auto& device : devices_) device->preresume();
+            pvm_.resume();
+            pause = elapsed_since(paused_at);
+        };
+        if (config_.early_resume) resume();
 
-    std::uint64_t pages = 0, bytes = 0;
-    bool sent = try_send(protocol::CheckpointBegin{epoch});
-    for (std::size_t i = 0; i < staging_.size() && sent; ++i) {
-        const auto& batch = std::get<protocol::PageBatch>(staging_[i]);
-        pages += batch.frames.size();
-        bytes += batch.data.size();
-        sent = try_send(staging_[i]);
-    }
-    for (auto& record : state) {
-        if (!sent) break;
-        bytes += record.data.size();
-        sent = try_send(protocol::DeviceState{std::move(record)});
-    }
-    // One piece at least (empty when nothing is held): the secondary always learns where the
-    // held bytes start, which is also how far the primary had released.
-    for (std::size_t done = 0, count = 0; sent; done += count) {
-        count = std::min<std::size_t>(held.bytes.size() - done, protocol::kMaxCheckpointOutputBytes);
-        protocol::CheckpointOutput piece;
-        piece.offset = held.offset + done;
-        piece.bytes.assign(held.bytes.begin() + static_cast<std::ptrdiff_t>(done),
-                           held.bytes.begin() + static_cast<std::ptrdiff_t>(done + count));
-        bytes += count;
-        sent = try_send(std::move(piece));
-        if (done + count == held.bytes.size()) break;
-    }
-    if (sent) sent = try_send(protocol::CheckpointEnd{epoch, pages, static_cast<std::uint32_t>(state.size()), console_offset});
-    if (!config_.early_resume) {
-        pvm_.resume();
-        pause = elapsed_since(paused_at);
-    }
-    if (!sent) {
-        pending_ |= frames;  // undelivered: keep them for whoever sends next
-        return;
-    }
-    in_flight_ = InFlight{epoch, console_offset, false};
-    std::lock_guard lock(stats_mutex_);
-    pauses_.add(pause);
-    stats_.pages_sent_paused += pages;
-    stats_.bytes_sent += bytes;
-    if (diverged) ++stats_.divergence_checkpoints;
+        std::uint64_t pages = 0, bytes = 0;
+        send(protocol::CheckpointBegin{epoch});
+        for (std::size_t i = 0; i < staging_.size(); ++i) {
+            const auto& batch = std::get<protocol::PageBatch>(staging_[i]);
+            pages += batch.frames.size();
+            bytes += batch.data.size();
+            send(staging_[i]);
+        }
+        const auto state_records = static_cast<std::uint32_t>(state.size());
+        for (auto& record : state) {
+            bytes += record.data.size();
+            send(protocol::DeviceState{std::move(record)});
+        }
+        std::uint32_t device_records = 0;
+        for (auto& device : devices_) device_records += device->send_checkpoint(device_send_);
+        send(protocol::CheckpointEnd{epoch, pages, state_records, device_records});
+        if (!config_.early_resume) resume();
+        phase_ = PrimaryPhase::awaiting_ack;
+        std::lock_guard lock(stats_mutex_);
+        pauses_.add(pause);
+        stats_.pages_sent_paused += pages;
+        stats_.bytes_sent += bytes;
+        if (diverged) ++stats_.divergence_checkpoints;
+    });
 }
 
 bool Primary::await_checkpoint() {
@@ -353,70 +353,74 @@ bool Primary::checkpoint() {
 std::uint64_t Primary::stream_pass() {
     if (!config_.stream || state_.role() != Role::protecting) return 0;
     last_stream_ = Clock::now();
-    pvm_.harvest_dirty(pending_);
-    if (pending_.count() < std::max<std::uint64_t>(config_.stream_min_pages, 1)) return 0;
-    // Pages are read while the PVM runs: a page written during the copy is in the log again and
-    // goes out with the next pass or checkpoint.
-    const DirtyBitmap to_send = pending_;
-    pending_.clear_all();
     std::uint64_t pages = 0, bytes = 0;
-    try {
-        for_each_page_batch(pvm_.memory(), to_send, config_.precopy.batch_pages, [&](const protocol::Message& message) {
+    guarded([&] {
+        pvm_.harvest_dirty(pending_);
+        if (pending_.count() < std::max<std::uint64_t>(config_.stream_min_pages, 1)) return;
+        // Pages are read while the PVM runs: a page written during the copy is in the log again
+        // and goes out with the next pass or checkpoint. A batch the link took may still be lost
+        // with it, so the frames leave pending_ only once the whole pass is sent.
+        for_each_page_batch(pvm_.memory(), pending_, config_.precopy.batch_pages, [&](const protocol::Message& message) {
             send(message);
             const auto& batch = std::get<protocol::PageBatch>(message);
             pages += batch.frames.size();
             bytes += batch.data.size();
         });
-    } catch (const Error& e) {
-        // A batch the link took may still be lost with it: the whole pass counts as undelivered.
-        pending_ |= to_send;
-        lose_link(e);
-        return 0;
-    }
-    std::lock_guard lock(stats_mutex_);
-    stats_.pages_streamed += pages;
-    stats_.bytes_sent += bytes;
-    return pages;
+        pending_.clear_all();
+        std::lock_guard lock(stats_mutex_);
+        stats_.pages_streamed += pages;
+        stats_.bytes_sent += bytes;
+    });
+    return state_.role() == Role::protecting ? pages : 0;
 }
 
-void Primary::run(std::stop_token stop) {
-    if (state_.role() == Role::syncing && !protect()) return;
-    while (state_.role() == Role::protecting) {
-        if (stop.stop_requested()) {
-            this->stop("stop requested");
-            return;
+void Primary::run(std::stop_token stop) noexcept {
+    try {
+        if (state_.role() == Role::syncing && phase_ == PrimaryPhase::syncing && !protect()) return;
+        while (state_.role() == Role::protecting) {
+            if (stop.stop_requested()) {
+                this->stop("stop requested");
+                return;
+            }
+            const auto now = Clock::now();
+            if (checkpoint_due(now)) {
+                if (!checkpoint()) return;
+                continue;
+            }
+            const auto next_checkpoint = last_checkpoint_ + checkpoint_period();
+            if (config_.stream && now >= next_stream_pass(last_stream_, next_checkpoint, config_.stream_period)) {
+                stream_pass();
+            }
+            auto until = next_checkpoint;
+            if (config_.stream) until = std::min(until, next_stream_pass(last_stream_, next_checkpoint, config_.stream_period));
+            pump(until, [&] { return stop.stop_requested() || device_wants_checkpoint(); });
         }
-        const auto now = Clock::now();
-        if (checkpoint_due(now)) {
-            if (!checkpoint()) return;
-            continue;
-        }
-        const auto next_checkpoint = last_checkpoint_ + checkpoint_period();
-        if (config_.stream && now >= next_stream_pass(last_stream_, next_checkpoint, config_.stream_period)) {
-            stream_pass();
-        }
-        auto until = next_checkpoint;
-        if (config_.stream) until = std::min(until, next_stream_pass(last_stream_, next_checkpoint, config_.stream_period));
-        pump(until, [&] { return stop.stop_requested() || checkpoint_requested_ || gate_.diverged(); });
+    } catch (const std::exception& e) {
+        // A step's own misuse check (a bug, not a failure of the guest or the link): protection
+        // still ends the one way it always does.
+        lose_secondary(std::string("internal error: ") + e.what());
     }
 }
 
-void Primary::stop(const std::string& reason) {
+void Primary::stop(const std::string& reason) noexcept {
     const Role was = state_.role();
     if (!state_.transition(was, Role::stopped)) return;
     if (was == Role::syncing || was == Role::protecting) {
+        phase_ = PrimaryPhase::stopped;
         try {
             send(protocol::Goodbye{reason});
-        } catch (const Error&) {
+        } catch (const std::exception&) {
             // Nobody is listening; stopping anyway.
         }
         channel_.close();
+        const std::string trouble = leave_protection();
+        try {
+            config_.log(LogLevel::notice, "colo primary: protection of guest " + pvm_.name() + " stopped (" + reason +
+                                              ")" + (trouble.empty() ? "" : "; " + trouble));
+        } catch (...) {
+            // The role says it.
+        }
     }
-    gate_.checkpoint_abandoned();
-    gate_.set_mode(OutputGate::Mode::unprotected);
-    pvm_.stop_dirty_log();
-    if (pvm_.paused()) pvm_.resume();
-    config_.log(LogLevel::notice, "colo primary: protection of guest " + pvm_.name() + " stopped (" + reason + ")");
 }
 
 PrimaryStats Primary::status() const {
@@ -424,12 +428,13 @@ PrimaryStats Primary::status() const {
     PrimaryStats out = stats_;
     const Role role = state_.role();
     out.state = role == Role::protecting ? "protected" : to_string(role);
+    out.phase = transaction::to_string(phase_.load());
     out.epoch = epoch_;
     out.checkpoints = stats_.checkpoints;
     out.pause_p50 = pauses_.percentile(50);
     out.pause_p99 = pauses_.percentile(99);
     out.pause_max = pauses_.max();
-    out.output_released = gate_.released();
+    out.output_released = console_->gate().released();
     return out;
 }
 

@@ -11,23 +11,30 @@
 // Initial sync (send_initial_sync, await_colo_entry): the pre-copy of PrecopySender, except that
 // the PVM keeps running afterwards:
 //   PageBatch* (full pass, dirty rounds)  [pause PVM]  PageBatch* DeviceState* MigrationCommit
-//   ReleasedOutput{console offset}  EnterColo{0}  [resume PVM]        ← CheckpointLoaded{0}
+//   devices: setup (the console: ReleasedOutput{console offset})  EnterColo{0}  [resume PVM]
+//   ← CheckpointLoaded{0}: devices commit, as for a checkpoint.
 //   Output produced before that pause was released unprotected; from it on the gate holds it.
 //
-// Checkpoint N (send_checkpoint, await_checkpoint):
-//   [pause PVM] harvest dirty ∪ pending; copy those pages and save_state into a local buffer;
-//   copy the console bytes held (produced, not released: [released, console offset))
-//   [resume PVM at once, unless early_resume is off]
-//   CheckpointBegin{N} PageBatch* DeviceState* CheckpointOutput{offset, bytes}+
-//   CheckpointEnd{N, pages, records, console offset}
+// Checkpoint N (send_checkpoint, await_checkpoint); the phases and what each message from the
+// secondary means in each are in checkpoint_transaction.hpp:
+//   [pause PVM] devices: postsuspend (the console captures the bytes it holds)
+//   harvest dirty ∪ pending; copy those pages and save_state into a local buffer
+//   [devices: preresume; resume PVM at once, unless early_resume is off]
+//   CheckpointBegin{N} PageBatch* DeviceState* <device records: CheckpointOutput{offset, bytes}+>
+//   CheckpointEnd{N, pages, state records, device records}
 //   [resume PVM here when early_resume is off]
-//   ← CheckpointLoaded{N}: release output up to the console offset; ReleasedOutput{released}
+//   ← CheckpointLoaded{N}: devices commit (the console releases up to the captured offset and
+//   reports ReleasedOutput{released})
 //
 // Between checkpoints (stream_pass): harvest; PageBatch* into the secondary's RAM cache, every
 // stream period, also while a checkpoint is being loaded; none in the last half period before a
 // checkpoint (stream_schedule.hpp).
-// Any time: Heartbeat both ways; ← SecondaryOutput (colo: compared with the PVM's output; a
-// difference forces a checkpoint at once).
+// Any time: Heartbeat both ways; device records from the secondary (SecondaryOutput: colo
+// compares it with the PVM's output; a difference makes the console ask for a checkpoint now).
+//
+// Checkpoint devices (checkpoint_device.hpp): the console is always the first; more (a NIC, a
+// disk) are passed to the constructor. Their hooks run at the points named above; teardown runs
+// whenever protection ends, however it ends.
 //
 // Released output exactly once (what the primary released, then what the survivor releases, is
 // the guest's console stream with nothing missing and nothing repeated):
@@ -39,39 +46,43 @@
 //     PVM's held bytes, then the SVM's own (secondary_console.hpp).
 //   - No repeat: every release is followed at once by ReleasedOutput, on the pipeline thread,
 //     before any other message (the gate releases only on this thread: OutputGate::Matching).
-//     So whatever message the survivor saw last, it knows exactly how far the primary released.
-//   The one window left is between the release (the write to the console log) and the send of
-//   its ReleasedOutput, a few system calls on one thread: a primary killed exactly there has its
-//   last release repeated by the survivor, never lost. Closing it would need the release and the
-//   report to be one atomic act, i.e. storage both hosts share; telling the secondary first
-//   ("intent", then release) only turns the same window into a gap, which is worse for a console
-//   log (and for a client that retries, a repeat is harmless). The survivor cannot read the
-//   primary's log, so at-least-once with this window is the guarantee.
+//     So whatever message the survivor saw last, it knows exactly how far the primary released,
+//     unless the primary died between a release and the arrival of its report (a silent death:
+//     the link went first). Then the survivor releases those bytes again, at the same console
+//     offsets: every released byte carries its offset (OutputSink), so a consumer that keeps
+//     each offset once (the --console-log file, written at the offset) sees each byte once.
 //
-// Never lose a dirty page (STYLE §4): harvested pages live in pending() until a send of them
-// succeeded; a failed send ORs them back. The secondary is lost on LinkDown, a bad message, a
-// Failure or Goodbye from it, or silence past the peer timeout: the PVM runs on unprotected, held
-// output is released, and one notice line says so.
+// Failure handling that always finishes: every public step catches what it throws. A lost or
+// broken link, a bad message, or a failing backend call all end the same way (lose_secondary):
+// role unprotected with the reason in status, Failure sent to the secondary where the link still
+// takes it (so it stands down instead of taking over: this PVM lives), the devices torn down
+// (held output released: the PVM runs alone), dirty logging stopped and the PVM resumed.
+// Harvested frames are never dropped: they stay in pending() until a checkpoint or stream pass
+// that carries them has been sent (STYLE §4).
 //
-// Threading: one pipeline thread calls everything except request_checkpoint(), status() and
-// role(), which any thread may call. The Primary must outlive the console sink it installs in
-// the backend (the destructor removes it).
+// Threading: one pipeline thread calls everything except status() and role(), which any thread
+// may call. The Primary must outlive the console sink it installs in the backend (the destructor
+// removes it).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "backends/backend.hpp"
 #include "toolstack/replication/channel.hpp"
+#include "toolstack/replication/checkpoint_device.hpp"
+#include "toolstack/replication/checkpoint_transaction.hpp"
+#include "toolstack/replication/console_device.hpp"
 #include "toolstack/replication/page_batches.hpp"
 #include "toolstack/replication/failover_state.hpp"
-#include "toolstack/replication/output_gate.hpp"
 #include "toolstack/replication/peer_monitor.hpp"
 #include "toolstack/replication/precopy_sender.hpp"
 #include "toolstack/replication/replication_config.hpp"
@@ -83,23 +94,27 @@ class Primary {
 public:
     using Clock = std::chrono::steady_clock;
 
-    Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSink sink);
+    // Throws colo::Error for a bad config (validate()) before it touches the PVM. `devices` take
+    // part in every checkpoint after the console.
+    Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSink sink,
+            std::vector<std::unique_ptr<PrimaryDevice>> devices = {});
     ~Primary();
     Primary(const Primary&) = delete;
     Primary& operator=(const Primary&) = delete;
 
-    // --- the whole thing
-    // Initial sync and COLO entry; false when the secondary was lost (the PVM runs unprotected).
+    // --- the whole thing (never throws: failures end protection, see above)
+    // Initial sync and COLO entry; false when protection ended instead.
     [[nodiscard]] bool protect();
-    // Checkpoints, streaming and heartbeats until `stop` is requested (then stop()) or the
-    // secondary is lost. Calls protect() first when that has not happened yet.
-    void run(std::stop_token stop);
-    // One checkpoint now; false when the secondary was lost.
+    // Checkpoints, streaming and heartbeats until `stop` is requested (then stop()) or protection
+    // ends. Calls protect() first when that has not happened yet.
+    void run(std::stop_token stop) noexcept;
+    // One checkpoint now; false when protection ended instead.
     [[nodiscard]] bool checkpoint();
     // Ends protection on purpose: Goodbye to the secondary, output released, role stopped.
-    void stop(const std::string& reason);
+    void stop(const std::string& reason) noexcept;
 
-    // --- the same in steps (tests drive both sides from one thread with these)
+    // --- the same in steps (tests drive both sides from one thread with these); each ends
+    // protection instead of throwing when something fails
     void send_initial_sync();
     [[nodiscard]] bool await_colo_entry();
     void send_checkpoint();
@@ -110,49 +125,54 @@ public:
     void poll(Clock::time_point until);
 
     // --- any thread
-    void request_checkpoint() { checkpoint_requested_ = true; }
     [[nodiscard]] Role role() const { return state_.role(); }
+    [[nodiscard]] transaction::PrimaryPhase phase() const { return phase_.load(); }
     [[nodiscard]] PrimaryStats status() const;
 
     // Harvested pages not yet delivered (tests: nothing is lost when a send fails).
     [[nodiscard]] const DirtyBitmap& pending() const { return pending_; }
-    [[nodiscard]] const OutputGate& gate() const { return gate_; }
+    [[nodiscard]] const OutputGate& gate() const { return console_->gate(); }
 
 private:
     struct InFlight {
         std::uint64_t epoch = 0;
-        std::uint64_t console_offset = 0;
+        DirtyBitmap frames;  // what it carried: back into pending() if it never commits
         bool loaded = false;
     };
 
     void send(const protocol::Message& message);
-    // Sends, or loses the secondary (returns false) when the link refuses.
-    [[nodiscard]] bool try_send(const protocol::Message& message);
     void handle(const protocol::Message& message);
-    // Heartbeats and messages until done() or `until`; false when the secondary was lost.
+    // Runs `step`; whatever it throws ends protection (lose_link), and false is returned.
+    bool guarded(const std::function<void()>& step);
+    // Heartbeats and messages until done() or `until`; false when protection ended.
     bool pump(Clock::time_point until, const std::function<bool()>& done);
     bool await_loaded();
-    // Tells the secondary how far output was released, when that moved.
-    bool report_released();
-    void lose_secondary(const std::string& reason);
-    // The link failed with `error`: lose the secondary, for the reason it gave if it gave one.
-    void lose_link(const Error& error);
+    void poll_devices();
+    [[nodiscard]] bool device_wants_checkpoint() const;
+    PrimaryDevice& device_for(const protocol::Message& message);
+    // Ends protection because of `reason` (the secondary is lost, or this side failed). Never throws.
+    void lose_secondary(const std::string& reason) noexcept;
+    // `error` ended the step: lose the secondary, for the reason it gave if it said one.
+    void lose_link(const std::exception& error) noexcept;
+    // Devices torn down, dirty logging stopped, the PVM resumed; what failed is returned.
+    std::string leave_protection() noexcept;
     [[nodiscard]] Millis checkpoint_period() const;
     [[nodiscard]] bool checkpoint_due(Clock::time_point now) const;
 
     Backend& pvm_;
     Channel& channel_;
     PrimaryConfig config_;
-    OutputGate gate_;
+    console_device::Primary* console_ = nullptr;       // devices_[0]
+    std::vector<std::unique_ptr<PrimaryDevice>> devices_;
+    DeviceSend device_send_;
     FailoverState state_{Role::syncing};
+    std::atomic<transaction::PrimaryPhase> phase_{transaction::PrimaryPhase::syncing};
     PeerMonitor monitor_;
     PrecopySender precopy_;
     DirtyBitmap pending_;
     PageStaging staging_;  // the checkpoint being sent, copied out while the PVM was paused
     std::optional<InFlight> in_flight_;
     std::atomic<std::uint64_t> epoch_{0};  // last committed
-    std::uint64_t released_reported_ = 0;
-    std::atomic<bool> checkpoint_requested_{false};
     Clock::time_point sync_paused_at_{};
     Clock::time_point last_checkpoint_{};
     Clock::time_point last_stream_{};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <variant>
 
+#include "toolstack/protocol/message_codec.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/pipeline_clock.hpp"
 #include "toolstack/replication/page_batches.hpp"
@@ -10,6 +11,9 @@
 namespace colo {
 
 namespace {
+
+using transaction::SecondaryPhase;
+using transaction::Step;
 
 constexpr const char* kWho = "secondary";
 constexpr std::uint64_t kFlushBatchPages = 256;
@@ -26,26 +30,24 @@ const char* to_string(Secondary::Outcome outcome) {
     return "unknown";
 }
 
-Secondary::Secondary(Backend& svm, Channel& channel, SecondaryConfig config, OutputSink sink)
+Secondary::Secondary(Backend& svm, Channel& channel, SecondaryConfig config, OutputSink sink,
+                     std::vector<std::unique_ptr<SecondaryDevice>> devices)
     : svm_(svm),
       channel_(channel),
       config_(std::move(config)),
-      sink_(std::move(sink)),
       monitor_(config_.link, Clock::now()),
       received_(svm.memory().frame_limit()) {
     if (config_.console_poll.count() <= 0) throw Error("secondary: the console poll period must be positive");
     if (config_.cache_backup) cache_.emplace(svm_.memory().regions());
+    auto console = std::make_unique<console_device::Secondary>(svm_, config_.mode, std::move(sink));
+    console_ = console.get();
+    devices_.push_back(std::move(console));
+    for (auto& device : devices) devices_.push_back(std::move(device));
+    device_send_ = [this](const protocol::Message& message) { send(message); };
     stats_.mode = to_string(config_.mode);
-    svm_.set_console_sink([this](std::span<const std::byte> bytes) { console_.svm_output(bytes); });
 }
 
-Secondary::~Secondary() {
-    try {
-        svm_.set_console_sink({});
-    } catch (...) {
-        // A destructor never throws.
-    }
-}
+Secondary::~Secondary() = default;
 
 const RamCache& Secondary::cache() const {
     if (!cache_) throw Error("secondary: no RAM cache yet (cache backup is off and COLO was not entered)");
@@ -57,9 +59,9 @@ void Secondary::send(const protocol::Message& message) {
     channel_.send(message);
 }
 
-void Secondary::forward_console() {
-    if (state_.role() != Role::protecting || config_.mode != ProtectionMode::colo) return;
-    while (auto out = console_.take_unforwarded()) send(std::move(*out));
+void Secondary::set_stopped_reason(const std::string& reason) {
+    std::lock_guard lock(stats_mutex_);
+    if (stats_.stopped_reason.empty()) stats_.stopped_reason = reason;
 }
 
 Secondary::Outcome Secondary::run(std::stop_token stop) {
@@ -71,6 +73,27 @@ Secondary::Outcome Secondary::run(std::stop_token stop) {
         }
         const Outcome outcome = process(Clock::now() + Millis{50});
         if (outcome != Outcome::running) return outcome;
+    }
+}
+
+void Secondary::fail(const std::string& reason) noexcept {
+    // The primary may well be alive, so this side must not take over. Say why, end the link.
+    (void)state_.transition(Role::protecting, Role::stopped);
+    (void)state_.transition(Role::syncing, Role::stopped);
+    phase_ = SecondaryPhase::failed;
+    staged_.reset();
+    for (auto& device : devices_) device->abort();
+    try {
+        channel_.send(protocol::Failure{reason});
+    } catch (const std::exception&) {
+        // Nobody left to tell.
+    }
+    channel_.close();
+    try {
+        set_stopped_reason(reason);
+        config_.log(LogLevel::notice, "colo secondary: stopped: " + reason);
+    } catch (...) {
+        // The phase says it.
     }
 }
 
@@ -89,7 +112,7 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
         std::optional<protocol::Message> message;
         try {
             if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()});
-            forward_console();
+            for (auto& device : devices_) device->poll(device_send_);
             const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(),
                                         now + config_.console_poll});
             message = channel_.receive(wait);
@@ -109,99 +132,119 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
             }
             if (state_.role() == Role::syncing) {
                 (void)state_.transition(Role::syncing, Role::stopped);
-                throw LinkDown(std::string("secondary: lost the primary before the guest was complete here: ") +
-                               e.what());
+                phase_ = SecondaryPhase::failed;
+                const std::string reason =
+                    std::string("secondary: lost the primary before the guest was complete here: ") + e.what();
+                set_stopped_reason(reason);
+                throw LinkDown(reason);
             }
             throw;
-        } catch (const Error& e) {
-            // A bad stream: the primary may be alive, so this side must not take over. Say why,
-            // end the link and stop.
-            (void)state_.transition(Role::protecting, Role::stopped);
-            (void)state_.transition(Role::syncing, Role::stopped);
-            try {
-                channel_.send(protocol::Failure{e.what()});
-            } catch (const Error&) {
-                // Nobody left to tell.
-            }
-            channel_.close();
-            config_.log(LogLevel::notice, std::string("colo secondary: stopped: ") + e.what());
-            throw;
+        } catch (const std::exception& e) {
+            fail(e.what());
+            throw Error(e.what());
         }
         if (!message && Clock::now() >= until) return Outcome::running;
     }
 }
 
-Secondary::Outcome Secondary::handle(const protocol::Message& message) {
-    log_received(config_.log, kWho, message);
-    if (std::holds_alternative<protocol::Heartbeat>(message)) return Outcome::running;
-    if (const auto* released = std::get_if<protocol::ReleasedOutput>(&message)) {
-        console_.primary_released(released->offset);
-        return Outcome::running;
+SecondaryDevice& Secondary::device_for(const protocol::Message& message) {
+    for (auto& device : devices_) {
+        if (device->owns(message)) return *device;
     }
-    if (state_.role() == Role::syncing) return handle_migration(message);
-    return handle_protection(message);
+    throw Error(std::string("secondary: no checkpoint device takes ") + protocol::message_name(message));
 }
 
-Secondary::Outcome Secondary::handle_migration(const protocol::Message& message) {
-    if (const auto* batch = std::get_if<protocol::PageBatch>(&message)) {
-        if (migration_committed_) throw Error("secondary: page-batch after migration-commit");
-        check_page_batch(*batch, svm_.memory().regions());
-        svm_.memory().write_pages(batch->frames, batch->data);
-        if (cache_) cache_->store(batch->frames, batch->data);
+Secondary::Outcome Secondary::handle(const protocol::Message& message) {
+    log_received(config_.log, kWho, message);
+    const SecondaryPhase phase = phase_;
+    switch (transaction::secondary_step(phase, protocol::record_type_of(message))) {
+        case Step::alive: return Outcome::running;
+        case Step::device: device_for(message).receive(message); return Outcome::running;
+        case Step::memory: store_migration_pages(std::get<protocol::PageBatch>(message)); return Outcome::running;
+        case Step::migration_state:
+            migration_state_.push_back(std::get<protocol::DeviceState>(message).state);
+            return Outcome::running;
+        case Step::commit_migration: commit_migration(std::get<protocol::MigrationCommit>(message)); return Outcome::running;
+        case Step::enter_colo: {
+            const auto& enter = std::get<protocol::EnterColo>(message);
+            if (enter.epoch != 0) throw Error("secondary: enter-colo with epoch " + std::to_string(enter.epoch) + ", expected 0");
+            enter_colo(enter.epoch);
+            return Outcome::running;
+        }
+        case Step::migrated: return finish_migration();
+        case Step::abandon:
+            if (const auto* failure = std::get_if<protocol::Failure>(&message)) {
+                throw Error("secondary: the sender failed during migration: " + failure->message);
+            }
+            throw Error("secondary: the sender ended the migration before migration-commit (" +
+                        std::get<protocol::Goodbye>(message).reason + ")");
+        case Step::cache: store_cache_pages(std::get<protocol::PageBatch>(message)); return Outcome::running;
+        case Step::begin: begin_checkpoint(std::get<protocol::CheckpointBegin>(message)); return Outcome::running;
+        case Step::stage_state:
+            staged_->state.push_back(std::get<protocol::DeviceState>(message).state);
+            return Outcome::running;
+        case Step::stage_device:
+            device_for(message).stage(message);
+            ++staged_->device_records;
+            return Outcome::running;
+        case Step::apply: {
+            const auto& end = std::get<protocol::CheckpointEnd>(message);
+            check_checkpoint_end(end);
+            apply_checkpoint(end);
+            return Outcome::running;
+        }
+        case Step::stop:
+            if (const auto* failure = std::get_if<protocol::Failure>(&message)) {
+                return stop_protection("the primary gave up on this secondary: " + failure->message);
+            }
+            return stop_protection("the primary ended protection: " + std::get<protocol::Goodbye>(message).reason);
+        default:
+            throw Error(std::string("secondary: unexpected ") + protocol::message_name(message) + " in phase " +
+                        transaction::to_string(phase));
+    }
+}
+
+void Secondary::store_migration_pages(const protocol::PageBatch& batch) {
+    check_page_batch(batch, svm_.memory().regions());
+    svm_.memory().write_pages(batch.frames, batch.data);
+    if (cache_) cache_->store(batch.frames, batch.data);
+    std::lock_guard lock(stats_mutex_);
+    stats_.pages_received_migration += batch.frames.size();
+}
+
+void Secondary::commit_migration(const protocol::MigrationCommit& commit) {
+    std::uint64_t received = 0;
+    {
         std::lock_guard lock(stats_mutex_);
-        stats_.pages_received_migration += batch->frames.size();
-        return Outcome::running;
+        received = stats_.pages_received_migration;
     }
-    if (const auto* state = std::get_if<protocol::DeviceState>(&message)) {
-        if (migration_committed_) throw Error("secondary: device-state after migration-commit");
-        migration_state_.push_back(state->state);
-        return Outcome::running;
+    if (commit.pages_total != received) {
+        throw Error("secondary: migration-commit says " + std::to_string(commit.pages_total) +
+                    " pages were sent, " + std::to_string(received) + " arrived");
     }
-    if (const auto* commit = std::get_if<protocol::MigrationCommit>(&message)) {
-        if (migration_committed_) throw Error("secondary: a second migration-commit");
-        std::uint64_t received = 0;
-        {
-            std::lock_guard lock(stats_mutex_);
-            received = stats_.pages_received_migration;
-        }
-        if (commit->pages_total != received) {
-            throw Error("secondary: migration-commit says " + std::to_string(commit->pages_total) +
-                        " pages were sent, " + std::to_string(received) + " arrived");
-        }
-        svm_.restore_state(migration_state_);
-        migration_state_.clear();
-        migration_committed_ = true;
-        return Outcome::running;
+    svm_.restore_state(migration_state_);
+    migration_state_.clear();
+    phase_ = SecondaryPhase::committed;
+}
+
+Secondary::Outcome Secondary::finish_migration() {
+    if (!state_.transition(Role::syncing, Role::active)) return Outcome::stopped;
+    phase_ = SecondaryPhase::active;
+    // The console is ours before the guest runs: a byte it prints at once must reach the sink,
+    // not a buffer the rebase would clear (that lost the head of the first line).
+    for (auto& device : devices_) {
+        device->setup();
+        device->take_over();
     }
-    if (const auto* goodbye = std::get_if<protocol::Goodbye>(&message)) {
-        if (!migration_committed_) {
-            throw Error("secondary: the sender ended the migration before migration-commit (" + goodbye->reason + ")");
-        }
-        if (!state_.transition(Role::syncing, Role::active)) return Outcome::stopped;
-        // The console is ours before the guest runs: a byte it prints at once must reach the
-        // sink, not a buffer the rebase would clear (that lost the head of the first line).
-        console_.rebase(console_.primary_released());
-        console_.take_over(sink_);
-        svm_.resume();
-        try {
-            send(protocol::CheckpointLoaded{0});
-        } catch (const Error& e) {
-            // The guest runs here already; the sender learns it from the closed link or not at all.
-            config_.log(LogLevel::notice, std::string("colo secondary: migrated, but could not acknowledge: ") + e.what());
-        }
-        config_.log(LogLevel::notice, "colo secondary: migration complete; guest " + svm_.name() + " runs here");
-        return Outcome::migrated;
+    svm_.resume();
+    try {
+        send(protocol::CheckpointLoaded{0});
+    } catch (const Error& e) {
+        // The guest runs here already; the sender learns it from the closed link or not at all.
+        config_.log(LogLevel::notice, std::string("colo secondary: migrated, but could not acknowledge: ") + e.what());
     }
-    if (const auto* enter = std::get_if<protocol::EnterColo>(&message)) {
-        if (!migration_committed_) throw Error("secondary: enter-colo before migration-commit");
-        if (enter->epoch != 0) throw Error("secondary: enter-colo with epoch " + std::to_string(enter->epoch) + ", expected 0");
-        enter_colo(enter->epoch);
-        return Outcome::running;
-    }
-    if (const auto* failure = std::get_if<protocol::Failure>(&message)) {
-        throw Error("secondary: the sender failed during migration: " + failure->message);
-    }
-    throw Error(std::string("secondary: unexpected ") + protocol::message_name(message) + " during migration");
+    config_.log(LogLevel::notice, "colo secondary: migration complete; guest " + svm_.name() + " runs here");
+    return Outcome::migrated;
 }
 
 void Secondary::enter_colo(std::uint64_t epoch) {
@@ -215,9 +258,10 @@ void Secondary::enter_colo(std::uint64_t epoch) {
     // The SVM's own writes matter only from here on: they are what a checkpoint must revert.
     svm_.start_dirty_log();
     received_.clear_all();
-    console_.rebase(console_.primary_released());
+    for (auto& device : devices_) device->setup();
     epoch_ = epoch;
     if (!state_.transition(Role::syncing, Role::protecting)) return;
+    phase_ = SecondaryPhase::protecting;
     if (config_.mode == ProtectionMode::colo) svm_.resume();
     {
         std::lock_guard lock(stats_mutex_);
@@ -227,81 +271,39 @@ void Secondary::enter_colo(std::uint64_t epoch) {
     send(protocol::CheckpointLoaded{epoch});
 }
 
-Secondary::Outcome Secondary::handle_protection(const protocol::Message& message) {
-    if (const auto* batch = std::get_if<protocol::PageBatch>(&message)) {
-        check_page_batch(*batch, cache_->regions());
-        cache_->store(batch->frames, batch->data);
-        mark_frames(*batch, received_);
-        std::lock_guard lock(stats_mutex_);
-        if (staged_) {
-            staged_->pages += batch->frames.size();
-            stats_.pages_received_checkpoint += batch->frames.size();
-        } else {
-            stats_.pages_received_streamed += batch->frames.size();
-        }
-        return Outcome::running;
+void Secondary::store_cache_pages(const protocol::PageBatch& batch) {
+    check_page_batch(batch, cache_->regions());
+    cache_->store(batch.frames, batch.data);
+    mark_frames(batch, received_);
+    std::lock_guard lock(stats_mutex_);
+    if (staged_) {
+        staged_->pages += batch.frames.size();
+        stats_.pages_received_checkpoint += batch.frames.size();
+    } else {
+        stats_.pages_received_streamed += batch.frames.size();
     }
-    if (const auto* begin = std::get_if<protocol::CheckpointBegin>(&message)) {
-        if (staged_) throw Error("secondary: checkpoint-begin inside checkpoint " + std::to_string(staged_->epoch));
-        if (begin->epoch != epoch_ + 1) {
-            throw Error("secondary: checkpoint-begin for epoch " + std::to_string(begin->epoch) + ", expected " +
-                        std::to_string(epoch_ + 1));
-        }
-        staged_ = Staged{begin->epoch, 0, {}, std::nullopt, {}};
-        return Outcome::running;
+}
+
+void Secondary::begin_checkpoint(const protocol::CheckpointBegin& begin) {
+    if (begin.epoch != epoch_ + 1) {
+        throw Error("secondary: checkpoint-begin for epoch " + std::to_string(begin.epoch) + ", expected " +
+                    std::to_string(epoch_ + 1));
     }
-    if (const auto* state = std::get_if<protocol::DeviceState>(&message)) {
-        if (!staged_) throw Error("secondary: device-state outside a checkpoint");
-        staged_->state.push_back(state->state);
-        return Outcome::running;
+    staged_ = Staged{begin.epoch, 0, 0, {}};
+    for (auto& device : devices_) device->begin();
+    phase_ = SecondaryPhase::checkpoint;
+}
+
+void Secondary::check_checkpoint_end(const protocol::CheckpointEnd& end) {
+    if (end.epoch != staged_->epoch || end.pages != staged_->pages || end.state_records != staged_->state.size() ||
+        end.device_records != staged_->device_records) {
+        throw Error("secondary: checkpoint-end for epoch " + std::to_string(end.epoch) + " claims " +
+                    std::to_string(end.pages) + " pages, " + std::to_string(end.state_records) + " state and " +
+                    std::to_string(end.device_records) + " device records; epoch " + std::to_string(staged_->epoch) +
+                    " brought " + std::to_string(staged_->pages) + ", " + std::to_string(staged_->state.size()) +
+                    " and " + std::to_string(staged_->device_records));
     }
-    if (const auto* output = std::get_if<protocol::CheckpointOutput>(&message)) {
-        if (!staged_) throw Error("secondary: checkpoint-output outside a checkpoint");
-        if (!staged_->output_offset) {
-            // The primary released nothing while the checkpoint was taken, so its first byte is
-            // where the primary's release stood: never before what it reported released.
-            if (output->offset < console_.primary_released()) {
-                throw Error("secondary: checkpoint-output starts at console offset " + std::to_string(output->offset) +
-                            ", before " + std::to_string(console_.primary_released()) +
-                            " which the primary reported released");
-            }
-            staged_->output_offset = output->offset;
-        } else if (output->offset != *staged_->output_offset + staged_->output.size()) {
-            throw Error("secondary: checkpoint-output at console offset " + std::to_string(output->offset) +
-                        " does not continue the previous piece (expected " +
-                        std::to_string(*staged_->output_offset + staged_->output.size()) + ")");
-        }
-        staged_->output.insert(staged_->output.end(), output->bytes.begin(), output->bytes.end());
-        return Outcome::running;
-    }
-    if (const auto* end = std::get_if<protocol::CheckpointEnd>(&message)) {
-        if (!staged_) throw Error("secondary: checkpoint-end without checkpoint-begin");
-        if (!staged_->output_offset) {
-            throw Error("secondary: checkpoint-end for epoch " + std::to_string(end->epoch) +
-                        " without checkpoint-output (the PVM's held console bytes)");
-        }
-        if (const std::uint64_t output_end = *staged_->output_offset + staged_->output.size();
-            output_end != end->console_offset) {
-            throw Error("secondary: checkpoint-output ends at console offset " + std::to_string(output_end) +
-                        ", checkpoint-end says " + std::to_string(end->console_offset));
-        }
-        if (end->epoch != staged_->epoch || end->pages != staged_->pages ||
-            end->state_records != staged_->state.size()) {
-            throw Error("secondary: checkpoint-end for epoch " + std::to_string(end->epoch) + " claims " +
-                        std::to_string(end->pages) + " pages and " + std::to_string(end->state_records) +
-                        " state records; epoch " + std::to_string(staged_->epoch) + " brought " +
-                        std::to_string(staged_->pages) + " and " + std::to_string(staged_->state.size()));
-        }
-        apply_checkpoint(*end);
-        return Outcome::running;
-    }
-    if (const auto* goodbye = std::get_if<protocol::Goodbye>(&message)) {
-        return stop_protection("the primary ended protection: " + goodbye->reason);
-    }
-    if (const auto* failure = std::get_if<protocol::Failure>(&message)) {
-        return stop_protection("the primary gave up on this secondary: " + failure->message);
-    }
-    throw Error(std::string("secondary: unexpected ") + protocol::message_name(message) + " while protecting");
+    for (auto& device : devices_) device->verify();
 }
 
 void Secondary::apply_checkpoint(const protocol::CheckpointEnd& end) {
@@ -314,12 +316,12 @@ void Secondary::apply_checkpoint(const protocol::CheckpointEnd& end) {
     flush |= svm_dirty;
     const std::uint64_t flushed = cache_->flush_to(svm_.memory(), flush, kFlushBatchPages);
     svm_.restore_state(staged_->state);
-    // The SVM runs from the PVM's state now, so its console continues where the PVM's was; the
-    // PVM's bytes before that are kept until the primary reports them released.
-    console_.checkpoint_applied(*staged_->output_offset, staged_->output);
+    // The SVM runs from the PVM's state now; its devices continue from the checkpoint too.
+    for (auto& device : devices_) device->commit();
     received_.clear_all();
     epoch_ = end.epoch;
     staged_.reset();
+    phase_ = SecondaryPhase::protecting;
     if (config_.mode == ProtectionMode::colo) svm_.resume();
     const Micros pause = elapsed_since(paused_at);
     {
@@ -342,12 +344,10 @@ std::optional<Secondary::Outcome> Secondary::read_last_messages() {
     try {
         while (auto message = channel_.receive(Clock::now())) {
             log_received(config_.log, kWho, *message);
-            if (const auto* released = std::get_if<protocol::ReleasedOutput>(&*message)) {
-                console_.primary_released(released->offset);
-            } else if (std::holds_alternative<protocol::Goodbye>(*message) ||
-                       std::holds_alternative<protocol::Failure>(*message)) {
-                // A primary that said goodbye (or gave up on us) and closed is alive: no takeover.
-                return handle_protection(*message);
+            switch (transaction::secondary_step(phase_, protocol::record_type_of(*message))) {
+                case Step::device: device_for(*message).receive(*message); break;
+                case Step::stop: return handle(*message);  // a primary that said so is alive: no takeover
+                default: break;
             }
         }
     } catch (...) {
@@ -366,9 +366,22 @@ Secondary::Outcome Secondary::fail_over(const std::string& reason) {
     // A partial checkpoint only ever reached the cache; the SVM is the last committed checkpoint
     // (remus) or runs on from it (colo).
     staged_.reset();
-    svm_.stop_dirty_log();
-    console_.take_over(sink_);
-    svm_.resume();
+    try {
+        for (auto& device : devices_) {
+            device->abort();
+            device->take_over();
+        }
+        svm_.stop_dirty_log();
+        svm_.resume();
+    } catch (const std::exception& e) {
+        (void)state_.transition(Role::failing_over, Role::stopped);
+        phase_ = SecondaryPhase::failed;
+        const std::string why = std::string("takeover failed: ") + e.what();
+        set_stopped_reason(why);
+        config_.log(LogLevel::notice, "colo secondary: " + why);
+        throw Error("secondary: " + why);
+    }
+    phase_ = SecondaryPhase::active;
     (void)state_.transition(Role::failing_over, Role::active);
     return Outcome::failed_over;
 }
@@ -377,13 +390,21 @@ Secondary::Outcome Secondary::stop_protection(const std::string& reason) {
     const Role was = state_.role();
     if (was != Role::syncing && was != Role::protecting) return Outcome::stopped;
     if (!state_.transition(was, Role::stopped)) return Outcome::stopped;
+    phase_ = SecondaryPhase::stopped;
+    set_stopped_reason(reason);
+    staged_.reset();
+    for (auto& device : devices_) device->abort();
     try {
         if (was == Role::protecting) send(protocol::Goodbye{reason});
     } catch (const Error&) {
         // The link is gone already.
     }
     channel_.close();
-    svm_.pause();
+    try {
+        svm_.pause();
+    } catch (const std::exception& e) {
+        config_.log(LogLevel::notice, std::string("colo secondary: pausing the unneeded SVM: ") + e.what());
+    }
     config_.log(LogLevel::notice, "colo secondary: stopped (" + reason + "); the SVM of " + svm_.name() +
                                       " is no longer needed");
     return Outcome::stopped;
@@ -394,11 +415,12 @@ SecondaryStats Secondary::status() const {
     SecondaryStats out = stats_;
     const Role role = state_.role();
     out.state = role == Role::protecting ? "protecting" : to_string(role);
+    out.phase = transaction::to_string(phase_.load());
     out.epoch = epoch_;
     out.pause_p50 = pauses_.percentile(50);
     out.pause_p99 = pauses_.percentile(99);
     out.pause_max = pauses_.max();
-    out.primary_released = console_.primary_released();
+    out.primary_released = console_->primary_released();
     return out;
 }
 

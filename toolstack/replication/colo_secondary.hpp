@@ -10,26 +10,36 @@
 //   protecting ──Goodbye / Failure from the primary──▶ stopped    (the primary lives: no takeover)
 //   any ──malformed or out-of-order message──▶ stopped: Failure sent, colo::Error thrown
 //
-// Initial migration: PageBatch* → SVM memory and, with cache_backup, the RAM cache too.
-//   DeviceState* MigrationCommit{pages_total}: counts checked, state restored (SVM paused).
+// What each message from the primary means in each phase of this side is one table,
+// transaction::secondary_step (checkpoint_transaction.hpp); handle() dispatches on it alone.
+// Initial migration (phase migrating): PageBatch* → SVM memory and, with cache_backup, the RAM
+//   cache too. DeviceState* MigrationCommit{pages_total}: counts checked, state restored (SVM
+//   paused; phase committed).
 //   EnterColo{0}: without cache_backup copy all SVM memory into the cache (SVM paused); start the
-//   SVM's dirty log; colo: resume the SVM; → CheckpointLoaded{0}.
+//   SVM's dirty log; devices: setup; colo: resume the SVM; → CheckpointLoaded{0} (protecting).
 // Between checkpoints: PageBatch* → RAM cache only (remembered as received since the checkpoint).
-//   The SVM's console bytes go to the primary (SecondaryOutput); ReleasedOutput is remembered.
-// Checkpoint N: CheckpointBegin{N} PageBatch* (→ cache) DeviceState* (staged)
-//   CheckpointOutput+ (staged: the PVM's held console bytes, consecutive, starting no earlier than
-//   the last ReleasedOutput) CheckpointEnd{N, pages, records, console offset}. Only when epoch,
-//   counts and the output's end match: pause SVM; harvest its dirty log; flush cache → SVM for
-//   (received since the last checkpoint ∪ SVM-dirtied); restore state; the console keeps the
-//   PVM's held bytes and continues at the offset; colo: resume SVM; → CheckpointLoaded{N}. Until
-//   then nothing touches the SVM, so a partial or failed checkpoint leaves it at the last
-//   committed one (colo: running on from it).
+//   Device records: the console forwards the SVM's bytes to the primary (SecondaryOutput) and
+//   remembers ReleasedOutput.
+// Checkpoint N (phase checkpoint): CheckpointBegin{N} PageBatch* (→ cache) DeviceState* (staged)
+//   device records (staged by their device: the console's CheckpointOutput+, the PVM's held
+//   bytes, consecutive, starting no earlier than the last ReleasedOutput)
+//   CheckpointEnd{N, pages, state records, device records}. Only when epoch and counts match
+//   and every device verifies what it staged: pause SVM; harvest its dirty log; flush cache → SVM
+//   for (received since the last checkpoint ∪ SVM-dirtied); restore state; devices: commit (the
+//   console keeps the PVM's held bytes and continues at their end); colo: resume SVM;
+//   → CheckpointLoaded{N}. Until then nothing touches the SVM, so a partial or failed checkpoint
+//   leaves it at the last committed one (colo: running on from it).
 // Failover: discard the partial checkpoint; remus: the SVM is exactly the last committed
-//   checkpoint and resumes; colo: it runs on. Output is released from the primary's last
-//   ReleasedOutput: the PVM bytes the last applied checkpoint carried, then the SVM's own.
+//   checkpoint and resumes; colo: it runs on. Devices take over: the console releases from the
+//   primary's last ReleasedOutput: the PVM bytes the last applied checkpoint carried, then the
+//   SVM's own.
 //   Before taking over on a broken link, the messages that already arrived are read (also when
 //   our own send found the link broken): a primary that said Goodbye or Failure is alive, and
 //   this side stops instead; a ReleasedOutput among them moves the point the release starts from.
+// Failures: a bad or out-of-order message, or a backend call that fails while a checkpoint is
+//   applied, leave the SVM unfit to take over: this side sends Failure (the primary runs on
+//   unprotected), stops (phase failed, the reason in status) and throws. A takeover whose
+//   resume fails ends in phase failed too.
 // Limits (as in every COLO/Remus without an external arbiter): a network partition makes both
 //   sides see the other as dead, the primary continues unprotected and this side takes over.
 //   Output: nothing is lost in either mode; a primary killed between writing a release and
@@ -42,19 +52,23 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <stop_token>
+#include <string>
 #include <vector>
 
 #include "backends/backend.hpp"
 #include "toolstack/replication/channel.hpp"
+#include "toolstack/replication/checkpoint_device.hpp"
+#include "toolstack/replication/checkpoint_transaction.hpp"
+#include "toolstack/replication/console_device.hpp"
 #include "toolstack/replication/failover_state.hpp"
 #include "toolstack/replication/peer_monitor.hpp"
 #include "toolstack/replication/ram_cache.hpp"
 #include "toolstack/replication/replication_config.hpp"
 #include "toolstack/replication/replication_stats.hpp"
-#include "toolstack/replication/secondary_console.hpp"
 
 namespace colo {
 
@@ -70,15 +84,17 @@ public:
     };
 
     // `svm` is a paused guest whose memory layout matches the primary's. `sink` receives released
-    // console output once this side runs the guest (after failover or migration).
-    Secondary(Backend& svm, Channel& channel, SecondaryConfig config, OutputSink sink);
+    // console output once this side runs the guest (after failover or migration). `devices` take
+    // part in every checkpoint after the console, in the primary's order.
+    Secondary(Backend& svm, Channel& channel, SecondaryConfig config, OutputSink sink,
+              std::vector<std::unique_ptr<SecondaryDevice>> devices = {});
     ~Secondary();
     Secondary(const Secondary&) = delete;
     Secondary& operator=(const Secondary&) = delete;
 
     // Until an outcome. A stop request is treated as "stop replicating" (Outcome::stopped).
-    // Throws colo::Error (after sending Failure) on a bad stream, LinkDown when the link is lost
-    // before the guest is complete here.
+    // Throws colo::Error (after sending Failure) on a bad stream or a failed checkpoint, LinkDown
+    // when the link is lost before the guest is complete here.
     Outcome run(std::stop_token stop = {});
     // Handles every message that arrives until `until` (at least those already waiting).
     Outcome process(Clock::time_point until);
@@ -86,9 +102,10 @@ public:
     // --- any thread
     void request_failover() { failover_requested_ = true; }
     [[nodiscard]] Role role() const { return state_.role(); }
+    [[nodiscard]] transaction::SecondaryPhase phase() const { return phase_.load(); }
     [[nodiscard]] SecondaryStats status() const;
     // The console offset of the guest's next byte (PrimaryConfig::console_offset after a takeover).
-    [[nodiscard]] std::uint64_t console_offset() const { return console_.next_offset(); }
+    [[nodiscard]] std::uint64_t console_offset() const { return console_->next_offset(); }
 
     // The RAM cache (absent before EnterColo without cache_backup).
     [[nodiscard]] const RamCache& cache() const;
@@ -97,34 +114,41 @@ private:
     struct Staged {  // the checkpoint being received
         std::uint64_t epoch = 0;
         std::uint64_t pages = 0;
+        std::uint32_t device_records = 0;
         std::vector<StateRecord> state;
-        std::optional<std::uint64_t> output_offset;  // of the first CheckpointOutput piece
-        std::vector<std::byte> output;               // the PVM's held console bytes, all pieces
     };
 
     void send(const protocol::Message& message);
     Outcome handle(const protocol::Message& message);
-    Outcome handle_migration(const protocol::Message& message);
-    Outcome handle_protection(const protocol::Message& message);
+    void store_migration_pages(const protocol::PageBatch& batch);
+    void commit_migration(const protocol::MigrationCommit& commit);
+    Outcome finish_migration();
+    void store_cache_pages(const protocol::PageBatch& batch);
+    void begin_checkpoint(const protocol::CheckpointBegin& begin);
+    void check_checkpoint_end(const protocol::CheckpointEnd& end);
     void enter_colo(std::uint64_t epoch);
     void apply_checkpoint(const protocol::CheckpointEnd& end);
+    SecondaryDevice& device_for(const protocol::Message& message);
     // After LinkDown: what already arrived. An outcome when the primary turns out to be alive.
     std::optional<Outcome> read_last_messages();
     Outcome fail_over(const std::string& reason);
     Outcome stop_protection(const std::string& reason);
-    void forward_console();
+    // A bad stream or a failed checkpoint: Failure to the primary, phase failed. Never throws.
+    void fail(const std::string& reason) noexcept;
+    void set_stopped_reason(const std::string& reason);
 
     Backend& svm_;
     Channel& channel_;
     SecondaryConfig config_;
-    OutputSink sink_;
+    console_device::Secondary* console_ = nullptr;  // devices_[0]
+    std::vector<std::unique_ptr<SecondaryDevice>> devices_;
+    DeviceSend device_send_;
     FailoverState state_{Role::syncing};
+    std::atomic<transaction::SecondaryPhase> phase_{transaction::SecondaryPhase::migrating};
     PeerMonitor monitor_;
     std::optional<RamCache> cache_;
-    SecondaryConsole console_;
     DirtyBitmap received_;  // pages put in the cache since the last applied checkpoint
     std::vector<StateRecord> migration_state_;
-    bool migration_committed_ = false;
     std::optional<Staged> staged_;
     std::atomic<std::uint64_t> epoch_{0};  // last applied
     std::atomic<bool> failover_requested_{false};

@@ -22,12 +22,14 @@ std::string describe(const protocol::Message& message) {
             } else if constexpr (std::is_same_v<T, protocol::CheckpointEnd>) {
                 text += " epoch=" + std::to_string(m.epoch) + " pages=" + std::to_string(m.pages) +
                         " state_records=" + std::to_string(m.state_records) +
-                        " console_offset=" + std::to_string(m.console_offset);
+                        " device_records=" + std::to_string(m.device_records);
             } else if constexpr (std::is_same_v<T, protocol::Heartbeat>) {
                 text += " seq=" + std::to_string(m.sequence);
-            } else if constexpr (std::is_same_v<T, protocol::SecondaryOutput> ||
-                                 std::is_same_v<T, protocol::CheckpointOutput>) {
+            } else if constexpr (std::is_same_v<T, protocol::SecondaryOutput>) {
                 text += " offset=" + std::to_string(m.offset) + " bytes=" + std::to_string(m.bytes.size());
+            } else if constexpr (std::is_same_v<T, protocol::CheckpointOutput>) {
+                text += " offset=" + std::to_string(m.offset) + " bytes=" + std::to_string(m.bytes.size()) +
+                        " end=" + std::to_string(m.end);
             } else if constexpr (std::is_same_v<T, protocol::ReleasedOutput>) {
                 text += " offset=" + std::to_string(m.offset);
             } else if constexpr (std::is_same_v<T, protocol::Goodbye>) {

@@ -70,6 +70,11 @@ struct PrimaryConfig {
     LogFn log = default_log();
 };
 
+// Throw colo::Error naming the bad value. Checked before anything is connected, sent or paused
+// (PrimarySide::protect), and again by the constructors that take them.
+void validate(const LinkConfig& config);
+void validate(const PrimaryConfig& config);
+
 struct SecondaryConfig {
     ProtectionMode mode = ProtectionMode::colo;  // must match the primary's
     LinkConfig link;

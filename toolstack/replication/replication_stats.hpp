@@ -47,6 +47,7 @@ struct PrimaryStats {
     Micros enter_colo_pause{0};            // the PVM's final pause of the initial sync → resumed
     std::uint64_t output_released = 0;     // console bytes released to the sink
     std::string protection_lost_reason;    // why, once unprotected
+    std::string phase;                     // of the checkpoint transaction (checkpoint_transaction.hpp)
 };
 
 struct SecondaryStats {
@@ -63,6 +64,8 @@ struct SecondaryStats {
     Micros enter_colo_pause{0};
     Micros pause_p50{0}, pause_p99{0}, pause_max{0};
     std::uint64_t primary_released = 0;       // how far the primary released output
+    std::string phase;                        // of the checkpoint transaction
+    std::string stopped_reason;               // why, once stopped or failed
 };
 
 }  // namespace colo
