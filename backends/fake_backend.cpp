@@ -13,12 +13,48 @@ FakeBackend::FakeBackend(std::string name, std::uint64_t pages, Pfn first)
       ram_(pages * kPageSize),
       log_(first.value + pages) {}
 
+const char* FakeBackend::name_of(Call call) {
+    switch (call) {
+        case Call::pause: return "pause";
+        case Call::resume: return "resume";
+        case Call::start_dirty_log: return "start_dirty_log";
+        case Call::stop_dirty_log: return "stop_dirty_log";
+        case Call::harvest_dirty: return "harvest_dirty";
+        case Call::save_state: return "save_state";
+        case Call::restore_state: return "restore_state";
+        case Call::read_pages: return "read_pages";
+        case Call::write_pages: return "write_pages";
+        case Call::checkpoint_committed: return "checkpoint_committed";
+    }
+    return "?";
+}
+
+void FakeBackend::fail_call(Call call, unsigned occurrence) {
+    std::erase_if(armed_, [&](const auto& armed) { return armed.first == call; });
+    armed_.emplace_back(call, occurrence);
+}
+
+void FakeBackend::enter(Call call) {
+    calls_.push_back(call);
+    for (auto it = armed_.begin(); it != armed_.end(); ++it) {
+        if (it->first != call) continue;
+        if (it->second > 0) {
+            --it->second;
+            return;
+        }
+        armed_.erase(it);
+        throw SystemError(std::string("fake ") + name_of(call), EIO);
+    }
+}
+
 void FakeBackend::pause() {
+    enter(Call::pause);
     if (!paused_) ++counters_.pauses;
     paused_ = true;
 }
 
 void FakeBackend::resume() {
+    enter(Call::resume);
     if (!paused_) return;
     ++counters_.resumes;
     paused_ = false;
@@ -26,13 +62,20 @@ void FakeBackend::resume() {
 }
 
 void FakeBackend::start_dirty_log() {
+    enter(Call::start_dirty_log);
     logging_ = true;
     log_.clear_all();
 }
 
-void FakeBackend::stop_dirty_log() { logging_ = false; }
+void FakeBackend::stop_dirty_log() {
+    enter(Call::stop_dirty_log);
+    logging_ = false;
+}
+
+void FakeBackend::checkpoint_committed(std::uint64_t) { enter(Call::checkpoint_committed); }
 
 void FakeBackend::harvest_dirty(DirtyBitmap& into) {
+    enter(Call::harvest_dirty);
     if (!logging_) throw Error("fake backend: harvest without dirty logging");
     if (harvest_hook_ && !paused_) harvest_hook_(*this);
     ++counters_.harvests;
@@ -41,12 +84,14 @@ void FakeBackend::harvest_dirty(DirtyBitmap& into) {
 }
 
 std::vector<StateRecord> FakeBackend::save_state() {
+    enter(Call::save_state);
     if (!paused_) throw Error("fake backend: cannot save state while the guest runs");
     ++counters_.saves;
     return {StateRecord{kFakeVcpuStateTag, 1, vcpu_state_}};
 }
 
 void FakeBackend::restore_state(std::span<const StateRecord> state) {
+    enter(Call::restore_state);
     if (!paused_) throw Error("fake backend: cannot restore state while the guest runs");
     if (state.size() != 1 || state[0].tag != kFakeVcpuStateTag || state[0].version != 1) {
         throw Error("fake backend: unexpected state records");
@@ -80,6 +125,7 @@ std::byte* FakeBackend::frame(Pfn pfn) {
 }
 
 void FakeBackend::read_pages(std::span<const Pfn> frames, std::span<std::byte> out) {
+    enter(Call::read_pages);
     if (out.size() != frames.size() * kPageSize) throw Error("fake backend: read buffer size");
     for (std::size_t i = 0; i < frames.size(); ++i) {
         std::memcpy(out.data() + i * kPageSize, frame(frames[i]), kPageSize);
@@ -88,6 +134,7 @@ void FakeBackend::read_pages(std::span<const Pfn> frames, std::span<std::byte> o
 }
 
 void FakeBackend::write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) {
+    enter(Call::write_pages);
     if (in.size() != frames.size() * kPageSize) throw Error("fake backend: write buffer size");
     for (std::size_t i = 0; i < frames.size(); ++i) {
         std::memcpy(frame(frames[i]), in.data() + i * kPageSize, kPageSize);

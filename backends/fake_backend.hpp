@@ -1,12 +1,15 @@
 // A backend with no hypervisor behind it, for unit tests of the pipeline: memory is a plain
 // buffer, "the guest" is whatever the test does through guest_write(), and every call is
-// counted, so a test can check exactly what the pipeline did and in what order.
+// counted and journaled, so a test can check exactly what the pipeline did and in what order.
+// Any call can be made to fail (fail_call): the way tests drive each step of a checkpoint into
+// a backend error and check that the pipeline still ends where it says.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/backend.hpp"
@@ -31,6 +34,17 @@ public:
     [[nodiscard]] std::vector<StateRecord> save_state() override;
     void restore_state(std::span<const StateRecord> state) override;
     void set_console_sink(ConsoleSink sink) override;
+    void checkpoint_committed(std::uint64_t epoch) override;
+
+    // --- calls, and failures on demand
+    enum class Call { pause, resume, start_dirty_log, stop_dirty_log, harvest_dirty, save_state, restore_state,
+                      read_pages, write_pages, checkpoint_committed };
+    [[nodiscard]] static const char* name_of(Call call);
+    // Every call above, in the order made (a failed one too).
+    [[nodiscard]] const std::vector<Call>& calls() const { return calls_; }
+    // The `occurrence`-th next call of `call` (0: the very next one) does nothing and throws
+    // SystemError("fake NAME", EIO). One failure armed per call kind.
+    void fail_call(Call call, unsigned occurrence = 0);
 
     // --- what "the guest" does
     // Fills the frame with `fill` as a running guest would; refused while paused.
@@ -41,6 +55,8 @@ public:
     void set_vcpu_state(std::vector<std::byte> bytes) { vcpu_state_ = std::move(bytes); }
     [[nodiscard]] const std::vector<std::byte>& vcpu_state() const { return vcpu_state_; }
     [[nodiscard]] std::span<const std::byte> page(Pfn pfn) const;
+    // Written since the last harvest: still in "the hypervisor's" dirty log, not yet handed out.
+    [[nodiscard]] bool unharvested(Pfn pfn) const { return log_.test(pfn); }
     // Called at the start of every harvest_dirty while the guest is not paused, as if the guest
     // ran between two harvests: the test writes what the guest would (deterministically).
     void on_harvest(std::function<void(FakeBackend&)> guest) { harvest_hook_ = std::move(guest); }
@@ -63,6 +79,8 @@ private:
     void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
     void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
     std::byte* frame(Pfn pfn);
+    // Journals `call` and throws if a failure was armed for it.
+    void enter(Call call);
 
     std::string name_;
     MemoryRegion region_;
@@ -76,6 +94,8 @@ private:
     std::function<void(FakeBackend&)> resume_hook_;
     std::string caveat_;
     Counters counters_;
+    std::vector<Call> calls_;
+    std::vector<std::pair<Call, unsigned>> armed_;  // call, occurrences still to let through
 };
 
 // Record tag FakeBackend uses for its single piece of state.
