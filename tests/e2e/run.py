@@ -370,6 +370,35 @@ def test_hostile_streams(binary):
         ws.close()
 
 
+def test_protect_refused_values(binary):
+    """protect with a value the pipeline cannot work with is refused before anything is connected,
+    sent or paused: the guest runs on and the waiting secondary is still there for a good protect."""
+    ws = Workspace(binary, 'refused')
+    try:
+        a, b, log_a, _, address, receiver, pid = start_pair(ws, 'rv')
+        wait_lines(log_a, 3, 10, 'the guest to print')
+        details = []
+        for args, words in ((('--stream-period', 0), 'stream period'),
+                            (('--heartbeat-timeout', 10), 'peer timeout')):
+            r = a.run('protect', 'rv', address, *args)
+            check(r.code != 0, 'protect %s was accepted' % (args,))
+            line = one_line_error(r)
+            check(words in line, 'protect %s: the error does not name the %s: %s' % (args, words, line))
+            details.append(line[:70])
+            check(a.state('rv') == 'unprotected', 'after the refusal the guest is %s' % a.state('rv'))
+            check(alive(receiver), 'the refused protect reached the secondary: its receive ended')
+        n = seq_count(log_a)
+        wait_lines(log_a, n + 5, 10, 'the guest to go on running after the refusals')
+        a.ok('protect', 'rv', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        wait_until(lambda: a.state('rv') == 'protected', 20, 'the good protect to the same secondary')
+        a.ok('destroy', 'rv')
+        wait_exit(pid, 10, 'the primary to end')
+        wait_exit(receiver, 10, 'the secondary to stand down')
+        return '; '.join(details)
+    finally:
+        ws.close()
+
+
 # --- 7 -----------------------------------------------------------------------------------------
 def test_forced_failover(binary):
     ws = Workspace(binary, 'failover')
@@ -484,6 +513,7 @@ def main(argv):
         ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
         ('sigkill-secondary', test_secondary_killed),
         ('hostile-streams', test_hostile_streams),
+        ('protect-refused-values', test_protect_refused_values),
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),
     ]
