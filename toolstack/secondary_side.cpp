@@ -69,6 +69,15 @@ int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
     service.console().copy_to_stdout(options.console_to_stdout);
     service.set_mode(mode_name(setup.purpose));
     service.bind();
+    struct Announce {  // the service as long as it exists, for `receive`'s signal handling
+        const ReceiveOptions& options;
+        explicit Announce(const ReceiveOptions& o, control::GuestService& s) : options(o) {
+            if (options.on_service) options.on_service(&s);
+        }
+        ~Announce() {
+            if (options.on_service) options.on_service(nullptr);
+        }
+    } announce(options, service);
 
     SecondaryConfig secondary_config;
     secondary_config.mode = setup.purpose == protocol::ReplicationPurpose::remus ? ProtectionMode::remus

@@ -370,6 +370,51 @@ def test_hostile_streams(binary):
         ws.close()
 
 
+# --- 6b ----------------------------------------------------------------------------------------
+def receive_errors(log):
+    text = read_bytes(log).decode(errors='replace')
+    return [l for l in text.split('\n') if l.startswith('colo-replicate:')]
+
+
+def test_receive_sigterm(binary):
+    """SIGTERM ends a receive cleanly: waiting, at once; as a secondary, its SVM and control socket
+    go (destructors run) and the primary goes on unprotected. Exit status 1, one line saying so."""
+    ws = Workspace(binary, 'receiveterm')
+    try:
+        b = ws.host('hostB')
+        _, waiting, waiting_log = b.receive(ws.path('w.log'), HEARTBEAT_MS)
+        os.kill(waiting, signal.SIGTERM)
+        code = wait_exit(waiting, 10, 'the waiting receiver to end on SIGTERM')
+        errors = receive_errors(waiting_log)
+        check(code == 1, 'waiting receiver: exit status %s after SIGTERM, expected 1' % code)
+        check(len(errors) == 1 and 'terminated by SIGTERM' in errors[0],
+              'waiting receiver: expected one line saying it was terminated, got %r' % errors)
+        details = ['waiting: exit %d "%s"' % (code, errors[0])]
+
+        a, b, log_a, _, address, receiver, pid = start_pair(ws, 'term')
+        receiver_log = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
+        a.ok('protect', 'term', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        wait_until(lambda: b.state('term') == 'protecting', 10, 'B to be the secondary')
+        check(os.path.exists(os.path.join(b.run_dir, 'term.sock')), 'the secondary has no control socket')
+        os.kill(receiver, signal.SIGTERM)
+        code = wait_exit(receiver, 15, 'the secondary to end on SIGTERM')
+        errors = receive_errors(receiver_log)
+        check(code == 1, 'secondary: exit status %s after SIGTERM, expected 1' % code)
+        check(len(errors) == 1 and 'terminated by SIGTERM' in errors[0],
+              'secondary: expected one line saying it was terminated, got %r' % errors)
+        check(not os.path.exists(os.path.join(b.run_dir, 'term.sock')), 'the control socket is left behind')
+        check(b.guests() == {}, 'host B lists guests after SIGTERM: %s' % b.guests())
+        wait_until(lambda: a.state('term') == 'unprotected', 10, 'the primary to report unprotected')
+        n = seq_count(log_a)
+        wait_lines(log_a, n + 5, 5, 'the unprotected primary to go on printing')
+        a.ok('destroy', 'term')
+        wait_exit(pid, 5, 'the primary to end after destroy')
+        details.append('secondary: exit %d "%s"' % (code, errors[0]))
+        return '; '.join(details)
+    finally:
+        ws.close()
+
+
 # --- 7 -----------------------------------------------------------------------------------------
 def test_forced_failover(binary):
     ws = Workspace(binary, 'failover')
@@ -484,6 +529,7 @@ def main(argv):
         ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
         ('sigkill-secondary', test_secondary_killed),
         ('hostile-streams', test_hostile_streams),
+        ('receive-sigterm', test_receive_sigterm),
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),
     ]
