@@ -64,7 +64,14 @@ int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
         throw Error(message);
     }
 
-    control::GuestService service(backends_available().find(config.backend).create_incoming(config), config);
+    std::unique_ptr<Backend> incoming;
+    try {
+        incoming = backends_available().find(config.backend).create_incoming(config);
+    } catch (const Error& e) {
+        channel.send(protocol::Failure{e.what()});  // e.g. not enough memory: the sender hears why
+        throw;
+    }
+    control::GuestService service(std::move(incoming), config);
     if (options.console_log) service.console().open_log(*options.console_log);
     service.console().copy_to_stdout(options.console_to_stdout);
     service.set_mode(mode_name(setup.purpose));

@@ -116,6 +116,9 @@ def test_lifecycle(binary):
                                             working_set=16), 'no-such-bzImage'),
             ('missing config file', ws.path('no-such.cfg'), 'no-such.cfg'),
             ('memory too large', guest_config(ws, 'huge', memory=65536), None),
+            ('name ..', ws.write_config('dots.cfg', name='..', memory=64), 'must start with a letter or digit'),
+            ('name -rf', ws.write_config('dashrf.cfg', name='-rf', memory=64), 'must start with a letter or digit'),
+            ('config /dev/zero', '/dev/zero', 'larger than 1 MiB'),
         ]
         for label, cfg, must_mention in cases:
             r = a.run('create', cfg, '--console-log', ws.path(label.replace(' ', '-') + '.log'), timeout=60)
@@ -178,6 +181,7 @@ def test_save_restore(binary, rounds=20):
         header_flip = bytearray(data)
         header_flip[9] ^= 0x01  # inside the version field
         damaged['header bit-flipped'] = bytes(header_flip)
+        damaged['garbage appended'] = data + garbage(4096)
         messages = []
         for label, content in damaged.items():
             path = ws.path(label.replace(' ', '-') + '.img')
