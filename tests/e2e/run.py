@@ -13,6 +13,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 
@@ -419,6 +420,65 @@ def test_receive_sigterm(binary):
         ws.close()
 
 
+# --- 6c ----------------------------------------------------------------------------------------
+def test_old_peer_version(binary):
+    """protect and migrate to a receiver of stream version 1 (which hangs up on a header it does not
+    speak, without an answer) fail at connect time with one line; no page is sent, the guest runs on."""
+    ws = Workspace(binary, 'oldpeer')
+    listener = socket.socket()
+    try:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(4)
+        listener.settimeout(10)
+        address = '127.0.0.1:%d' % listener.getsockname()[1]
+        a = ws.host('hostA')
+        log = ws.path('a.log')
+        pid = a.create(guest_config(ws, 'old'), log)
+        details = []
+        for command in ('protect', 'migrate'):
+            got = {}
+
+            def old_receiver():
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(10)
+                    got['header'] = conn.recv(24)  # the fixed part: a version-1 reader stops at the version
+                    conn.shutdown(socket.SHUT_WR)  # and hangs up without a word
+                    rest = b''
+                    try:
+                        while True:
+                            chunk = conn.recv(65536)
+                            if not chunk:
+                                break
+                            rest += chunk
+                    except OSError:
+                        pass
+                    got['after'] = rest
+            t = threading.Thread(target=old_receiver)
+            t.start()
+            started = time.monotonic()
+            r = a.run(command, 'old', address, timeout=60)
+            took = time.monotonic() - started
+            t.join(15)
+            line = one_line_error(r)
+            check(r.code == 1, '%s: exit status %d, expected 1' % (command, r.code))
+            check('peer speaks stream version 1, this is 2' in line, '%s: %s' % (command, line))
+            check(took < 5, '%s took %.1f s to fail' % (command, took))
+            # After the header (24 + 16n + 8 bytes) nothing: no config, no setup, no page.
+            check(len(got.get('after', b'')) <= 16 * 4 + 8, '%s sent %d bytes after the header'
+                  % (command, len(got.get('after', b''))))
+            check(a.guests().get('old') == 'running', '%s: the guest is %s' % (command, a.guests()))
+            details.append('%s -> "%s" in %.2fs' % (command, line[:100], took))
+        n = seq_count(log)
+        wait_lines(log, n + 3, 5, 'the guest to go on printing')
+        a.ok('destroy', 'old')
+        wait_exit(pid, 5, 'the guest to end')
+        return '; '.join(details)
+    finally:
+        listener.close()
+        ws.close()
+
+
 # --- 7 -----------------------------------------------------------------------------------------
 def test_forced_failover(binary):
     ws = Workspace(binary, 'failover')
@@ -534,6 +594,7 @@ def main(argv):
         ('sigkill-secondary', test_secondary_killed),
         ('hostile-streams', test_hostile_streams),
         ('receive-sigterm', test_receive_sigterm),
+        ('old-peer-version', test_old_peer_version),
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),
     ]
