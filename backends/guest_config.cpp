@@ -1,5 +1,6 @@
 #include "backends/guest_config.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -109,6 +110,9 @@ private:
 }  // namespace
 
 GuestConfig parse_guest_config(const std::string& text, const std::string& origin) {
+    if (text.size() > kMaxGuestConfigBytes)
+        throw Error(origin + ": larger than " + std::to_string(kMaxGuestConfigBytes >> 20) +
+                    " MiB; a guest config is a few lines of key = value");
     Parser parser(text, origin);
     auto entries = parser.parse();
     GuestConfig config;
@@ -165,11 +169,7 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
     }
 
     if (config.name.empty()) throw Error(origin + ": no name given (name = \"...\")");
-    for (const char c : config.name) {
-        if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '-' && c != '_' && c != '.') {
-            throw Error(origin + ": name \"" + config.name + "\" may only hold letters, digits, '-', '_' and '.'");
-        }
-    }
+    validate_guest_name(config.name, origin);
     if (config.backend != "kvm" && config.backend != "xen") {
         throw Error(origin + ": backend must be \"kvm\" or \"xen\", not \"" + config.backend + "\"");
     }
@@ -184,12 +184,27 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
     return config;
 }
 
+void validate_guest_name(const std::string& name, const std::string& origin) {
+    // The name becomes a file name (NAME.sock, NAME.log in the run dir), a Xen domain name and an
+    // argument of other commands: so no path parts (".", ".."), nothing an option parser takes
+    // for an option ("-rf"), and short enough for a socket path.
+    const auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+    const bool allowed = std::all_of(name.begin(), name.end(), [&](char c) { return alnum(c) || c == '-' || c == '_' || c == '.'; });
+    if (name.empty() || !alnum(name.front()) || !allowed || name.size() > kMaxGuestNameLength) {
+        throw Error(origin + ": name \"" + name + "\" must start with a letter or digit and hold only letters, digits, '-', " +
+                    "'_' and '.' (at most " + std::to_string(kMaxGuestNameLength) + " characters)");
+    }
+}
+
 GuestConfig load_guest_config(const std::filesystem::path& file) {
-    std::ifstream in(file);
+    std::ifstream in(file, std::ios::binary);
     if (!in) throw SystemError("open " + file.string(), errno);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return parse_guest_config(text.str(), file.string());
+    // Bounded: a path such as /dev/zero must not be read until the memory runs out.
+    std::string text(kMaxGuestConfigBytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (in.bad()) throw SystemError("read " + file.string(), errno);
+    return parse_guest_config(text, file.string());
 }
 
 std::string format_guest_config(const GuestConfig& c) {

@@ -43,11 +43,18 @@ struct GuestConfig {
 
 inline constexpr std::uint64_t kMaxMemoryMib = 64 * 1024;
 inline constexpr unsigned kMaxVcpus = 8;
+inline constexpr std::size_t kMaxGuestNameLength = 64;
+inline constexpr std::size_t kMaxGuestConfigBytes = 1024 * 1024;  // a config is a few lines
 
 // Parses config text; `origin` names it in errors ("demo.cfg:3: ..."). Checks every value's range
 // and the cross-field rules (a linux guest needs a kernel, the working set fits in memory).
 [[nodiscard]] GuestConfig parse_guest_config(const std::string& text, const std::string& origin);
+// Reads at most kMaxGuestConfigBytes (a larger file is refused, not read to its end).
 [[nodiscard]] GuestConfig load_guest_config(const std::filesystem::path& file);
+
+// Throws colo::Error ("ORIGIN: name ... must ...") unless `name` starts with a letter or digit,
+// holds only letters, digits, '-', '_' and '.', and has at most kMaxGuestNameLength characters.
+void validate_guest_name(const std::string& name, const std::string& origin);
 
 // Renders a config that parse_guest_config reads back to the same value (sent to a secondary).
 [[nodiscard]] std::string format_guest_config(const GuestConfig& config);

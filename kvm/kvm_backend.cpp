@@ -3,6 +3,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <map>
 #include <string>
 
@@ -66,6 +69,31 @@ void refuse_memory_beyond_host(const GuestConfig& config) {
     }
 }
 
+// MemAvailable from /proc/meminfo in MiB: what the kernel can hand out now without swapping.
+std::optional<std::uint64_t> available_host_mib() {
+    std::ifstream meminfo("/proc/meminfo");
+    for (std::string line; std::getline(meminfo, line);) {
+        std::istringstream fields(line);
+        std::string key;
+        std::uint64_t kib = 0;
+        if (fields >> key >> kib && key == "MemAvailable:") return kib >> 10;
+    }
+    return std::nullopt;  // unknown (an old kernel): mmap and KVM decide
+}
+
+// An arriving guest (restore, migration, protection) has every page written as the stream
+// delivers it, unlike a new guest that touches memory as it runs. So it needs all of its memory
+// now: refuse one larger than what this host has available before a page is allocated, instead of
+// being OOM-killed in the middle of the stream.
+void refuse_incoming_beyond_available(const GuestConfig& config) {
+    const auto available = available_host_mib();
+    if (available && config.memory_mib > *available) {
+        throw Error("guest " + config.name + " needs " + std::to_string(config.memory_mib) +
+                    " MiB of memory, more than this host has available (" + std::to_string(*available) +
+                    " MiB, MemAvailable in /proc/meminfo)");
+    }
+}
+
 }  // namespace
 
 std::unique_ptr<KvmBackend> KvmBackend::create(const GuestConfig& config) {
@@ -82,6 +110,7 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
     }
     const std::uint64_t ram_bytes = ram_bytes_for(config);
     refuse_memory_beyond_host(config);
+    if (boot == Boot::incoming) refuse_incoming_beyond_available(config);
     require_capabilities(system_);
 
     vm_.set_tss_addr(layout::kKvmRealModeTss.value);

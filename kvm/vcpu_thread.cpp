@@ -64,6 +64,12 @@ void VcpuThread::resume() {
     std::lock_guard lock(mutex_);
     if (state_ == State::failed) throw Error("vCPU " + std::to_string(vcpu_.index()) + " has failed: " + failure_);
     if (state_ != State::paused) return;
+    // A pause that the vCPU never answered (it failed first, then was revived) leaves its request
+    // and immediate_exit behind; the vCPU would take them for a new kick and pause itself at once.
+    // Firecracker clears immediate_exit on resume for the same reason. The vCPU thread is out of
+    // KVM_RUN here (paused), so nothing races with these.
+    pause_requested_ = false;
+    set_immediate_exit(vcpu_.run_page().get(), false);
     state_ = State::running;
     changed_.notify_all();
 }

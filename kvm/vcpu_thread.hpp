@@ -43,7 +43,8 @@ public:
     VcpuThread& operator=(const VcpuThread&) = delete;
     ~VcpuThread();  // stop(); never throws
 
-    // paused -> running. Throws colo::Error (with the reason) when the vCPU has failed.
+    // paused -> running, forgetting any kick left from before (a pause the vCPU answered by
+    // failing). Throws colo::Error (with the reason) when the vCPU has failed.
     void resume();
     // running -> paused; returns when the vCPU is out of KVM_RUN. No-op unless running.
     void pause();

@@ -16,6 +16,17 @@ constexpr std::size_t kBatchPages = 256;
 bool all_zero(std::span<const std::byte> page) {
     return std::all_of(page.begin(), page.end(), [](std::byte b) { return b == std::byte{0}; });
 }
+
+// Whether `source` has nothing left: reads one byte to find out.
+bool at_end(protocol::ByteSource& source) {
+    std::byte probe[1];
+    try {
+        source.read_exact(probe);
+    } catch (const protocol::StreamTruncated&) {
+        return true;
+    }
+    return false;
+}
 }  // namespace
 
 GuestImageStats write_guest_image(Backend& backend, const GuestConfig& config, protocol::ByteSink& sink) {
@@ -95,6 +106,10 @@ GuestImageStats GuestImageReader::load_into(Backend& backend) {
             throw Error(std::string("guest image: unexpected ") + protocol::message_name(message) + " record");
         }
     }
+    // The commit record is the image's last byte: anything after it means the file was damaged
+    // or something was appended, and the image cannot be trusted to be the guest that was saved.
+    if (!at_end(source_))
+        throw Error("guest image: bytes follow the commit record (the image is damaged or has something appended)");
     backend.restore_state(state);
     stats.state_records = state.size();
     return stats;

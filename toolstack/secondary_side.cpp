@@ -64,11 +64,27 @@ int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
         throw Error(message);
     }
 
-    control::GuestService service(backends_available().find(config.backend).create_incoming(config), config);
+    std::unique_ptr<Backend> incoming;
+    try {
+        incoming = backends_available().find(config.backend).create_incoming(config);
+    } catch (const Error& e) {
+        channel.send(protocol::Failure{e.what()});  // e.g. not enough memory: the sender hears why
+        throw;
+    }
+    control::GuestService service(std::move(incoming), config);
     if (options.console_log) service.console().open_log(*options.console_log);
     service.console().copy_to_stdout(options.console_to_stdout);
     service.set_mode(mode_name(setup.purpose));
     service.bind();
+    struct Announce {  // the service as long as it exists, for `receive`'s signal handling
+        const ReceiveOptions& options;
+        explicit Announce(const ReceiveOptions& o, control::GuestService& s) : options(o) {
+            if (options.on_service) options.on_service(&s);
+        }
+        ~Announce() {
+            if (options.on_service) options.on_service(nullptr);
+        }
+    } announce(options, service);
 
     SecondaryConfig secondary_config;
     secondary_config.mode = setup.purpose == protocol::ReplicationPurpose::remus ? ProtectionMode::remus

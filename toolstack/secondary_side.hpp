@@ -16,10 +16,17 @@
 
 namespace colo {
 
+namespace control {
+class GuestService;
+}
+
 struct ReceiveOptions {
     std::optional<std::string> console_log;  // released output is appended here
     bool console_to_stdout = false;
     std::chrono::milliseconds peer_timeout{800};
+    // Called with the incoming guest's service once it serves, and with nullptr before the
+    // service ends: `receive` points SIGTERM/SIGINT at it (request_stop()).
+    std::function<void(control::GuestService*)> on_service;
 };
 
 // Returns the process exit code: 0 when the guest migrated here, failed over here and was later

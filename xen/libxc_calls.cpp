@@ -25,7 +25,8 @@ namespace colo::xen {
 namespace {
 
 // Turns a libxc result into 0 or errno. libxc reports errors through errno; a few paths return -1
-// with errno left at 0, which must still count as a failure.
+// with errno left at 0, which must still count as a failure. So every call clears errno first:
+// otherwise such a failure would report whatever an earlier call left in errno.
 int errno_of(long long rc) {
     if (rc >= 0) return 0;
     return errno != 0 ? errno : EIO;
@@ -142,14 +143,19 @@ int LibxcCalls::do_domain_info(DomainId domain, DomainInfo& out) {
     return 0;
 }
 
-int LibxcCalls::do_pause(DomainId domain) { return errno_of(xc_domain_pause(handles_->xc.get(), domain)); }
+int LibxcCalls::do_pause(DomainId domain) {
+    errno = 0;
+    return errno_of(xc_domain_pause(handles_->xc.get(), domain));
+}
 
 int LibxcCalls::do_unpause(DomainId domain) {
+    errno = 0;
     return errno_of(xc_domain_unpause(handles_->xc.get(), domain));
 }
 
 int LibxcCalls::do_maximum_gpfn(DomainId domain, std::uint64_t& out) {
     xen_pfn_t gpfn = 0;
+    errno = 0;
     const int rc = xc_domain_maximum_gpfn(handles_->xc.get(), domain, &gpfn);
     if (rc < 0) return errno_of(rc);
     out = gpfn;
@@ -157,11 +163,13 @@ int LibxcCalls::do_maximum_gpfn(DomainId domain, std::uint64_t& out) {
 }
 
 int LibxcCalls::do_logdirty_enable(DomainId domain) {
+    errno = 0;
     return errno_of(xc_logdirty_control(handles_->xc.get(), domain,
                                         XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY, nullptr, 0, 0, nullptr));
 }
 
 int LibxcCalls::do_logdirty_off(DomainId domain) {
+    errno = 0;
     return errno_of(xc_logdirty_control(handles_->xc.get(), domain, XEN_DOMCTL_SHADOW_OP_OFF, nullptr,
                                         0, 0, nullptr));
 }
@@ -172,6 +180,7 @@ int LibxcCalls::do_logdirty_clean(DomainId domain, std::span<std::uint64_t> bitm
     const auto need = static_cast<int>((bytes + XC_PAGE_SIZE - 1) / XC_PAGE_SIZE);
     if (need > handles_->bitmap_pages) {
         handles_->free_bitmap();
+        errno = 0;
         if (xc__hypercall_buffer_alloc_pages(xch, &handles_->bitmap, need) == nullptr) {
             return errno != 0 ? errno : ENOMEM;
         }
@@ -179,6 +188,7 @@ int LibxcCalls::do_logdirty_clean(DomainId domain, std::span<std::uint64_t> bitm
     }
     std::memset(handles_->bitmap.hbuf, 0, bytes);
     xc_shadow_op_stats_t stats{};
+    errno = 0;
     const long long rc = xc_logdirty_control(xch, domain, XEN_DOMCTL_SHADOW_OP_CLEAN, &handles_->bitmap,
                                              pages, 0, &stats);
     if (rc < 0) return errno_of(rc);
@@ -187,6 +197,7 @@ int LibxcCalls::do_logdirty_clean(DomainId domain, std::span<std::uint64_t> bitm
 }
 
 int LibxcCalls::do_hvm_context_size(DomainId domain, std::uint32_t& out) {
+    errno = 0;
     const int rc = xc_domain_hvm_getcontext(handles_->xc.get(), domain, nullptr, 0);
     if (rc < 0) return errno_of(rc);
     out = static_cast<std::uint32_t>(rc);
@@ -194,6 +205,7 @@ int LibxcCalls::do_hvm_context_size(DomainId domain, std::uint32_t& out) {
 }
 
 int LibxcCalls::do_hvm_get_context(DomainId domain, std::span<std::byte> buffer, std::uint32_t& used) {
+    errno = 0;
     const int rc = xc_domain_hvm_getcontext(handles_->xc.get(), domain,
                                             reinterpret_cast<std::uint8_t*>(buffer.data()),
                                             static_cast<std::uint32_t>(buffer.size()));
@@ -205,12 +217,14 @@ int LibxcCalls::do_hvm_get_context(DomainId domain, std::span<std::byte> buffer,
 int LibxcCalls::do_hvm_set_context(DomainId domain, std::span<const std::byte> context) {
     // libxc copies the context into a bounce buffer; it only takes a non-const pointer.
     std::vector<std::byte> copy(context.begin(), context.end());
+    errno = 0;
     return errno_of(xc_domain_hvm_setcontext(handles_->xc.get(), domain,
                                              reinterpret_cast<std::uint8_t*>(copy.data()),
                                              static_cast<std::uint32_t>(copy.size())));
 }
 
 int LibxcCalls::do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) {
+    errno = 0;
     return errno_of(xc_hvm_param_get(handles_->xc.get(), domain, index, &out));
 }
 
@@ -230,6 +244,7 @@ int LibxcCalls::do_map_foreign(DomainId domain, MapAccess access, std::span<cons
 }
 
 int LibxcCalls::do_unmap_foreign(std::byte* address, std::size_t pages) noexcept {
+    errno = 0;
     return errno_of(xenforeignmemory_unmap(handles_->foreign.get(), address, pages));
 }
 

@@ -13,6 +13,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 
@@ -116,6 +117,9 @@ def test_lifecycle(binary):
                                             working_set=16), 'no-such-bzImage'),
             ('missing config file', ws.path('no-such.cfg'), 'no-such.cfg'),
             ('memory too large', guest_config(ws, 'huge', memory=65536), None),
+            ('name ..', ws.write_config('dots.cfg', name='..', memory=64), 'must start with a letter or digit'),
+            ('name -rf', ws.write_config('dashrf.cfg', name='-rf', memory=64), 'must start with a letter or digit'),
+            ('config /dev/zero', '/dev/zero', 'larger than 1 MiB'),
         ]
         for label, cfg, must_mention in cases:
             r = a.run('create', cfg, '--console-log', ws.path(label.replace(' ', '-') + '.log'), timeout=60)
@@ -178,6 +182,7 @@ def test_save_restore(binary, rounds=20):
         header_flip = bytearray(data)
         header_flip[9] ^= 0x01  # inside the version field
         damaged['header bit-flipped'] = bytes(header_flip)
+        damaged['garbage appended'] = data + garbage(4096)
         messages = []
         for label, content in damaged.items():
             path = ws.path(label.replace(' ', '-') + '.img')
@@ -399,6 +404,110 @@ def test_protect_refused_values(binary):
         ws.close()
 
 
+# --- 6b ----------------------------------------------------------------------------------------
+def receive_errors(log):
+    text = read_bytes(log).decode(errors='replace')
+    return [l for l in text.split('\n') if l.startswith('colo-replicate:')]
+
+
+def test_receive_sigterm(binary):
+    """SIGTERM ends a receive cleanly: waiting, at once; as a secondary, its SVM and control socket
+    go (destructors run) and the primary goes on unprotected. Exit status 1, one line saying so."""
+    ws = Workspace(binary, 'receiveterm')
+    try:
+        b = ws.host('hostB')
+        _, waiting, waiting_log = b.receive(ws.path('w.log'), HEARTBEAT_MS)
+        os.kill(waiting, signal.SIGTERM)
+        code = wait_exit(waiting, 10, 'the waiting receiver to end on SIGTERM')
+        errors = receive_errors(waiting_log)
+        check(code == 1, 'waiting receiver: exit status %s after SIGTERM, expected 1' % code)
+        check(len(errors) == 1 and 'terminated by SIGTERM' in errors[0],
+              'waiting receiver: expected one line saying it was terminated, got %r' % errors)
+        details = ['waiting: exit %d "%s"' % (code, errors[0])]
+
+        a, b, log_a, _, address, receiver, pid = start_pair(ws, 'term')
+        receiver_log = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
+        a.ok('protect', 'term', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        wait_until(lambda: b.state('term') == 'protecting', 10, 'B to be the secondary')
+        check(os.path.exists(os.path.join(b.run_dir, 'term.sock')), 'the secondary has no control socket')
+        os.kill(receiver, signal.SIGTERM)
+        code = wait_exit(receiver, 15, 'the secondary to end on SIGTERM')
+        errors = receive_errors(receiver_log)
+        check(code == 1, 'secondary: exit status %s after SIGTERM, expected 1' % code)
+        check(len(errors) == 1 and 'terminated by SIGTERM' in errors[0],
+              'secondary: expected one line saying it was terminated, got %r' % errors)
+        check(not os.path.exists(os.path.join(b.run_dir, 'term.sock')), 'the control socket is left behind')
+        check(b.guests() == {}, 'host B lists guests after SIGTERM: %s' % b.guests())
+        wait_until(lambda: a.state('term') == 'unprotected', 10, 'the primary to report unprotected')
+        n = seq_count(log_a)
+        wait_lines(log_a, n + 5, 5, 'the unprotected primary to go on printing')
+        a.ok('destroy', 'term')
+        wait_exit(pid, 5, 'the primary to end after destroy')
+        details.append('secondary: exit %d "%s"' % (code, errors[0]))
+        return '; '.join(details)
+    finally:
+        ws.close()
+
+
+# --- 6c ----------------------------------------------------------------------------------------
+def test_old_peer_version(binary):
+    """protect and migrate to a receiver of stream version 1 (which hangs up on a header it does not
+    speak, without an answer) fail at connect time with one line; no page is sent, the guest runs on."""
+    ws = Workspace(binary, 'oldpeer')
+    listener = socket.socket()
+    try:
+        listener.bind(('127.0.0.1', 0))
+        listener.listen(4)
+        listener.settimeout(10)
+        address = '127.0.0.1:%d' % listener.getsockname()[1]
+        a = ws.host('hostA')
+        log = ws.path('a.log')
+        pid = a.create(guest_config(ws, 'old'), log)
+        details = []
+        for command in ('protect', 'migrate'):
+            got = {}
+
+            def old_receiver():
+                conn, _ = listener.accept()
+                with conn:
+                    conn.settimeout(10)
+                    got['header'] = conn.recv(24)  # the fixed part: a version-1 reader stops at the version
+                    conn.shutdown(socket.SHUT_WR)  # and hangs up without a word
+                    rest = b''
+                    try:
+                        while True:
+                            chunk = conn.recv(65536)
+                            if not chunk:
+                                break
+                            rest += chunk
+                    except OSError:
+                        pass
+                    got['after'] = rest
+            t = threading.Thread(target=old_receiver)
+            t.start()
+            started = time.monotonic()
+            r = a.run(command, 'old', address, timeout=60)
+            took = time.monotonic() - started
+            t.join(15)
+            line = one_line_error(r)
+            check(r.code == 1, '%s: exit status %d, expected 1' % (command, r.code))
+            check('peer speaks stream version 1, this is 2' in line, '%s: %s' % (command, line))
+            check(took < 5, '%s took %.1f s to fail' % (command, took))
+            # After the header (24 + 16n + 8 bytes) nothing: no config, no setup, no page.
+            check(len(got.get('after', b'')) <= 16 * 4 + 8, '%s sent %d bytes after the header'
+                  % (command, len(got.get('after', b''))))
+            check(a.guests().get('old') == 'running', '%s: the guest is %s' % (command, a.guests()))
+            details.append('%s -> "%s" in %.2fs' % (command, line[:100], took))
+        n = seq_count(log)
+        wait_lines(log, n + 3, 5, 'the guest to go on printing')
+        a.ok('destroy', 'old')
+        wait_exit(pid, 5, 'the guest to end')
+        return '; '.join(details)
+    finally:
+        listener.close()
+        ws.close()
+
+
 # --- 7 -----------------------------------------------------------------------------------------
 def test_forced_failover(binary):
     ws = Workspace(binary, 'failover')
@@ -514,6 +623,8 @@ def main(argv):
         ('sigkill-secondary', test_secondary_killed),
         ('hostile-streams', test_hostile_streams),
         ('protect-refused-values', test_protect_refused_values),
+        ('receive-sigterm', test_receive_sigterm),
+        ('old-peer-version', test_old_peer_version),
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),
     ]

@@ -157,3 +157,36 @@ TEST_CASE("builtin guest: an exception is reported by the ring-0 handler, and th
     CHECK(guest->paused());
     CHECK(console.text().find("seq=") == std::string::npos);
 }
+
+namespace {
+// A field of /proc/meminfo in MiB (0 when absent).
+std::uint64_t meminfo_mib(const std::string& key) {
+    std::FILE* f = std::fopen("/proc/meminfo", "r");
+    if (f == nullptr) return 0;
+    char name[64];
+    unsigned long long kib = 0;
+    std::uint64_t found = 0;
+    while (std::fscanf(f, "%63s %llu%*[^\n]", name, &kib) == 2) {
+        if (key == name) found = kib >> 10;
+    }
+    std::fclose(f);
+    return found;
+}
+}  // namespace
+
+TEST_CASE("kvm backend: an arriving guest larger than the host's available memory is refused before its RAM exists") {
+    const std::uint64_t total = meminfo_mib("MemTotal:");
+    const std::uint64_t available = meminfo_mib("MemAvailable:");
+    // Between what is available and all there is: a new guest may have it (its RAM is mapped
+    // without reservation and touched as it runs), an arriving one, whose pages all get written, may not.
+    const std::uint64_t memory = available + (total - available) / 2;
+    if (available == 0 || total - available < 256 || memory > colo::kMaxMemoryMib) {
+        MESSAGE("skipped: MemAvailable " << available << " MiB of " << total << " MiB leaves no room for the case");
+        return;
+    }
+    auto config = small_guest(1);
+    config.memory_mib = memory;
+    CHECK_THROWS_WITH_AS(KvmBackend::create_incoming(config),
+                         doctest::Contains("MiB of memory, more than this host has available ("), colo::Error);
+    CHECK_NOTHROW((void)KvmBackend::create(config));
+}

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <csignal>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -15,6 +17,7 @@
 #include "kvm/kvm_backend.hpp"
 #include "kvm/layout.hpp"
 #include "kvm/state_tags.hpp"
+#include "kvm/vcpu_thread.hpp"
 #include "tests/kvm/console_capture.hpp"
 
 using namespace std::chrono_literals;
@@ -512,4 +515,58 @@ TEST_CASE("kvm save/restore: a vCPU that failed (triple fault) is revived by res
     REQUIRE(console.wait_for_lines(lines_at_checkpoint + 3, 10s));
     guest->pause();
     CHECK(console.text().find("CORRUPT") == std::string::npos);
+}
+
+namespace {
+std::atomic<bool> g_kicked{false};
+void note_kick(int) { g_kicked.store(true); }
+}  // namespace
+
+TEST_CASE("kvm revive: a vCPU that failed while a pause was pending runs again after restore, not pausing itself") {
+    const auto config = restore_guest();
+    ConsoleCapture console;
+    auto guest = KvmBackend::create(config);
+    std::atomic<bool> armed{false}, in_sink{false};
+    const auto capture = console.sink();
+    // The console sink runs on the vCPU thread inside its port-I/O exit. Armed, it waits until a
+    // pause has kicked the vCPU and then throws: the vCPU fails with that pause unanswered.
+    guest->set_console_sink([&](std::span<const std::byte> bytes) {
+        if (armed.load()) {
+            in_sink.store(true);
+            for (int i = 0; i < 1000 && !g_kicked.load(); ++i) std::this_thread::sleep_for(10ms);
+            armed.store(false);
+            throw colo::Error("test: the console broke after the kick");
+        }
+        capture(bytes);
+    });
+    guest->resume();
+    REQUIRE(console.wait_for_lines(3, 10s));
+    guest->pause();
+    const auto checkpoint = guest->save_state();
+    const auto lines_at_checkpoint = console.lines().size();
+    guest->resume();
+
+    // Observe the kick: pause() sends it after recording its request (vcpu_thread.cpp kick()).
+    const int kick = colo::kvm::VcpuThread::kick_signal();
+    struct sigaction noting {}, previous {};
+    noting.sa_handler = note_kick;
+    sigemptyset(&noting.sa_mask);
+    noting.sa_flags = SA_RESTART;
+    REQUIRE(sigaction(kick, &noting, &previous) == 0);
+    g_kicked.store(false);
+    armed.store(true);
+    for (int i = 0; i < 1000 && !in_sink.load(); ++i) std::this_thread::sleep_for(10ms);
+    REQUIRE(in_sink.load());
+    guest->pause();  // answered by the failure
+    REQUIRE(sigaction(kick, &previous, nullptr) == 0);
+    REQUIRE(g_kicked.load());
+    REQUIRE(guest->vcpu_failure().find("the console broke") != std::string::npos);
+
+    guest->restore_state(checkpoint);  // revives the vCPU
+    REQUIRE(guest->vcpu_failure().empty());
+    guest->resume();
+    const bool ran = console.wait_for_lines(lines_at_checkpoint + 3, 10s);
+    CHECK_MESSAGE(ran, "the revived vCPU printed nothing; it is " << (guest->paused() ? "paused" : "running"));
+    CHECK_FALSE(guest->paused());
+    guest->pause();
 }

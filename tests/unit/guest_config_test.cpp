@@ -3,6 +3,9 @@
 #include "backends/error.hpp"
 #include "backends/guest_config.hpp"
 
+#include <string>
+#include <vector>
+
 using colo::GuestConfig;
 using colo::parse_guest_config;
 
@@ -61,7 +64,8 @@ TEST_CASE("guest config: bad input names the line and the problem") {
     CHECK(error_of("name=\"a\nmemory=3\n") == "t.cfg:1: unterminated string");
     CHECK(error_of("name=a\n") == "t.cfg:1: name must be a quoted string");
     CHECK(error_of("memory=64\n") == "t.cfg: no name given (name = \"...\")");
-    CHECK(error_of("name=\"a b\"\n") == "t.cfg: name \"a b\" may only hold letters, digits, '-', '_' and '.'");
+    CHECK(error_of("name=\"a b\"\n") == "t.cfg: name \"a b\" must start with a letter or digit and hold only letters, "
+                                          "digits, '-', '_' and '.' (at most 64 characters)");
     CHECK(error_of("name=\"a\"\nguest=\"dos\"\n") == "t.cfg:2: guest must be \"builtin\" or \"linux\", not \"dos\"");
     CHECK(error_of("name=\"a\"\nmemory=16\nworking_set=16\n").find("must leave at least 4 MiB") != std::string::npos);
     CHECK(error_of("name=\"a\" memory=3\n") == "t.cfg:1: unexpected 'm' after the value of name");
@@ -71,4 +75,24 @@ TEST_CASE("guest config: bad input names the line and the problem") {
 TEST_CASE("guest config: a missing file is a clear error") {
     CHECK_THROWS_WITH_AS((void)colo::load_guest_config("/nonexistent/x.cfg"),
                          doctest::Contains("open /nonexistent/x.cfg: No such file or directory"), colo::Error);
+}
+
+TEST_CASE("guest config: names that are path parts, options or too long are refused") {
+    for (const std::string& name : std::vector<std::string>{".", "..", "-rf", "--help", "_x", ".hidden", "a/b", std::string(65, 'a')}) {
+        CAPTURE(name);
+        CHECK(error_of("name=\"" + name + "\"\n").starts_with("t.cfg: name \"" + name + "\" must start with a letter or digit"));
+    }
+    for (const std::string& name : std::vector<std::string>{"a", "0", "web-1.example_b", std::string(64, 'z')}) {
+        CAPTURE(name);
+        CHECK(parse_guest_config("name=\"" + name + "\"\n", "t.cfg").name == name);
+    }
+}
+
+TEST_CASE("guest config: a file larger than 1 MiB is refused, not read to its end") {
+    CHECK_THROWS_WITH_AS((void)colo::load_guest_config("/dev/zero"),
+                         "/dev/zero: larger than 1 MiB; a guest config is a few lines of key = value", colo::Error);
+    // Valid text, just too much of it (comments): refused all the same.
+    std::string text = "name=\"big\"\n";
+    while (text.size() <= colo::kMaxGuestConfigBytes) text += "# padding padding padding padding padding padding\n";
+    CHECK(error_of(text) == "t.cfg: larger than 1 MiB; a guest config is a few lines of key = value");
 }

@@ -87,3 +87,21 @@ TEST_CASE("guest image: truncated, corrupt or mismatched images are refused befo
                              "guest image: its memory layout does not match the guest built from its config", Error);
     }
 }
+
+TEST_CASE("guest image: bytes after the commit record are refused before the state is restored") {
+    FakeBackend guest = guest_with_pages();
+    for (const std::size_t extra : {std::size_t{1}, std::size_t{4096}}) {
+        CAPTURE(extra);
+        auto image = saved_image(guest);
+        image.insert(image.end(), extra, std::byte{0x5a});
+        protocol::MemorySource source(image);
+        GuestImageReader reader(source);
+        FakeBackend target("img", 600, Pfn{16});
+        target.pause();
+        CHECK_THROWS_WITH_AS(reader.load_into(target),
+                             "guest image: bytes follow the commit record (the image is damaged or has something appended)",
+                             Error);
+        CHECK(target.vcpu_state() != guest.vcpu_state());  // nothing of the state was applied
+        guest.resume();
+    }
+}

@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <functional>
 #include <thread>
 
 #include "tests/unit/pipeline_test_support.hpp"
@@ -195,4 +197,113 @@ TEST_CASE("stream channel: the keepalive sends heartbeats while the pipeline sen
         ++heartbeats;
     }
     CHECK(heartbeats >= 4);  // one per 20 ms of silence; a loaded machine may delay a few
+}
+
+namespace {
+
+// A ByteSource that throws what it is given on the first read: how a transport reports its end.
+class FailingSource final : public protocol::ByteSource {
+public:
+    explicit FailingSource(std::function<void()> fail) : fail_(std::move(fail)) {}
+    void read_exact(std::span<std::byte>) override { fail_(); }
+
+private:
+    std::function<void()> fail_;
+};
+
+// What receive() throws when the reader's source fails with `fail`.
+std::exception_ptr receive_error_after(std::function<void()> fail) {
+    FailingSource source(std::move(fail));
+    protocol::MemorySink sink;
+    StreamChannel channel(source, sink, std::nullopt);
+    try {
+        (void)channel.receive(Channel::Clock::now() + Millis{5000});
+    } catch (...) {
+        return std::current_exception();
+    }
+    return nullptr;
+}
+
+bool is_link_down(const std::exception_ptr& error) {
+    try {
+        if (error) std::rethrow_exception(error);
+    } catch (const LinkDown&) {
+        return true;
+    } catch (...) {
+    }
+    return false;
+}
+
+}  // namespace
+
+TEST_CASE("stream channel: a lost link is decided by the error's type, not its words") {
+    // Reworded transport errors are still a lost link ...
+    CHECK(is_link_failure(protocol::StreamTruncated("the far end hung up")));
+    CHECK(is_link_failure(protocol::PeerSilent("nothing for a while")));
+    CHECK(is_link_failure(SystemError("recv", ECONNRESET)));
+    CHECK(is_link_down(receive_error_after([] { throw protocol::PeerSilent("the wire went quiet"); })));
+    CHECK(is_link_down(receive_error_after([] { throw protocol::StreamTruncated("gone"); })));
+    // ... and a plain error that happens to use the transport's words is bad bytes, not a lost link.
+    CHECK_FALSE(is_link_failure(Error("truncated stream: needed 8 bytes at offset 0, only 0 left")));
+    CHECK_FALSE(is_link_failure(Error("peer silent for 100 ms")));
+    const auto garbled = receive_error_after([] { throw Error("truncated stream: a length field said so"); });
+    REQUIRE(garbled);
+    CHECK_FALSE(is_link_down(garbled));
+    CHECK_THROWS_WITH_AS(std::rethrow_exception(garbled), doctest::Contains("bad message from the peer: "), Error);
+}
+
+namespace {
+
+// `count` copies of one encoded record, then the end of the stream. Counts what was read.
+class RepeatingSource final : public protocol::ByteSource {
+public:
+    RepeatingSource(const protocol::Message& message, std::size_t count) {
+        protocol::MemorySink sink;
+        protocol::write_message(sink, message);
+        record_ = sink.take();
+        total_ = record_.size() * count;
+    }
+
+    void read_exact(std::span<std::byte> out) override {
+        const std::size_t at = served_.load();
+        if (out.size() > total_ - at) throw protocol::StreamTruncated("end of the flood");
+        for (std::size_t i = 0; i < out.size(); ++i) out[i] = record_[(at + i) % record_.size()];
+        served_.store(at + out.size());
+    }
+
+    // Whole records handed out so far.
+    [[nodiscard]] std::size_t records_read() const { return served_.load() / record_.size(); }
+
+private:
+    std::vector<std::byte> record_;
+    std::size_t total_ = 0;
+    std::atomic<std::size_t> served_{0};
+};
+
+}  // namespace
+
+TEST_CASE("stream channel: a flood of records without payload stops the reader at the message bound") {
+    constexpr std::size_t kBound = StreamChannel::kMaxQueuedMessages;
+    constexpr std::size_t kFlood = 2 * kBound;
+    RepeatingSource source(protocol::Heartbeat{7, 8}, kFlood);
+    protocol::MemorySink sink;
+    StreamChannel channel(source, sink, std::nullopt);
+    // The reader fills the queue and reads one message more, which waits for room.
+    const auto deadline = Channel::Clock::now() + Millis{20000};
+    while (source.records_read() < kBound + 1 && Channel::Clock::now() < deadline)
+        std::this_thread::sleep_for(Millis{5});
+    REQUIRE(source.records_read() == kBound + 1);
+    // It stays there: that it does not go on cannot be polled for, so watch it for a while
+    // (without the bound it reads the whole flood in far less).
+    const auto watch_until = Channel::Clock::now() + Millis{300};
+    while (source.records_read() == kBound + 1 && Channel::Clock::now() < watch_until)
+        std::this_thread::sleep_for(Millis{5});
+    CHECK(source.records_read() == kBound + 1);
+    // Nothing is lost: the pipeline gets every message as it makes room, then the end.
+    for (std::size_t i = 0; i < kFlood; ++i) {
+        auto message = channel.receive(Channel::Clock::now() + Millis{5000});
+        REQUIRE(message);
+        REQUIRE(std::holds_alternative<protocol::Heartbeat>(*message));
+    }
+    CHECK_THROWS_AS((void)channel.receive(Channel::Clock::now() + Millis{5000}), LinkDown);
 }

@@ -13,6 +13,7 @@
 using namespace colo::protocol;
 using namespace colo::protocol::test;
 using colo::BackendKind;
+using colo::Error;
 using colo::Pfn;
 using colo::StateRecord;
 
@@ -95,7 +96,7 @@ TEST_CASE("protocol codec: stream header layout and round trip") {
     header.backend = BackendKind::xen;
     header.regions = {{Pfn{0x10}, 0x20}};
     const auto bytes = encode_stream_header(header);
-    auto expected = hex({'C', 'O', 'L', 'O', 'R', 'E', 'P', 'L', 1, 0, 0, 0, 2, 0, 0, 0, 0, 0x10, 0, 0, 1, 0, 0, 0,
+    auto expected = hex({'C', 'O', 'L', 'O', 'R', 'E', 'P', 'L', kStreamVersion, 0, 0, 0, 2, 0, 0, 0, 0, 0x10, 0, 0, 1, 0, 0, 0,
                          0x10, 0, 0, 0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0, 0, 0});
     append_le32(expected, crc32c(expected));
     append_le32(expected, 0);
@@ -104,10 +105,41 @@ TEST_CASE("protocol codec: stream header layout and round trip") {
     MemorySource source(bytes);
     CHECK(read_header(source) == header);
     CHECK(source.at_end());
-    for (const StreamHeader& h : {sample_header(), StreamHeader{1, BackendKind::fake, 4096, {{Pfn{0}, 1}}}}) {
+    for (const StreamHeader& h : {sample_header(), StreamHeader{kStreamVersion, BackendKind::fake, 4096, {{Pfn{0}, 1}}}}) {
         const auto b = encode_stream_header(h);
         MemorySource s(b);
         CHECK(read_header(s) == h);
+    }
+}
+
+TEST_CASE("protocol codec: the receiver's answer to a stream header: layout, round trip, damage") {
+    MemorySink sink;
+    write_header_answer(sink, {7, HeaderVerdict::version_differs});
+    auto expected = hex({'C', 'O', 'L', 'O', 'A', 'N', 'S', 'R', 7, 0, 0, 0, 1, 0, 0, 0});
+    append_le32(expected, crc32c(expected));
+    append_le32(expected, 0);
+    CHECK(sink.bytes() == expected);
+    MemorySource source(sink.bytes());
+    CHECK(read_header_answer(source) == HeaderAnswer{7, HeaderVerdict::version_differs});
+
+    auto damaged = expected;
+    damaged[8] = std::byte{8};
+    MemorySource d(damaged);
+    CHECK_THROWS_WITH_AS((void)read_header_answer(d), doctest::Contains("checksum mismatch"), Error);
+    auto header = encode_stream_header(sample_header());
+    header.resize(kHeaderAnswerBytes);
+    MemorySource not_an_answer(header);
+    CHECK_THROWS_WITH_AS((void)read_header_answer(not_an_answer), doctest::Contains("bad magic"), Error);
+    // An older build's header is named by its version, read from where every version keeps it.
+    auto old = encode_stream_header(sample_header());
+    old[8] = std::byte{1};
+    MemorySource old_source(old);
+    try {
+        (void)read_header(old_source);
+        FAIL("a version-1 header was accepted");
+    } catch (const StreamVersionMismatch& e) {
+        CHECK(e.peer_version() == 1);
+        CHECK(version_mismatch(e.peer_version()) == "peer speaks stream version 1, this is " + std::to_string(kStreamVersion));
     }
 }
 

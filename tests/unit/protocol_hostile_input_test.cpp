@@ -146,9 +146,9 @@ TEST_CASE("protocol hostile input: unknown mandatory records fail, unknown optio
 TEST_CASE("protocol hostile input: a stream header that is not ours or not our version") {
     auto bytes = encode_stream_header(sample_header());
     auto version2 = bytes;
-    version2[8] = std::byte{2};
+    version2[8] = std::byte{3};
     MemorySource v2(version2);
-    CHECK(error_of([&] { (void)read_header(v2); }) == "stream version 2 is not supported (this build speaks 1)");
+    CHECK(error_of([&] { (void)read_header(v2); }) == "stream version 3 is not supported (this build speaks 2)");
 
     auto magic = bytes;
     magic[0] = std::byte{'X'};

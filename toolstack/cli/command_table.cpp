@@ -7,6 +7,7 @@
 #include "backends/error.hpp"
 #include "toolstack/backends_available.hpp"
 #include "toolstack/cli/commands.hpp"
+#include "toolstack/protocol/messages.hpp"
 #include "toolstack/version.hpp"
 
 namespace colo::cli {
@@ -185,7 +186,7 @@ int dispatch(const std::vector<std::string>& args, Io& io) {
         return kExitOk;
     }
     if (first == "--version" || first == "-V") {
-        io.out << "colo-replicate " << kVersion << " (stream format " << kStreamFormatVersion << ")\n";
+        io.out << "colo-replicate " << kVersion << " (stream format " << protocol::kStreamVersion << ")\n";
         for (const auto& b : backends_available().all()) {
             io.out << "  backend " << b.name << ": " << b.summary << "\n";
         }

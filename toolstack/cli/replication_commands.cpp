@@ -1,8 +1,10 @@
 // protect, migrate, receive, status, failover. The primary's pipeline runs in the process that
 // owns the guest (toolstack/primary_side.hpp); these commands only ask it over the control
 // socket. `receive` is itself the process that will own the secondary guest.
+#include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <map>
@@ -14,6 +16,7 @@
 #include "toolstack/cli/commands.hpp"
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/daemon.hpp"
+#include "toolstack/control/guest_service.hpp"
 #include "toolstack/control/run_dir.hpp"
 #include "toolstack/replication_link.hpp"
 #include "toolstack/secondary_side.hpp"
@@ -97,18 +100,61 @@ int run_migrate(const po::variables_map& vm, Io& io) {
     return kExitOk;
 }
 
+namespace {
+
+// SIGTERM/SIGINT for `receive`, as `create` has them: a receive still waiting for a sender has
+// nothing to clean up and ends at once; one with an incoming guest stops it as `destroy` would, so
+// the guest (a Xen NAME--incoming domain), its control socket and the link go through their
+// destructors. A signal between the accept and the guest's service is kept until the service is up.
+std::atomic<control::GuestService*> g_incoming{nullptr};
+std::atomic<bool> g_accepted{false};
+std::atomic<int> g_terminated_by{0};
+
+const char* signal_name(int signal) { return signal == SIGINT ? "SIGINT" : "SIGTERM"; }
+
+void terminate_receive(int signal) {
+    g_terminated_by.store(signal);
+    if (control::GuestService* service = g_incoming.load()) {
+        service->request_stop();
+    } else if (!g_accepted.load()) {
+        const std::string_view message = signal == SIGINT
+                                             ? "colo-replicate: receive terminated by SIGINT while waiting for a sender\n"
+                                             : "colo-replicate: receive terminated by SIGTERM while waiting for a sender\n";
+        (void)!::write(STDERR_FILENO, message.data(), message.size());
+        ::_exit(1);
+    }
+}
+
+void on_incoming_service(control::GuestService* service) {
+    g_incoming.store(service);
+    if (service != nullptr && g_terminated_by.load() != 0) service->request_stop();
+}
+
+}  // namespace
+
 int run_receive(const po::variables_map& vm, Io& io) {
     std::optional<TcpListener> listening(std::in_place, parse_endpoint(vm["listen"].as<std::string>()));
     const TcpListener& listener = *listening;
     ReceiveOptions options;
     if (vm.count("console-log") != 0) options.console_log = vm["console-log"].as<std::string>();
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
+    options.on_service = on_incoming_service;
     const auto serve = [&] {
+        control::on_termination_signal(terminate_receive);
         auto link = ReplicationLink::accept(*listening, std::chrono::milliseconds(0), options.peer_timeout);
+        g_accepted.store(true);
         // One stream a receive: the port is free again as soon as it is accepted (a later
         // `receive` on the same port, e.g. to protect the survivor, must not find it taken).
         listening.reset();
-        return serve_incoming_guest(*link, options);
+        int code = 0;
+        try {
+            code = serve_incoming_guest(*link, options);
+        } catch (const Error&) {
+            if (g_terminated_by.load() == 0) throw;
+        }
+        if (const int signal = g_terminated_by.load(); signal != 0)
+            throw Error(std::string("receive terminated by ") + signal_name(signal) + "; the incoming guest is destroyed");
+        return code;
     };
     if (vm.count("foreground") != 0) {
         options.console_to_stdout = true;

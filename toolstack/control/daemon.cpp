@@ -26,8 +26,19 @@ void write_message(int fd, const std::string& text) {
 }
 
 void (*g_stop)() = nullptr;
-extern "C" void on_signal(int) {
+void (*g_stop_with_signal)(int) = nullptr;
+extern "C" void on_signal(int signal) {
     if (g_stop != nullptr) g_stop();
+    if (g_stop_with_signal != nullptr) g_stop_with_signal(signal);
+}
+
+void install_termination_handler() {
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
 }
 }  // namespace
 
@@ -82,12 +93,12 @@ int run_detached(const std::filesystem::path& log,
 
 void on_termination_signal(void (*stop)()) {
     g_stop = stop;
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGINT, &sa, nullptr);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    ::signal(SIGPIPE, SIG_IGN);
+    install_termination_handler();
+}
+
+void on_termination_signal(void (*stop)(int signal)) {
+    g_stop_with_signal = stop;
+    install_termination_handler();
 }
 
 }  // namespace colo::control

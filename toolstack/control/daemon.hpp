@@ -15,5 +15,7 @@ int run_detached(const std::filesystem::path& log, const std::function<void(cons
 
 // Makes SIGINT and SIGTERM call `stop` (which must be async-signal-safe) and ignores SIGPIPE.
 void on_termination_signal(void (*stop)());
+// The same, telling `stop` which signal arrived.
+void on_termination_signal(void (*stop)(int signal));
 
 }  // namespace colo::control

@@ -4,8 +4,6 @@
 #include <string>
 #include <utility>
 
-#include "backends/error.hpp"
-
 namespace colo::protocol {
 
 void MemorySink::write_all(std::span<const std::byte> bytes) {
@@ -18,7 +16,7 @@ std::vector<std::byte> MemorySink::take() noexcept {
 
 void MemorySource::read_exact(std::span<std::byte> out) {
     if (out.size() > remaining())
-        throw Error("truncated stream: needed " + std::to_string(out.size()) + " bytes at offset " +
+        throw StreamTruncated("truncated stream: needed " + std::to_string(out.size()) + " bytes at offset " +
                     std::to_string(position_) + ", only " + std::to_string(remaining()) + " left");
     std::copy_n(bytes_.begin() + static_cast<std::ptrdiff_t>(position_), out.size(), out.begin());
     position_ += out.size();

@@ -7,13 +7,36 @@
 #include <span>
 #include <vector>
 
+#include "backends/error.hpp"
+
 namespace colo::protocol {
+
+// The stream stopped delivering bytes, as opposed to delivering bytes that are wrong (a plain
+// colo::Error): it ended early (the peer closed, the file is short) or the peer went silent past
+// the transport's timeout. On a replication link both mean "the peer is gone"; StreamChannel
+// decides that by these types, never by the words of the message.
+class StreamStopped : public Error {
+public:
+    using Error::Error;
+};
+
+// The stream ended before the bytes asked for.
+class StreamTruncated final : public StreamStopped {
+public:
+    using StreamStopped::StreamStopped;
+};
+
+// Nothing moved for the transport's whole timeout (cable cut, process frozen).
+class PeerSilent final : public StreamStopped {
+public:
+    using StreamStopped::StreamStopped;
+};
 
 class ByteSource {
 public:
     virtual ~ByteSource() = default;
     // Fills `out` completely or throws colo::Error; a stream that ends first throws
-    // "truncated stream: ...". Never returns short.
+    // StreamTruncated ("truncated stream: ..."). Never returns short.
     virtual void read_exact(std::span<std::byte> out) = 0;
 };
 

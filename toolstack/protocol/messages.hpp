@@ -24,7 +24,7 @@
 
 namespace colo::protocol {
 
-inline constexpr std::uint32_t kStreamVersion = 1;
+inline constexpr std::uint32_t kStreamVersion = 2;
 
 // First thing on every stream. Not a record: fixed layout, its own CRC (see stream_header.hpp).
 struct StreamHeader {

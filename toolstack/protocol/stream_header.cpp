@@ -30,8 +30,14 @@ std::string hex32(std::uint32_t v) {
 
 void check_version(std::uint32_t version) {
     if (version != kStreamVersion)
-        throw Error("stream version " + std::to_string(version) + " is not supported (this build speaks " +
-                    std::to_string(kStreamVersion) + ")");
+        throw StreamVersionMismatch(version, "stream version " + std::to_string(version) +
+                                                 " is not supported (this build speaks " +
+                                                 std::to_string(kStreamVersion) + ")");
+}
+
+bool has_magic(std::span<const std::byte> bytes, const std::array<char, 8>& magic) {
+    return std::equal(magic.begin(), magic.end(), bytes.begin(),
+                      [](char c, std::byte b) { return static_cast<std::byte>(c) == b; });
 }
 
 void check_page_size(std::uint32_t page_size) {
@@ -47,6 +53,42 @@ void check_region_count(std::uint64_t count) {
 }
 
 }  // namespace
+
+std::string version_mismatch(std::uint32_t peer_version) {
+    return "peer speaks stream version " + std::to_string(peer_version) + ", this is " +
+           std::to_string(kStreamVersion);
+}
+
+void write_header_answer(ByteSink& sink, const HeaderAnswer& answer) {
+    std::vector<std::byte> out;
+    out.reserve(kHeaderAnswerBytes);
+    for (char c : kAnswerMagic) out.push_back(static_cast<std::byte>(c));
+    append_u32(out, answer.version);
+    append_u32(out, static_cast<std::uint32_t>(answer.verdict));
+    append_u32(out, crc32c(out));
+    append_u32(out, 0);
+    sink.write_all(out);
+}
+
+HeaderAnswer read_header_answer(ByteSource& source) {
+    std::vector<std::byte> bytes(kHeaderAnswerBytes);
+    source.read_exact(bytes);
+    if (!has_magic(bytes, kAnswerMagic)) throw Error("the peer's answer to the stream header is not ours (bad magic)");
+    LittleEndianReader reader{std::span(bytes).subspan(kAnswerMagic.size()), "stream header answer"};
+    HeaderAnswer answer;
+    answer.version = reader.u32();
+    const std::uint32_t verdict = reader.u32();
+    const std::uint32_t stored = reader.u32();
+    if (const std::uint32_t computed = crc32c(std::span(bytes).first(16)); stored != computed)
+        throw Error("stream header answer: checksum mismatch (stored " + hex32(stored) + ", computed " +
+                    hex32(computed) + ")");
+    if (const std::uint32_t reserved = reader.u32(); reserved != 0)
+        throw Error("stream header answer: reserved field is " + hex32(reserved) + ", must be 0");
+    if (verdict > static_cast<std::uint32_t>(HeaderVerdict::refused))
+        throw Error("stream header answer: unknown verdict " + std::to_string(verdict));
+    answer.verdict = static_cast<HeaderVerdict>(verdict);
+    return answer;
+}
 
 void validate_stream_header(const StreamHeader& header) {
     check_version(header.version);
@@ -91,9 +133,7 @@ void write_header(ByteSink& sink, const StreamHeader& header) {
 StreamHeader read_header(ByteSource& source) {
     std::vector<std::byte> bytes(kStreamHeaderFixedBytes);
     source.read_exact(bytes);
-    if (!std::equal(kStreamMagic.begin(), kStreamMagic.end(), bytes.begin(),
-                    [](char c, std::byte b) { return static_cast<std::byte>(c) == b; }))
-        throw Error("not a colo-replicate stream (bad magic)");
+    if (!has_magic(bytes, kStreamMagic)) throw Error("not a colo-replicate stream (bad magic)");
     LittleEndianReader fixed{std::span(bytes).subspan(kStreamMagic.size()), "stream header"};
     StreamHeader header;
     header.version = fixed.u32();

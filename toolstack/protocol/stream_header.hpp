@@ -10,13 +10,31 @@
 //   offset 24   n × {u64 first pfn, u64 pages}   sorted, non-overlapping, pages > 0
 //   24 + 16n    u32      crc32c over bytes [0, 24 + 16n)
 //   28 + 16n    u32      reserved, 0
+//
+// Magic and version keep their offsets in every version, so any build can name the version of a
+// peer it does not speak.
+//
+// On a replication link (not in a file) the receiver answers the header before anything else
+// moves, so a sender learns of a mismatch at connect time instead of after a full sync:
+//
+//   offset  0   8 bytes  magic "COLOANSR"
+//   offset  8   u32      version the receiver speaks (its kStreamVersion)
+//   offset 12   u32      verdict (HeaderVerdict)
+//   offset 16   u32      crc32c over bytes [0, 16)
+//   offset 20   u32      reserved, 0
+//
+// Version 1 had no answer: its receiver hangs up on a header it does not speak. So a receiver
+// that hangs up without an answer speaks version 1 (kFirstAnsweringVersion - 1); every later one
+// answers. A version bump is kStreamVersion alone.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "backends/error.hpp"
 #include "toolstack/protocol/byte_stream.hpp"
 #include "toolstack/protocol/messages.hpp"
 
@@ -26,6 +44,43 @@ inline constexpr std::array<char, 8> kStreamMagic{'C', 'O', 'L', 'O', 'R', 'E', 
 inline constexpr std::uint32_t kMaxStreamRegions = 1024;
 inline constexpr std::size_t kStreamHeaderFixedBytes = 24;
 
+inline constexpr std::array<char, 8> kAnswerMagic{'C', 'O', 'L', 'O', 'A', 'N', 'S', 'R'};
+inline constexpr std::size_t kHeaderAnswerBytes = 24;
+inline constexpr std::uint32_t kFirstAnsweringVersion = 2;
+
+// A stream header of a version this build does not speak (read_header throws it before it reads
+// more than the fixed part).
+class StreamVersionMismatch final : public Error {
+public:
+    StreamVersionMismatch(std::uint32_t peer_version, const std::string& what)
+        : Error(what), peer_version_(peer_version) {}
+    [[nodiscard]] std::uint32_t peer_version() const noexcept { return peer_version_; }
+
+private:
+    std::uint32_t peer_version_;
+};
+
+// "peer speaks stream version N, this is M": what both ends of a link say about a mismatch.
+[[nodiscard]] std::string version_mismatch(std::uint32_t peer_version);
+
+enum class HeaderVerdict : std::uint32_t {
+    accepted = 0,
+    version_differs = 1,  // the receiver speaks the version in the answer, not the sender's
+    refused = 2,          // the header is invalid in some other way (the receiver's log says how)
+};
+
+struct HeaderAnswer {
+    std::uint32_t version = kStreamVersion;
+    HeaderVerdict verdict = HeaderVerdict::accepted;
+    bool operator==(const HeaderAnswer&) const = default;
+};
+
+void write_header_answer(ByteSink& sink, const HeaderAnswer& answer);
+
+// Reads and checks an answer (magic, CRC, reserved, verdict). Does not judge the version: a
+// sender compares it with its own.
+[[nodiscard]] HeaderAnswer read_header_answer(ByteSource& source);
+
 // Throws colo::Error naming the first thing wrong with `header`.
 void validate_stream_header(const StreamHeader& header);
 
@@ -34,8 +89,9 @@ void validate_stream_header(const StreamHeader& header);
 
 void write_header(ByteSink& sink, const StreamHeader& header);
 
-// Reads and checks a header: magic ("not a colo-replicate stream"), version, backend kind,
-// page size, region count (before the regions are read), CRC, then the regions themselves.
+// Reads and checks a header: magic ("not a colo-replicate stream"), version
+// (StreamVersionMismatch), backend kind, page size, region count (before the regions are read),
+// CRC, then the regions themselves.
 [[nodiscard]] StreamHeader read_header(ByteSource& source);
 
 }  // namespace colo::protocol

@@ -4,10 +4,11 @@
 //
 // Setting up a link (the CLI's part, before any of the below):
 //   sender:   connect; write the StreamHeader (protocol::write_header) with the guest's
-//             memory regions; build a StreamChannel (reader = the TcpConnection, writer = its
+//             memory regions; wait for the receiver's answer (protocol::read_header_answer: a
+//             peer of another stream version is refused here); build a StreamChannel (reader = the TcpConnection, writer = its
 //             duplicate(), interrupt = writer.shutdown_both()); send GuestConfigText
 //             (format_guest_config) and ReplicationSetup (setup_for_protection/_migration).
-//   receiver: accept; read_header; build a StreamChannel with that header (frames are checked
+//   receiver: accept; read_header; answer it (protocol::write_header_answer); build a StreamChannel with that header (frames are checked
 //             against its regions); receive() GuestConfigText and ReplicationSetup
 //             (secondary_config_for turns it into the SecondaryConfig); create the incoming guest
 //             (BackendFactory::create_incoming: paused, same memory layout).

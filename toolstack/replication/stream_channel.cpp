@@ -1,6 +1,5 @@
 #include "toolstack/replication/stream_channel.hpp"
 
-#include <string_view>
 #include <variant>
 
 #include "toolstack/protocol/message_codec.hpp"
@@ -22,11 +21,10 @@ std::size_t payload_of(const protocol::Message& message) {
 }  // namespace
 
 bool is_link_failure(const Error& error) {
-    if (dynamic_cast<const LinkDown*>(&error) || dynamic_cast<const SystemError*>(&error)) return true;
-    const std::string_view what = error.what();
-    // The transport's and the codec's words for "the stream stopped" (byte_stream.hpp,
-    // tcp_connection.hpp), as opposed to "the stream holds garbage".
-    return what.find("truncated stream") != std::string_view::npos || what.starts_with("peer silent");
+    // A SystemError from the transport is a failed send/recv/poll on the connection: the link,
+    // not the bytes. StreamStopped is the stream ending or going silent (byte_stream.hpp).
+    return dynamic_cast<const LinkDown*>(&error) != nullptr || dynamic_cast<const SystemError*>(&error) != nullptr ||
+           dynamic_cast<const protocol::StreamStopped*>(&error) != nullptr;
 }
 
 StreamChannel::StreamChannel(protocol::ByteSource& source, protocol::ByteSink& sink,
@@ -73,7 +71,10 @@ void StreamChannel::read_loop() {
                 peer_header_ ? protocol::read_message(source_, *peer_header_) : protocol::read_message(source_);
             std::unique_lock lock(mutex_);
             // Wait for room; one message may always be queued, whatever its size.
-            arrived_.wait(lock, [&] { return closed_ || queue_.empty() || queued_bytes_ < kMaxQueuedBytes; });
+            arrived_.wait(lock, [&] {
+                return closed_ || queue_.empty() ||
+                       (queued_bytes_ < kMaxQueuedBytes && queue_.size() < kMaxQueuedMessages);
+            });
             if (closed_) return;
             queued_bytes_ += payload_of(message);
             queue_.push_back(std::move(message));

@@ -9,9 +9,11 @@
 // `sink` are used from two threads at the same time: for TCP they must be two objects, a
 // TcpConnection and its duplicate().
 //
-// The queue is bounded (kMaxQueuedBytes of page and output payload): when the pipeline falls
-// behind, the reader stops reading and TCP's flow control slows the peer down, instead of this
-// process buffering a whole guest's memory.
+// The queue is bounded (kMaxQueuedBytes of page and output payload, and kMaxQueuedMessages
+// messages whatever their payload): when the pipeline falls behind, the reader stops reading and
+// TCP's flow control slows the peer down, instead of this process buffering a whole guest's
+// memory. The count bound is for messages that carry no payload (heartbeats, empty device state
+// or output records): without it a peer could queue them until this process runs out of memory.
 //
 // Errors: a stream that ends, goes silent past the transport's timeout or fails in the kernel is
 // LinkDown (the peer is gone); bytes that are not a valid message are colo::Error naming what is
@@ -35,6 +37,9 @@ namespace colo {
 class StreamChannel final : public Channel {
 public:
     static constexpr std::size_t kMaxQueuedBytes = 64 * 1024 * 1024;
+    // Far more than a checkpoint holds (a page batch carries up to 1024 pages), so only a peer
+    // that floods empty records ever reaches it.
+    static constexpr std::size_t kMaxQueuedMessages = 64 * 1024;
 
     // `interrupt` is called by close() to make a read in progress return (for TCP:
     // TcpConnection::shutdown_both()); without it the reader ends at the transport's own timeout.
@@ -66,6 +71,7 @@ private:
     std::condition_variable arrived_;
     std::deque<protocol::Message> queue_;
     std::size_t queued_bytes_ = 0;  // page and output payload in queue_, bounded by kMaxQueuedBytes
+                                    // (queue_.size() is bounded by kMaxQueuedMessages)
     std::exception_ptr read_error_;  // why the reader stopped, once it has
     bool closed_ = false;
     bool send_failed_ = false;
@@ -77,7 +83,8 @@ private:
     std::thread keepalive_;
 };
 
-// Whether an error from a byte stream means the link is gone (as opposed to bad bytes).
+// Whether an error from a byte stream means the link is gone (as opposed to bad bytes): decided by
+// its type (LinkDown, SystemError, protocol::StreamStopped), never by its words.
 [[nodiscard]] bool is_link_failure(const Error& error);
 
 }  // namespace colo

@@ -70,7 +70,7 @@ void FileSource::read_exact(std::span<std::byte> out) {
             begin_ = 0;
             end_ = read_some(buffer_);
             if (end_ == 0)
-                throw Error("truncated stream: '" + path_ + "' ends at byte " + std::to_string(position_) +
+                throw protocol::StreamTruncated("truncated stream: '" + path_ + "' ends at byte " + std::to_string(position_) +
                             ", " + std::to_string(out.size()) + " more bytes were expected");
         }
         const std::size_t n = std::min(out.size(), end_ - begin_);

@@ -42,7 +42,7 @@ public:
 
     explicit FileSource(std::string path);
 
-    // Throws "truncated stream: <path> ends at byte N" when the file ends first.
+    // Throws protocol::StreamTruncated ("truncated stream: <path> ends at byte N") when the file ends first.
     void read_exact(std::span<std::byte> out) override;
     // True when every byte of the file has been read.
     [[nodiscard]] bool at_end();

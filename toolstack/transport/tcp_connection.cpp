@@ -111,7 +111,7 @@ TcpConnection::TcpConnection(UniqueFd socket, std::string peer, ConnectionOption
 
 void TcpConnection::wait_for(short events, const char* waiting_for) {
     if (!poll_within(socket_.get(), events, options_.io_timeout))
-        throw Error("peer silent for " + std::to_string(options_.io_timeout.count()) + " ms (" + waiting_for +
+        throw protocol::PeerSilent("peer silent for " + std::to_string(options_.io_timeout.count()) + " ms (" + waiting_for +
                     " " + peer_ + ")");
 }
 
@@ -119,7 +119,7 @@ std::size_t TcpConnection::receive_some(std::span<std::byte> out) {
     for (;;) {
         const ssize_t n = ::recv(socket_.get(), out.data(), out.size(), MSG_DONTWAIT);
         if (n > 0) return static_cast<std::size_t>(n);
-        if (n == 0) throw Error("truncated stream: " + peer_ + " closed the connection");
+        if (n == 0) throw protocol::StreamTruncated("truncated stream: " + peer_ + " closed the connection");
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             wait_for(POLLIN, "waiting for data from");

@@ -2,8 +2,9 @@
 //
 // The socket is non-blocking; every wait goes through poll() with the connection's io_timeout,
 // and the clock restarts whenever a byte moves. So a peer that stops talking (host gone, link
-// cut, process frozen) is reported as "peer silent for N ms" within io_timeout of its last byte,
-// however long a record is; a peer that closed or reset the connection is reported at once.
+// cut, process frozen) is reported as protocol::PeerSilent ("peer silent for N ms") within
+// io_timeout of its last byte, however long a record is; a peer that closed the connection is
+// reported at once as protocol::StreamTruncated, one that reset it as SystemError.
 // Writes use MSG_NOSIGNAL: a vanished peer is an error, never SIGPIPE.
 //
 // Buffering is bounded: writes collect in a fixed buffer (kWriteBuffer) that flush() sends;
