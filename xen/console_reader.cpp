@@ -19,13 +19,19 @@ ConsoleReader::~ConsoleReader() {
 
 void ConsoleReader::poll() {
     std::lock_guard lock(mutex_);
+    if (!sink_) return;
     const std::vector<std::byte> bytes = reader_.take_new(ring_.page(0));
-    if (bytes.empty() || !sink_) return;
+    if (bytes.empty()) return;
     try {
         sink_(bytes);
     } catch (...) {
         // See the header: nobody to report to on the reader thread.
     }
+}
+
+void ConsoleReader::set_sink(ConsoleSink sink) {
+    std::lock_guard lock(mutex_);
+    sink_ = std::move(sink);
 }
 
 void ConsoleReader::rebase_around(const std::function<void()>& write) {

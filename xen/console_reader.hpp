@@ -34,6 +34,11 @@ public:
 
     // Delivers whatever is new now, on the caller's thread.
     void poll();
+    // Hands later output to `sink` instead. The place in the ring stays, so the new sink gets
+    // exactly what the old one had not been given. Once this returns the old sink is not called
+    // again. While the sink is empty nothing is taken from the ring (the next sink gets it, up
+    // to a ring's worth).
+    void set_sink(ConsoleSink sink);
     // Runs `write` (which overwrites the ring page: a secondary loading a checkpoint) with the
     // reader held off, then takes the ring's position as it is after the write as the new start:
     // what the written page holds is the sender's output, not new output of this guest.

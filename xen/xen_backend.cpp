@@ -141,8 +141,15 @@ void XenBackend::restore_state(std::span<const StateRecord> state) {
 }
 
 void XenBackend::set_console_sink(ConsoleSink sink) {
-    console_.reset();  // the old reader's thread stops before the new sink takes over
-    if (!has_console_ || !sink) return;
+    if (!has_console_) return;
+    if (console_) {
+        // One reader for the domain's whole life: a new reader would start at the ring's current
+        // end and lose what the guest wrote since the old one last looked (a console line lost
+        // at every protect, when the pipeline takes the console over).
+        console_->set_sink(std::move(sink));
+        return;
+    }
+    if (!sink) return;
     // A mapping of its own: the cache may replace its chunk mappings (read-only to writable)
     // while the reader thread is looking at the ring.
     int error = 0;

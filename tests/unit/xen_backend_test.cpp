@@ -389,6 +389,29 @@ TEST_CASE("xen backend: console output reaches the sink while the guest runs, wi
     CHECK(seen.get() == "hello from the guest\n");
 }
 
+TEST_CASE("xen backend: output written while the console sink changes hands reaches the new sink") {
+    Fixture f;
+    f.domain->params[colo::xen::kHvmParamConsolePfn] = 250;
+    std::byte* ring = f.domain->frame(Pfn{250});
+    XenBackend& b = f.attach();
+    SeenText first, second, third;
+    b.set_console_sink(first.sink());
+    b.poll_console();
+    // Written after the first sink's last look and before the switch: the second sink's.
+    guest_print(ring, "seq=16\n");
+    b.set_console_sink(second.sink());
+    b.poll_console();
+    CHECK(second.get() == "seq=16\n");
+    // With no sink nothing is taken from the ring: the next sink gets it.
+    b.set_console_sink({});
+    guest_print(ring, "seq=17\n");
+    b.poll_console();
+    b.set_console_sink(third.sink());
+    b.poll_console();
+    CHECK(third.get() == "seq=17\n");
+    CHECK(first.get().empty());
+}
+
 TEST_CASE("xen backend: without a console ring the sink is accepted and never called") {
     Fixture f;  // HVM_PARAM_CONSOLE_PFN unset
     XenBackend& b = f.attach();
