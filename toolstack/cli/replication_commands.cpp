@@ -140,7 +140,6 @@ int run_receive(const po::variables_map& vm, Io& io) {
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
     options.on_service = on_incoming_service;
     const auto serve = [&] {
-        control::on_termination_signal(terminate_receive);
         auto link = ReplicationLink::accept(*listening, std::chrono::milliseconds(0), options.peer_timeout);
         g_accepted.store(true);
         // One stream a receive: the port is free again as soon as it is accepted (a later
@@ -157,12 +156,14 @@ int run_receive(const po::variables_map& vm, Io& io) {
         return code;
     };
     if (vm.count("foreground") != 0) {
+        control::on_termination_signal(terminate_receive);
         options.console_to_stdout = true;
         io.err << "Listening on " << listener.address() << "\n";
         return serve();
     }
     const auto log = control::run_dir() / ("receive-" + std::to_string(listener.port()) + ".log");
     const int pid = control::run_detached(log, [&](const auto& ready) {
+        control::on_termination_signal(terminate_receive);  // before ready(): a SIGTERM may follow at once
         ready();
         const int code = serve();
         if (code != 0) throw Error("receive ended with status " + std::to_string(code));
