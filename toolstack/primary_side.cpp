@@ -140,10 +140,10 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         worker_.join();
     }
     Backend& guest = service_.backend();
-    const auto publish = [this](std::uint64_t, std::span<const std::byte> bytes) { service_.console().publish(bytes); };
+    const auto publish = [this](std::uint64_t offset, std::span<const std::byte> bytes) { service_.console().publish(offset, bytes); };
     if (primary_) {
         primary_.reset();  // its output gate no longer takes the console: publish it directly
-        guest.set_console_sink([publish](std::span<const std::byte> bytes) { publish(0, bytes); });
+        service_.release_console_directly();
     }
     link_.reset();
 
@@ -185,6 +185,7 @@ std::string PrimarySide::migrate(const std::vector<std::string>& args) {
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.log = notice_log(service_.config().name);
+    config.console_offset = arrival_.console_offset;
 
     Backend& guest = service_.backend();
     const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));

@@ -17,7 +17,7 @@
 namespace colo {
 
 struct ReceiveOptions {
-    std::optional<std::string> console_log;  // released output is appended here
+    std::optional<std::string> console_log;  // released output is written here by console offset
     bool console_to_stdout = false;
     std::chrono::milliseconds peer_timeout{800};
 };

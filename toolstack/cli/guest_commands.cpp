@@ -62,7 +62,8 @@ void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, co
             service.request_stop();
         }
     });
-    PrimarySide replication(service);
+    // Its console stream started here at offset 0; protection goes on from where it stands.
+    PrimarySide replication(service, PrimarySide::Arrival{{}, [&service] { return service.console().next_offset(); }});
     service.bind();
     g_service = &service;
     control::on_termination_signal(stop_service);
