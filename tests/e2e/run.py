@@ -54,6 +54,25 @@ def wait_lines(path, at_least, timeout, what):
                       % (what, at_least, os.path.basename(path)))
 
 
+def wait_still(path, quiet, timeout, what):
+    """Until the log's seq count has not changed for `quiet` seconds; returns the count."""
+    state = {'n': seq_count(path), 'since': time.monotonic()}
+
+    def still():
+        n = seq_count(path)
+        if n != state['n']:
+            state.update(n=n, since=time.monotonic())
+        return time.monotonic() - state['since'] >= quiet
+
+    wait_until(still, timeout, what)
+    return state['n']
+
+
+def checkpoints_applied(host, name):
+    s = host.status(name)
+    return int(s.get('checkpoints_applied', 0)) if s else 0
+
+
 def same_content_lines(*logs):
     """Lines with the same seq number must be byte-identical wherever they appear (the guest's line
     depends only on seed and N); returns the list of numbers that differ."""
@@ -92,9 +111,9 @@ def test_lifecycle(binary):
 
         a.ok('pause', 'life')
         check(a.guests().get('life') == 'paused', 'after pause, list shows %s' % a.guests())
-        time.sleep(0.3)  # output already produced may still be on its way to the log
-        before = seq_count(log)
-        time.sleep(1.0)
+        # Output already produced may still be on its way to the log: until it stops growing.
+        before = wait_still(log, 0.3, 10, 'the paused guest\'s log to stop growing')
+        time.sleep(1.0)  # then nothing may come for a while (an absence cannot be polled for)
         after = seq_count(log)
         check(after == before, 'paused guest printed %d new lines in 1 s' % (after - before))
 
@@ -329,8 +348,8 @@ def test_secondary_killed(binary):
     try:
         a, b, log_a, _, address, receiver, pid = start_pair(ws, 'sec')
         a.ok('protect', 'sec', address, '--heartbeat-timeout', HEARTBEAT_MS)
-        time.sleep(1.0)
-        check(a.state('sec') == 'protected', 'before the kill the primary is %s' % a.state('sec'))
+        wait_until(lambda: a.state('sec') == 'protected' and checkpoints_applied(b, 'sec') >= 3, 20,
+                   'the primary to be protected with 3 checkpoints applied')
         guest_log = os.path.join(a.run_dir, 'sec.log')
         log_before = read_bytes(guest_log)
         os.kill(receiver, signal.SIGKILL)
@@ -400,8 +419,8 @@ def test_forced_failover(binary):
     try:
         a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'fo')
         a.ok('protect', 'fo', address, '--heartbeat-timeout', HEARTBEAT_MS)
-        time.sleep(0.5)
-        check(b.state('fo') == 'protecting', 'before failover the secondary is %s' % b.state('fo'))
+        wait_until(lambda: b.state('fo') == 'protecting' and checkpoints_applied(b, 'fo') >= 2, 20,
+                   'the secondary to be protecting with 2 checkpoints applied')
         r = b.ok('failover', 'fo')
         check(b.state('fo') == 'active', 'after failover the secondary is %s' % b.state('fo'))
         n_b = seq_count(log_b)
@@ -448,7 +467,7 @@ def test_survivor_protected_again(binary):
         # Still a secondary: it must say why it cannot be protected yet.
         r = b.run('protect', 'chain', '127.0.0.1:9')
         check(r.code == 1 and 'secondary' in one_line_error(r), 'protect of a secondary: %s' % r.describe())
-        time.sleep(0.5)
+        wait_until(lambda: checkpoints_applied(b, 'chain') >= 2, 20, 'B to apply 2 checkpoints')
         os.kill(pid_a, signal.SIGKILL)
         wait_exit(pid_a, 5, 'the killed primary A to end')
         wait_until(lambda: b.state('chain') == 'active', 10, 'B to take over')
@@ -457,8 +476,8 @@ def test_survivor_protected_again(binary):
         r_b = b.ok('protect', 'chain', address_c, '--heartbeat-timeout', HEARTBEAT_MS)
         check(b.state('chain') == 'protected', 'B after protect is %s' % b.state('chain'))
         n_c = seq_count(logs[2])
-        wait_until(lambda: c.state('chain') == 'protecting', 10, 'C to be B\'s secondary')
-        time.sleep(0.7)
+        wait_until(lambda: c.state('chain') == 'protecting' and checkpoints_applied(c, 'chain') >= 2, 20,
+                   'C to be B\'s secondary with 2 checkpoints applied')
         os.kill(pid_b, signal.SIGKILL)
         wait_exit(pid_b, 5, 'the killed primary B to end')
         wait_until(lambda: c.state('chain') == 'active', 10, 'C to take over')

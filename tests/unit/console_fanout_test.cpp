@@ -92,14 +92,16 @@ TEST_CASE("console fan-out: the log holds each byte at its console offset, so a 
     CHECK(fanout.log_error().empty());
 }
 
-TEST_CASE("console fan-out: a log that already has content is continued at its end (a restore reusing its log)") {
+TEST_CASE("console fan-out: a guest created or restored on an existing log starts its stream at the log's end") {
     TempDir dir;
     const auto log = dir.path / "console.log";
     std::ofstream(log) << "seq=0\n";
     control::ConsoleFanout fanout;
     fanout.open_log(log);
+    fanout.start_at_log_end();
+    CHECK(fanout.next_offset() == 6);  // what a protect or migrate of this guest goes on from
     fanout.publish_next(bytes_of("seq=1\n"));
-    fanout.publish(6, bytes_of("seq=2\n"));
+    fanout.publish(12, bytes_of("seq=2\n"));
     CHECK(read_file(log) == "seq=0\nseq=1\nseq=2\n");
 }
 

@@ -50,7 +50,12 @@ void ConsoleFanout::open_log(const std::filesystem::path& file) {
     std::lock_guard lock(mutex_);
     log_ = std::move(fd);
     log_path_ = file;
-    log_base_ = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+    log_size_at_open_ = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+void ConsoleFanout::start_at_log_end() {
+    std::lock_guard lock(mutex_);
+    next_offset_ = log_size_at_open_;
 }
 
 void ConsoleFanout::add_client(UniqueFd client) {
@@ -60,7 +65,7 @@ void ConsoleFanout::add_client(UniqueFd client) {
 
 void ConsoleFanout::write_log_locked(std::uint64_t offset, std::span<const std::byte> bytes) {
     int error = 0;
-    const std::size_t missing = pwrite_fully(log_.get(), bytes, log_base_ + offset, error);
+    const std::size_t missing = pwrite_fully(log_.get(), bytes, offset, error);
     if (missing == 0) {
         if (log_loss_ && log_loss_->failing) {
             log_loss_->failing = false;

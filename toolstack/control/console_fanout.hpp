@@ -2,11 +2,13 @@
 // the --console-log file and every attached `colo-replicate console` client.
 //
 // Every released byte carries its offset in the guest's console stream (OutputSink), and the log
-// is written by position: byte k goes to file position base + k, where base is the file's size
-// when this process opened it (0 for a new file; a restore that reuses its guest's log goes on at
-// its end). A byte released twice (by a primary that died before its report arrived, then by the
-// survivor) so lands at the same position in each host's log: a reader that overlays the hosts'
-// logs by position sees it once. The terminal and console clients get the bytes as they come.
+// is written by position: byte k goes to file position k. A byte released twice (by a primary
+// that died before its report arrived, then by the survivor) so lands at the same position in
+// each host's log: a reader that overlays the hosts' logs by position sees it once. A guest
+// created or restored here starts its stream at the log's end (start_at_log_end: 0 for a new
+// file; a restore that names its guest's log goes on where it stopped); a guest that arrives by a
+// replication stream keeps the offsets its sender gave it. The terminal and console clients get
+// the bytes as they come.
 //
 // A failed log write is not swallowed: one notice line on stderr when the log starts failing
 // (and one when it works again), and log_error() says which offsets are missing, for `status`.
@@ -34,9 +36,10 @@ public:
     // Prefix of the notice lines ("colo-replicate[NAME]").
     void set_owner(std::string name) { std::lock_guard lock(mutex_); owner_ = std::move(name); }
     void copy_to_stdout(bool on) { std::lock_guard lock(mutex_); to_stdout_ = on; }
-    // Opens (creates) the log; its current size is the base of the positions. Throws when it
-    // cannot be opened.
+    // Opens (creates) the log. Throws when it cannot be opened.
     void open_log(const std::filesystem::path& file);
+    // Before anything is published: the stream starts at the log's size when it was opened.
+    void start_at_log_end();
     void add_client(UniqueFd client);
 
     // `offset`: the console-stream offset of bytes[0].
@@ -61,7 +64,7 @@ private:
     bool to_stdout_ = false;
     UniqueFd log_;
     std::filesystem::path log_path_;
-    std::uint64_t log_base_ = 0;
+    std::uint64_t log_size_at_open_ = 0;
     std::vector<UniqueFd> clients_;
     std::uint64_t published_ = 0;
     std::uint64_t next_offset_ = 0;
