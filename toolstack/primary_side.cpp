@@ -1,5 +1,6 @@
 #include "toolstack/primary_side.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <iostream>
 #include <map>
@@ -185,7 +186,12 @@ std::string PrimarySide::migrate(const std::vector<std::string>& args) {
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.log = notice_log(service_.config().name);
-    config.console_offset = arrival_.console_offset;
+    // The fan-out knows where the stream stands once anything was released here; a survivor that
+    // has released nothing yet knows it from its secondary (which is stale once a protection of
+    // its own has come and gone: the larger of the two is right in every case).
+    config.console_offset = [this] {
+        return std::max(service_.console().next_offset(), arrival_.console_offset ? arrival_.console_offset() : 0);
+    };
 
     Backend& guest = service_.backend();
     const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
