@@ -105,6 +105,20 @@ TEST_CASE("console fan-out: a guest created or restored on an existing log start
     CHECK(read_file(log) == "seq=0\nseq=1\nseq=2\n");
 }
 
+TEST_CASE("console fan-out: a log that cannot seek (a pipe) gets the bytes in release order") {
+    int fds[2];
+    REQUIRE(::pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0);
+    UniqueFd read_end(fds[0]), write_end(fds[1]);
+    control::ConsoleFanout fanout;
+    fanout.open_log("/proc/self/fd/" + std::to_string(write_end.get()));
+    fanout.publish(100, bytes_of("seq=1\n"));
+    fanout.publish_next(bytes_of("seq=2\n"));
+    char buf[64];
+    const auto n = ::read(read_end.get(), buf, sizeof buf);
+    CHECK(std::string(buf, static_cast<std::size_t>(std::max<ssize_t>(n, 0))) == "seq=1\nseq=2\n");
+    CHECK(fanout.log_error().empty());
+}
+
 TEST_CASE("console fan-out: a log write that fails (disk full) is reported, not swallowed") {
     TempDir run_dir;
     ::setenv("COLO_RUN_DIR", run_dir.path.c_str(), 1);

@@ -25,17 +25,19 @@ bool write_fully(int fd, std::span<const std::byte> bytes, bool socket) {
     return true;
 }
 
-// Writes everything at `position`; returns the bytes that did not get there and sets `error`.
-std::size_t pwrite_fully(int fd, std::span<const std::byte> bytes, std::uint64_t position, int& error) {
+// Writes everything at `position` (or where the descriptor stands, for one that cannot seek);
+// returns the bytes that did not get there and sets `error`.
+std::size_t write_log(int fd, std::span<const std::byte> bytes, std::optional<std::uint64_t> position, int& error) {
     while (!bytes.empty()) {
-        const auto n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(position));
+        const auto n = position ? ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(*position))
+                                : ::write(fd, bytes.data(), bytes.size());
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             error = n < 0 ? errno : ENOSPC;  // a write of 0 bytes to a regular file: no room
             return bytes.size();
         }
         bytes = bytes.subspan(static_cast<std::size_t>(n));
-        position += static_cast<std::uint64_t>(n);
+        if (position) *position += static_cast<std::uint64_t>(n);
     }
     return 0;
 }
@@ -51,6 +53,7 @@ void ConsoleFanout::open_log(const std::filesystem::path& file) {
     log_ = std::move(fd);
     log_path_ = file;
     log_size_at_open_ = S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+    log_seekable_ = ::lseek(log_.get(), 0, SEEK_CUR) >= 0;
 }
 
 void ConsoleFanout::start_at_log_end() {
@@ -65,7 +68,8 @@ void ConsoleFanout::add_client(UniqueFd client) {
 
 void ConsoleFanout::write_log_locked(std::uint64_t offset, std::span<const std::byte> bytes) {
     int error = 0;
-    const std::size_t missing = pwrite_fully(log_.get(), bytes, offset, error);
+    const std::size_t missing =
+        write_log(log_.get(), bytes, log_seekable_ ? std::optional(offset) : std::nullopt, error);
     if (missing == 0) {
         if (log_loss_ && log_loss_->failing) {
             log_loss_->failing = false;

@@ -8,7 +8,7 @@
 // created or restored here starts its stream at the log's end (start_at_log_end: 0 for a new
 // file; a restore that names its guest's log goes on where it stopped); a guest that arrives by a
 // replication stream keeps the offsets its sender gave it. The terminal and console clients get
-// the bytes as they come.
+// the bytes as they come, and so does a log that cannot seek (a pipe, a terminal).
 //
 // A failed log write is not swallowed: one notice line on stderr when the log starts failing
 // (and one when it works again), and log_error() says which offsets are missing, for `status`.
@@ -65,6 +65,7 @@ private:
     UniqueFd log_;
     std::filesystem::path log_path_;
     std::uint64_t log_size_at_open_ = 0;
+    bool log_seekable_ = true;  // false: a pipe or terminal, written in release order
     std::vector<UniqueFd> clients_;
     std::uint64_t published_ = 0;
     std::uint64_t next_offset_ = 0;
