@@ -22,7 +22,9 @@ cleanup() {
 }
 trap cleanup EXIT
 field() { sed -n "s/^$2: *//p" <<<"$1"; }
-last_seq() { grep -o '^seq=[0-9]*' "$1" 2>/dev/null | tail -1 | cut -d= -f2; }
+# A host's log holds each byte at its console offset: NULs before the first byte it released.
+seqs() { tr -d '\0' <"$1" 2>/dev/null | grep -o '^seq=[0-9]*' | cut -d= -f2; }
+last_seq() { seqs "$1" | tail -1; }
 
 if [ ! -w /dev/kvm ]; then echo "demo: /dev/kvm is not available here" >&2; exit 1; fi
 echo "== colo-replicate demo: $("$bin" --version | head -1)"
@@ -60,9 +62,21 @@ takeover_ms=$(( ($(date +%s%N) - killed_at) / 1000000 ))
 echo "   host B took over ${takeover_ms} ms after the kill"
 B list | sed 's/^/   /'
 sleep 2
-survivor_first=$(grep -o '^seq=[0-9]*' "$hostB/console.log" | head -1 | cut -d= -f2)
+survivor_first=$(seqs "$hostB/console.log" | head -1)
 echo "== released output: primary's log ends at seq=$primary_last, the survivor's starts at seq=${survivor_first:-none}"
-cat "$hostA/console.log" "$hostB/console.log" > "$work/joined.log"
+# Joined by position: a byte both hosts released (the primary released it, then died before its
+# report reached the secondary) is at the same offset in both logs and is kept once.
+python3 - "$hostA/console.log" "$hostB/console.log" "$work/joined.log" <<'JOIN'
+import sys
+logs = [open(p, 'rb').read() for p in sys.argv[1:3]]
+joined = bytearray(max(map(len, logs)))
+for log in logs:
+    for i, b in enumerate(log):
+        if b and joined[i] and joined[i] != b:
+            sys.exit('demo: the logs differ at offset %d' % i)
+        joined[i] = joined[i] or b
+open(sys.argv[3], 'wb').write(bytes(joined).lstrip(b'\0'))
+JOIN
 summary=$(awk -F'[= ]' '/^seq=/ { n++; if (n > 1 && $2 != prev + 1) bad++; prev = $2 }
                          /CORRUPT/ { corrupt++ }
                          END { printf "%d lines, seq 0..%d, %d gaps or repeats, %d CORRUPT", n, prev, bad, corrupt }' \

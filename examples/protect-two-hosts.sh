@@ -10,6 +10,10 @@
 #
 # If host A dies, host B takes over by itself within --heartbeat-timeout (800 ms by default):
 #   hostB# colo-replicate list                          # demo  running ... unprotected (took over)
+# Each host's log holds byte k of the guest's console stream at position k (NULs before the first
+# byte that host released; use a new file on each host). The whole console is the hosts' logs laid
+# over each other by position: a byte that both A (dying before its report arrived) and B
+# released is at the same position in both.
 # The survivor is a primary now: protect it again to a third host (or migrate it on):
 #   hostC# colo-replicate receive -l 0.0.0.0:8471 --console-log /var/log/demo.console
 #   hostB# colo-replicate protect demo hostC

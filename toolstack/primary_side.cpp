@@ -1,5 +1,6 @@
 #include "toolstack/primary_side.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <iostream>
 #include <map>
@@ -143,10 +144,10 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         worker_.join();
     }
     Backend& guest = service_.backend();
-    const auto publish = [this](std::uint64_t, std::span<const std::byte> bytes) { service_.console().publish(bytes); };
+    const auto publish = [this](std::uint64_t offset, std::span<const std::byte> bytes) { service_.console().publish(offset, bytes); };
     if (primary_) {
         primary_.reset();  // its output gate no longer takes the console: publish it directly
-        guest.set_console_sink([publish](std::span<const std::byte> bytes) { publish(0, bytes); });
+        service_.release_console_directly();
     }
     link_.reset();
 
@@ -162,7 +163,10 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         const bool was_paused = guest.paused();
         guest.pause();
         try {
-            config.console_offset = arrival_.console_offset();
+            // Where the stream stands: what the console published so far, or (a secondary that
+            // took over and releases through its own console) where that one stands, whichever
+            // is further; after an earlier protection here the arrival's count is stale.
+            config.console_offset = std::max(arrival_.console_offset(), service_.console().next_offset());
             primary_ = std::make_unique<Primary>(guest, link_->channel(), config, publish);
         } catch (...) {
             if (!was_paused) guest.resume();
@@ -190,6 +194,12 @@ std::string PrimarySide::migrate(const std::vector<std::string>& args) {
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.log = notice_log(service_.config().name);
+    // The fan-out knows where the stream stands once anything was released here; a survivor that
+    // has released nothing yet knows it from its secondary (which is stale once a protection of
+    // its own has come and gone: the larger of the two is right in every case).
+    config.console_offset = [this] {
+        return std::max(service_.console().next_offset(), arrival_.console_offset ? arrival_.console_offset() : 0);
+    };
 
     Backend& guest = service_.backend();
     const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));

@@ -31,11 +31,12 @@ namespace colo {
 
 class PrimarySide {
 public:
-    // For a guest that arrived by a replication stream.
+    // For a guest that arrived by a replication stream, and where its console stream stands.
     struct Arrival {
         // Why the guest cannot be protected or migrated yet (it is still a secondary), or "".
         std::function<std::string()> not_yet_primary;
-        // Where its console stream stands, so released output keeps its offsets across hosts.
+        // Where its console stream stands, so released output keeps its offsets across hosts
+        // (a guest created here: the console fan-out's next offset).
         std::function<std::uint64_t()> console_offset;
     };
 

@@ -97,7 +97,7 @@ int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
         if (level == LogLevel::notice) std::cerr << "colo-replicate[" << name << "]: " << text << std::endl;
     };
     Secondary secondary(service.backend(), channel, secondary_config,
-                        [&service](std::uint64_t, std::span<const std::byte> bytes) { service.console().publish(bytes); });
+                        [&service](std::uint64_t offset, std::span<const std::byte> bytes) { service.console().publish(offset, bytes); });
     // Once the guest runs here (migrated, or taken over), it is a primary like any other.
     std::atomic<bool> runs_here{false};
     PrimarySide primary_side(

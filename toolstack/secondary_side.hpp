@@ -21,7 +21,7 @@ class GuestService;
 }
 
 struct ReceiveOptions {
-    std::optional<std::string> console_log;  // released output is appended here
+    std::optional<std::string> console_log;  // released output is written here by console offset
     bool console_to_stdout = false;
     std::chrono::milliseconds peer_timeout{800};
     // Called with the incoming guest's service once it serves, and with nullptr before the

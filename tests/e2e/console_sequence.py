@@ -3,6 +3,12 @@
 The guest's line for a given N depends only on its seed and N, so a released log that is one
 unbroken sequence (every N once, in order, no CORRUPT) proves nothing was lost, repeated or
 reordered across pause, save/restore, migration or failover.
+
+Each host's --console-log holds byte k of the guest's console stream at file position k (NULs
+before the first byte that host released), so the hosts' logs are joined by overlaying them by
+position (`overlay`), not by concatenating them: a byte both a dead primary and its survivor
+released lands at the same position in both and is seen once; two hosts that disagree about a
+position is an error.
 """
 import re
 
@@ -32,12 +38,49 @@ class SequenceReport:
         return 'seq %d..%d, %d lines' % (self.first, self.last, len(self.seqs))
 
 
+class Overlay:
+    def __init__(self, data, conflicts):
+        self.data = data            # the joined stream, from the first position any log holds
+        self.conflicts = conflicts  # positions where two logs hold different bytes
+
+
+def overlay(*logs):
+    """Joins the logs by position. A NUL is a position that log does not hold (the guest's
+    console output has none)."""
+    size = max((len(x) for x in logs), default=0)
+    joined = bytearray(size)
+    conflicts = []
+    for data in logs:
+        for position, byte in enumerate(data):
+            if byte == 0:
+                continue
+            if joined[position] == 0:
+                joined[position] = byte
+            elif joined[position] != byte:
+                conflicts.append(position)
+    start = next((i for i, byte in enumerate(joined) if byte != 0), size)
+    return Overlay(bytes(joined[start:]), conflicts)
+
+
+def check_joined(logs, min_lines=1):
+    """The hosts' released logs overlaid by position must be one unbroken sequence, and no
+    position may hold different bytes in two logs."""
+    joined = overlay(*logs)
+    report = check_sequence(joined.data, min_lines)
+    if joined.conflicts:
+        report.problems.insert(0, '%d positions differ between the logs, the first at %d'
+                               % (len(joined.conflicts), joined.conflicts[0]))
+    return report
+
+
 def check_sequence(data, min_lines=1):
-    """data: the bytes of one or more released logs concatenated. Each line must be a seq line
+    """data: the bytes of one released log (the NULs before the first byte it holds are skipped)
+    or of logs joined with `overlay`. Each line must be a seq line
     and sequence numbers must go up by exactly one; the only thing allowed after the last newline
     is the start of the next seq line."""
     problems = []
     seqs = []
+    data = data.lstrip(b'\0')
     lines = data.split(b'\n')
     partial = lines.pop() if lines else b''  # after the last newline: b'' or a line cut short
     for number, line in enumerate(lines, 1):
@@ -68,4 +111,4 @@ def check_sequence(data, min_lines=1):
 
 
 def count_seq_lines(data):
-    return sum(1 for line in data.split(b'\n') if SEQ_LINE.match(line))
+    return sum(1 for line in data.lstrip(b'\0').split(b'\n') if SEQ_LINE.match(line))

@@ -10,10 +10,13 @@ import ctypes
 import json
 import os
 import re
+import selectors
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -198,6 +201,65 @@ class Host:
     def state(self, name):
         s = self.status(name)
         return s.get('state') if s else None
+
+
+class LinkProxy:
+    """A TCP relay on loopback between a primary and its secondary whose network can vanish the
+    way a dead host's does: after cut() it forwards nothing more, either way, and closes nothing,
+    so neither side ever sees a FIN or a reset (a process killed after the cut closes its socket
+    to us only). Whatever it had read but not yet forwarded is lost, like packets in flight."""
+
+    def __init__(self, target):
+        host, port = target.rsplit(':', 1)
+        self._target = (host, int(port))
+        self._listener = socket.create_server(('127.0.0.1', 0))
+        self.address = '127.0.0.1:%d' % self._listener.getsockname()[1]
+        self._lock = threading.Lock()  # held while forwarding, so cut() returns only once nothing moves
+        self._cut = False
+        self._closing = threading.Event()
+        self._sockets = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def cut(self):
+        with self._lock:
+            self._cut = True
+
+    def close(self):
+        self._closing.set()
+        self._thread.join()
+        for s in self._sockets + [self._listener]:
+            s.close()
+
+    def _serve(self):
+        selector = selectors.DefaultSelector()
+        selector.register(self._listener, selectors.EVENT_READ)
+        while not self._closing.is_set():
+            for key, _ in selector.select(0.05):
+                if key.fileobj is self._listener:
+                    inside, _ = self._listener.accept()
+                    outside = socket.create_connection(self._target)
+                    self._sockets += [inside, outside]
+                    selector.register(inside, selectors.EVENT_READ, outside)
+                    selector.register(outside, selectors.EVENT_READ, inside)
+                    continue
+                with self._lock:
+                    if self._cut:
+                        selector.unregister(key.fileobj)  # silence: read nothing, close nothing
+                        continue
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except OSError:
+                        data = b''
+                    try:
+                        if data:
+                            key.data.sendall(data)
+                            continue
+                        key.data.shutdown(socket.SHUT_WR)  # an end before the cut is passed on
+                    except OSError:
+                        pass
+                    selector.unregister(key.fileobj)
+        selector.close()
 
 
 class Workspace:

@@ -5,8 +5,9 @@ would, with primary and secondary as separate processes in separate run dirs on 
     python3 tests/e2e/run.py PATH/TO/colo-replicate [TEST...]
 
 Prints `PASS name (details)`, `FAIL name: why` or `SKIP name: why` per test and exits 1 on any
-failure. COLO_E2E_SEED fixes the random kill moments of the failover test; COLO_E2E_RUNS changes
-its number of runs per mode (default 20); COLO_E2E_KEEP=1 keeps a failed test's files.
+failure. COLO_E2E_SEED fixes the random kill moments of the failover tests (SIGKILL, and silent
+death: the primary's link goes silent, then it is killed); COLO_E2E_RUNS changes their number of
+runs per mode (default 20); COLO_E2E_KEEP=1 keeps a failed test's files.
 """
 import os
 import random
@@ -19,9 +20,9 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from console_sequence import SEQ_LINE, check_sequence, count_seq_lines  # noqa: E402
+from console_sequence import SEQ_LINE, check_joined, check_sequence, count_seq_lines  # noqa: E402
 from hostile_stream import garbage, stream_header  # noqa: E402
-from hosts import (TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
+from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
                    one_line_error, read_bytes, wait_exit, wait_until)
 
 HEARTBEAT_MS = 800  # the product default; 300 makes protect itself fail on a loaded machine (report)
@@ -54,12 +55,31 @@ def wait_lines(path, at_least, timeout, what):
                       % (what, at_least, os.path.basename(path)))
 
 
+def wait_still(path, quiet, timeout, what):
+    """Until the log's seq count has not changed for `quiet` seconds; returns the count."""
+    state = {'n': seq_count(path), 'since': time.monotonic()}
+
+    def still():
+        n = seq_count(path)
+        if n != state['n']:
+            state.update(n=n, since=time.monotonic())
+        return time.monotonic() - state['since'] >= quiet
+
+    wait_until(still, timeout, what)
+    return state['n']
+
+
+def checkpoints_applied(host, name):
+    s = host.status(name)
+    return int(s.get('checkpoints_applied', 0)) if s else 0
+
+
 def same_content_lines(*logs):
     """Lines with the same seq number must be byte-identical wherever they appear (the guest's line
     depends only on seed and N); returns the list of numbers that differ."""
     seen, differ = {}, []
     for data in logs:
-        for line in data.split(b'\n'):
+        for line in data.lstrip(b'\0').split(b'\n'):
             m = SEQ_LINE.match(line)
             if m:
                 n = int(m.group(1))
@@ -92,9 +112,9 @@ def test_lifecycle(binary):
 
         a.ok('pause', 'life')
         check(a.guests().get('life') == 'paused', 'after pause, list shows %s' % a.guests())
-        time.sleep(0.3)  # output already produced may still be on its way to the log
-        before = seq_count(log)
-        time.sleep(1.0)
+        # Output already produced may still be on its way to the log: until it stops growing.
+        before = wait_still(log, 0.3, 10, 'the paused guest\'s log to stop growing')
+        time.sleep(1.0)  # then nothing may come for a while (an absence cannot be polled for)
         after = seq_count(log)
         check(after == before, 'paused guest printed %d new lines in 1 s' % (after - before))
 
@@ -218,9 +238,11 @@ def test_migration(binary):
         b.ok('destroy', 'mig')
         wait_exit(receiver, 5, 'the receiver to end after destroy')
         data_a, data_b = read_bytes(log_a), read_bytes(log_b)
-        report = check_sequence(data_a + data_b, min_lines=20)
+        # The destination's log goes on at the offset where the source's stopped.
+        report = check_joined([data_a, data_b], min_lines=20)
         check(report.ok, 'joined log: ' + '; '.join(report.problems))
         check(count_seq_lines(data_b) > 0, 'the destination released nothing')
+        check(data_b[:len(data_a)].strip(b'\0') == b'', 'the destination wrote over the positions the source released')
         return '%s; A ends seq=%s, B starts seq=%s; %s' % (
             r.out.strip(), check_sequence(data_a).last, check_sequence(data_b).first, report.summary())
     finally:
@@ -228,48 +250,63 @@ def test_migration(binary):
 
 
 # --- 4 -----------------------------------------------------------------------------------------
-def failover_run(binary, mode, run, delay, rng_seed):
-    """One protect + SIGKILL of the primary; returns (ok, details)."""
-    ws = Workspace(binary, 'kill-%s-%d' % (mode, run))
+def failover_run(binary, mode, run, delay, rng_seed, silent_for=None):
+    """One protect + SIGKILL of the primary `delay` s after protect returned; returns (ok, details).
+    silent_for: a silent death instead: the primary's link goes silent at that moment (LinkProxy)
+    and the SIGKILL follows silent_for s later, so the survivor hears nothing at all."""
+    ws = Workspace(binary, '%s-%s-%d' % ('silent' if silent_for is not None else 'kill', mode, run))
     keep = False
+    proxy = None
+    when = 'delay %.3fs' % delay + ('' if silent_for is None else ', killed %.3fs after the cut' % silent_for)
     try:
         a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'prot', seed=rng_seed)
+        if silent_for is not None:
+            proxy = LinkProxy(address)
+            address = proxy.address
         wait_lines(log_a, 2, 10, 'the guest to print')
         extra = ['--remus', '-i', '100'] if mode == 'remus' else []
         a.ok('protect', 'prot', address, '--heartbeat-timeout', HEARTBEAT_MS, *extra)
         if delay > 0:
-            time.sleep(delay)
+            time.sleep(delay)  # the random moment of the death, not a wait for a condition
+        if proxy:
+            proxy.cut()
+            if silent_for > 0:
+                time.sleep(silent_for)
         os.kill(pid, signal.SIGKILL)
         killed = time.monotonic()
         wait_exit(pid, 5, 'the killed primary to end')
         wait_until(lambda: b.state('prot') == 'active', 10, 'the secondary to become active')
         takeover_ms = (time.monotonic() - killed) * 1000
-        time.sleep(1.0)
+        n_b = seq_count(log_b)
+        wait_lines(log_b, n_b + 5, 10, 'the survivor to go on printing')
         survivor_state = b.state('prot')
         b.run('destroy', 'prot')
         wait_exit(receiver, 5, 'the survivor to end after destroy')
         data_a, data_b = read_bytes(log_a), read_bytes(log_b)
         rep_a, rep_b = check_sequence(data_a, 0), check_sequence(data_b, 0)
-        joined = check_sequence(data_a + data_b, min_lines=2)
+        # A byte both released sits at the same offset in both logs: overlaid, each seq line once.
+        joined = check_joined([data_a, data_b], min_lines=2)
         problems = list(joined.problems)
-        if count_seq_lines(data_b) < 5:
-            problems.append('the survivor released only %d lines in ~1 s' % count_seq_lines(data_b))
         differ = same_content_lines(data_a, data_b)
         if differ:
             problems.append('seq lines differ in content for N=%s' % differ[:5])
         if survivor_state != 'active':
-            problems.append('survivor state %s 1 s after takeover' % survivor_state)
+            problems.append('survivor state %s after it printed on' % survivor_state)
+        # Bytes both hosts released (the survivor's first position is before the primary's end).
+        both = max(0, len(data_a) - (len(data_b) - len(data_b.lstrip(b'\0'))))
         where = 'primary released %s, survivor released %s, takeover %.0f ms' % (
             rep_a.summary(), rep_b.summary(), takeover_ms)
         if problems:
             keep = os.environ.get('COLO_E2E_KEEP') == '1'
-            return False, 'run %d (delay %.3fs): %s; %s%s' % (run, delay, where, '; '.join(problems),
-                                                            ' (kept %s)' % ws.root if keep else '')
-        return True, takeover_ms
+            return False, 'run %d (%s): %s; %s%s' % (run, when, where, '; '.join(problems),
+                                                   ' (kept %s)' % ws.root if keep else '')
+        return True, (takeover_ms, both)
     except TestFailure as e:
         keep = os.environ.get('COLO_E2E_KEEP') == '1'
-        return False, 'run %d (delay %.3fs): %s%s' % (run, delay, e, ' (kept %s)' % ws.root if keep else '')
+        return False, 'run %d (%s): %s%s' % (run, when, e, ' (kept %s)' % ws.root if keep else '')
     finally:
+        if proxy:
+            proxy.close()
         ws.close(keep=keep)
 
 
@@ -286,21 +323,27 @@ def kill_moments(rng, runs):
     return moments
 
 
-def make_failover_test(mode, runs, seed):
+def make_failover_test(mode, runs, seed, silent=False):
+    """silent: each death is silent (LinkProxy.cut, then SIGKILL 0-1.2 s later). A kill within the
+    heartbeat timeout is a host that died with its network; a later one lets the cut-off primary
+    first give up on its secondary and release what it held, as the survivor does too: both
+    release the same bytes, which the joined logs must hold once."""
     def test(binary):
-        rng = random.Random('%s-%d' % (mode, seed))
-        failures, takeovers = [], []
+        rng = random.Random('%s-%s%d' % (mode, 'silent-' if silent else '', seed))
+        failures, takeovers, twice = [], [], []
         for run, delay in enumerate(kill_moments(rng, runs)):
-            ok, result = failover_run(binary, mode, run, delay, rng.randint(1, 1 << 30))
+            silent_for = rng.uniform(0.0, 1.2) if silent else None
+            ok, result = failover_run(binary, mode, run, delay, rng.randint(1, 1 << 30), silent_for)
             if ok:
-                takeovers.append(result)
+                takeovers.append(result[0])
+                twice.append(result[1])
             else:
                 failures.append(result)
         if failures:
             raise TestFailure('%d of %d runs broke (seed %d): %s' % (len(failures), runs, seed, ' || '.join(failures)))
         takeovers.sort()
-        return '%d runs, seed %d, takeover after SIGKILL p50 %.0f ms max %.0f ms' % (
-            runs, seed, takeovers[len(takeovers) // 2], takeovers[-1])
+        return '%d runs, seed %d, takeover after SIGKILL p50 %.0f ms max %.0f ms; %d runs released bytes on both hosts (at the same offsets)' % (
+            runs, seed, takeovers[len(takeovers) // 2], takeovers[-1], sum(1 for n in twice if n > 0))
     return test
 
 
@@ -310,8 +353,8 @@ def test_secondary_killed(binary):
     try:
         a, b, log_a, _, address, receiver, pid = start_pair(ws, 'sec')
         a.ok('protect', 'sec', address, '--heartbeat-timeout', HEARTBEAT_MS)
-        time.sleep(1.0)
-        check(a.state('sec') == 'protected', 'before the kill the primary is %s' % a.state('sec'))
+        wait_until(lambda: a.state('sec') == 'protected' and checkpoints_applied(b, 'sec') >= 3, 20,
+                   'the primary to be protected with 3 checkpoints applied')
         guest_log = os.path.join(a.run_dir, 'sec.log')
         log_before = read_bytes(guest_log)
         os.kill(receiver, signal.SIGKILL)
@@ -553,8 +596,8 @@ def test_forced_failover(binary):
     try:
         a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'fo')
         a.ok('protect', 'fo', address, '--heartbeat-timeout', HEARTBEAT_MS)
-        time.sleep(0.5)
-        check(b.state('fo') == 'protecting', 'before failover the secondary is %s' % b.state('fo'))
+        wait_until(lambda: b.state('fo') == 'protecting' and checkpoints_applied(b, 'fo') >= 2, 20,
+                   'the secondary to be protecting with 2 checkpoints applied')
         r = b.ok('failover', 'fo')
         check(b.state('fo') == 'active', 'after failover the secondary is %s' % b.state('fo'))
         n_b = seq_count(log_b)
@@ -601,7 +644,7 @@ def test_survivor_protected_again(binary):
         # Still a secondary: it must say why it cannot be protected yet.
         r = b.run('protect', 'chain', '127.0.0.1:9')
         check(r.code == 1 and 'secondary' in one_line_error(r), 'protect of a secondary: %s' % r.describe())
-        time.sleep(0.5)
+        wait_until(lambda: checkpoints_applied(b, 'chain') >= 2, 20, 'B to apply 2 checkpoints')
         os.kill(pid_a, signal.SIGKILL)
         wait_exit(pid_a, 5, 'the killed primary A to end')
         wait_until(lambda: b.state('chain') == 'active', 10, 'B to take over')
@@ -610,8 +653,8 @@ def test_survivor_protected_again(binary):
         r_b = b.ok('protect', 'chain', address_c, '--heartbeat-timeout', HEARTBEAT_MS)
         check(b.state('chain') == 'protected', 'B after protect is %s' % b.state('chain'))
         n_c = seq_count(logs[2])
-        wait_until(lambda: c.state('chain') == 'protecting', 10, 'C to be B\'s secondary')
-        time.sleep(0.7)
+        wait_until(lambda: c.state('chain') == 'protecting' and checkpoints_applied(c, 'chain') >= 2, 20,
+                   'C to be B\'s secondary with 2 checkpoints applied')
         os.kill(pid_b, signal.SIGKILL)
         wait_exit(pid_b, 5, 'the killed primary B to end')
         wait_until(lambda: c.state('chain') == 'active', 10, 'C to take over')
@@ -626,7 +669,7 @@ def test_survivor_protected_again(binary):
         wait_exit(pid_d, 5, 'D to end after destroy')
         data = [read_bytes(p) for p in logs]
         reports = [check_sequence(x, 0) for x in data]
-        joined = check_sequence(b''.join(data), min_lines=20)
+        joined = check_joined(data, min_lines=20)
         check(joined.ok, 'joined log A+B+C+D: %s (A %s, B %s, C %s, D %s)' % (
             '; '.join(joined.problems), *[r.summary() for r in reports]))
         differ = same_content_lines(*data)
@@ -659,6 +702,8 @@ def main(argv):
         ('live-migration', test_migration),
         ('colo-sigkill-primary', make_failover_test('colo', runs, seed)),
         ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
+        ('colo-silent-death', make_failover_test('colo', runs, seed, silent=True)),
+        ('remus-silent-death', make_failover_test('remus', runs, seed, silent=True)),
         ('sigkill-secondary', test_secondary_killed),
         ('hostile-streams', test_hostile_streams),
         ('protect-refused-values', test_protect_refused_values),

@@ -15,7 +15,9 @@
 #                          `receive` on host C; after a few checkpoints B's process is killed with
 #                          SIGKILL, and C must take over and go on printing.
 # The tests check the console logs (--console-log: host A's across create and every restore,
-# then host B's, then C's): every seq line whole, seq=1.. each exactly once and in order, no CORRUPT.
+# then host B's, then C's, joined by position: each holds byte k of the guest's console stream at
+# position k, NULs before the first byte that host released): every seq line whole, seq=1.. each
+# exactly once and in order, no CORRUPT, no position where two logs differ.
 # Prints `PASS name: ...` or `FAIL name: why` per test (numbers in the PASS lines), then the logs'
 # tails on a failure. Exit status 0 when both passed.
 set -u
@@ -37,7 +39,7 @@ on_b() { COLO_RUN_DIR=$run_b "$bin" "$@"; }
 on_c() { COLO_RUN_DIR=$run_c "$bin" "$@"; }
 state_on() { "on_$1" status "$name" 2>/dev/null | sed -n 's/^state: *//p'; }  # state_on b|c
 # The highest seq number whose line is complete in the given logs (0 if none).
-last_seq() { cat "$@" 2>/dev/null | tr -d '\r' | sed -n 's/^seq=\([0-9]*\) .*/\1/p' | tail -1 | grep . || echo 0; }
+last_seq() { cat "$@" 2>/dev/null | tr -d '\r\000' | sed -n 's/^seq=\([0-9]*\) .*/\1/p' | tail -1 | grep . || echo 0; }
 # wait_seq N SECONDS LOG...: until seq=N is in the logs; 1 on timeout.
 wait_seq() {
     local want=$1 limit=$2 t0
@@ -57,10 +59,25 @@ wait_gone() {
 pid_of() { sed -n 's/.*(pid \([0-9]*\)[;)].*/\1/p'; }
 listed() { on_a list | awk 'NR > 1 {print $1 ":" $2}' | tr '\n' ' '; }
 listed_b() { on_b list | awk 'NR > 1 {print $1 ":" $2}' | tr '\n' ' '; }
+# first_seq LOG: the first seq line that host released.
+first_seq() { tr -d '\r\000' < "$1" | sed -n 's/^seq=\([0-9]*\) .*/\1/p' | head -1; }
 # check_order LOG...: the logs joined must hold seq=1..N, every line whole and each N once, in
 # order, and no CORRUPT (the guest's tty ends lines with \r\n). Prints the problem, or "seq=1..N" when there is none.
+# The logs are given in the order the guest ran on the hosts; each goes on at or before the end of
+# the one before, so laid over each other they are the first, then each one's bytes beyond the
+# end so far. Where two logs both hold a position they must agree (a byte released twice).
 check_order() {
-    cat "$@" | tr -d '\r' > "$work/joined"
+    : > "$work/joined"
+    local prev="" f differ
+    for f in "$@"; do
+        if [ -n "$prev" ]; then
+            differ=$(cmp -l "$prev" "$f" 2>/dev/null | awk '$2 != 0 && $3 != 0' | wc -l)
+            [ "$differ" = 0 ] || { echo "$differ positions differ between $(basename "$prev") and $(basename "$f")"; return; }
+        fi
+        tail -c +$(($(wc -c < "$work/joined") + 1)) "$f" >> "$work/joined"
+        prev=$f
+    done
+    tr -d '\r' < "$work/joined" > "$work/joined.txt" && mv "$work/joined.txt" "$work/joined"
     # A guest still running may be in the middle of a line: only whole lines are judged.
     [ -z "$(tail -c1 "$work/joined")" ] || sed -i '$d' "$work/joined"
     awk '
@@ -161,7 +178,7 @@ run_migrate() {
     order=$(check_order "$log_a" "$log_b")
     case "$order" in
         seq=1..*) echo "PASS linux-migrate: live migration to a receive on 127.0.0.1 in ${tm} s ($report);" \
-                       "host A's log ends at seq=$seq_end_a, host B's starts at seq=$(sed -n 's/^seq=\([0-9]*\) .*/\1/p' "$log_b" | head -1);" \
+                       "host A's log ends at seq=$seq_end_a, host B's starts at seq=$(first_seq "$log_b");" \
                        "source process gone; joined console $order each once, in order, no CORRUPT"
                   migrated=$receiver ;;
         *) fail linux-migrate "joined console logs: $order" ;;
@@ -217,7 +234,7 @@ run_failover() {
     case "$order" in
         seq=1..*) echo "PASS linux-failover: the migrated guest protected from B to C (Remus, -i 300) in ${tp} s," \
                        "$checkpoints checkpoints, then B killed (SIGKILL): C active ${took} s later;" \
-                       "B's log ends at seq=$(last_seq "$log_b"), C's starts at seq=$(sed -n 's/^seq=\([0-9]*\) .*/\1/p' "$log_c" | head -1);" \
+                       "B's log ends at seq=$(last_seq "$log_b"), C's starts at seq=$(first_seq "$log_c");" \
                        "joined console A+B+C $order each once, in order, no CORRUPT" ;;
         *) fail linux-failover "joined console logs A+B+C: $order" ;;
     esac

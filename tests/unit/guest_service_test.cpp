@@ -73,7 +73,9 @@ TEST_CASE("guest service: lifecycle requests over the control socket") {
             got_output = true;
         });
     });
-    for (int i = 0; i < 400 && !got_output; ++i) {
+    // Until the client is attached and saw a line: up to 10 s (a busy machine may be slow to
+    // accept it).
+    for (int i = 0; i < 2000 && !got_output; ++i) {
         fake.guest_print("seq=1\n");
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }

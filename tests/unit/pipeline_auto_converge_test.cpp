@@ -23,7 +23,7 @@ class ThrottleProbe final : public Backend {
 public:
     explicit ThrottleProbe(FakeBackend& guest) : guest_(guest) {}
 
-    std::atomic<unsigned> throttle_pauses{0}, throttle_resumes{0};
+    std::atomic<unsigned> throttle_pauses{0}, throttle_resumes{0}, failed_pauses{0};
     std::atomic<bool> fail_throttle_pause{false};
 
     [[nodiscard]] BackendKind kind() const override { return guest_.kind(); }
@@ -31,7 +31,10 @@ public:
     [[nodiscard]] GuestMemory& memory() override { return guest_.memory(); }
     void pause() override {
         if (owner_ == std::this_thread::get_id()) return guest_.pause();
-        if (fail_throttle_pause) throw Error("fake: pause failed");
+        if (fail_throttle_pause) {
+            ++failed_pauses;
+            throw Error("fake: pause failed");
+        }
         ++throttle_pauses;
     }
     void resume() override {
@@ -98,8 +101,9 @@ TEST_CASE("guest throttle: a pause that fails on the throttle's thread is report
     probe.fail_throttle_pause = true;
     GuestThrottle throttle(probe, std::chrono::milliseconds(2));
     throttle.set_percent(40);
-    // The thread ends at its first pause; stop() must say why, once.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // The thread ends at its first pause; stop() must say why, once. (A fixed 20 ms wait here
+    // stopped the throttle before its first pause on a busy machine.)
+    REQUIRE(eventually([&] { return probe.failed_pauses >= 1; }));
     CHECK(error_of([&] { throttle.stop(); }) == "throttling the guest: fake: pause failed");
     CHECK_NOTHROW(throttle.stop());
 }

@@ -41,7 +41,7 @@ void replication_options(po::options_description& o) {
 }
 
 void console_log_option(po::options_description& o) {
-    o.add_options()("console-log", po::value<std::string>(), "append the guest's released console output to FILE");
+    o.add_options()("console-log", po::value<std::string>(), "write the guest's released console output to FILE, byte k of its console stream at position k");
 }
 
 void backend_option(po::options_description& o) {

@@ -36,7 +36,10 @@ std::string name_arg(const po::variables_map& vm) { return vm["name"].as<std::st
 void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, const po::variables_map& vm,
                  bool foreground, const std::function<void()>& ready) {
     control::GuestService service(std::move(backend), config);
-    if (vm.count("console-log") != 0) service.console().open_log(vm["console-log"].as<std::string>());
+    if (vm.count("console-log") != 0) {
+        service.console().open_log(vm["console-log"].as<std::string>());
+        service.console().start_at_log_end();
+    }
     service.console().copy_to_stdout(foreground);
     service.release_console_directly();
     service.add_command("save", [&service](const std::vector<std::string>& args, control::Reply& reply, UniqueFd&) {
@@ -62,7 +65,8 @@ void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, co
             service.request_stop();
         }
     });
-    PrimarySide replication(service);
+    // Its console stream started here (at the log's end); protection goes on from where it stands.
+    PrimarySide replication(service, PrimarySide::Arrival{{}, [&service] { return service.console().next_offset(); }});
     service.bind();
     g_service = &service;
     control::on_termination_signal(stop_service);

@@ -29,6 +29,7 @@ GuestService::GuestService(std::unique_ptr<Backend> backend, GuestConfig config)
     : backend_(std::move(backend)),
       config_(std::move(config)),
       wakeup_(check_syscall(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), "eventfd")) {
+    console_.set_owner("colo-replicate[" + config_.name + "]");
     add_command("info", [this](const auto& args, Reply& reply, UniqueFd&) {
         expect_args(args, 0, "info");
         std::ostringstream line;
@@ -80,7 +81,7 @@ void GuestService::add_command(const std::string& name, CommandHandler handler) 
 }
 
 void GuestService::release_console_directly() {
-    backend_->set_console_sink([this](std::span<const std::byte> bytes) { console_.publish(bytes); });
+    backend_->set_console_sink([this](std::span<const std::byte> bytes) { console_.publish_next(bytes); });
 }
 
 void GuestService::bind() {
@@ -115,6 +116,11 @@ void GuestService::handle(UniqueFd client) {
         if (it == commands_.end()) throw Error("unknown request '" + words[0] + "'");
         Reply reply;
         it->second(std::vector<std::string>(words.begin() + 1, words.end()), reply, client);
+        // Whichever layer answers `status` (primary, secondary, survivor), a console log that lost
+        // output says so there.
+        if (words[0] == "status") {
+            if (const std::string lost = console_.log_error(); !lost.empty()) reply.data.push_back("console_log_error " + lost);
+        }
         const int fd = reply.stream.valid() ? reply.stream.get() : client.get();
         for (const auto& line : reply.data) write_line(fd, "data " + line);
         write_line(fd, "ok");

@@ -53,6 +53,11 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
         sender.send_live();
         const auto paused_at = Clock::now();
         sender.send_final();
+        if (config.console_offset) {
+            const protocol::Message released = protocol::ReleasedOutput{config.console_offset()};
+            log_sent(config.log, "migrate", released);
+            channel.send(released);
+        }
         const protocol::Message goodbye = protocol::Goodbye{"migration complete"};
         log_sent(config.log, "migrate", goodbye);
         channel.send(goodbye);

@@ -48,6 +48,10 @@ struct MigrateConfig {
     PrecopyConfig precopy;
     LinkConfig link;
     LogFn log = default_log();
+    // Where the guest's console stream stands, asked once the guest is paused for the last pass
+    // and sent as ReleasedOutput, so the destination's released output continues at that offset
+    // (not at 0). Unset: nothing is sent, and the destination's offsets start at 0.
+    std::function<std::uint64_t()> console_offset;
 };
 
 struct PrimaryConfig {

@@ -38,13 +38,20 @@ mkdir -p $PRIMARY_RUN $SECONDARY_RUN
 say() { echo "XS $*"; }
 pass() { say "PASS $1: $2"; }
 fail() { say "FAIL $1: $2"; }
-oneline() { tr '\n' ' ' | cut -c1-400; }
+oneline() { tr -d '\000' | tr '\n' ' ' | cut -c1-400; }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 primary() { COLO_RUN_DIR=$PRIMARY_RUN colo-replicate "$@"; }
 secondary() { COLO_RUN_DIR=$SECONDARY_RUN colo-replicate "$@"; }
 field() { sed -n "s/^$1: *//p" | head -1; }  # one field of `colo-replicate status` text output
 xl_state() { xl list "$1" 2>/dev/null | awk 'NR==2 {print $5}'; }
-seqs() { sed -n 's/^.*seq=\([0-9][0-9]*\).*$/\1/p' "$@"; }
+# A console log holds byte k of the guest's console stream at position k: the survivor's starts
+# with NULs up to the first byte it released.
+seqs() { cat "$@" 2>/dev/null | tr -d '\000' | sed -n 's/^.*seq=\([0-9][0-9]*\).*$/\1/p'; }
+# The released output of both hosts joined: laid over each other by position. The primary's log
+# is whole from position 0, so that is its bytes, then the survivor's beyond its end; a byte both
+# released is at the same position in both and counts once (conflicts() finds two that differ).
+joined() { cat $PVM_LOG; tail -c +$(($(wc -c <$PVM_LOG) + 1)) $SVM_LOG; }
+conflicts() { cmp -l $PVM_LOG $SVM_LOG 2>/dev/null | awk '$2 != 0 && $3 != 0' | wc -l; }
 diagnose() {
     sleep 2  # a receive that stopped destroys its domain on the way out
     xl list 2>&1 | sed 's/^/XS info xl: /'
@@ -122,16 +129,25 @@ if [ "$MODE" = abort ]; then
     exit 0
 fi
 
-# --- checkpoints for a few seconds
-sleep 6
-primary status "$NAME" >/tmp/pstatus.out 2>&1
-secondary status "$NAME" >/tmp/sstatus.out 2>&1
-p_state=$(field state </tmp/pstatus.out) p_epoch=$(field epoch </tmp/pstatus.out)
-p_checkpoints=$(field checkpoints </tmp/pstatus.out) p_pause=$(field pause_p50_us </tmp/pstatus.out)
-s_state=$(field state </tmp/sstatus.out) s_applied=$(field checkpoints_applied </tmp/sstatus.out)
-if [ "$p_state" = protected ] && [ "${p_epoch:-0}" -gt 0 ] && [ "${p_checkpoints:-0}" -gt 0 ] &&
-   [ "${s_applied:-0}" -gt 0 ]; then
-    pass ${TAG}_checkpoints "primary $p_state, epoch $p_epoch, $p_checkpoints checkpoints (pause p50 ${p_pause}us); secondary $s_state, $s_applied applied"
+# --- checkpoints: polled until both sides count three (a fixed 6 s wait found `checkpoints: 0`
+# on a busy machine, where the first pause alone took 2.1 s), for at most 90 s
+i=0
+while :; do
+    primary status "$NAME" >/tmp/pstatus.out 2>&1
+    secondary status "$NAME" >/tmp/sstatus.out 2>&1
+    p_state=$(field state </tmp/pstatus.out) p_epoch=$(field epoch </tmp/pstatus.out)
+    p_checkpoints=$(field checkpoints </tmp/pstatus.out) p_pause=$(field pause_p50_us </tmp/pstatus.out)
+    s_state=$(field state </tmp/sstatus.out) s_applied=$(field checkpoints_applied </tmp/sstatus.out)
+    [ "$p_state" = protected ] && [ "${p_epoch:-0}" -gt 0 ] && [ "${p_checkpoints:-0}" -ge 3 ] &&
+        [ "${s_applied:-0}" -ge 3 ] && break
+    # Protection that ended (the secondary lost) does not come back: no point waiting.
+    [ -n "$p_state" ] && [ "$p_state" != protected ] && [ "$p_state" != syncing ] && break
+    [ $i -ge 180 ] && break
+    sleep 0.5; i=$((i+1))
+done
+if [ "$p_state" = protected ] && [ "${p_epoch:-0}" -gt 0 ] && [ "${p_checkpoints:-0}" -ge 3 ] &&
+   [ "${s_applied:-0}" -ge 3 ]; then
+    pass ${TAG}_checkpoints "primary $p_state, epoch $p_epoch, $p_checkpoints checkpoints (pause p50 ${p_pause}us) $((i / 2)).$((i % 2 * 5)) s after protect returned; secondary $s_state, $s_applied applied"
 else
     fail ${TAG}_checkpoints "primary: $(oneline </tmp/pstatus.out)| secondary: $(oneline </tmp/sstatus.out)"
     give_up ${TAG}_checkpoints
@@ -167,22 +183,30 @@ case "$svm_state" in
              fi ;;
 esac
 
-# --- the survivor's console goes on
-sleep 5
-last_survivor=$(seqs $SVM_LOG | tail -1)
-corrupt=$(cat $PVM_LOG $SVM_LOG 2>/dev/null | grep -c CORRUPT)
+# --- the survivor's console goes on: polled until it printed 5 more lines, for at most 30 s
 base=${at_takeover:-${last_before:-0}}
+i=0
+while :; do
+    last_survivor=$(seqs $SVM_LOG | tail -1)
+    [ -n "$last_survivor" ] && [ "$last_survivor" -ge $((base + 5)) ] && break
+    [ $i -ge 60 ] && break
+    sleep 0.5; i=$((i+1))
+done
+corrupt=$(cat $PVM_LOG $SVM_LOG 2>/dev/null | tr -d '\000' | grep -c CORRUPT)
 if [ -n "$last_survivor" ] && [ "$last_survivor" -ge $((base + 5)) ] && [ "$corrupt" = 0 ]; then
-    pass ${TAG}_console "the survivor printed seq=$((base + 1))..$last_survivor in the 5 s after takeover (the primary's last released line before the kill: seq=${last_before:-none}); no CORRUPT page"
+    pass ${TAG}_console "the survivor printed seq=$((base + 1))..$last_survivor within $((i / 2)).$((i % 2 * 5)) s after takeover (the primary's last released line before the kill: seq=${last_before:-none}); no CORRUPT page"
 else
-    fail ${TAG}_console "survivor's last seq '${last_survivor:-none}' 5 s after takeover, '${at_takeover:-none}' at takeover, primary's before the kill '${last_before:-none}', CORRUPT lines: $corrupt; survivor console tail: $(tail -3 $SVM_LOG 2>/dev/null | oneline)"
+    fail ${TAG}_console "survivor's last seq '${last_survivor:-none}' 30 s after takeover, '${at_takeover:-none}' at takeover, primary's before the kill '${last_before:-none}', CORRUPT lines: $corrupt; survivor console tail: $(tail -3 $SVM_LOG 2>/dev/null | oneline)"
     give_up ${TAG}_console
 fi
 
-# --- primary-then-survivor released output: one unbroken sequence
-gaps=$(seqs $PVM_LOG $SVM_LOG | awk 'NR > 1 && $1 != prev + 1 {printf "%s->%s ", prev, $1} {prev = $1} END {}')
-count=$(seqs $PVM_LOG $SVM_LOG | wc -l)
-first=$(seqs $PVM_LOG $SVM_LOG | head -1)
+# --- primary and survivor released output joined by position: one unbroken sequence
+joined >/tmp/joined-$MODE.console
+gaps=$(seqs /tmp/joined-$MODE.console | awk 'NR > 1 && $1 != prev + 1 {printf "%s->%s ", prev, $1} {prev = $1} END {}')
+count=$(seqs /tmp/joined-$MODE.console | wc -l)
+first=$(seqs /tmp/joined-$MODE.console | head -1)
+differ=$(conflicts)
+[ "$differ" = 0 ] || gaps="$gaps; $differ positions hold different bytes in the two logs"
 if [ -z "$gaps" ] && [ "$count" -gt 0 ]; then
     pass ${TAG}_sequence "$count lines seq=$first..$last_survivor across the takeover, none lost or repeated (primary's log $(seqs $PVM_LOG | wc -l) lines, survivor's $(seqs $SVM_LOG | wc -l))"
 else
