@@ -112,11 +112,16 @@ std::string Primary::leave_protection() noexcept {
 }
 
 void Primary::lose_secondary(const std::string& reason) noexcept {
-    if (!state_.transition(Role::protecting, Role::unprotected) &&
-        !state_.transition(Role::syncing, Role::unprotected)) {
-        return;  // already lost or stopped: someone else made the change
+    {
+        // Role and reason change together: status() never shows "unprotected" without why.
+        std::lock_guard lock(stats_mutex_);
+        if (!state_.transition(Role::protecting, Role::unprotected) &&
+            !state_.transition(Role::syncing, Role::unprotected)) {
+            return;  // already lost or stopped: someone else made the change
+        }
+        phase_ = PrimaryPhase::unprotected;
+        stats_.protection_lost_reason = reason;
     }
-    phase_ = PrimaryPhase::unprotected;
     // Tell a secondary that is still listening not to take over: the PVM is alive.
     try {
         channel_.send(protocol::Failure{"primary dropped the secondary: " + reason});
@@ -128,8 +133,10 @@ void Primary::lose_secondary(const std::string& reason) noexcept {
     try {
         config_.log(LogLevel::notice, "colo primary: secondary lost (" + reason + "); guest " + pvm_.name() +
                                           " continues UNPROTECTED" + (trouble.empty() ? "" : "; " + trouble));
-        std::lock_guard lock(stats_mutex_);
-        stats_.protection_lost_reason = trouble.empty() ? reason : reason + "; " + trouble;
+        if (!trouble.empty()) {
+            std::lock_guard lock(stats_mutex_);
+            stats_.protection_lost_reason += "; " + trouble;
+        }
     } catch (...) {
         // Out of memory for a message: the role and phase already say what happened.
     }
