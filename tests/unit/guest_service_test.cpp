@@ -6,6 +6,7 @@
 #include <atomic>
 #include <filesystem>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "backends/error.hpp"
@@ -13,6 +14,8 @@
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/primary_side.hpp"
+#include "toolstack/transport/endpoint.hpp"
+#include "toolstack/transport/tcp_listener.hpp"
 
 using namespace colo;
 
@@ -113,5 +116,91 @@ TEST_CASE("guest service: status of a primary shows the backend's replication ca
     fake.set_replication_caveat("state outside memory");
     CHECK(has_caveat());
     (void)control::request("g1", "destroy");
+    server.join();
+}
+
+namespace {
+// Polls `condition` for up to ten seconds.
+template <typename Condition>
+bool eventually(Condition condition) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (condition()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return condition();
+}
+
+std::string status_line(const std::string& guest, const std::string& key) {
+    for (const auto& line : control::request(guest, "status", std::chrono::seconds(2))) {
+        if (line.starts_with(key + " ")) return line.substr(key.size() + 1);
+    }
+    return {};
+}
+}  // namespace
+
+TEST_CASE("guest service: pause, unpause and a second protect are refused while the guest is protected") {
+    TempRunDir dir;
+    // A peer that accepts the link (the kernel does, without accept()) and never answers: the
+    // primary stays in its initial sync, which is protection as far as ownership goes.
+    TcpListener peer(parse_endpoint("127.0.0.1:0"));
+    control::GuestService service(std::make_unique<FakeBackend>("g1", 16), config_named("g1"));
+    service.release_console_directly();
+    std::optional<PrimarySide> replication(std::in_place, service);
+    service.bind();
+    std::thread server([&] { service.serve(); });
+
+    (void)control::request("g1", "protect 127.0.0.1:" + std::to_string(peer.port()) + " heartbeat_timeout=30000");
+    const char* refusal = "guest g1 is protected (colo primary); destroy its secondary to end protection first";
+    CHECK_THROWS_WITH_AS((void)control::request("g1", "pause"), refusal, Error);
+    CHECK_THROWS_WITH_AS((void)control::request("g1", "unpause"), refusal, Error);
+    CHECK(control::request("g1", "info", std::chrono::seconds(2))[0] == "g1 running 128 1 fake colo primary");
+
+    (void)peer.accept(std::chrono::seconds(5));  // hangs up: the primary goes on unprotected
+    REQUIRE(eventually([] { return status_line("g1", "state") == "unprotected"; }));
+    (void)control::request("g1", "pause");
+    service.request_stop();
+    server.join();
+    replication.reset();  // ends protection before the service goes
+}
+
+TEST_CASE("guest service: during a migration list, info and status answer, and pause is refused") {
+    TempRunDir dir;
+    // A receiver that accepts the link and says nothing until the test hangs up on it.
+    TcpListener peer(parse_endpoint("127.0.0.1:0"));
+    control::GuestService service(std::make_unique<FakeBackend>("g1", 16), config_named("g1"));
+    service.release_console_directly();
+    std::optional<PrimarySide> replication(std::in_place, service);
+    service.bind();
+    std::thread server([&] { service.serve(); });
+
+    std::string migrate_error;
+    std::thread migrator([&] {
+        try {
+            (void)control::request("g1", "migrate 127.0.0.1:" + std::to_string(peer.port()) + " heartbeat_timeout=30000",
+                                   std::chrono::seconds(60));
+        } catch (const Error& e) {
+            migrate_error = e.what();
+        }
+    });
+    REQUIRE(eventually([] { return status_line("g1", "state") == "migrating"; }));
+    CHECK(control::running_guests() == std::vector<std::string>{"g1"});
+    // (running or paused: the final pass pauses it while the migration waits for the receiver)
+    const std::string info = control::request("g1", "info", std::chrono::seconds(2))[0];
+    CHECK(info.starts_with("g1 "));
+    CHECK(info.ends_with(" 128 1 fake migrating"));
+    CHECK_THROWS_WITH_AS((void)control::request("g1", "pause"),
+                         "guest g1 is being migrated; wait for the migration to end", Error);
+    CHECK_THROWS_WITH_AS((void)control::request("g1", "protect 127.0.0.1:1"), "the guest is being migrated", Error);
+
+    // The receiver hangs up: the migration fails, the guest goes on here and is the operator's again.
+    (void)peer.accept(std::chrono::seconds(5));
+    migrator.join();
+    CHECK(migrate_error.find("the guest continues here") != std::string::npos);
+    CHECK(control::request("g1", "info", std::chrono::seconds(2))[0] == "g1 running 128 1 fake -");
+    (void)control::request("g1", "pause");
+    CHECK(status_line("g1", "state") == "unprotected");
+
+    service.request_stop();
     server.join();
 }
