@@ -206,7 +206,9 @@ TEST_CASE("pipeline migration: auto-converge raises the throttle while the round
         CHECK(result.throttle_percent == (auto_converge ? 95u : 0u));
         CHECK(result.passes == 1 + 12 + 1);
         CHECK(differing(source, destination, kPages).empty());
-        CHECK(probe.throttle_pauses == probe.throttle_resumes);
+        // Every spell resumed the guest, except one under way when the final pass paused it
+        // through the throttle: that pause is the pipeline's now, and the spell leaves it alone.
+        CHECK(probe.throttle_pauses - probe.throttle_resumes <= 1);
         if (!auto_converge) CHECK(probe.throttle_pauses == 0);
     }
 }
