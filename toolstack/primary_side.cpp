@@ -217,6 +217,7 @@ void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client
             auto link = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
             {
                 std::lock_guard lock(migration_mutex_);
+                if (migration_cancelled_) throw Error("the guest is being destroyed");
                 migration_channel_ = &link->channel();
             }
             try {
@@ -261,6 +262,7 @@ void PrimarySide::stop_migration() {
         // A migration still running when the guest is destroyed ends now: closing its link makes
         // it fail, and a failed migration leaves the guest running here (migration.hpp).
         std::lock_guard lock(migration_mutex_);
+        migration_cancelled_ = true;
         if (migration_channel_ != nullptr) migration_channel_->close();
     }
     if (migration_.joinable()) migration_.join();

@@ -78,7 +78,10 @@ private:
 
     std::atomic<bool> migrating_{false};  // set on the control thread, cleared by a failed migration
     std::mutex migration_mutex_;
-    Channel* migration_channel_ = nullptr;  // the running migration's link, to close on destruction
+    // Guarded by migration_mutex_: the running migration's link, closed on destruction, and
+    // whether destruction began (a migration still connecting then stops before it sends).
+    Channel* migration_channel_ = nullptr;
+    bool migration_cancelled_ = false;
     std::jthread migration_;
 };
 
