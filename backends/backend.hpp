@@ -2,8 +2,13 @@
 // exactly what a checkpoint needs, nothing of how a hypervisor provides it. KVM and Xen implement
 // it; tests use FakeBackend. Optional hooks have no-op defaults.
 //
-// Threading: all methods are called from the pipeline's thread. The console sink may be called
-// from any thread the backend owns (a vCPU thread, a console reader) and must not block long.
+// Threading: an implementation may assume no two calls overlap. Several threads do call it (the
+// pipeline's, the auto-converge throttle's, the control thread's for `info` and `status`), so in a
+// guest's process every call goes through control::GuestService's SerializedBackend, which makes
+// them take turns. Who may pause and resume the guest is decided above the backend: the pipeline
+// while it protects, migrates or receives the guest (GuestService refuses the operator then), and
+// while a GuestThrottle runs the pipeline pauses through it. The console sink may be called from
+// any thread the backend owns (a vCPU thread, a console reader) and must not block long.
 #pragma once
 
 #include <cstddef>

@@ -88,7 +88,22 @@ def _run_tier(tier, top):
     return passed, failed, skipped
 
 
+def sanitizer_environment(top):
+    """How a sanitized build's binaries report (`sanitize=`, and the sanitized tiers): every
+    report fails the run, with a stack. The caller's own settings win."""
+    return {
+        # TSAN exits 66 at the end when it reported anything; tests/tsan.supp says what it is told
+        # to ignore, and why.
+        'TSAN_OPTIONS': 'second_deadlock_stack=1 suppressions=%s' % os.path.join(top, 'tests', 'tsan.supp'),
+        # UBSAN only prints and goes on unless told to stop.
+        'UBSAN_OPTIONS': 'halt_on_error=1 print_stacktrace=1',
+        'ASAN_OPTIONS': 'detect_leaks=1 strict_string_checks=1',
+    }
+
+
 def run_tiers(tiers, top):
+    for key, value in sanitizer_environment(top).items():
+        os.environ.setdefault(key, value)
     totals = [0, 0, 0]
     for tier in tiers:
         for i, n in enumerate(_run_tier(tier, top)):

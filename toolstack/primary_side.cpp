@@ -6,6 +6,7 @@
 #include <map>
 
 #include "backends/error.hpp"
+#include "toolstack/control/control_socket.hpp"
 #include "toolstack/replication/migration.hpp"
 #include "toolstack/status_fields.hpp"
 #include "toolstack/transport/endpoint.hpp"
@@ -76,20 +77,29 @@ PrimarySide::PrimarySide(control::GuestService& service, Arrival arrival)
         protect(args);
         if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) reply.data.push_back("caveat " + caveat);
     });
-    service_.add_command("migrate", [this](const auto& args, control::Reply& reply, UniqueFd&) {
-        const std::string caveat = service_.backend().replication_caveat();
-        if (!caveat.empty()) reply.data.push_back("caveat " + caveat);
-        reply.data.push_back(migrate(args));
+    service_.add_command("migrate", [this](const auto& args, control::Reply&, UniqueFd& client) {
+        migrate(args, client);
     });
     service_.add_command("status", [this](const auto& args, control::Reply& reply, UniqueFd&) {
         if (!args.empty()) throw Error("usage: status");
         for (const auto& [key, value] : status()) reply.data.push_back(key + " " + value);
     });
+    service_.set_owner_check([this] { return owner(); });
+}
+
+std::string PrimarySide::owner() const {
+    if (arrival_.not_yet_primary && !arrival_.not_yet_primary().empty()) {
+        return "a secondary (its primary runs it); it can be paused, unpaused or saved once it runs here";
+    }
+    if (migrating_) return "being migrated; wait for the migration to end";
+    if (protecting()) return "protected (" + service_.mode() + "); destroy its secondary to end protection first";
+    return {};
 }
 
 StatusFields PrimarySide::status() const {
-    StatusFields fields = primary_ ? status_fields(primary_->status())
-                                   : StatusFields{{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
+    StatusFields fields = migrating_ ? StatusFields{{"role", "primary"}, {"state", "migrating"}, {"mode", "-"}}
+                          : primary_ ? status_fields(primary_->status())
+                                     : StatusFields{{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
     if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) fields.emplace_back("caveat", caveat);
     return fields;
 }
@@ -100,6 +110,7 @@ void PrimarySide::refuse_unless_primary() const {
 }
 
 PrimarySide::~PrimarySide() {
+    stop_migration();
     if (worker_.joinable()) {
         worker_.request_stop();
         worker_.join();
@@ -114,6 +125,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     if (args.empty()) throw Error("usage: protect HOST[:PORT] [key=value...]");
     refuse_unless_primary();
     if (protecting()) throw Error("the guest is already protected");
+    if (migrating_) throw Error("the guest is being migrated");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
                                  "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge"});
     const Endpoint peer = parse_endpoint(args[0]);
@@ -184,11 +196,13 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     });
 }
 
-std::string PrimarySide::migrate(const std::vector<std::string>& args) {
+void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client) {
     if (args.empty()) throw Error("usage: migrate HOST[:PORT] [heartbeat_timeout=MS] [auto_converge=0|1]");
     refuse_unless_primary();
     if (protecting()) throw Error("the guest is protected; stop protection before migrating it");
+    if (migrating_) throw Error("the guest is already being migrated");
     const Options options(args, {"heartbeat_timeout", "auto_converge"});
+    const Endpoint peer = parse_endpoint(args[0]);
     MigrateConfig config;
     config.precopy.auto_converge = options.flag("auto_converge", true);
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
@@ -201,17 +215,72 @@ std::string PrimarySide::migrate(const std::vector<std::string>& args) {
         return std::max(service_.console().next_offset(), arrival_.console_offset ? arrival_.console_offset() : 0);
     };
 
-    Backend& guest = service_.backend();
-    const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
-    auto link = ReplicationLink::connect(parse_endpoint(args[0]), header_of(guest), config.link.peer_timeout);
-    link->channel().send(protocol::GuestConfigText{guest_config});
-    link->channel().send(protocol::ReplicationSetup{protocol::ReplicationPurpose::migrate, false});
-    const MigrationResult result = colo::migrate(guest, link->channel(), config);
-    service_.request_stop();  // the guest runs on the destination now
-    return "downtime_us=" + std::to_string(result.downtime.count()) + " passes=" + std::to_string(result.passes) +
-           " pages=" + std::to_string(result.pages_sent) + " pages_final=" + std::to_string(result.pages_final) +
-           " bytes=" + std::to_string(result.bytes_sent) + " total_us=" + std::to_string(result.total.count()) +
-           " throttle_percent=" + std::to_string(result.throttle_percent);
+    // A migration that failed earlier has ended; its thread is joined before the next starts.
+    if (migration_.joinable()) migration_.join();
+    // From here the migration owns the guest (owner()): pause, unpause, save and protect are
+    // refused until it fails; a migration that succeeds ends this process.
+    migrating_ = true;
+    const std::string mode_before = service_.mode();
+    service_.set_mode("migrating");
+    migration_ = std::jthread([this, peer, config, mode_before, client = std::move(client)] {
+        std::vector<std::string> lines;
+        std::string failure;
+        try {
+            Backend& guest = service_.backend();
+            if (const std::string caveat = guest.replication_caveat(); !caveat.empty()) lines.push_back("caveat " + caveat);
+            const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
+            auto link = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
+            {
+                std::lock_guard lock(migration_mutex_);
+                if (migration_cancelled_) throw Error("the guest is being destroyed");
+                migration_channel_ = &link->channel();
+            }
+            try {
+                link->channel().send(protocol::GuestConfigText{guest_config});
+                link->channel().send(protocol::ReplicationSetup{protocol::ReplicationPurpose::migrate, false});
+                const MigrationResult result = colo::migrate(guest, link->channel(), config);
+                lines.push_back("downtime_us=" + std::to_string(result.downtime.count()) +
+                                " passes=" + std::to_string(result.passes) + " pages=" + std::to_string(result.pages_sent) +
+                                " pages_final=" + std::to_string(result.pages_final) +
+                                " bytes=" + std::to_string(result.bytes_sent) + " total_us=" + std::to_string(result.total.count()) +
+                                " throttle_percent=" + std::to_string(result.throttle_percent));
+            } catch (...) {
+                std::lock_guard lock(migration_mutex_);
+                migration_channel_ = nullptr;
+                throw;
+            }
+            std::lock_guard lock(migration_mutex_);
+            migration_channel_ = nullptr;
+        } catch (const std::exception& e) {
+            failure = e.what();
+        }
+        if (failure.empty()) {
+            service_.request_stop();  // the guest runs on the destination now
+        } else {
+            service_.set_mode(mode_before);
+            migrating_ = false;
+        }
+        try {
+            for (const auto& line : lines) control::write_line(client.get(), "data " + line);
+            control::write_line(client.get(), failure.empty() ? "ok" : "error " + failure);
+        } catch (const Error&) {
+            // The client went away; the outcome is in the guest's log and in `list`.
+        }
+        if (!failure.empty()) {
+            std::cerr << "colo-replicate[" << service_.config().name << "]: migration failed: " << failure << std::endl;
+        }
+    });
+}
+
+void PrimarySide::stop_migration() {
+    {
+        // A migration still running when the guest is destroyed ends now: closing its link makes
+        // it fail, and a failed migration leaves the guest running here (migration.hpp).
+        std::lock_guard lock(migration_mutex_);
+        migration_cancelled_ = true;
+        if (migration_channel_ != nullptr) migration_channel_->close();
+    }
+    if (migration_.joinable()) migration_.join();
 }
 
 }  // namespace colo

@@ -7,17 +7,27 @@
 //           [stream_threshold=PAGES] [heartbeat_timeout=MS] [cache_backup=0|1] [early_resume=0|1]
 //       → ok once the link is up and the initial sync has started
 //   migrate HOST:PORT [heartbeat_timeout=MS] → data "downtime_us=.. passes=.. pages=.. bytes=..", then
-//       the guest here is destroyed
+//       the guest here is destroyed. The migration runs on a thread of its own and the request is
+//       answered when it ends; meanwhile the control loop goes on serving (`list` and `info` show
+//       mode "migrating", `status` state "migrating").
 //   status → data "key value" lines (status_fields.hpp)
+//
+// Who owns the guest (GuestService::set_owner_check): the pipeline, while the guest is a
+// secondary, is protected (syncing or protected) or is being migrated; the operator otherwise.
+//
+// Threading: the requests run on the control thread; the protection's pipeline and a migration
+// each run on their own thread, never both at once (each is refused while the other runs).
 //
 // A guest that arrived here (the destination of a migration, or a secondary that took over) is a
 // primary like any other once it runs here: `receive` gives it a PrimarySide too, so it can be
 // protected again by a new secondary, or migrated on.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -53,14 +63,27 @@ public:
 private:
     void protect(const std::vector<std::string>& args);
     void refuse_unless_primary() const;
-    std::string migrate(const std::vector<std::string>& args);
+    // Checks the request (a bad one is answered at once, by throwing), then takes `client` and
+    // starts the migration's thread, which answers it when the migration ends.
+    void migrate(const std::vector<std::string>& args, UniqueFd& client);
     [[nodiscard]] bool protecting() const;
+    // What the guest is while the pipeline owns it, for GuestService's refusals; "" otherwise.
+    [[nodiscard]] std::string owner() const;
+    void stop_migration();
 
     control::GuestService& service_;
     Arrival arrival_;
     std::unique_ptr<ReplicationLink> link_;
     std::unique_ptr<Primary> primary_;
     std::jthread worker_;
+
+    std::atomic<bool> migrating_{false};  // set on the control thread, cleared by a failed migration
+    std::mutex migration_mutex_;
+    // Guarded by migration_mutex_: the running migration's link, closed on destruction, and
+    // whether destruction began (a migration still connecting then stops before it sends).
+    Channel* migration_channel_ = nullptr;
+    bool migration_cancelled_ = false;
+    std::jthread migration_;
 };
 
 }  // namespace colo

@@ -22,6 +22,7 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& inc
       cache_(*calls_, domain_, map_chunk_pages) {
     attach();
     // libxl_domain_create_new leaves the domain paused; that pause is ours to undo in resume().
+    std::lock_guard lock(pause_mutex_);
     paused_ = true;
 }
 
@@ -63,18 +64,27 @@ XenBackend::~XenBackend() {
 std::string XenBackend::who() const { return "xen domain " + std::to_string(domain_) + " (" + name_ + ")"; }
 
 void XenBackend::pause() {
-    if (!paused_) {
-        calls_->pause(domain_);
-        paused_ = true;
+    {
+        std::lock_guard lock(pause_mutex_);
+        if (!paused_) {
+            calls_->pause(domain_);
+            paused_ = true;
+        }
     }
     poll_console();
 }
 
 void XenBackend::resume() {
+    std::lock_guard lock(pause_mutex_);
     if (paused_) {
         calls_->unpause(domain_);
         paused_ = false;
     }
+}
+
+bool XenBackend::paused() const {
+    std::lock_guard lock(pause_mutex_);
+    return paused_;
 }
 
 void XenBackend::start_dirty_log() {
@@ -118,12 +128,12 @@ void XenBackend::harvest_dirty(DirtyBitmap& into) {
 }
 
 std::vector<StateRecord> XenBackend::save_state() {
-    if (!paused_) throw Error(who() + ": cannot save its state while it runs; pause it first");
+    if (!paused()) throw Error(who() + ": cannot save its state while it runs; pause it first");
     return {StateRecord{kHvmContextTag, kHvmContextVersion, calls_->hvm_get_context(domain_)}};
 }
 
 void XenBackend::restore_state(std::span<const StateRecord> state) {
-    if (!paused_) throw Error(who() + ": cannot restore state while it runs; pause it first");
+    if (!paused()) throw Error(who() + ": cannot restore state while it runs; pause it first");
     if (state.size() != 1) {
         throw Error(who() + ": expected 1 state record (HVM context), got " + std::to_string(state.size()));
     }

@@ -23,13 +23,18 @@
 // PV domains are refused: Debian's Xen 4.17 is built without shadow paging, so log-dirty on a PV
 // guest fails with EOPNOTSUPP; HVM and PVH guests use HAP, which has it.
 //
-// Threading: as Backend. The console sink is called from the console reader's thread or from the
+// Threading: as Backend, and pause(), resume(), paused() are also safe from several threads at
+// once: Xen counts pauses, so a check-then-pause raced by a second caller would pause twice and
+// unpause once, leaving the domain paused; pause_mutex_ makes each check and its hypercall one
+// step. (Only the pairing is made safe here: two parties that pause and resume still undo each
+// other; GuestService decides who owns the guest.) The console sink is called from the console reader's thread or from the
 // pipeline's thread (inside pause/harvest_dirty/poll_console), one at a time; it must not call
 // back into the backend.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -72,7 +77,7 @@ public:
     [[nodiscard]] GuestMemory& memory() override { return *this; }
     void pause() override;
     void resume() override;
-    [[nodiscard]] bool paused() const override { return paused_; }
+    [[nodiscard]] bool paused() const override;
     void start_dirty_log() override;
     void stop_dirty_log() override;
     void harvest_dirty(DirtyBitmap& into) override;
@@ -115,7 +120,8 @@ private:
     std::vector<std::uint64_t> clean_;  // SHADOW_OP_CLEAN's bitmap, reused between rounds
     std::uint64_t log_frames_ = 0;      // frames CLEAN covers: max gpfn + 1
     std::uint64_t populated_ = 0;
-    bool paused_ = false;
+    mutable std::mutex pause_mutex_;
+    bool paused_ = false;  // guarded by pause_mutex_: this backend holds one Xen pause
     bool logging_ = false;
     Pfn console_frame_{0};
     bool has_console_ = false;

@@ -99,11 +99,14 @@ struct Log {
 
 inline constexpr std::uint64_t kPages = 256;
 
-// Defaults for step-driven tests: nothing times out while a test looks at state.
+// Defaults for step-driven tests: nothing times out while a test looks at state, and no heartbeat
+// falls due between two steps (on a slow run, e.g. under ThreadSanitizer, a heartbeat sent into a
+// link the test dropped would end the link before the secondary read what had arrived).
 inline PrimaryConfig primary_config(ProtectionMode mode) {
     PrimaryConfig c;
     c.mode = mode;
     c.link.peer_timeout = Millis{20000};
+    c.link.heartbeat_period = Millis{10000};
     c.precopy.batch_pages = 16;
     // Step-driven tests decide when the guest runs; a throttle thread pausing it would not.
     c.precopy.auto_converge = false;
@@ -114,6 +117,7 @@ inline SecondaryConfig secondary_config(ProtectionMode mode) {
     SecondaryConfig c;
     c.mode = mode;
     c.link.peer_timeout = Millis{20000};
+    c.link.heartbeat_period = Millis{10000};
     return c;
 }
 

@@ -4,9 +4,11 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
+#include <vector>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -175,6 +177,34 @@ TEST_CASE("xen backend: pause and resume are idempotent and pair Xen's pause cou
     b.resume();
     CHECK_FALSE(b.paused());
     CHECK(f.domain->counters.unpauses == 1);
+}
+
+TEST_CASE("xen backend: callers on several threads never pause Xen twice or leave it paused") {
+    // The pipeline, the throttle and the control thread may all pause and resume. Xen counts
+    // pauses: a check-then-pause raced by a second caller pauses twice and then unpauses once.
+    Fixture f;
+    XenBackend& b = f.attach();
+    std::atomic<unsigned> failures{0};
+    std::vector<std::thread> callers;
+    for (int t = 0; t < 4; ++t) {
+        callers.emplace_back([&b, &failures] {
+            for (int i = 0; i < 3000; ++i) {
+                try {
+                    b.pause();
+                    (void)b.paused();
+                    b.resume();
+                } catch (const colo::Error&) {
+                    ++failures;  // Xen refused an unpause of a domain nobody paused
+                }
+            }
+        });
+    }
+    for (auto& caller : callers) caller.join();
+    CHECK(failures == 0);
+    CHECK(f.domain->counters.max_pause_depth == 1);
+    CHECK(f.domain->counters.pause_depth == 0);
+    CHECK(f.domain->counters.pauses == f.domain->counters.unpauses);
+    CHECK_FALSE(b.paused());
 }
 
 TEST_CASE("xen backend: HVM context round trip into another domain") {

@@ -3,8 +3,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "backends/error.hpp"
 #include "xen/hvm_context.hpp"
@@ -84,16 +86,22 @@ int FakeDomain::do_domain_info(DomainId domain, DomainInfo& out) {
 }
 
 int FakeDomain::do_pause(DomainId domain) {
+    std::this_thread::yield();  // a hypercall takes a while: another caller may run meanwhile
+    std::lock_guard lock(pause_mutex_);
     if (const int e = enter("pause", domain)) return e;
     ++counters.pauses;
+    counters.max_pause_depth = std::max(counters.max_pause_depth, ++counters.pause_depth);
     info.paused = true;
     return 0;
 }
 
 int FakeDomain::do_unpause(DomainId domain) {
+    std::this_thread::yield();
+    std::lock_guard lock(pause_mutex_);
     if (const int e = enter("unpause", domain)) return e;
+    if (counters.pause_depth == 0) return EINVAL;  // Xen refuses to unpause a domain nobody paused
     ++counters.unpauses;
-    info.paused = false;
+    info.paused = --counters.pause_depth > 0;
     return 0;
 }
 
@@ -223,7 +231,8 @@ int FakeDomain::do_create_domain(const std::string& json, const std::string& nam
     created_from = json;
     created_as = name;
     names[name] = info.id;
-    info.paused = true;
+    info.paused = true;  // libxl_domain_create_new leaves it paused: one pause to undo
+    counters.pause_depth = counters.max_pause_depth = 1;
     out = info.id;
     return 0;
 }

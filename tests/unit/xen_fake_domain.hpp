@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -53,6 +54,10 @@ public:
         unsigned map_calls = 0, unmaps = 0, pauses = 0, unpauses = 0, enables = 0, offs = 0, cleans = 0,
                  set_contexts = 0;
         std::uint64_t mapped_frames = 0;
+        // Xen's pause count (xc_domain_pause increments it, unpause decrements it; the domain
+        // runs at 0) and the highest it reached. pause and unpause may come from several
+        // threads at once, as Xen takes them.
+        int pause_depth = 0, max_pause_depth = 0;
     };
     Counters counters;
     std::vector<std::string> log;            // every seam call, by op name, in order
@@ -89,6 +94,7 @@ private:
     int enter(const std::string& op, DomainId domain);
     [[nodiscard]] int frame_error(Pfn pfn);
 
+    std::mutex pause_mutex_;  // pause and unpause are safe from several threads, as in Xen
     std::uint64_t frames_;
     int memfd_ = -1;
     std::byte* ram_ = nullptr;

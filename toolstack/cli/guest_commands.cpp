@@ -46,6 +46,9 @@ void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, co
         if (args.empty() || args.size() > 2 || (args.size() == 2 && args[1] != "keep")) {
             throw Error("usage: save ABSOLUTE-PATH [keep]");
         }
+        // A save while the pipeline owns the guest would copy memory that a checkpoint's early
+        // resume lets the guest change under it.
+        service.refuse_unless_operator_owns();
         Backend& guest = service.backend();
         const bool was_paused = guest.paused();
         guest.pause();

@@ -33,18 +33,20 @@ GuestService::GuestService(std::unique_ptr<Backend> backend, GuestConfig config)
     add_command("info", [this](const auto& args, Reply& reply, UniqueFd&) {
         expect_args(args, 0, "info");
         std::ostringstream line;
-        line << config_.name << ' ' << (backend_->paused() ? "paused" : "running") << ' '
-             << config_.memory_mib << ' ' << config_.vcpus << ' ' << to_string(backend_->kind()) << ' '
+        line << config_.name << ' ' << (backend_.paused() ? "paused" : "running") << ' '
+             << config_.memory_mib << ' ' << config_.vcpus << ' ' << to_string(backend_.kind()) << ' '
              << mode();
         reply.data.push_back(line.str());
     });
     add_command("pause", [this](const auto& args, Reply&, UniqueFd&) {
         expect_args(args, 0, "pause");
-        backend_->pause();
+        refuse_unless_operator_owns();
+        backend_.pause();
     });
     add_command("unpause", [this](const auto& args, Reply&, UniqueFd&) {
         expect_args(args, 0, "unpause");
-        backend_->resume();
+        refuse_unless_operator_owns();
+        backend_.resume();
     });
     add_command("destroy", [this](const auto& args, Reply&, UniqueFd&) {
         expect_args(args, 0, "destroy");
@@ -59,7 +61,7 @@ GuestService::GuestService(std::unique_ptr<Backend> backend, GuestConfig config)
 GuestService::~GuestService() {
     // The guest must stop before the console it writes to goes away.
     try {
-        backend_->pause();
+        backend_.pause();
     } catch (...) {
         // Destructors never throw; the process is ending anyway.
     }
@@ -76,12 +78,19 @@ std::string GuestService::mode() const {
     return mode_;
 }
 
+void GuestService::set_owner_check(std::function<std::string()> busy) { owner_check_ = std::move(busy); }
+
+void GuestService::refuse_unless_operator_owns() const {
+    if (!owner_check_) return;
+    if (const std::string busy = owner_check_(); !busy.empty()) throw Error("guest " + config_.name + " is " + busy);
+}
+
 void GuestService::add_command(const std::string& name, CommandHandler handler) {
     commands_[name] = std::move(handler);
 }
 
 void GuestService::release_console_directly() {
-    backend_->set_console_sink([this](std::span<const std::byte> bytes) { console_.publish_next(bytes); });
+    backend_.set_console_sink([this](std::span<const std::byte> bytes) { console_.publish_next(bytes); });
 }
 
 void GuestService::bind() {
@@ -116,6 +125,7 @@ void GuestService::handle(UniqueFd client) {
         if (it == commands_.end()) throw Error("unknown request '" + words[0] + "'");
         Reply reply;
         it->second(std::vector<std::string>(words.begin() + 1, words.end()), reply, client);
+        if (!client.valid() && !reply.stream.valid()) return;  // the handler took it and answers later
         // Whichever layer answers `status` (primary, secondary, survivor), a console log that lost
         // output says so there.
         if (words[0] == "status") {

@@ -3,19 +3,31 @@
 // destroy, console, save); other layers add theirs (the pipeline adds protect, status, failover)
 // with add_command.
 //
+// One owner of the guest at a time. While the pipeline protects, migrates or receives the guest it
+// owns it: an operator's pause would be undone by the next checkpoint's resume (or undo one), and
+// a save would copy memory that an early resume lets the guest change. So `pause`, `unpause` and
+// `save` ask refuse_unless_operator_owns() first, and are refused with one line saying why
+// ("guest g1 is protected (colo); ..."). The checks and the hand-overs to the pipeline (protect,
+// migrate) all run on the control thread, one request at a time, so nothing slips in between.
+//
 // Threading: serve() runs the request loop on the calling thread; handlers run on it one at a
-// time. request_stop() may be called from any thread or a signal handler.
+// time. A handler that must wait for long work (migrate) takes `client` and answers it later from
+// another thread; the loop goes on serving. request_stop() may be called from any thread or a
+// signal handler. backend() is a SerializedBackend: the pipeline's thread, the throttle's and the
+// control thread may all call it, one call at a time.
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "backends/backend.hpp"
 #include "backends/guest_config.hpp"
+#include "backends/serialized_backend.hpp"
 #include "backends/unique_fd.hpp"
 #include "toolstack/control/console_fanout.hpp"
 
@@ -37,7 +49,7 @@ public:
     GuestService(const GuestService&) = delete;
     GuestService& operator=(const GuestService&) = delete;
 
-    [[nodiscard]] Backend& backend() { return *backend_; }
+    [[nodiscard]] Backend& backend() { return backend_; }
     [[nodiscard]] const GuestConfig& config() const { return config_; }
     [[nodiscard]] ConsoleFanout& console() { return console_; }
 
@@ -46,6 +58,13 @@ public:
     [[nodiscard]] std::string mode() const;
 
     void add_command(const std::string& name, CommandHandler handler);
+
+    // Who owns the guest now: `busy` returns "" when the operator does, otherwise what the guest
+    // is and what to do first, e.g. "protected (colo); destroy its secondary to end protection
+    // first". Installed once by the replication layer; runs on the control thread.
+    void set_owner_check(std::function<std::string()> busy);
+    // Throws colo::Error("guest NAME is ...") unless the operator owns the guest.
+    void refuse_unless_operator_owns() const;
 
     // Binds the control socket; after this the guest is visible to `list`. Throws when a guest of
     // the same name already runs.
@@ -62,10 +81,11 @@ public:
 private:
     void handle(UniqueFd client);
 
-    std::unique_ptr<Backend> backend_;
+    SerializedBackend backend_;
     GuestConfig config_;
     ConsoleFanout console_;
     std::map<std::string, CommandHandler> commands_;
+    std::function<std::string()> owner_check_;
     std::unique_ptr<ControlListener> listener_;
     UniqueFd wakeup_;  // eventfd: request_stop() wakes the poll loop
     std::atomic<bool> stop_{false};

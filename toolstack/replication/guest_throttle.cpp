@@ -30,6 +30,18 @@ unsigned GuestThrottle::percent() const {
     return percent_;
 }
 
+void GuestThrottle::pause_guest() {
+    std::lock_guard lock(mutex_);
+    backend_.pause();  // during a spell already paused: idempotent, and now held past the spell
+    held_ = true;
+}
+
+void GuestThrottle::resume_guest() {
+    std::lock_guard lock(mutex_);
+    held_ = false;
+    if (!in_spell_) backend_.resume();  // during a spell: the spell's end resumes it
+}
+
 void GuestThrottle::stop() {
     {
         std::lock_guard lock(mutex_);
@@ -51,24 +63,26 @@ void GuestThrottle::run() {
     while (!stopping_) {
         const auto stopped_for = std::chrono::microseconds(period_) * percent_ / 100;
         const auto period_end = Clock::now() + period_;
-        lock.unlock();
         try {
-            if (stopped_for.count() > 0) {
+            // Decided and done under mutex_, so the pipeline's pause_guest/resume_guest come
+            // before or after, never in between.
+            if (stopped_for.count() > 0 && !held_) {
                 backend_.pause();
-                std::this_thread::sleep_for(stopped_for);
-                backend_.resume();
+                in_spell_ = true;
+                changed_.wait_until(lock, Clock::now() + stopped_for, [&] { return stopping_; });
+                in_spell_ = false;
+                if (!held_) backend_.resume();
             }
         } catch (const Error& e) {
-            lock.lock();
+            in_spell_ = false;
             failure_ = e.what();
             try {
-                backend_.resume();
+                if (!held_) backend_.resume();
             } catch (const Error&) {
                 // Already reported: the first failure is the one stop() throws.
             }
             return;
         }
-        lock.lock();
         changed_.wait_until(lock, period_end, [&] { return stopping_; });
     }
 }

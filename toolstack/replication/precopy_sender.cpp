@@ -2,9 +2,9 @@
 
 #include <variant>
 #include <algorithm>
+#include <memory>
 #include <string>
 
-#include "toolstack/replication/guest_throttle.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
@@ -62,35 +62,46 @@ void PrecopySender::send_live() {
     pending_ = all_frames(backend_.memory());
     std::uint64_t sent = send_pending();
     ++passes_;
-    GuestThrottle throttle(backend_);
-    unsigned slow_rounds = 0;
-    for (unsigned round = 0; round < config_.max_rounds; ++round) {
-        backend_.harvest_dirty(pending_);
-        const std::uint64_t dirtied = pending_.count();
-        if (dirtied <= config_.stop_threshold_pages) break;
-        // The pages dirtied while the last pass was sent against the pages that pass carried: at
-        // more than half, the next rounds shrink too slowly (or not at all) to end on their own.
-        if (config_.auto_converge && dirtied * 2 > sent && ++slow_rounds == 2) {
-            slow_rounds = 0;
-            const unsigned next = throttle.percent() == 0 ? config_.throttle_initial
-                                                          : throttle.percent() + config_.throttle_step;
-            throttle.set_percent(std::min(next, config_.throttle_max));
-            if (throttle.percent() > throttle_percent_) {
-                throttle_percent_ = throttle.percent();
-                if (log_) log_(LogLevel::debug, std::string(who_) + ": auto-converge: guest throttled to " +
-                                          std::to_string(throttle_percent_) + "%");
+    throttle_ = std::make_unique<GuestThrottle>(backend_);
+    GuestThrottle& throttle = *throttle_;
+    try {
+        unsigned slow_rounds = 0;
+        for (unsigned round = 0; round < config_.max_rounds; ++round) {
+            backend_.harvest_dirty(pending_);
+            const std::uint64_t dirtied = pending_.count();
+            if (dirtied <= config_.stop_threshold_pages) break;
+            // The pages dirtied while the last pass was sent against the pages that pass carried: at
+            // more than half, the next rounds shrink too slowly (or not at all) to end on their own.
+            if (config_.auto_converge && dirtied * 2 > sent && ++slow_rounds == 2) {
+                slow_rounds = 0;
+                const unsigned next = throttle.percent() == 0 ? config_.throttle_initial
+                                                              : throttle.percent() + config_.throttle_step;
+                throttle.set_percent(std::min(next, config_.throttle_max));
+                if (throttle.percent() > throttle_percent_) {
+                    throttle_percent_ = throttle.percent();
+                    if (log_) log_(LogLevel::debug, std::string(who_) + ": auto-converge: guest throttled to " +
+                                              std::to_string(throttle_percent_) + "%");
+                }
+            } else if (dirtied * 2 <= sent) {
+                slow_rounds = 0;
             }
-        } else if (dirtied * 2 <= sent) {
-            slow_rounds = 0;
+            sent = send_pending();
+            ++passes_;
         }
-        sent = send_pending();
-        ++passes_;
+    } catch (...) {
+        throttle_.reset();  // the guest runs freely again; the send's error is the one to report
+        throw;
     }
-    throttle.stop();  // the guest runs freely again (send_final pauses it for good)
 }
 
 void PrecopySender::send_final() {
-    backend_.pause();
+    if (throttle_) {
+        const auto throttle = std::move(throttle_);  // stopped when this ends, even by an error
+        throttle->pause_guest();
+        throttle->stop();  // the guest stays paused: the pipeline holds it
+    } else {
+        backend_.pause();
+    }
     backend_.harvest_dirty(pending_);
     pages_final_ = send_pending();
     ++passes_;

@@ -5,7 +5,8 @@
 //                  runs, harvest and send dirty pages (passes 2..) until a harvest finds at most
 //                  stop_threshold_pages, or max_rounds dirty passes were sent. A guest that
 //                  dirties faster than the link carries is throttled (auto_converge).
-//   send_final():  pause; harvest; PageBatch* of what is left; DeviceState* (save_state);
+//   send_final():  pause (through the throttle if one ran: it goes from throttled to paused with no
+//                  free-running moment between); harvest; PageBatch* of what is left; DeviceState* (save_state);
 //                  MigrationCommit{pages_total}. Returns with the guest paused and dirty logging
 //                  still on, so the log keeps collecting what the first checkpoint must send.
 //
@@ -17,6 +18,7 @@
 
 #include "backends/backend.hpp"
 #include "toolstack/replication/channel.hpp"
+#include "toolstack/replication/guest_throttle.hpp"
 #include "toolstack/replication/replication_config.hpp"
 
 namespace colo {
@@ -52,6 +54,8 @@ private:
     std::uint64_t pages_final_ = 0;
     std::uint64_t bytes_sent_ = 0;
     unsigned throttle_percent_ = 0;
+    // Auto-converge, from send_live until send_final has paused the guest through it.
+    std::unique_ptr<GuestThrottle> throttle_;
 };
 
 // Checks the settings a user can get wrong; throws colo::Error naming the value.

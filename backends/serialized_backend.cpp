@@ -1,0 +1,78 @@
+#include "backends/serialized_backend.hpp"
+
+namespace colo {
+
+SerializedBackend::SerializedBackend(std::unique_ptr<Backend> inner)
+    : inner_(std::move(inner)), kind_(inner_->kind()), memory_(inner_->memory()) {}
+
+std::string SerializedBackend::name() const {
+    std::lock_guard lock(mutex_);
+    return inner_->name();
+}
+
+void SerializedBackend::pause() {
+    std::lock_guard lock(mutex_);
+    inner_->pause();
+}
+
+void SerializedBackend::resume() {
+    std::lock_guard lock(mutex_);
+    inner_->resume();
+}
+
+bool SerializedBackend::paused() const {
+    std::lock_guard lock(mutex_);
+    return inner_->paused();
+}
+
+void SerializedBackend::start_dirty_log() {
+    std::lock_guard lock(mutex_);
+    inner_->start_dirty_log();
+}
+
+void SerializedBackend::stop_dirty_log() {
+    std::lock_guard lock(mutex_);
+    inner_->stop_dirty_log();
+}
+
+void SerializedBackend::harvest_dirty(DirtyBitmap& into) {
+    std::lock_guard lock(mutex_);
+    inner_->harvest_dirty(into);
+}
+
+std::vector<StateRecord> SerializedBackend::save_state() {
+    std::lock_guard lock(mutex_);
+    return inner_->save_state();
+}
+
+void SerializedBackend::restore_state(std::span<const StateRecord> state) {
+    std::lock_guard lock(mutex_);
+    inner_->restore_state(state);
+}
+
+void SerializedBackend::set_console_sink(ConsoleSink sink) {
+    std::lock_guard lock(mutex_);
+    inner_->set_console_sink(std::move(sink));
+}
+
+void SerializedBackend::checkpoint_committed(std::uint64_t epoch) {
+    std::lock_guard lock(mutex_);
+    inner_->checkpoint_committed(epoch);
+}
+
+std::string SerializedBackend::domain_config() {
+    std::lock_guard lock(mutex_);
+    return inner_->domain_config();
+}
+
+std::string SerializedBackend::commit_incoming() {
+    std::lock_guard lock(mutex_);
+    return inner_->commit_incoming();
+}
+
+std::string SerializedBackend::replication_caveat() {
+    std::lock_guard lock(mutex_);
+    return inner_->replication_caveat();
+}
+
+}  // namespace colo
