@@ -88,26 +88,46 @@ def _run_tier(tier, top):
     return passed, failed, skipped
 
 
-def sanitizer_environment(top):
+def sanitizer_environment(top, reports):
     """How a sanitized build's binaries report (`sanitize=`, and the sanitized tiers): every
-    report fails the run, with a stack. The caller's own settings win."""
+    report fails the run, with a stack. `reports`: a folder for the reports (they then go to
+    files there, also from the e2e tier's background guest processes, whose own logs are
+    deleted with their test), or None for stderr. The caller's own settings win."""
+    log = ' log_path=%s' % os.path.join(reports, 'report') if reports else ''
     return {
         # TSAN exits 66 at the end when it reported anything; tests/tsan.supp says what it is told
         # to ignore, and why.
-        'TSAN_OPTIONS': 'second_deadlock_stack=1 suppressions=%s' % os.path.join(top, 'tests', 'tsan.supp'),
+        'TSAN_OPTIONS': 'second_deadlock_stack=1 suppressions=%s%s' % (os.path.join(top, 'tests', 'tsan.supp'), log),
         # UBSAN only prints and goes on unless told to stop.
-        'UBSAN_OPTIONS': 'halt_on_error=1 print_stacktrace=1',
-        'ASAN_OPTIONS': 'detect_leaks=1 strict_string_checks=1',
+        'UBSAN_OPTIONS': 'halt_on_error=1 print_stacktrace=1' + log,
+        'ASAN_OPTIONS': 'detect_leaks=1 strict_string_checks=1' + log,
     }
 
 
-def run_tiers(tiers, top):
-    for key, value in sanitizer_environment(top).items():
+def _sanitizer_reports(reports):
+    """Prints every report file in `reports`; returns how many there were."""
+    if not reports or not os.path.isdir(reports):
+        return 0
+    found = sorted(os.listdir(reports))
+    for name in found:
+        with open(os.path.join(reports, name), errors='replace') as f:
+            sys.stdout.write(f.read())
+        print('FAIL sanitizer report %s' % os.path.join(reports, name))
+    return len(found)
+
+
+def run_tiers(tiers, top, reports=None):
+    if reports:
+        import shutil
+        shutil.rmtree(reports, ignore_errors=True)
+        os.makedirs(reports)
+    for key, value in sanitizer_environment(top, reports).items():
         os.environ.setdefault(key, value)
     totals = [0, 0, 0]
     for tier in tiers:
         for i, n in enumerate(_run_tier(tier, top)):
             totals[i] += n
+    totals[1] += _sanitizer_reports(reports)
     line = 'tests: %d passed, %d failed' % (totals[0], totals[1])
     if totals[2]:
         line += ', %d skipped' % totals[2]
@@ -127,8 +147,11 @@ def define_test_alias(env, tiers, selected):
         tiers = [t for t in tiers if t.name in selected]
     top = env.Dir('#').abspath
 
+    # A sanitized build collects its reports here (sanitizer_environment).
+    reports = os.path.join(top, env['build_dir'], 'sanitizer-reports') if env['sanitize'] else None
+
     def action(target, source, env):
-        return run_tiers(tiers, top)
+        return run_tiers(tiers, top, reports)
 
     deps = [t.deps for t in tiers]
     run = env.Command('test-run', deps, env.Action(action, 'running tests'))
