@@ -79,7 +79,11 @@ def same_content_lines(*logs):
     depends only on seed and N); returns the list of numbers that differ."""
     seen, differ = {}, []
     for data in logs:
-        for line in data.lstrip(b'\0').split(b'\n'):
+        # Only whole lines: a log may end in the start of a line (a primary that died, or released
+        # a matched prefix, mid-line), and a line cut inside its check value still looks like one.
+        whole = data.lstrip(b'\0')
+        whole = whole[:whole.rfind(b'\n') + 1]
+        for line in whole.split(b'\n'):
             m = SEQ_LINE.match(line)
             if m:
                 n = int(m.group(1))
