@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backends/dirty_bitmap.hpp"
+#include "backends/guest_nic.hpp"
 #include "backends/guest_memory.hpp"
 
 namespace colo {
@@ -73,6 +74,10 @@ public:
 
     // The guest's console output: bytes as the guest writes them. Replaces any earlier sink.
     virtual void set_console_sink(ConsoleSink sink) = 0;
+
+    // The guest's NICs, in the order of its config's `vif` list (backends/guest_nic.hpp). They
+    // live as long as the backend.
+    [[nodiscard]] virtual std::vector<GuestNic*> nics() { return {}; }
 
     // Optional hooks around a checkpoint (libxl's checkpoint devices). Defaults do nothing.
     virtual void checkpoint_committed(std::uint64_t /*epoch*/) {}

@@ -8,18 +8,44 @@
 //     working_set = 64      # built-in guest: MiB it writes to
 //     dirty_rate = 1000     # built-in guest: pages per second
 //     seed = 1              # built-in guest: PRNG seed
+//     vif = [ 'mac=52:54:00:12:34:56,bridge=br0,ip=10.0.0.2/24' ]   # NICs, xl.cfg style
 //
 // Keys are `key = value`; a value is a number, a "string" or 'string'; `#` starts a comment;
 // `;` or a newline ends an assignment. Unknown keys and bad values are errors naming the line.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace colo {
 
 enum class GuestKind { builtin, linux_kernel };
+
+using MacAddress = std::array<std::uint8_t, 6>;
+
+// An IPv4 address with its prefix length, as in `ip=10.0.0.2/24`. Bytes in network order.
+struct Ipv4Cidr {
+    std::array<std::uint8_t, 4> address{};
+    unsigned prefix = 32;
+    bool operator==(const Ipv4Cidr&) const = default;
+};
+
+// One virtual NIC: an element of `vif = [ '...', ... ]`, in xl.cfg's vif syntax (comma-separated
+// key=value; man colo-replicate.cfg(5)). The host side is a TAP device that colo-replicate opens
+// (IFF_TAP|IFF_NO_PI) and, with `bridge`, adds to that bridge.
+struct VifConfig {
+    MacAddress mac{};         // mac=52:54:00:..; default: 52:54:00 followed by 3 bytes of a hash of name and index
+    std::string bridge;       // bridge=br0: add the TAP to this bridge; empty: leave it unbridged
+    std::string vifname;      // vifname=tap-demo: the TAP's name; empty: the kernel picks one (crtap%d)
+    std::optional<Ipv4Cidr> ip;  // ip=10.0.0.2/24: the guest's address (the built-in guest uses it)
+    bool operator==(const VifConfig&) const = default;
+};
+
+inline constexpr std::size_t kMaxVifs = 4;
 
 struct GuestConfig {
     std::string name;
@@ -35,6 +61,7 @@ struct GuestConfig {
     std::uint64_t dirty_rate = 1000;       // pages per second
     std::uint64_t seed = 1;
     std::uint64_t print_interval_ms = 100;  // one `seq=N` line per interval
+    std::vector<VifConfig> vifs;            // vif = [ ... ]: at most kMaxVifs
     // Filled in by a sender for its receiver, never written by hand: the backend's description
     // of the guest (Backend::domain_config; Xen: libxl's JSON). Hex-encoded in the text, since
     // config strings hold no newlines or quotes.

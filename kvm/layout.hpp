@@ -13,7 +13,9 @@
 //   0x0010_0000  built-in guest: image (header, code, data, bss), at most 512 KiB
 //   0x0018_0000  built-in guest: user stack, top at 0x20_0000
 //   0x0020_0000  built-in guest: generation table (u32 per working-set page), then working set
-//   0xc000_0000  PCI hole up to 4 GiB; RAM beyond 3 GiB continues at 4 GiB (kHighRamBegin)
+//   0xc000_0000  PCI hole up to 4 GiB;
+//   0xd000_0000  virtio-mmio devices, 4 KiB each (slot N at base + N * 4 KiB, GSI kVirtioFirstGsi + N):
+//                NICs first, in vif order, then disks; RAM beyond 3 GiB continues at 4 GiB (kHighRamBegin)
 //   0xfffb_d000  KVM's real-mode TSS (three pages, KVM_SET_TSS_ADDR; used by VMX only)
 #pragma once
 
@@ -57,5 +59,11 @@ inline constexpr Gpa kBuiltinGenerationTable{0x200000};
 inline constexpr std::uint64_t kLowRamEnd = std::uint64_t{3} << 30;
 inline constexpr Gpa kHighRamBegin{std::uint64_t{4} << 30};
 inline constexpr Gpa kKvmRealModeTss{0xfffbd000};
+
+// virtio-mmio (virtio 1.x, MMIO version 2) devices.
+inline constexpr Gpa kVirtioMmioBase{0xd0000000};
+inline constexpr std::uint64_t kVirtioMmioSlotBytes = 0x1000;
+inline constexpr unsigned kVirtioMmioSlots = 8;
+inline constexpr unsigned kVirtioFirstGsi = 16;  // IOAPIC pins 16..23: no ISA device uses them
 
 }  // namespace colo::kvm::layout
