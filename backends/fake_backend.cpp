@@ -87,17 +87,59 @@ std::vector<StateRecord> FakeBackend::save_state() {
     enter(Call::save_state);
     if (!paused_) throw Error("fake backend: cannot save state while the guest runs");
     ++counters_.saves;
-    return {StateRecord{kFakeVcpuStateTag, 1, vcpu_state_}};
+    std::vector<StateRecord> out{StateRecord{kFakeVcpuStateTag, 1, vcpu_state_}};
+    for (std::uint32_t i = 0; i < nics_.size(); ++i) {
+        // Every frame the guest received, each as u32 length and bytes (host order: a test's own).
+        std::vector<std::byte> data;
+        for (const auto& frame : nics_[i]->received()) {
+            const auto size = static_cast<std::uint32_t>(frame.size());
+            const auto* bytes = reinterpret_cast<const std::byte*>(&size);
+            data.insert(data.end(), bytes, bytes + sizeof size);
+            data.insert(data.end(), frame.begin(), frame.end());
+        }
+        out.push_back(StateRecord{kFakeNicStateTag + i, 1, std::move(data)});
+    }
+    return out;
 }
 
 void FakeBackend::restore_state(std::span<const StateRecord> state) {
     enter(Call::restore_state);
     if (!paused_) throw Error("fake backend: cannot restore state while the guest runs");
-    if (state.size() != 1 || state[0].tag != kFakeVcpuStateTag || state[0].version != 1) {
+    if (state.size() != 1 + nics_.size() || state[0].tag != kFakeVcpuStateTag || state[0].version != 1) {
         throw Error("fake backend: unexpected state records");
+    }
+    for (std::uint32_t i = 0; i < nics_.size(); ++i) {
+        const StateRecord& nic = state[1 + i];
+        if (nic.tag != kFakeNicStateTag + i) throw Error("fake backend: unexpected NIC state record");
     }
     ++counters_.restores;
     vcpu_state_ = state[0].data;
+    for (std::uint32_t i = 0; i < nics_.size(); ++i) {
+        std::vector<FakeNic::Frame> received;
+        const auto& data = state[1 + i].data;
+        for (std::size_t at = 0; at < data.size();) {
+            std::uint32_t size = 0;
+            if (data.size() - at < sizeof size) throw Error("fake backend: NIC state record cut short");
+            std::memcpy(&size, data.data() + at, sizeof size);
+            at += sizeof size;
+            if (data.size() - at < size) throw Error("fake backend: NIC state record cut short");
+            received.emplace_back(data.begin() + static_cast<std::ptrdiff_t>(at),
+                                  data.begin() + static_cast<std::ptrdiff_t>(at + size));
+            at += size;
+        }
+        nics_[i]->set_received(std::move(received));
+    }
+}
+
+std::vector<GuestNic*> FakeBackend::nics() {
+    std::vector<GuestNic*> out;
+    for (auto& nic : nics_) out.push_back(nic.get());
+    return out;
+}
+
+FakeNic& FakeBackend::add_nic(VifConfig config, bool attached) {
+    nics_.push_back(std::make_unique<FakeNic>(std::move(config), attached));
+    return *nics_.back();
 }
 
 void FakeBackend::set_console_sink(ConsoleSink sink) { sink_ = std::move(sink); }

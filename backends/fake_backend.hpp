@@ -7,12 +7,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "backends/fake_nic.hpp"
 
 namespace colo {
 
@@ -35,6 +37,11 @@ public:
     void restore_state(std::span<const StateRecord> state) override;
     void set_console_sink(ConsoleSink sink) override;
     void checkpoint_committed(std::uint64_t epoch) override;
+    [[nodiscard]] std::vector<GuestNic*> nics() override;
+
+    // A NIC (vif) more; `attached` false makes it an incoming guest's NIC, with no TAP yet.
+    FakeNic& add_nic(VifConfig config = {}, bool attached = true);
+    [[nodiscard]] FakeNic& nic(std::size_t index) { return *nics_.at(index); }
 
     // --- calls, and failures on demand
     enum class Call { pause, resume, start_dirty_log, stop_dirty_log, harvest_dirty, save_state, restore_state,
@@ -96,9 +103,12 @@ private:
     Counters counters_;
     std::vector<Call> calls_;
     std::vector<std::pair<Call, unsigned>> armed_;  // call, occurrences still to let through
+    std::vector<std::unique_ptr<FakeNic>> nics_;
 };
 
 // Record tag FakeBackend uses for its single piece of state.
 inline constexpr std::uint32_t kFakeVcpuStateTag = 1;
+// ... and for NIC N's (the number of frames its guest received): this plus N.
+inline constexpr std::uint32_t kFakeNicStateTag = 0x100;
 
 }  // namespace colo

@@ -45,6 +45,11 @@ int main(int argc, char** argv) try {
         CheckpointLoaded{2}, Heartbeat{5, 6}, SecondaryOutput{10, std::vector<std::byte>(5, std::byte{'o'})},
         ReleasedOutput{15}, Goodbye{"bye"}, Failure{"oops"},
         ReplicationSetup{ReplicationPurpose::colo, true},
+        CheckpointOutput{3, std::vector<std::byte>(4, std::byte{'h'}), 7},
+        NetIngress{0, 1, std::vector<std::byte>(60, std::byte{0x11})},
+        NetEgress{0, 2, std::vector<std::byte>(60, std::byte{0x22})},
+        NetReleased{0, 3, {5}, 1, {4}},
+        NetCheckpoint{0, 4, 9, 1, {HeldFrame{8, std::vector<std::byte>(60, std::byte{0x33})}}},
     };
     MemorySink all;
     write_header(all, header);

@@ -130,7 +130,13 @@ struct Pair {
     std::unique_ptr<Primary> primary;
     std::unique_ptr<Secondary> secondary;
 
-    Pair(PrimaryConfig pc, SecondaryConfig sc) {
+    // `nics`: vifs of the guest, made before the sides (which take them over when made): the
+    // PVM's attached to a host network, the SVM's not yet (an incoming guest's).
+    Pair(PrimaryConfig pc, SecondaryConfig sc, unsigned nics = 0) {
+        for (unsigned i = 0; i < nics; ++i) {
+            pvm.add_nic({}, true);
+            svm.add_nic({}, false);
+        }
         auto ends = MemoryChannel::make_pair();
         to_secondary = std::move(ends.first);
         to_primary = std::move(ends.second);

@@ -150,7 +150,8 @@ TEST_CASE("protocol codec: message names") {
                                             "migration-commit", "enter-colo", "checkpoint-begin",
                                             "checkpoint-end", "checkpoint-loaded", "heartbeat",
                                             "secondary-output", "released-output", "goodbye", "failure", "replication-setup",
-                                            "checkpoint-output"});
+                                            "checkpoint-output", "net-ingress", "net-egress", "net-released",
+                                            "net-checkpoint"});
 }
 
 TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {

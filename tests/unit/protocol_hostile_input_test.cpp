@@ -145,10 +145,12 @@ TEST_CASE("protocol hostile input: unknown mandatory records fail, unknown optio
 
 TEST_CASE("protocol hostile input: a stream header that is not ours or not our version") {
     auto bytes = encode_stream_header(sample_header());
-    auto version2 = bytes;
-    version2[8] = std::byte{3};
-    MemorySource v2(version2);
-    CHECK(error_of([&] { (void)read_header(v2); }) == "stream version 3 is not supported (this build speaks 2)");
+    auto next_version = bytes;
+    next_version[8] = std::byte{kStreamVersion + 1};
+    MemorySource next(next_version);
+    CHECK(error_of([&] { (void)read_header(next); }) == "stream version " + std::to_string(kStreamVersion + 1) +
+                                                            " is not supported (this build speaks " +
+                                                            std::to_string(kStreamVersion) + ")");
 
     auto magic = bytes;
     magic[0] = std::byte{'X'};
@@ -254,4 +256,41 @@ TEST_CASE("protocol hostile input: garbage never crashes and always fails cleanl
         CHECK(error != "(no error)");
         CHECK(error.find('\n') == std::string::npos);
     }
+}
+
+TEST_CASE("protocol hostile input: network records that lie about their frames") {
+    auto read_one = [](std::uint32_t type, const std::vector<std::byte>& body) {
+        std::vector<std::byte> bytes;
+        append_record(bytes, type, body);
+        MemorySource source(bytes);
+        return error_of([&] { (void)read_message(source, sample_header()); });
+    };
+    // A held-frame count the body cannot hold, and a frame length past the body's end.
+    std::vector<std::byte> lying(32, std::byte{0});
+    lying[4] = std::byte{0xff};   // held total
+    lying[24] = std::byte{0x10};  // 16 held frames in 0 bytes
+    CHECK(read_one(19, lying) == "net-checkpoint: 16 held frames cannot fit in its body");
+    std::vector<std::byte> cut(32 + 13, std::byte{0});
+    cut[4] = std::byte{1};
+    cut[16] = std::byte{9};   // egress end 9
+    cut[24] = std::byte{1};   // one held frame
+    cut[32] = std::byte{1};   // index 1
+    cut[40] = std::byte{60};  // of 60 bytes, one present
+    CHECK(read_one(19, cut) == "net-checkpoint: body ends 59 bytes early");
+    std::vector<std::byte> many(32, std::byte{0});
+    many[24] = std::byte{1};  // one PVM index announced, none present
+    CHECK(read_one(18, many) == "net-released: body is 32 bytes, expected 40");
+    CHECK(error_of([] { (void)encode(NetIngress{0, 0, pattern_bytes(60, 1)}); }) ==
+          "net-ingress: frame index 0 (indices count from 1)");
+    CHECK(error_of([] { (void)encode(NetEgress{0, 1, {}}); }) == "net-egress: empty frame");
+    CHECK(error_of([] { (void)encode(NetIngress{0, 1, pattern_bytes(kMaxNetFrameBytes + 1, 1)}); }) ==
+          "net-ingress: frame of 65537 bytes, the limit is 65536");
+    CHECK(error_of([] { (void)encode(NetReleased{0, 5, {5}, 0, {}}); }) ==
+          "net-released: pvm index 5 is not above 5 (watermark, then ascending)");
+    CHECK(error_of([] { (void)encode(NetReleased{0, 0, {}, 3, {7, 6}}); }) ==
+          "net-released: svm index 6 is not above 7 (watermark, then ascending)");
+    CHECK(error_of([] { (void)encode(NetCheckpoint{0, 1, 10, 1, {HeldFrame{10, pattern_bytes(60, 1)}}}); }) ==
+          "net-checkpoint: held frame index 10 is not ascending below egress end 10");
+    CHECK(error_of([] { (void)encode(NetCheckpoint{0, 1, 10, 0, {HeldFrame{3, pattern_bytes(60, 1)}}}); }) ==
+          "net-checkpoint: 1 held frames in a piece of 0");
 }

@@ -55,6 +55,10 @@ inline std::vector<Message> one_of_each_message() {
         Failure{"send page batch: Connection reset by peer"},
         ReplicationSetup{ReplicationPurpose::remus, false},
         CheckpointOutput{0x0a0b0c0d0e0f1011ull, pattern_bytes(45, 6), 0x0a0b0c0d0e0f2011ull},
+        NetIngress{1, 0x1000000000000001ull, pattern_bytes(60, 8)},
+        NetEgress{3, 77, pattern_bytes(1514, 9)},
+        NetReleased{0, 40, {42, 45}, 38, {41}},
+        NetCheckpoint{2, 500, 90, 2, {HeldFrame{70, pattern_bytes(64, 10)}, HeldFrame{89, pattern_bytes(1514, 11)}}},
     };
 }
 

@@ -28,6 +28,10 @@ constexpr RecordType type_for() {
     else if constexpr (std::is_same_v<T, Goodbye>) return RecordType::goodbye;
     else if constexpr (std::is_same_v<T, ReplicationSetup>) return RecordType::replication_setup;
     else if constexpr (std::is_same_v<T, CheckpointOutput>) return RecordType::checkpoint_output;
+    else if constexpr (std::is_same_v<T, NetIngress>) return RecordType::net_ingress;
+    else if constexpr (std::is_same_v<T, NetEgress>) return RecordType::net_egress;
+    else if constexpr (std::is_same_v<T, NetReleased>) return RecordType::net_released;
+    else if constexpr (std::is_same_v<T, NetCheckpoint>) return RecordType::net_checkpoint;
     else {
         static_assert(std::is_same_v<T, Failure>, "every message needs a record type");
         return RecordType::failure;
@@ -99,6 +103,52 @@ void validate_one(const CheckpointOutput& m, std::span<const MemoryRegion>) {
                                                 std::to_string(m.bytes.size()) + " bytes passes its end " +
                                                 std::to_string(m.end));
 }
+void check_frame(RecordType type, std::span<const std::byte> frame) {
+    if (frame.empty()) fail(type, "empty frame");
+    if (frame.size() > kMaxNetFrameBytes)
+        fail(type, "frame of " + std::to_string(frame.size()) + " bytes, the limit is " + std::to_string(kMaxNetFrameBytes));
+}
+void validate_one(const NetIngress& m, std::span<const MemoryRegion>) {
+    if (m.index == 0) fail(RecordType::net_ingress, "frame index 0 (indices count from 1)");
+    check_frame(RecordType::net_ingress, m.frame);
+}
+void validate_one(const NetEgress& m, std::span<const MemoryRegion>) {
+    if (m.index == 0) fail(RecordType::net_egress, "frame index 0 (indices count from 1)");
+    check_frame(RecordType::net_egress, m.frame);
+}
+void check_beyond(std::uint64_t through, std::span<const std::uint64_t> beyond, const char* side) {
+    if (beyond.size() > kMaxNetReleasedIndices)
+        fail(RecordType::net_released, std::to_string(beyond.size()) + " " + side + " indices, the limit is " +
+                                           std::to_string(kMaxNetReleasedIndices));
+    std::uint64_t last = through;
+    for (const std::uint64_t index : beyond) {
+        if (index <= last)
+            fail(RecordType::net_released, std::string(side) + " index " + std::to_string(index) +
+                                               " is not above " + std::to_string(last) + " (watermark, then ascending)");
+        last = index;
+    }
+}
+void validate_one(const NetReleased& m, std::span<const MemoryRegion>) {
+    check_beyond(m.pvm_through, m.pvm_beyond, "pvm");
+    check_beyond(m.svm_through, m.svm_beyond, "svm");
+}
+void validate_one(const NetCheckpoint& m, std::span<const MemoryRegion>) {
+    constexpr RecordType type = RecordType::net_checkpoint;
+    if (m.held.size() > m.held_total)
+        fail(type, std::to_string(m.held.size()) + " held frames in a piece of " + std::to_string(m.held_total));
+    std::size_t bytes = 32;
+    std::uint64_t last = 0;
+    for (const HeldFrame& held : m.held) {
+        check_frame(type, held.frame);
+        if (held.index == 0 || held.index <= last || held.index >= m.egress_end)
+            fail(type, "held frame index " + std::to_string(held.index) + " is not ascending below egress end " +
+                           std::to_string(m.egress_end));
+        last = held.index;
+        bytes += 12 + held.frame.size();
+    }
+    if (bytes > kMaxNetCheckpointBytes)
+        fail(type, std::to_string(bytes) + " bytes, the limit is " + std::to_string(kMaxNetCheckpointBytes));
+}
 void validate_one(const ReplicationSetup& m, std::span<const MemoryRegion>) {
     const auto purpose = static_cast<std::uint32_t>(m.purpose);
     if (purpose < 1 || purpose > 3)
@@ -157,6 +207,37 @@ void encode_body(std::vector<std::byte>& out, const CheckpointOutput& m) {
     append_bytes(out, m.bytes);
 }
 void encode_body(std::vector<std::byte>& out, const ReleasedOutput& m) { append_u64(out, m.offset); }
+void encode_frame(std::vector<std::byte>& out, std::uint32_t nic, std::uint64_t index, std::span<const std::byte> frame) {
+    append_u32(out, nic);
+    append_u32(out, 0);
+    append_u64(out, index);
+    append_bytes(out, frame);
+}
+void encode_body(std::vector<std::byte>& out, const NetIngress& m) { encode_frame(out, m.nic, m.index, m.frame); }
+void encode_body(std::vector<std::byte>& out, const NetEgress& m) { encode_frame(out, m.nic, m.index, m.frame); }
+void encode_body(std::vector<std::byte>& out, const NetReleased& m) {
+    append_u32(out, m.nic);
+    append_u32(out, 0);
+    append_u64(out, m.pvm_through);
+    append_u64(out, m.svm_through);
+    append_u32(out, static_cast<std::uint32_t>(m.pvm_beyond.size()));
+    append_u32(out, static_cast<std::uint32_t>(m.svm_beyond.size()));
+    for (const std::uint64_t index : m.pvm_beyond) append_u64(out, index);
+    for (const std::uint64_t index : m.svm_beyond) append_u64(out, index);
+}
+void encode_body(std::vector<std::byte>& out, const NetCheckpoint& m) {
+    append_u32(out, m.nic);
+    append_u32(out, m.held_total);
+    append_u64(out, m.ingress_through);
+    append_u64(out, m.egress_end);
+    append_u32(out, static_cast<std::uint32_t>(m.held.size()));
+    append_u32(out, 0);
+    for (const HeldFrame& held : m.held) {
+        append_u64(out, held.index);
+        append_u32(out, static_cast<std::uint32_t>(held.frame.size()));
+        append_bytes(out, held.frame);
+    }
+}
 void encode_body(std::vector<std::byte>& out, const Goodbye& m) { append_text(out, m.reason); }
 void encode_body(std::vector<std::byte>& out, const Failure& m) { append_text(out, m.message); }
 void encode_body(std::vector<std::byte>& out, const ReplicationSetup& m) {
@@ -179,6 +260,11 @@ public:
     void reserved32() {
         if (const std::uint32_t v = in_.u32(); v != 0) fail(type_, "reserved field is " + std::to_string(v) + ", must be 0");
     }
+    std::vector<std::byte> take(std::size_t count) {
+        const auto bytes = in_.bytes(count);
+        return {bytes.begin(), bytes.end()};
+    }
+    std::size_t remaining() const { return in_.remaining(); }
     std::vector<std::byte> rest() {
         const auto bytes = in_.bytes(in_.remaining());
         return {bytes.begin(), bytes.end()};
@@ -255,6 +341,52 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
             return output;
         }
         case RecordType::released_output: in.expect_size(8); return ReleasedOutput{in.u64()};
+        case RecordType::net_ingress:
+        case RecordType::net_egress: {
+            const std::uint32_t nic = in.u32();
+            in.reserved32();
+            const std::uint64_t index = in.u64();
+            if (type == RecordType::net_ingress) return NetIngress{nic, index, in.rest()};
+            return NetEgress{nic, index, in.rest()};
+        }
+        case RecordType::net_released: {
+            NetReleased released;
+            released.nic = in.u32();
+            in.reserved32();
+            released.pvm_through = in.u64();
+            released.svm_through = in.u64();
+            const std::uint32_t pvm = in.u32();
+            const std::uint32_t svm = in.u32();
+            if (pvm > kMaxNetReleasedIndices || svm > kMaxNetReleasedIndices)
+                fail(type, std::to_string(std::max(pvm, svm)) + " indices, the limit is " +
+                               std::to_string(kMaxNetReleasedIndices));
+            in.expect_size(32 + 8 * (std::size_t{pvm} + svm));
+            for (std::uint32_t i = 0; i < pvm; ++i) released.pvm_beyond.push_back(in.u64());
+            for (std::uint32_t i = 0; i < svm; ++i) released.svm_beyond.push_back(in.u64());
+            return released;
+        }
+        case RecordType::net_checkpoint: {
+            NetCheckpoint checkpoint;
+            checkpoint.nic = in.u32();
+            checkpoint.held_total = in.u32();
+            checkpoint.ingress_through = in.u64();
+            checkpoint.egress_end = in.u64();
+            const std::uint32_t count = in.u32();
+            in.reserved32();
+            // Each held frame takes at least 13 bytes: a count past what the body can hold is a lie.
+            if (count > in.remaining() / 13) fail(type, std::to_string(count) + " held frames cannot fit in its body");
+            for (std::uint32_t i = 0; i < count; ++i) {
+                HeldFrame held;
+                held.index = in.u64();
+                const std::uint32_t size = in.u32();
+                if (size > kMaxNetFrameBytes)
+                    fail(type, "frame of " + std::to_string(size) + " bytes, the limit is " + std::to_string(kMaxNetFrameBytes));
+                held.frame = in.take(size);
+                checkpoint.held.push_back(std::move(held));
+            }
+            if (in.remaining() != 0) fail(type, std::to_string(in.remaining()) + " bytes after the last held frame");
+            return checkpoint;
+        }
         case RecordType::goodbye: return Goodbye{in.rest_text()};
         case RecordType::failure: return Failure{in.rest_text()};
         case RecordType::replication_setup: {

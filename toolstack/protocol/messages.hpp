@@ -10,6 +10,8 @@
 //                    ← CheckpointLoaded (secondary → primary, after it applied the checkpoint)
 //   any time         Heartbeat (both ways), SecondaryOutput (secondary → primary),
 //                    ReleasedOutput (primary → secondary), Goodbye, Failure
+//   network, per NIC NetIngress, NetReleased (primary → secondary), NetEgress (secondary →
+//                    primary); NetCheckpoint+ inside a checkpoint
 #pragma once
 
 #include <cstddef>
@@ -24,7 +26,7 @@
 
 namespace colo::protocol {
 
-inline constexpr std::uint32_t kStreamVersion = 2;
+inline constexpr std::uint32_t kStreamVersion = 3;
 
 // First thing on every stream. Not a record: fixed layout, its own CRC (see stream_header.hpp).
 struct StreamHeader {
@@ -148,10 +150,64 @@ struct Failure {
     bool operator==(const Failure&) const = default;
 };
 
+// The network device's records (toolstack/replication/net_device.hpp). `nic` is the index of the
+// guest's vif; frames are Ethernet frames without FCS. Frame indices count from 1, per NIC and
+// direction, from the moment protection starts (the final pause of the initial sync).
+
+// Primary → secondary: frame `index` from the host network, which the PVM was given (COLO: the
+// SVM gets it too). Sent in index order.
+struct NetIngress {
+    std::uint32_t nic = 0;
+    std::uint64_t index = 0;
+    std::vector<std::byte> frame;
+    bool operator==(const NetIngress&) const = default;
+};
+
+// Secondary → primary (COLO): frame `index` the SVM transmitted, to compare with the PVM's.
+struct NetEgress {
+    std::uint32_t nic = 0;
+    std::uint64_t index = 0;
+    std::vector<std::byte> frame;
+    bool operator==(const NetEgress&) const = default;
+};
+
+// Primary → secondary, right after a release, before anything else: the primary has now
+// released every PVM frame up to `pvm_through` and those in `pvm_beyond`; in COLO, the SVM frames
+// up to `svm_through` and in `svm_beyond` were matched by released PVM frames (a survivor must not
+// send them again). Indices in the lists are above their watermark and ascending.
+struct NetReleased {
+    std::uint32_t nic = 0;
+    std::uint64_t pvm_through = 0;
+    std::vector<std::uint64_t> pvm_beyond;
+    std::uint64_t svm_through = 0;
+    std::vector<std::uint64_t> svm_beyond;
+    bool operator==(const NetReleased&) const = default;
+};
+
+// One PVM frame the primary holds (produced, not released).
+struct HeldFrame {
+    std::uint64_t index = 0;
+    std::vector<std::byte> frame;
+    bool operator==(const HeldFrame&) const = default;
+};
+
+// The network device's checkpoint record, inside a checkpoint, one or more per NIC: at the pause
+// the PVM had been given ingress frames up to `ingress_through` and had transmitted frames below
+// `egress_end`; `held` are the transmitted frames not yet released (split over pieces when
+// large; every piece repeats the counts, `held_total` is the number of held frames in all pieces).
+struct NetCheckpoint {
+    std::uint32_t nic = 0;
+    std::uint64_t ingress_through = 0;
+    std::uint64_t egress_end = 0;
+    std::uint32_t held_total = 0;
+    std::vector<HeldFrame> held;
+    bool operator==(const NetCheckpoint&) const = default;
+};
+
 using Message = std::variant<GuestConfigText, PageBatch, DeviceState, MigrationCommit, EnterColo,
                              CheckpointBegin, CheckpointEnd, CheckpointLoaded, Heartbeat,
                              SecondaryOutput, ReleasedOutput, Goodbye, Failure, ReplicationSetup,
-                             CheckpointOutput>;
+                             CheckpointOutput, NetIngress, NetEgress, NetReleased, NetCheckpoint>;
 
 // The message's name as used in logs ("checkpoint-begin").
 [[nodiscard]] const char* message_name(const Message& message);

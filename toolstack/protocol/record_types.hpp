@@ -31,6 +31,10 @@ enum class RecordType : std::uint32_t {
     failure = 13,
     replication_setup = 14,
     checkpoint_output = 15,
+    net_ingress = 16,
+    net_egress = 17,
+    net_released = 18,
+    net_checkpoint = 19,
 };
 
 inline constexpr std::uint32_t kOptionalRecordBit = 0x80000000u;
@@ -45,6 +49,9 @@ inline constexpr std::uint32_t kMaxConfigTextBytes = 64 * 1024;
 inline constexpr std::uint32_t kMaxDeviceStateBytes = 16 * 1024 * 1024;
 inline constexpr std::uint32_t kMaxSecondaryOutputBytes = 1024 * 1024;
 inline constexpr std::uint32_t kMaxCheckpointOutputBytes = 1024 * 1024;  // per record; a checkpoint may carry several
+inline constexpr std::uint32_t kMaxNetFrameBytes = 64 * 1024;  // one Ethernet frame (a NIC's MTU is far below)
+inline constexpr std::uint32_t kMaxNetReleasedIndices = 65536;  // per record, each side
+inline constexpr std::uint32_t kMaxNetCheckpointBytes = 4 * 1024 * 1024;  // per record; a checkpoint may carry several
 inline constexpr std::uint32_t kMaxReasonBytes = 4096;  // Goodbye reason, Failure message
 inline constexpr std::uint32_t kMaxRecordBody = 32 * 1024 * 1024;  // any record, known or not
 
@@ -57,7 +64,7 @@ struct RecordTypeInfo {
     std::uint32_t max_body;     // bytes
 };
 
-inline constexpr std::array<RecordTypeInfo, 15> kRecordTypes{{
+inline constexpr std::array<RecordTypeInfo, 19> kRecordTypes{{
     {RecordType::guest_config_text, "guest-config-text", kMaxConfigTextBytes},
     {RecordType::page_batch, "page-batch", 8 + kMaxPagesPerBatch * (8 + static_cast<std::uint32_t>(kPageSize))},
     {RecordType::device_state, "device-state", 8 + kMaxDeviceStateBytes},
@@ -73,6 +80,10 @@ inline constexpr std::array<RecordTypeInfo, 15> kRecordTypes{{
     {RecordType::failure, "failure", kMaxReasonBytes},
     {RecordType::replication_setup, "replication-setup", 8},
     {RecordType::checkpoint_output, "checkpoint-output", 16 + kMaxCheckpointOutputBytes},
+    {RecordType::net_ingress, "net-ingress", 16 + kMaxNetFrameBytes},
+    {RecordType::net_egress, "net-egress", 16 + kMaxNetFrameBytes},
+    {RecordType::net_released, "net-released", 32 + 2 * 8 * kMaxNetReleasedIndices},
+    {RecordType::net_checkpoint, "net-checkpoint", kMaxNetCheckpointBytes},
 }};
 
 // The description of a known type, or nullptr.

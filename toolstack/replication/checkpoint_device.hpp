@@ -34,6 +34,10 @@ public:
     // Whether `message`, from the secondary, is one of this device's records.
     [[nodiscard]] virtual bool owns(const protocol::Message& message) const = 0;
 
+    // The PVM has just paused (the initial sync's final pause, or a checkpoint's), before its
+    // state is saved: input for it waits in the device until preresume, so the saved state has
+    // exactly what the device says it was given.
+    virtual void quiesce() {}
     // The initial sync's final pause: from here on the device holds what the secondary cannot
     // stand behind yet. Sends what the secondary's half needs before EnterColo.
     virtual void setup(ProtectionMode mode, const DeviceSend& send) = 0;

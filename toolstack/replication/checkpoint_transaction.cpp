@@ -11,7 +11,8 @@ Step primary_step(PrimaryPhase phase, RecordType type) noexcept {
     if (!live) return Step::refuse;
     switch (type) {
         case RecordType::heartbeat: return Step::alive;
-        case RecordType::secondary_output: return Step::device;
+        case RecordType::secondary_output:
+        case RecordType::net_egress: return Step::device;
         case RecordType::checkpoint_loaded:
             return phase == PrimaryPhase::entering || phase == PrimaryPhase::awaiting_ack ? Step::acknowledge
                                                                                           : Step::refuse;
@@ -37,7 +38,9 @@ Step secondary_step(SecondaryPhase phase, RecordType type) noexcept {
         case SecondaryPhase::committed:
             switch (type) {
                 case RecordType::heartbeat: return Step::alive;
-                case RecordType::released_output: return Step::device;
+                case RecordType::released_output:
+                case RecordType::net_ingress:
+                case RecordType::net_released: return Step::device;
                 case RecordType::enter_colo: return Step::enter_colo;
                 case RecordType::goodbye: return Step::migrated;
                 case RecordType::failure: return Step::abandon;
@@ -46,7 +49,9 @@ Step secondary_step(SecondaryPhase phase, RecordType type) noexcept {
         case SecondaryPhase::protecting:
             switch (type) {
                 case RecordType::heartbeat: return Step::alive;
-                case RecordType::released_output: return Step::device;
+                case RecordType::released_output:
+                case RecordType::net_ingress:
+                case RecordType::net_released: return Step::device;
                 case RecordType::page_batch: return Step::cache;
                 case RecordType::checkpoint_begin: return Step::begin;
                 case RecordType::goodbye:
@@ -56,10 +61,13 @@ Step secondary_step(SecondaryPhase phase, RecordType type) noexcept {
         case SecondaryPhase::checkpoint:
             switch (type) {
                 case RecordType::heartbeat: return Step::alive;
-                case RecordType::released_output: return Step::device;
+                case RecordType::released_output:
+                case RecordType::net_ingress:
+                case RecordType::net_released: return Step::device;
                 case RecordType::page_batch: return Step::cache;
                 case RecordType::device_state: return Step::stage_state;
-                case RecordType::checkpoint_output: return Step::stage_device;
+                case RecordType::checkpoint_output:
+                case RecordType::net_checkpoint: return Step::stage_device;
                 case RecordType::checkpoint_end: return Step::apply;
                 case RecordType::goodbye:
                 case RecordType::failure: return Step::stop;

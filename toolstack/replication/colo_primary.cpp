@@ -43,6 +43,10 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
     auto console = std::make_unique<console_device::Primary>(pvm_, std::move(sink), config_.console_offset);
     console_ = console.get();
     devices_.push_back(std::move(console));
+    const auto nics = pvm_.nics();
+    for (std::uint32_t i = 0; i < nics.size(); ++i) {
+        devices_.push_back(std::make_unique<net_device::Primary>(*nics[i], i, net_device::make_egress_compare(config_.mode)));
+    }
     for (auto& device : devices) devices_.push_back(std::move(device));
     device_send_ = [this](const protocol::Message& message) { send(message); };
     stats_.mode = to_string(config_.mode);
@@ -221,7 +225,9 @@ void Primary::send_initial_sync() {
     guarded([&] {
         precopy_.send_live();
         sync_paused_at_ = Clock::now();
-        precopy_.send_final();
+        precopy_.send_final([&] {
+            for (auto& device : devices_) device->quiesce();
+        });
         // Paused: the PVM is exactly what the secondary has. Entering COLO is checkpoint 0.
         pending_ = precopy_.pending();  // empty unless a send failed
         {
@@ -303,6 +309,7 @@ void Primary::send_checkpoint() {
         const auto paused_at = Clock::now();
         phase_ = PrimaryPhase::checkpointing;
         pvm_.pause();
+        for (auto& device : devices_) device->quiesce();
         for (auto& device : devices_) device->postsuspend();
         pvm_.harvest_dirty(pending_);
         in_flight_ = InFlight{epoch, pending_, false};

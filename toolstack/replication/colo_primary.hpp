@@ -81,6 +81,7 @@
 #include "toolstack/replication/checkpoint_device.hpp"
 #include "toolstack/replication/checkpoint_transaction.hpp"
 #include "toolstack/replication/console_device.hpp"
+#include "toolstack/replication/net_device.hpp"
 #include "toolstack/replication/page_batches.hpp"
 #include "toolstack/replication/failover_state.hpp"
 #include "toolstack/replication/peer_monitor.hpp"

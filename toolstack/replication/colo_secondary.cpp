@@ -42,6 +42,10 @@ Secondary::Secondary(Backend& svm, Channel& channel, SecondaryConfig config, Out
     auto console = std::make_unique<console_device::Secondary>(svm_, config_.mode, std::move(sink));
     console_ = console.get();
     devices_.push_back(std::move(console));
+    const auto nics = svm_.nics();
+    for (std::uint32_t i = 0; i < nics.size(); ++i) {
+        devices_.push_back(std::make_unique<net_device::Secondary>(*nics[i], i, config_.mode));
+    }
     for (auto& device : devices) devices_.push_back(std::move(device));
     device_send_ = [this](const protocol::Message& message) { send(message); };
     stats_.mode = to_string(config_.mode);

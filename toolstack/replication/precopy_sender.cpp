@@ -94,7 +94,7 @@ void PrecopySender::send_live() {
     }
 }
 
-void PrecopySender::send_final() {
+void PrecopySender::send_final(const std::function<void()>& paused) {
     if (throttle_) {
         const auto throttle = std::move(throttle_);  // stopped when this ends, even by an error
         throttle->pause_guest();
@@ -102,6 +102,7 @@ void PrecopySender::send_final() {
     } else {
         backend_.pause();
     }
+    if (paused) paused();
     backend_.harvest_dirty(pending_);
     pages_final_ = send_pending();
     ++passes_;

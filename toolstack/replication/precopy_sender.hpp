@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 
 #include "backends/backend.hpp"
 #include "toolstack/replication/channel.hpp"
@@ -28,7 +29,9 @@ public:
     PrecopySender(Backend& backend, Channel& channel, PrecopyConfig config, LogFn log, const char* who);
 
     void send_live();
-    void send_final();
+    // `paused` runs once the guest is paused, before its state is saved (checkpoint devices'
+    // quiesce hook).
+    void send_final(const std::function<void()>& paused = {});
 
     [[nodiscard]] unsigned passes() const { return passes_; }  // the full and the final pass included
     [[nodiscard]] std::uint64_t pages_sent() const { return pages_sent_; }
