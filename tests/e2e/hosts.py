@@ -279,7 +279,10 @@ class Workspace:
     def write_config(self, filename, **keys):
         lines = []
         for k, v in keys.items():
-            lines.append('%s = %s' % (k, '"%s"' % v if isinstance(v, str) else v))
+            if isinstance(v, list):  # xl.cfg's list of strings: vif = [ '...', '...' ]
+                lines.append('%s = [ %s ]' % (k, ', '.join("'%s'" % item for item in v)))
+            else:
+                lines.append('%s = %s' % (k, '"%s"' % v if isinstance(v, str) else v))
         path = self.path(filename)
         with open(path, 'w') as f:
             f.write('\n'.join(lines) + '\n')

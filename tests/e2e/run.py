@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from console_sequence import SEQ_LINE, check_joined, check_sequence, count_seq_lines  # noqa: E402
 from hostile_stream import garbage, stream_header  # noqa: E402
+from test_network import TestNetwork, check_replies, wait_answering  # noqa: E402
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
                    one_line_error, read_bytes, wait_exit, wait_until)
 
@@ -348,6 +349,84 @@ def make_failover_test(mode, runs, seed, silent=False):
         takeovers.sort()
         return '%d runs, seed %d, takeover after SIGKILL p50 %.0f ms max %.0f ms; %d runs released bytes on both hosts (at the same offsets)' % (
             runs, seed, takeovers[len(takeovers) // 2], takeovers[-1], sum(1 for n in twice if n > 0))
+    return test
+
+
+def net_failover_run(binary, network, mode, run, delay, rng_seed):
+    """One protect of a guest with a NIC, a UDP client asking it numbered requests, and a SIGKILL of
+    the primary `delay` s after protect returned. Returns (ok, details)."""
+    ws = Workspace(binary, 'net-%s-%d' % (mode, run))
+    keep = False
+    client = None
+    when = 'delay %.3fs' % delay
+    try:
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'net', seed=rng_seed, vif=network.vif())
+        wait_answering(network, 20, 'the guest to answer ping')
+        client = network.start_client('--resend-ms', 3000)
+        extra = ['--remus', '-i', '100'] if mode == 'remus' else []
+        a.ok('protect', 'net', address, '--heartbeat-timeout', HEARTBEAT_MS, *extra)
+        if delay > 0:
+            time.sleep(delay)  # the random moment of the death, not a wait for a condition
+        os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        wait_exit(pid, 5, 'the killed primary to end')
+        wait_until(lambda: b.state('net') == 'active', 10, 'the secondary to become active')
+        takeover_ms = (time.monotonic() - killed) * 1000
+        wait_until(network.tap_exists, 10, 'the survivor to make its TAP')
+        # The client goes on; the survivor must answer it (not just print) before it stops.
+        n_b = seq_count(log_b)
+        wait_lines(log_b, n_b + 5, 10, 'the survivor to go on printing')
+        wait_answering(network, 10, 'the survivor to answer ping')
+        result = TestNetwork.stop_client(client)
+        client = None
+        problems = check_replies(result)
+        replies = result['replies']
+        if not replies:
+            problems.append('no request was answered at all')
+        b.run('destroy', 'net')
+        wait_exit(receiver, 5, 'the survivor to end after destroy')
+        where = '%d answers, %d re-sends, takeover %.0f ms' % (len(replies), result['resends'], takeover_ms)
+        if problems:
+            keep = os.environ.get('COLO_E2E_KEEP') == '1'
+            return False, 'run %d (%s): %s; %s%s' % (run, when, where, '; '.join(problems),
+                                                   ' (kept %s)' % ws.root if keep else '')
+        return True, (takeover_ms, len(replies), result['resends'])
+    except TestFailure as e:
+        keep = os.environ.get('COLO_E2E_KEEP') == '1'
+        return False, 'run %d (%s): %s%s' % (run, when, e, ' (kept %s)' % ws.root if keep else '')
+    finally:
+        if client:
+            client.kill()
+            client.communicate()
+        ws.close(keep=keep)
+
+
+def make_net_failover_test(mode, runs, seed):
+    """Clients of a networked guest across a failover: every request answered exactly once, the
+    guest's counter continuous, no reply twice (test_network.check_replies)."""
+    def test(binary):
+        if os.geteuid() != 0:
+            return 'SKIP: needs root for a bridge, a TAP and a network namespace'
+        rng = random.Random('net-%s-%d' % (mode, seed))
+        network = TestNetwork(1 if mode == 'colo' else 2)
+        try:
+            failures, takeovers, answers, resends = [], [], 0, 0
+            for run, delay in enumerate(kill_moments(rng, runs)):
+                ok, result = net_failover_run(binary, network, mode, run, delay, rng.randint(1, 1 << 30))
+                if ok:
+                    takeovers.append(result[0])
+                    answers += result[1]
+                    resends += result[2]
+                else:
+                    failures.append(result)
+        finally:
+            network.close()
+        if failures:
+            raise TestFailure('%d of %d runs broke (seed %d): %s' % (len(failures), runs, seed, ' || '.join(failures)))
+        takeovers.sort()
+        return ('%d runs, seed %d, every request answered once (%d answers, %d re-sends after a lost request); '
+                'takeover p50 %.0f ms max %.0f ms' % (runs, seed, answers, resends, takeovers[len(takeovers) // 2],
+                                                      takeovers[-1]))
     return test
 
 
@@ -716,6 +795,8 @@ def main(argv):
         ('receive-too-big', test_receive_too_big),
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),
+        ('remus-net-sigkill-primary', make_net_failover_test('remus', runs, seed)),
+        ('colo-net-sigkill-primary', make_net_failover_test('colo', runs, seed)),
     ]
     wanted = argv[2:]
     failed = 0

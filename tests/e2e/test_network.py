@@ -1,0 +1,98 @@
+"""A small network for the e2e tier, made by the test and removed after it, on one machine:
+
+    client netns (veth, 10.77.N.1/24) ── veth ── bridge crbrN (root netns) ── TAP crtapN (the guest's vif)
+
+The guest's vif names the bridge and the TAP; the primary's colo-replicate makes the TAP and the
+survivor makes it again at takeover (the primary's goes with its process). Nothing here sleeps a
+fixed time: link changes are synchronous netlink requests.
+"""
+import json
+import os
+import signal
+import subprocess
+
+from hosts import TestFailure, wait_until
+
+
+def ip(*args, check=True):
+    result = subprocess.run(['ip'] + [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    if check and result.returncode != 0:
+        raise TestFailure('ip %s: %s' % (' '.join(str(a) for a in args), result.stderr.strip()))
+    return result
+
+
+class TestNetwork:
+    def __init__(self, number):
+        self.number = number
+        self.bridge = 'crbr%d' % number
+        self.tap = 'crtap%d' % number
+        self.netns = 'crcli%d' % number
+        self.client_ip = '10.77.%d.1' % number
+        self.guest_ip = '10.77.%d.2' % number
+        self.mac = '52:54:00:77:%02x:02' % number
+        self.close()  # leftovers of an interrupted run
+        ip('link', 'add', self.bridge, 'type', 'bridge')
+        ip('link', 'set', self.bridge, 'up')
+        ip('netns', 'add', self.netns)
+        ip('link', 'add', 'crv%d' % number, 'type', 'veth', 'peer', 'name', 'crvc%d' % number)
+        ip('link', 'set', 'crv%d' % number, 'master', self.bridge)
+        ip('link', 'set', 'crv%d' % number, 'up')
+        ip('link', 'set', 'crvc%d' % number, 'netns', self.netns)
+        ip('-n', self.netns, 'addr', 'add', self.client_ip + '/24', 'dev', 'crvc%d' % number)
+        ip('-n', self.netns, 'link', 'set', 'crvc%d' % number, 'up')
+        ip('-n', self.netns, 'link', 'set', 'lo', 'up')
+
+    def vif(self):
+        return ['mac=%s,bridge=%s,vifname=%s,ip=%s/24' % (self.mac, self.bridge, self.tap, self.guest_ip)]
+
+    def tap_exists(self):
+        return ip('link', 'show', self.tap, check=False).returncode == 0
+
+    def ping(self, count=3, timeout_s=2):
+        return subprocess.run(['ip', 'netns', 'exec', self.netns, 'ping', '-c', str(count), '-W', str(timeout_s),
+                               self.guest_ip], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def start_client(self, *args):
+        """The UDP client (udp_client.py) in the client netns; stop it with stop_client."""
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'udp_client.py')
+        return subprocess.Popen(['ip', 'netns', 'exec', self.netns, 'python3', script, self.guest_ip] +
+                                [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @staticmethod
+    def stop_client(client, timeout=10):
+        client.send_signal(signal.SIGTERM)
+        try:
+            out, err = client.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            out, err = client.communicate()
+            raise TestFailure('the UDP client did not stop: %s' % err.strip()[-300:])
+        lines = [line for line in out.splitlines() if line.startswith('{')]
+        if not lines:
+            raise TestFailure('the UDP client printed no result (exit %s): %s' % (client.returncode, err.strip()[-300:]))
+        return json.loads(lines[-1])
+
+    def close(self):
+        ip('netns', 'del', self.netns, check=False)
+        ip('link', 'del', 'crv%d' % self.number, check=False)
+        ip('link', 'del', self.bridge, check=False)
+
+
+def check_replies(result):
+    """Every request answered exactly once, in order, with the guest's counter going up by one each
+    time. Returns a list of problems (empty: all good)."""
+    problems = []
+    replies = result['replies']
+    if result['extra']:
+        problems.append('%d replies twice or unasked: %s' % (len(result['extra']), result['extra'][:3]))
+    counts = [n for _, n, _ in replies]
+    jumps = [(a, b) for a, b in zip(counts, counts[1:]) if b != a + 1]
+    if jumps:
+        problems.append('the guest counter jumps %s' % jumps[:5])
+    return problems
+
+
+def wait_answering(network, timeout, what):
+    """Until a ping in the client netns gets an answer."""
+    wait_until(lambda: network.ping(count=1, timeout_s=1).returncode == 0, timeout, what, interval=0.1)
