@@ -59,8 +59,14 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"pages_streamed", std::to_string(s.pages_streamed)},
         {"bytes_sent", std::to_string(s.bytes_sent)},
         {"output_released", std::to_string(s.output_released)},
+        {"net_ingress_frames", std::to_string(s.net_ingress_frames)},
+        {"net_egress_frames", std::to_string(s.net_egress_frames)},
+        {"net_released_frames", std::to_string(s.net_released_frames)},
+        {"net_held_frames", std::to_string(s.net_held_frames)},
+        {"net_compare_checkpoints", std::to_string(s.net_compare_checkpoints)},
         {"phase", s.phase},
     };
+    if (!s.net_last_compare_reason.empty()) f.emplace_back("net_last_compare_reason", s.net_last_compare_reason);
     if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
     return f;
 }
@@ -83,6 +89,9 @@ StatusFields status_fields(const SecondaryStats& s) {
         {"pause_p99_us", us(s.pause_p99)},
         {"pause_max_us", us(s.pause_max)},
         {"primary_released", std::to_string(s.primary_released)},
+        {"net_takeover_held_sent", std::to_string(s.net_takeover_held_sent)},
+        {"net_takeover_svm_sent", std::to_string(s.net_takeover_svm_sent)},
+        {"net_takeover_ingress_replayed", std::to_string(s.net_takeover_ingress_replayed)},
         {"phase", s.phase},
     };
     if (!s.stopped_reason.empty()) f.emplace_back("stopped", s.stopped_reason);

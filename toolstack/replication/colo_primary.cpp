@@ -45,7 +45,9 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
     devices_.push_back(std::move(console));
     const auto nics = pvm_.nics();
     for (std::uint32_t i = 0; i < nics.size(); ++i) {
-        devices_.push_back(std::make_unique<net_device::Primary>(*nics[i], i, net_device::make_egress_compare(config_.mode)));
+        auto nic = std::make_unique<net_device::Primary>(*nics[i], i, net_device::make_egress_compare(config_.mode));
+        nics_.push_back(nic.get());
+        devices_.push_back(std::move(nic));
     }
     for (auto& device : devices) devices_.push_back(std::move(device));
     device_send_ = [this](const protocol::Message& message) { send(message); };
@@ -449,6 +451,15 @@ PrimaryStats Primary::status() const {
     out.pause_p99 = pauses_.percentile(99);
     out.pause_max = pauses_.max();
     out.output_released = console_->gate().released();
+    for (const auto* nic : nics_) {
+        const net_device::NetStats net = nic->stats();
+        out.net_ingress_frames += net.ingress_frames;
+        out.net_egress_frames += net.egress_frames;
+        out.net_released_frames += net.released_frames;
+        out.net_held_frames += net.held_frames;
+        out.net_compare_checkpoints += net.compare_checkpoints;
+        if (!net.last_compare_reason.empty()) out.net_last_compare_reason = net.last_compare_reason;
+    }
     return out;
 }
 

@@ -164,6 +164,7 @@ private:
     Channel& channel_;
     PrimaryConfig config_;
     console_device::Primary* console_ = nullptr;       // devices_[0]
+    std::vector<net_device::Primary*> nics_;           // devices_[1..], one per vif
     std::vector<std::unique_ptr<PrimaryDevice>> devices_;
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};

@@ -44,7 +44,9 @@ Secondary::Secondary(Backend& svm, Channel& channel, SecondaryConfig config, Out
     devices_.push_back(std::move(console));
     const auto nics = svm_.nics();
     for (std::uint32_t i = 0; i < nics.size(); ++i) {
-        devices_.push_back(std::make_unique<net_device::Secondary>(*nics[i], i, config_.mode));
+        auto nic = std::make_unique<net_device::Secondary>(*nics[i], i, config_.mode);
+        nics_.push_back(nic.get());
+        devices_.push_back(std::move(nic));
     }
     for (auto& device : devices) devices_.push_back(std::move(device));
     device_send_ = [this](const protocol::Message& message) { send(message); };
@@ -425,6 +427,12 @@ SecondaryStats Secondary::status() const {
     out.pause_p99 = pauses_.percentile(99);
     out.pause_max = pauses_.max();
     out.primary_released = console_->primary_released();
+    for (const auto* nic : nics_) {
+        const auto report = nic->takeover_report();
+        out.net_takeover_held_sent += report.held_sent;
+        out.net_takeover_svm_sent += report.svm_sent;
+        out.net_takeover_ingress_replayed += report.ingress_replayed;
+    }
     return out;
 }
 

@@ -142,6 +142,7 @@ private:
     Channel& channel_;
     SecondaryConfig config_;
     console_device::Secondary* console_ = nullptr;  // devices_[0]
+    std::vector<net_device::Secondary*> nics_;      // devices_[1..], one per vif
     std::vector<std::unique_ptr<SecondaryDevice>> devices_;
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};

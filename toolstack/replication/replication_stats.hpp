@@ -46,6 +46,11 @@ struct PrimaryStats {
     Micros time_to_enter_colo{0};          // final pause of the initial sync → secondary ready
     Micros enter_colo_pause{0};            // the PVM's final pause of the initial sync → resumed
     std::uint64_t output_released = 0;     // console bytes released to the sink
+    // All NICs: frames given to / transmitted by the PVM while protected, released, held now;
+    // colo: checkpoints the frame compare asked for (and its last reason).
+    std::uint64_t net_ingress_frames = 0, net_egress_frames = 0, net_released_frames = 0, net_held_frames = 0;
+    std::uint64_t net_compare_checkpoints = 0;
+    std::string net_last_compare_reason;
     std::string protection_lost_reason;    // why, once unprotected
     std::string phase;                     // of the checkpoint transaction (checkpoint_transaction.hpp)
 };
@@ -64,6 +69,9 @@ struct SecondaryStats {
     Micros enter_colo_pause{0};
     Micros pause_p50{0}, pause_p99{0}, pause_max{0};
     std::uint64_t primary_released = 0;       // how far the primary released output
+    // At takeover, all NICs: frames sent for the dead primary (held by its last checkpoint and
+    // not released; colo: the SVM's own nobody released) and ingress given to the guest again.
+    std::uint64_t net_takeover_held_sent = 0, net_takeover_svm_sent = 0, net_takeover_ingress_replayed = 0;
     std::string phase;                        // of the checkpoint transaction
     std::string stopped_reason;               // why, once stopped or failed
 };
