@@ -40,6 +40,11 @@ void FakeNic::attach_host() {
     ++attaches_;
 }
 
+void FakeNic::detach_host() {
+    std::lock_guard lock(mutex_);
+    attached_ = false;
+}
+
 void FakeNic::guest_transmit(std::span<const std::byte> frame) {
     std::lock_guard lock(sink_mutex_);
     if (transmit_sink_) transmit_sink_(frame);

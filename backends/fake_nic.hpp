@@ -28,6 +28,7 @@ public:
     void transmit_to_host(std::span<const std::byte> frame) override;
     [[nodiscard]] bool attached() const override;
     void attach_host() override;
+    void detach_host() override;
 
     // --- the test, as guest and as host network
     void guest_transmit(std::span<const std::byte> frame);

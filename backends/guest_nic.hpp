@@ -11,7 +11,9 @@
 // Frames are Ethernet frames without FCS or virtio-net header, at most kMaxFrameBytes.
 //
 // Threading: the sinks are called from threads the backend owns (a vCPU thread for transmit, the
-// NIC's TAP reader for host receive) and must not block long. deliver_to_guest and
+// NIC's TAP reader for host receive) and must not block long. A sink may call deliver_to_guest and
+// transmit_to_host (the NIC must not hold a lock those take while it calls a sink), and replacing
+// a sink waits until no call of the old one runs (so its owner may go away after). deliver_to_guest and
 // transmit_to_host may be called from any thread. A NIC never writes guest memory while its
 // backend is paused: a frame delivered then waits in the NIC's receive backlog, which save_state
 // carries with the rest of the device's state.
@@ -57,6 +59,10 @@ public:
     // same host goes away as the kernel closes its files).
     [[nodiscard]] virtual bool attached() const = 0;
     virtual void attach_host() = 0;
+    // Closes the TAP (frames from the guest are dropped, none come from the host): a migration
+    // source gives the network up once its guest has paused for the last time, so that the
+    // destination, maybe on the same host, can make the TAP of the same name. Idempotent.
+    virtual void detach_host() = 0;
 };
 
 }  // namespace colo

@@ -149,3 +149,39 @@ TEST_CASE("pipeline migration: a wrong page count in migration-commit is refused
     CHECK(m.receiver_error == "secondary: migration-commit says 257 pages were sent, 256 arrived");
     CHECK_FALSE(m.source.paused());
 }
+
+TEST_CASE("pipeline migration: the NIC's host side moves with the guest, and comes back when the migration fails") {
+    SUBCASE("migrated: the source gives its TAP up, the destination makes its own") {
+        Migration m;
+        FakeNic& source_nic = m.source.add_nic({}, true);
+        FakeNic& destination_nic = m.destination.add_nic({}, false);
+        source_nic.host_receive(bytes_of("before"));
+        m.start_receiver();
+        MigrateConfig mc;
+        mc.log = m.log.fn();
+        (void)migrate(m.source, *m.sender_end, mc);
+        m.receiver.join();
+        CHECK(m.outcome == Secondary::Outcome::migrated);
+        CHECK_FALSE(source_nic.attached());
+        CHECK(destination_nic.attached());
+        CHECK(destination_nic.attaches() == 1);
+        // The destination's guest has what the source's had received (it is device state).
+        CHECK(destination_nic.received() == std::vector<FakeNic::Frame>{bytes_of("before")});
+        destination_nic.guest_transmit(bytes_of("hello"));
+        CHECK(destination_nic.sent_to_host() == std::vector<FakeNic::Frame>{bytes_of("hello")});
+    }
+    SUBCASE("the receiver refuses the end: the source takes its TAP back and runs on") {
+        Migration m;
+        FakeNic& source_nic = m.source.add_nic({}, true);
+        m.destination.add_nic({}, false);
+        m.destination.fail_call(FakeBackend::Call::restore_state);
+        m.start_receiver();
+        MigrateConfig mc;
+        mc.log = m.log.fn();
+        CHECK_THROWS((void)migrate(m.source, *m.sender_end, mc));
+        m.receiver.join();
+        CHECK(source_nic.attached());
+        CHECK(source_nic.attaches() == 1);
+        CHECK_FALSE(m.source.paused());
+    }
+}

@@ -53,6 +53,9 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
         sender.send_live();
         const auto paused_at = Clock::now();
         sender.send_final();
+        // Paused for good unless this fails: the destination (maybe this very host) takes the
+        // guest's TAP names over. Taken back below if the migration fails.
+        for (GuestNic* nic : backend.nics()) nic->detach_host();
         if (config.console_offset) {
             const protocol::Message released = protocol::ReleasedOutput{config.console_offset()};
             log_sent(config.log, "migrate", released);
@@ -72,6 +75,9 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
             }
         }
         try {
+            for (GuestNic* nic : backend.nics()) {
+                if (!nic->attached()) nic->attach_host();
+            }
             backend.stop_dirty_log();
             backend.resume();
         } catch (const Error& inner) {
