@@ -54,8 +54,8 @@ class TestNetwork:
                                self.guest_ip], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def start_client(self, *args):
-        """The UDP client (udp_client.py) in the client netns; stop it with stop_client."""
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'udp_client.py')
+        """The UDP client (examples/udp-client.py) in the client netns; stop it with stop_client."""
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'examples', 'udp-client.py')
         return subprocess.Popen(['ip', 'netns', 'exec', self.netns, 'python3', script, self.guest_ip] +
                                 [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -1,6 +1,9 @@
-"""The e2e tier's network client: numbered UDP requests to the built-in guest's service, one at a
-time, each re-sent with the same number until its reply comes. Run inside the client's network
-namespace; prints one JSON line when told to stop (SIGTERM) or when `--count` requests were answered.
+"""A client of the built-in guest's UDP service (port 7777): numbered requests, one at a time, each
+re-sent with the same number until its reply comes. Prints one JSON line when told to stop
+(SIGTERM) or when `--count` requests were answered; with --progress, one line per second too.
+`scons demo` and the e2e tier run it inside a client network namespace:
+
+    ip netns exec NETNS python3 examples/udp-client.py 10.77.1.2 [--count N]
 
 The guest answers "req=K count=N": N counts the requests it served since boot. So a request lost
 on the way in shows as a re-send (the guest then serves it once), a reply the survivor should not
@@ -22,6 +25,7 @@ def main():
     parser.add_argument('--resend-ms', type=int, default=3000)
     parser.add_argument('--count', type=int, default=0, help='stop after this many answers (0: until SIGTERM)')
     parser.add_argument('--gap-ms', type=float, default=0.0, help='pause between requests')
+    parser.add_argument('--progress', action='store_true', help='a line a second: answers so far, last reply')
     args = parser.parse_args()
     stop = {'now': False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -34,6 +38,7 @@ def main():
     answered = set()
     request = 0
     started = time.monotonic()
+    next_progress = started + 1
     while not stop['now'] and (args.count == 0 or len(replies) < args.count):
         request += 1
         payload = ('req=%d' % request).encode()
@@ -61,6 +66,11 @@ def main():
             answered.add(k)
             replies.append((k, n, int((time.monotonic() - sent_at) * 1e6)))
             break
+        if args.progress and time.monotonic() >= next_progress:
+            next_progress += 1
+            last = replies[-1] if replies else None
+            print('progress answers=%d resends=%d last=%s' % (len(replies), resends,
+                  'req=%d count=%d rtt=%dus' % last if last else '-'), flush=True)
         if args.gap_ms:
             time.sleep(args.gap_ms / 1000)
     print(json.dumps({'replies': replies, 'extra': extra, 'resends': resends,
