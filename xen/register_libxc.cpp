@@ -15,6 +15,10 @@ namespace colo::xen {
 
 void register_backend(BackendRegistry& registry) {
     const auto attach = [](const GuestConfig& config) -> std::unique_ptr<Backend> {
+        if (!config.vifs.empty()) {
+            throw Error("xen: vif is for the KVM backend; a Xen domain's NICs are those of its xl config, "
+                        "and colo-replicate does not replicate them yet");
+        }
         auto calls = std::make_unique<LibxcCalls>();
         const DomainId domain = calls->domain_by_name(config.name);
         return std::make_unique<XenBackend>(std::move(calls), domain, config.name);
