@@ -135,6 +135,9 @@ int run_restore(const po::variables_map& vm, Io& io) {
         GuestImageReader reader(source);
         auto backend = factory.create_incoming(reader.config());
         (void)reader.load_into(*backend);
+        // An incoming guest's NICs have no TAP yet (a secondary's must not answer for the guest);
+        // a restored guest is the one that runs.
+        for (GuestNic* nic : backend->nics()) nic->attach_host();
         return backend;
     }, io);
 }
