@@ -18,6 +18,7 @@ image_header:
     .quad guest_call
     .quad timer_interrupt
     .quad spurious_interrupt
+    .quad nic_interrupt
 
     .text
     .globl _start
@@ -49,6 +50,8 @@ exception_stubs:
 guest_call:
     cmp $COLO_BUILTIN_CALL_WAIT, %rax
     je wait_call
+    cmp $COLO_BUILTIN_CALL_WAIT_EVENT, %rax
+    je wait_event_call
     cmp $COLO_BUILTIN_CALL_TIMER_SETUP, %rax
     je timer_setup_call
     /* CONSOLE: write rsi bytes at rdi to the console port. */
@@ -90,6 +93,26 @@ wait_call:
     pop %rax
     iretq
 
+/* WAIT_EVENT: as WAIT, but back to ring 3 after the first interrupt (timer or NIC): ring 3
+ * looks at the NIC's rings and the clock itself. Kept this short because nested KVM emulates
+ * every ring-0 instruction (about 2 us each); a pending interrupt ends the hlt at once. */
+wait_event_call:
+    push %rax
+    push %rcx
+    push %rdx
+    mov %rdi, %rax
+    mov %rdi, %rdx
+    shr $32, %rdx
+    mov $0x6e0, %ecx            /* IA32_TSC_DEADLINE */
+    wrmsr
+    sti
+    hlt
+    cli
+    pop %rdx
+    pop %rcx
+    pop %rax
+    iretq
+
 /* TIMER_SETUP: x2APIC on, software-enable the LAPIC, timer in TSC-deadline mode. */
 timer_setup_call:
     push %rax
@@ -111,8 +134,11 @@ timer_setup_call:
     pop %rax
     iretq
 
-/* The LAPIC timer fired: acknowledge it (x2APIC EOI) and return into the halted wait. */
+/* The LAPIC timer or the NIC (edge-triggered through the IOAPIC) interrupted: acknowledge it
+ * (x2APIC EOI) and return into the halted wait. The NIC's own interrupt status is ring 3's
+ * business (net.c acknowledges it before it looks at the rings). */
 timer_interrupt:
+nic_interrupt:
     push %rax
     push %rcx
     push %rdx
