@@ -105,6 +105,9 @@ static uint8_t my_mac[6];
 static uint8_t my_ip[4];
 static uint64_t requests_served;
 
+#if __STDC_HOSTED__
+#include <string.h> /* built for the host by tests/unit/builtin_guest_net_test.cpp */
+#else
 /* The compiler emits calls to these for struct copies and loops even when freestanding. */
 void* memcpy(void* restrict to, const void* restrict from, size_t n);
 void* memset(void* to, int value, size_t n);
@@ -121,6 +124,7 @@ void* memset(void* to, int value, size_t n) {
     while (n--) *t++ = (uint8_t)value;
     return to;
 }
+#endif
 
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
 
@@ -161,7 +165,6 @@ static uint16_t fold(uint32_t acc) {
 
 static const char* queue_setup(struct queue* q, uint32_t index, uint64_t rings, uint64_t buffers, uint16_t flags) {
     reg_write(MMIO_QUEUE_SEL, index);
-    if (reg_read(MMIO_QUEUE_READY) != 0) return "queue already live";
     const uint32_t max = reg_read(MMIO_QUEUE_NUM_MAX);
     if (max == 0) return "queue missing";
     uint32_t size = COLO_BUILTIN_NET_QUEUE_SIZE;
@@ -215,6 +218,16 @@ const char* net_start(const struct colo_builtin_params* params, int use_interrup
         return "device refused the features";
     }
 
+    requests_served = 0;
+    tx_pending = 0;
+    /* Both queues idle, as a reset leaves them (checked before either is set up). */
+    for (uint32_t q = RX_QUEUE; q <= TX_QUEUE; ++q) {
+        reg_write(MMIO_QUEUE_SEL, q);
+        if (reg_read(MMIO_QUEUE_READY) != 0) {
+            reg_write(MMIO_STATUS, STATUS_FAILED);
+            return "queue already live after reset";
+        }
+    }
     const uint64_t area = params->net_area_gpa;
     const char* failed = queue_setup(&rx, RX_QUEUE, area + COLO_BUILTIN_NET_RX_RINGS, area + COLO_BUILTIN_NET_RX_BUFFERS,
                                      DESC_F_WRITE);
@@ -415,7 +428,10 @@ static void answer_ipv4(const uint8_t* frame, uint32_t length) {
 
 static const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
+static const uint8_t no_address[4] = {0, 0, 0, 0};
+
 static void answer(const uint8_t* frame, uint32_t length) {
+    if (same(my_ip, no_address, 4)) return; /* a vif without ip=: nothing to answer for */
     if (length < ETH_HDR || (!same(frame, my_mac, 6) && !same(frame, broadcast, 6))) return;
     const uint16_t type = get16(frame + 12);
     if (type == ETHERTYPE_ARP) answer_arp(frame, length);
