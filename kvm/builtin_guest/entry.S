@@ -70,8 +70,12 @@ guest_call:
 
 /* WAIT: sleep until the TSC reaches rdi. Arms the TSC-deadline timer and halts with interrupts
  * on (sti's one-instruction shadow means the timer cannot fire between sti and hlt unnoticed);
- * a deadline already past fires at once. Loops on early wake-ups. */
+ * a deadline already past fires at once. Loops on early wake-ups.
+ * WAIT_EVENT: the same, but back to ring 3 after the first interrupt (timer or NIC): ring 3
+ * looks at the NIC's rings and the clock itself. Two instructions more than the halt, since
+ * nested KVM emulates every ring-0 instruction (about 2 us each). */
 wait_call:
+wait_event_call:
     push %rax
     push %rcx
     push %rdx
@@ -83,32 +87,14 @@ wait_call:
     sti
     hlt
     cli
+    cmpq $COLO_BUILTIN_CALL_WAIT_EVENT, 16(%rsp)   /* the caller's rax */
+    je 2f
     rdtsc
     shl $32, %rdx
     or %rdx, %rax
     cmp %rdi, %rax
     jb 1b
-    pop %rdx
-    pop %rcx
-    pop %rax
-    iretq
-
-/* WAIT_EVENT: as WAIT, but back to ring 3 after the first interrupt (timer or NIC): ring 3
- * looks at the NIC's rings and the clock itself. Kept this short because nested KVM emulates
- * every ring-0 instruction (about 2 us each); a pending interrupt ends the hlt at once. */
-wait_event_call:
-    push %rax
-    push %rcx
-    push %rdx
-    mov %rdi, %rax
-    mov %rdi, %rdx
-    shr $32, %rdx
-    mov $0x6e0, %ecx            /* IA32_TSC_DEADLINE */
-    wrmsr
-    sti
-    hlt
-    cli
-    pop %rdx
+2:  pop %rdx
     pop %rcx
     pop %rax
     iretq

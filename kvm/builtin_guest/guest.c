@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kvm/builtin_guest/decimal.h"
 #include "kvm/builtin_guest/image_header.h"
 #include "kvm/builtin_guest/net.h"
 #include "kvm/builtin_guest/params.h"
@@ -85,12 +86,8 @@ static void put_string(const char* s) {
 
 static void put_decimal(uint64_t value) {
     char digits[20];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    while (n > 0) put_char(digits[--n]);
+    const uint32_t n = format_decimal(digits, value);
+    for (uint32_t i = 0; i < n; ++i) put_char(digits[i]);
 }
 
 static void put_hex(uint64_t value) {

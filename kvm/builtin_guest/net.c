@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "kvm/builtin_guest/decimal.h"
 #include "kvm/builtin_guest/image_header.h"
 
 /* virtio-mmio version 2 registers (virtio 1.x spec, 4.2.2). */
@@ -361,17 +362,6 @@ static void answer_icmp(const uint8_t* frame, const uint8_t* icmp, uint32_t icmp
     tx_commit(ETH_HDR + 20 + icmp_bytes);
 }
 
-static uint32_t put_decimal(uint8_t* out, uint64_t value) {
-    uint8_t digits[20];
-    uint32_t n = 0;
-    do {
-        digits[n++] = (uint8_t)('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    for (uint32_t i = 0; i < n; ++i) out[i] = digits[n - 1 - i];
-    return n;
-}
-
 #define MAX_REQUEST_ID 1024u
 
 /* "req=17" (a trailing newline is dropped) gets "req=17 count=N\n". */
@@ -391,12 +381,12 @@ static void answer_udp(const uint8_t* frame, const uint8_t* udp, uint32_t udp_by
 
     const uint64_t count = ++requests_served;
     uint8_t* out = tx_begin();
-    uint8_t text[MAX_REQUEST_ID + 32];
+    char text[MAX_REQUEST_ID + 32];
     memcpy(text, request, id_bytes);
     uint32_t n = id_bytes;
     const char* label = " count=";
-    for (const char* c = label; *c; ++c) text[n++] = (uint8_t)*c;
-    n += put_decimal(text + n, count);
+    for (const char* c = label; *c; ++c) text[n++] = *c;
+    n += format_decimal(text + n, count);
     text[n++] = '\n';
 
     uint8_t* reply = ipv4_begin(out, frame, 17, 8 + n);
