@@ -16,6 +16,9 @@ namespace colo::kvm {
 namespace {
 
 constexpr std::uint16_t kCom1 = 0x3f8;
+static_assert(layout::kBuiltinNetArea.value >= layout::kBuiltinParams.value + kPageSize &&
+                  layout::kBuiltinNetArea.value + COLO_BUILTIN_NET_AREA_BYTES <= layout::kBuiltinImage.value,
+              "the built-in guest's network area overlaps its parameters page or image");
 // The whole working set is verified about once per this many milliseconds.
 constexpr std::uint64_t kVerifySweepMs = 2000;
 
@@ -30,7 +33,7 @@ colo_builtin_image_header read_header(std::span<const std::byte> image) {
     const auto inside = [&](std::uint64_t gpa) { return gpa >= begin && gpa < end; };
     if (header.magic != COLO_BUILTIN_IMAGE_MAGIC || header.version != COLO_BUILTIN_IMAGE_VERSION ||
         !inside(header.entry) || !inside(header.exception_stubs) || !inside(header.guest_call) ||
-        !inside(header.timer_interrupt) || !inside(header.spurious_interrupt) ||
+        !inside(header.timer_interrupt) || !inside(header.spurious_interrupt) || !inside(header.nic_interrupt) ||
         header.exception_vectors != kExceptionVectors || header.image_end > end ||
         header.image_end < begin + image.size()) {
         throw Error("built-in guest image has a bad header (rebuild colo-replicate)");
@@ -65,6 +68,19 @@ colo_builtin_params builtin_guest_params(const GuestConfig& config, std::uint64_
     p.verify_per_interval = (p.working_set_pages + intervals_per_sweep - 1) / intervals_per_sweep;
     p.tsc_khz = tsc_khz;
     p.interval_tsc = std::uint64_t{tsc_khz} * interval;
+    // The first vif is the guest's NIC (virtio-mmio slot 0); without one the guest has no network.
+    if (!config.vifs.empty()) {
+        const VifConfig& vif = config.vifs.front();
+        p.nic_mmio_gpa = layout::kVirtioMmioBase.value;
+        p.nic_gsi = layout::kVirtioFirstGsi;
+        p.ioapic_gpa = layout::kIoapic.value;
+        p.net_area_gpa = layout::kBuiltinNetArea.value;
+        std::copy(vif.mac.begin(), vif.mac.end(), p.mac);
+        if (vif.ip) {
+            std::copy(vif.ip->address.begin(), vif.ip->address.end(), p.ipv4);
+            p.ipv4_prefix = static_cast<std::uint8_t>(vif.ip->prefix);
+        }
+    }
     return p;
 }
 
@@ -79,13 +95,17 @@ EntryState load_builtin_guest(const GuestConfig& config, GuestRam& ram, std::uin
     entry.rsi = layout::kBuiltinParams.value;
     entry.user_mode = true;
     entry.identity_map_bytes = round_up(std::min(ram.bytes(), layout::kLowRamEnd), std::uint64_t{2} << 20);
+    // The NIC's driver runs in ring 3 and talks to the virtio-mmio page and the IOAPIC itself:
+    // map the hole below 4 GiB too (only with a NIC: otherwise a stray pointer there still faults).
+    if (params.nic_mmio_gpa != 0) entry.identity_map_bytes = layout::kMaxIdentityMapBytes;
 
     InterruptGates gates;
     gates.exception_stubs = Gpa{header.exception_stubs};
     gates.exception_stride = header.exception_stub_stride;
     gates.more = {{COLO_BUILTIN_CALL_VECTOR, Gpa{header.guest_call}, 3},
                   {COLO_BUILTIN_TIMER_VECTOR, Gpa{header.timer_interrupt}, 0},
-                  {COLO_BUILTIN_SPURIOUS_VECTOR, Gpa{header.spurious_interrupt}, 0}};
+                  {COLO_BUILTIN_SPURIOUS_VECTOR, Gpa{header.spurious_interrupt}, 0},
+                  {COLO_BUILTIN_NIC_VECTOR, Gpa{header.nic_interrupt}, 0}};
     write_long_mode_tables(ram, entry, gates);
 
     ram.write(layout::kBuiltinImage, image);

@@ -10,10 +10,13 @@
 //   0x0000_4000  PML4, 0x5000 PDPT, 0x6000..0x9fff four PDs: 2 MiB pages identity-mapping 4 GiB
 //   0x0000_a000  ring-0 stack, 16 KiB, top at 0xe000
 //   0x0001_0000  built-in guest: parameters page (kvm/builtin_guest/params.h)
+//   0x0002_0000  built-in guest: network area (rings and buffers of its NIC, 288 KiB; params.h
+//                COLO_BUILTIN_NET_*), up to 0x6_8000
 //   0x0010_0000  built-in guest: image (header, code, data, bss), at most 512 KiB
 //   0x0018_0000  built-in guest: user stack, top at 0x20_0000
 //   0x0020_0000  built-in guest: generation table (u32 per working-set page), then working set
-//   0xc000_0000  PCI hole up to 4 GiB;
+//   0xc000_0000  PCI hole up to 4 GiB; the built-in guest with a NIC maps all of it to ring 3
+//                (its driver programs the NIC and the IOAPIC at 0xfec0_0000 from ring 3)
 //   0xd000_0000  virtio-mmio devices, 4 KiB each (slot N at base + N * 4 KiB, GSI kVirtioFirstGsi + N):
 //                NICs first, in vif order, then disks; RAM beyond 3 GiB continues at 4 GiB (kHighRamBegin)
 //   0xfffb_d000  KVM's real-mode TSS (three pages, KVM_SET_TSS_ADDR; used by VMX only)
@@ -54,6 +57,8 @@ inline constexpr Gpa kBuiltinImage{0x100000};
 inline constexpr std::uint64_t kBuiltinImageMaxBytes = 0x80000;
 inline constexpr Gpa kBuiltinStackTop{0x200000};
 inline constexpr Gpa kBuiltinGenerationTable{0x200000};
+inline constexpr Gpa kBuiltinNetArea{0x20000};
+inline constexpr Gpa kIoapic{0xfec00000};  // KVM's in-kernel IOAPIC (its default base)
 
 // RAM and the hole below 4 GiB.
 inline constexpr std::uint64_t kLowRamEnd = std::uint64_t{3} << 30;

@@ -18,6 +18,7 @@ image_header:
     .quad guest_call
     .quad timer_interrupt
     .quad spurious_interrupt
+    .quad nic_interrupt
 
     .text
     .globl _start
@@ -49,6 +50,8 @@ exception_stubs:
 guest_call:
     cmp $COLO_BUILTIN_CALL_WAIT, %rax
     je wait_call
+    cmp $COLO_BUILTIN_CALL_WAIT_EVENT, %rax
+    je wait_event_call
     cmp $COLO_BUILTIN_CALL_TIMER_SETUP, %rax
     je timer_setup_call
     /* CONSOLE: write rsi bytes at rdi to the console port. */
@@ -67,8 +70,12 @@ guest_call:
 
 /* WAIT: sleep until the TSC reaches rdi. Arms the TSC-deadline timer and halts with interrupts
  * on (sti's one-instruction shadow means the timer cannot fire between sti and hlt unnoticed);
- * a deadline already past fires at once. Loops on early wake-ups. */
+ * a deadline already past fires at once. Loops on early wake-ups.
+ * WAIT_EVENT: the same, but back to ring 3 after the first interrupt (timer or NIC): ring 3
+ * looks at the NIC's rings and the clock itself. Two instructions more than the halt, since
+ * nested KVM emulates every ring-0 instruction (about 2 us each). */
 wait_call:
+wait_event_call:
     push %rax
     push %rcx
     push %rdx
@@ -80,12 +87,14 @@ wait_call:
     sti
     hlt
     cli
+    cmpq $COLO_BUILTIN_CALL_WAIT_EVENT, 16(%rsp)   /* the caller's rax */
+    je 2f
     rdtsc
     shl $32, %rdx
     or %rdx, %rax
     cmp %rdi, %rax
     jb 1b
-    pop %rdx
+2:  pop %rdx
     pop %rcx
     pop %rax
     iretq
@@ -111,8 +120,11 @@ timer_setup_call:
     pop %rax
     iretq
 
-/* The LAPIC timer fired: acknowledge it (x2APIC EOI) and return into the halted wait. */
+/* The LAPIC timer or the NIC (edge-triggered through the IOAPIC) interrupted: acknowledge it
+ * (x2APIC EOI) and return into the halted wait. The NIC's own interrupt status is ring 3's
+ * business (net.c acknowledges it before it looks at the rings). */
 timer_interrupt:
+nic_interrupt:
     push %rax
     push %rcx
     push %rdx

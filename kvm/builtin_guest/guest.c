@@ -10,6 +10,8 @@
  *   3. prints `seq=N writes=W check=HEX` (W: pages written so far, HEX: a hash of every
  *      (page, generation) written so far), which depends only on the seed and N;
  *   4. idles until the interval's deadline (TSC), halted on the LAPIC timer.
+ * With a NIC (params->nic_mmio_gpa) it also answers the network (net.c) between and during
+ * intervals; that changes nothing it prints.
  * So a primary and a secondary running it from the same state print the same bytes, and a
  * restore that lost or repeated work shows up as a gap, a repeat or a different check value.
  *
@@ -18,7 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kvm/builtin_guest/decimal.h"
 #include "kvm/builtin_guest/image_header.h"
+#include "kvm/builtin_guest/net.h"
 #include "kvm/builtin_guest/params.h"
 
 #define PAGE_WORDS 512u
@@ -82,12 +86,8 @@ static void put_string(const char* s) {
 
 static void put_decimal(uint64_t value) {
     char digits[20];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value != 0);
-    while (n > 0) put_char(digits[--n]);
+    const uint32_t n = format_decimal(digits, value);
+    for (uint32_t i = 0; i < n; ++i) put_char(digits[i]);
 }
 
 static void put_hex(uint64_t value) {
@@ -100,12 +100,20 @@ static void timer_setup(void) {
 }
 
 static int idle_on_timer;
+static int net_up;
 
 /* Idles (ring 0 halts on the LAPIC timer) until the TSC reaches deadline; without a
- * TSC-deadline timer, spins. */
+ * TSC-deadline timer, spins. With a NIC, every interrupt (the NIC's or the timer's) brings
+ * us back to answer what arrived, and the spin polls the NIC's rings. */
 static void wait_until(uint64_t deadline) {
-    while (rdtsc() < deadline) {
-        if (idle_on_timer) {
+    int interrupted = 0;
+    for (;;) {
+        if (net_up) net_poll(interrupted);
+        if (rdtsc() >= deadline) return;
+        if (idle_on_timer && net_up) {
+            __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_WAIT_EVENT), "D"(deadline) : "memory");
+            interrupted = 1;
+        } else if (idle_on_timer) {
             __asm__ volatile("int3" : : "a"((uint64_t)COLO_BUILTIN_CALL_WAIT), "D"(deadline) : "memory");
         } else {
             __asm__ volatile("pause");
@@ -150,6 +158,15 @@ void guest_main(const struct colo_builtin_params* params) {
     uint64_t verify_cursor = 0;
     idle_on_timer = (params->flags & COLO_BUILTIN_FLAG_IDLE_ON_TIMER) != 0;
     if (idle_on_timer) timer_setup();
+    if (params->nic_mmio_gpa != 0) {
+        const char* failed = net_start(params, idle_on_timer);
+        if (failed) {
+            put_string("NETERR ");
+            put_string(failed);
+            put_char('\n');
+        }
+        net_up = failed == 0;
+    }
     const uint64_t start = rdtsc();
 
     for (uint64_t seq = 0;; ++seq) {
@@ -160,6 +177,7 @@ void guest_main(const struct colo_builtin_params* params) {
             fill_page(working_set + page * PAGE_WORDS, page_base(seed, page, generation));
             check = mix(check ^ (page << 32) ^ generation);
             ++writes;
+            if (net_up && (w & 31) == 31) net_poll(0); /* a memory read unless frames wait */
         }
         for (uint64_t v = 0; v < params->verify_per_interval; ++v) {
             const uint64_t page = verify_cursor;
@@ -172,6 +190,7 @@ void guest_main(const struct colo_builtin_params* params) {
                 put_decimal(generation);
                 put_char('\n');
             }
+            if (net_up && (v & 31) == 31) net_poll(0);
         }
         put_string("seq=");
         put_decimal(seq);

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define COLO_BUILTIN_PARAMS_MAGIC 0x534d524150474243ull /* "CBGPARMS" */
-#define COLO_BUILTIN_PARAMS_VERSION 1u
+#define COLO_BUILTIN_PARAMS_VERSION 2u
 
 /* The vCPU has a TSC-deadline LAPIC timer: halt between intervals (else spin on rdtsc). */
 #define COLO_BUILTIN_FLAG_IDLE_ON_TIMER 0x1u
@@ -26,6 +26,27 @@ struct colo_builtin_params {
     uint64_t verify_per_interval;    /* pages checked per interval (whole set every few s) */
     uint64_t interval_tsc;           /* TSC ticks per interval: tsc_khz * print_interval_ms */
     uint64_t tsc_khz;                /* KVM_GET_TSC_KHZ */
+    /* Network (the config's first vif; kvm/builtin_guest/net.c). nic_mmio_gpa 0: no NIC, and
+     * the guest runs exactly as without these fields. */
+    uint64_t nic_mmio_gpa;           /* the NIC's virtio-mmio register page */
+    uint64_t ioapic_gpa;             /* where the NIC's interrupt is routed (IOAPIC pin nic_gsi) */
+    uint64_t net_area_gpa;           /* rings and buffers, COLO_BUILTIN_NET_AREA_BYTES, page aligned */
+    uint32_t nic_gsi;
+    uint8_t mac[6];                  /* used when the device does not offer VIRTIO_NET_F_MAC */
+    uint8_t ipv4[4];                 /* network byte order */
+    uint8_t ipv4_prefix;
+    uint8_t reserved[1];
 };
+
+/* The network area: two virtqueues of COLO_BUILTIN_NET_QUEUE_SIZE entries (descriptor table,
+ * driver ring and device ring a page each), then one buffer per descriptor. Receive buffers
+ * hold a whole frame plus the 12-byte virtio_net_hdr (no VIRTIO_NET_F_MRG_RXBUF). */
+#define COLO_BUILTIN_NET_QUEUE_SIZE 64u
+#define COLO_BUILTIN_NET_BUFFER_BYTES 2048u
+#define COLO_BUILTIN_NET_RX_RINGS 0x0000u   /* desc, avail, used: +0, +0x1000, +0x2000 */
+#define COLO_BUILTIN_NET_TX_RINGS 0x3000u
+#define COLO_BUILTIN_NET_RX_BUFFERS 0x8000u
+#define COLO_BUILTIN_NET_TX_BUFFERS (COLO_BUILTIN_NET_RX_BUFFERS + COLO_BUILTIN_NET_QUEUE_SIZE * COLO_BUILTIN_NET_BUFFER_BYTES)
+#define COLO_BUILTIN_NET_AREA_BYTES (COLO_BUILTIN_NET_TX_BUFFERS + COLO_BUILTIN_NET_QUEUE_SIZE * COLO_BUILTIN_NET_BUFFER_BYTES)
 
 #endif

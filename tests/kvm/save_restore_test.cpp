@@ -19,12 +19,14 @@
 #include "kvm/state_tags.hpp"
 #include "kvm/vcpu_thread.hpp"
 #include "tests/kvm/console_capture.hpp"
+#include "tests/kvm/guest_memory_copy.hpp"
 
 using namespace std::chrono_literals;
 using colo::GuestConfig;
 using colo::StateRecord;
 using colo::kvm::KvmBackend;
 using colo::test::ConsoleCapture;
+using colo::test::copy_memory;
 
 namespace {
 
@@ -37,18 +39,6 @@ GuestConfig restore_guest() {
     config.seed = 1234;
     config.print_interval_ms = 20;
     return config;
-}
-
-// Copies all guest memory, as a migration would.
-void copy_memory(colo::GuestMemory& from, colo::GuestMemory& to) {
-    std::vector<std::byte> buffer;
-    for (const auto& region : from.regions()) {
-        std::vector<colo::Pfn> frames;
-        for (std::uint64_t i = 0; i < region.pages; ++i) frames.push_back(region.first + i);
-        buffer.resize(frames.size() * colo::kPageSize);
-        from.read_pages(frames, buffer);
-        to.write_pages(frames, buffer);
-    }
 }
 
 std::vector<std::string> lines_of(const std::string& text) {

@@ -1,6 +1,8 @@
 // The built-in guest's parameters from a GuestConfig, and the fixed layout they live in.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "backends/error.hpp"
 #include "backends/guest_config.hpp"
 #include "kvm/builtin_guest/image_header.h"
@@ -35,6 +37,30 @@ TEST_CASE("builtin guest params: rate, interval, working set and verification sl
     CHECK(p.working_set_gpa + p.working_set_pages * kPageSize <= std::uint64_t{128} << 20);
 }
 
+TEST_CASE("builtin guest params: the first vif gives the guest its NIC, MAC and IPv4 address; no vif, no NIC") {
+    GuestConfig config;
+    const auto none = colo::kvm::builtin_guest_params(config, 128 << 20, 2'000'000);
+    CHECK(none.nic_mmio_gpa == 0);
+    CHECK(none.net_area_gpa == 0);
+
+    colo::VifConfig vif;
+    vif.mac = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    vif.ip = colo::Ipv4Cidr{{10, 0, 0, 2}, 24};
+    colo::VifConfig second;
+    second.mac = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
+    config.vifs = {vif, second};
+    const auto p = colo::kvm::builtin_guest_params(config, 128 << 20, 2'000'000);
+    CHECK(p.version == 2);
+    CHECK(p.nic_mmio_gpa == layout::kVirtioMmioBase.value);  // slot 0: the first vif
+    CHECK(p.nic_gsi == layout::kVirtioFirstGsi);
+    CHECK(p.ioapic_gpa == 0xfec00000);
+    CHECK(p.net_area_gpa == layout::kBuiltinNetArea.value);
+    CHECK(std::equal(vif.mac.begin(), vif.mac.end(), p.mac));
+    CHECK(p.ipv4[0] == 10);
+    CHECK(p.ipv4[3] == 2);
+    CHECK(p.ipv4_prefix == 24);
+}
+
 TEST_CASE("builtin guest params: a working set beyond low RAM is refused with the numbers") {
     GuestConfig config;
     config.working_set_mib = 126;
@@ -52,7 +78,12 @@ TEST_CASE("kvm layout: VMM tables, built-in guest areas and the hole do not over
     CHECK(layout::kPageDirectories.value + layout::kPageDirectoryCount * kPageSize <= layout::kRing0StackBottom.value);
     CHECK(layout::kRing0StackTop.value <= layout::kVmmTablesEnd.value);
     CHECK(layout::kBuiltinParams.value >= layout::kVmmTablesEnd.value);
-    CHECK(layout::kBuiltinParams.value + kPageSize <= layout::kBuiltinImage.value);
+    CHECK(layout::kBuiltinParams.value + kPageSize <= layout::kBuiltinNetArea.value);
+    CHECK(layout::kBuiltinNetArea.value % kPageSize == 0);
+    CHECK(layout::kBuiltinNetArea.value + COLO_BUILTIN_NET_AREA_BYTES <= layout::kBuiltinImage.value);
+    CHECK(layout::kVirtioMmioBase.value + layout::kVirtioMmioSlots * layout::kVirtioMmioSlotBytes <=
+          layout::kIoapic.value);
+    CHECK(layout::kIoapic.value < layout::kMaxIdentityMapBytes);
     CHECK(layout::kBuiltinImage.value + layout::kBuiltinImageMaxBytes <= layout::kBuiltinStackTop.value);
     CHECK(layout::kBuiltinStackTop.value <= layout::kBuiltinGenerationTable.value);
     CHECK(layout::kLowRamEnd <= layout::kKvmRealModeTss.value);
