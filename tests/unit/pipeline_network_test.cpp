@@ -4,7 +4,10 @@
 // exactly what the dead primary had not, and the checks a secondary makes on net-checkpoint.
 #include <doctest/doctest.h>
 
+#include <deque>
+#include <map>
 #include <string>
+#include <utility>
 
 #include "tests/unit/error_of.hpp"
 #include "tests/unit/pipeline_test_support.hpp"
@@ -182,4 +185,145 @@ TEST_CASE("pipeline network: a secondary refuses a checkpoint whose net-checkpoi
         CHECK(pair.svm.nic(0).sent_to_host().empty());
         CHECK_FALSE(pair.svm.nic(0).attached());
     }
+}
+
+namespace {
+
+// A stand-in for the COLO frame compare: PVM and SVM frames match 1:1, in order, when their bytes
+// are equal, per "flow" (a frame's first byte), so flows release independently. The engine itself
+// is tested in network_*_test.cpp; this drives the device's bookkeeping frame by frame.
+class ExactCompare final : public net_device::EgressCompare {
+public:
+    void pvm_frame(std::uint64_t index, std::span<const std::byte> frame, net_device::Clock::time_point) override {
+        pvm_[flow(frame)].emplace_back(index, Frame(frame.begin(), frame.end()));
+        match();
+    }
+    void svm_frame(std::uint64_t index, std::span<const std::byte> frame, net_device::Clock::time_point) override {
+        svm_[flow(frame)].emplace_back(index, Frame(frame.begin(), frame.end()));
+        match();
+    }
+    Matched take_matched() override { return std::exchange(matched_, {}); }
+    std::string needs_checkpoint(net_device::Clock::time_point) override { return why_; }
+    void reset() override {
+        pvm_.clear();
+        svm_.clear();
+        why_.clear();
+    }
+
+private:
+    static std::byte flow(std::span<const std::byte> frame) { return frame.front(); }
+    void match() {
+        for (auto& [flow, pvm] : pvm_) {
+            auto& svm = svm_[flow];
+            while (!pvm.empty() && !svm.empty()) {
+                if (pvm.front().second != svm.front().second) {
+                    why_ = "frames differ";
+                    return;
+                }
+                matched_.pvm.push_back(pvm.front().first);
+                matched_.svm.push_back(svm.front().first);
+                pvm.pop_front();
+                svm.pop_front();
+            }
+        }
+    }
+    std::map<std::byte, std::deque<std::pair<std::uint64_t, Frame>>> pvm_, svm_;
+    Matched matched_;
+    std::string why_;
+};
+
+PrimaryConfig colo_config() {
+    PrimaryConfig c = primary_config(ProtectionMode::colo);
+    c.make_net_compare = [] { return std::make_unique<ExactCompare>(); };
+    return c;
+}
+
+// Secondary forwards what its SVM sent, the primary compares and releases, the report goes back.
+void exchange(Pair& pair) {
+    pair.settle();
+    pair.primary->poll(Primary::Clock::now());
+    pair.settle();
+}
+
+}  // namespace
+
+TEST_CASE("pipeline network: colo releases a PVM frame as soon as the SVM sent the same, flows independently") {
+    Pair pair(colo_config(), secondary_config(ProtectionMode::colo), 1);
+    pair.protect();
+    FakeNic& pvm = pair.pvm.nic(0);
+    FakeNic& svm = pair.svm.nic(0);
+    pvm.guest_transmit(frame_of("a1"));
+    pvm.guest_transmit(frame_of("b1"));
+    svm.guest_transmit(frame_of("b1"));  // flow b matches first: it goes, a waits
+    exchange(pair);
+    CHECK(texts(pvm.sent_to_host()) == Texts{"b1"});
+    svm.guest_transmit(frame_of("a1"));
+    exchange(pair);
+    CHECK(texts(pvm.sent_to_host()) == Texts{"b1", "a1"});
+    CHECK(svm.sent_to_host().empty());  // the secondary never sends while the primary lives
+    CHECK(pair.primary->status().net_released_frames == 2);
+    CHECK(pair.primary->status().net_held_frames == 0);
+    // Both were matched: a takeover now sends nothing of them again.
+    kill_primary(pair);
+    CHECK(svm.sent_to_host().empty());
+    CHECK(pair.secondary->status().net_takeover_svm_sent == 0);
+}
+
+TEST_CASE("pipeline network: colo divergence asks for a checkpoint, whose commit releases what was held") {
+    Pair pair(colo_config(), secondary_config(ProtectionMode::colo), 1);
+    pair.protect();
+    FakeNic& pvm = pair.pvm.nic(0);
+    pvm.guest_transmit(frame_of("x-pvm"));
+    pair.svm.nic(0).guest_transmit(frame_of("x-svm"));
+    exchange(pair);
+    CHECK(pvm.sent_to_host().empty());
+    CHECK(pair.primary->status().net_compare_checkpoints == 1);  // asked for one
+    REQUIRE(pair.checkpoint());
+    CHECK(texts(pvm.sent_to_host()) == Texts{"x-pvm"});
+    CHECK(pair.primary->status().net_compare_checkpoints == 1);
+    CHECK(pair.primary->status().net_last_compare_reason == "frames differ");
+    // After the checkpoint both run from the same state: agreeing frames flow again.
+    pvm.guest_transmit(frame_of("y"));
+    pair.svm.nic(0).guest_transmit(frame_of("y"));
+    exchange(pair);
+    CHECK(texts(pvm.sent_to_host()) == Texts{"x-pvm", "y"});
+}
+
+TEST_CASE("pipeline network: colo takeover sends the SVM's frames nobody released, once") {
+    Pair pair(colo_config(), secondary_config(ProtectionMode::colo), 1);
+    pair.protect();
+    FakeNic& pvm = pair.pvm.nic(0);
+    FakeNic& svm = pair.svm.nic(0);
+    pvm.guest_transmit(frame_of("a"));
+    svm.guest_transmit(frame_of("a"));
+    exchange(pair);  // "a" released by the primary, reported
+    pvm.guest_transmit(frame_of("b"));
+    svm.guest_transmit(frame_of("b"));
+    pair.settle();  // "b" forwarded; the primary dies before it compares
+    kill_primary(pair);
+    CHECK(texts(pvm.sent_to_host()) == Texts{"a"});
+    CHECK(texts(svm.sent_to_host()) == Texts{"b"});
+    CHECK(pair.secondary->status().net_takeover_svm_sent == 1);
+}
+
+TEST_CASE("pipeline network: colo ingress reaches the SVM as it comes, and again after a checkpoint replaced its state") {
+    Pair pair(colo_config(), secondary_config(ProtectionMode::colo), 1);
+    pair.protect();
+    FakeNic& pvm = pair.pvm.nic(0);
+    FakeNic& svm = pair.svm.nic(0);
+    pvm.host_receive(frame_of("1"));
+    pair.primary->poll(Primary::Clock::now());
+    pair.settle();
+    CHECK(texts(svm.received()) == Texts{"1"});
+    // Checkpoint: paused, captured, the PVM resumes at once (early resume) and gets frame 2
+    // before the secondary has applied the checkpoint, whose state has frame 1 only.
+    pair.primary->send_checkpoint();
+    pvm.host_receive(frame_of("2"));
+    pair.primary->poll(Primary::Clock::now());
+    pair.settle();
+    REQUIRE(pair.primary->await_checkpoint());
+    CHECK(texts(pvm.received()) == Texts{"1", "2"});
+    CHECK(texts(svm.received()) == Texts{"1", "2"});
+    kill_primary(pair);
+    CHECK(texts(svm.received()) == Texts{"1", "2"});
 }

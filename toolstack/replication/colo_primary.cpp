@@ -45,7 +45,11 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
     devices_.push_back(std::move(console));
     const auto nics = pvm_.nics();
     for (std::uint32_t i = 0; i < nics.size(); ++i) {
-        auto nic = std::make_unique<net_device::Primary>(*nics[i], i, net_device::make_egress_compare(config_.mode));
+        std::unique_ptr<net_device::EgressCompare> compare;
+        if (config_.mode == ProtectionMode::colo) {
+            compare = config_.make_net_compare ? config_.make_net_compare() : net_device::make_egress_compare(config_.mode);
+        }
+        auto nic = std::make_unique<net_device::Primary>(*nics[i], i, std::move(compare));
         nics_.push_back(nic.get());
         devices_.push_back(std::move(nic));
     }

@@ -137,11 +137,12 @@ void Primary::setup(ProtectionMode mode, const DeviceSend& send) {
     held_.clear();
     to_mirror_.clear();
     uncompared_.clear();
-    in_flight_ = false;
     compare_wants_ = false;
     if (compare_) compare_->reset();
-    // Entering protection is checkpoint 0: it covers nothing held.
+    // Entering protection is checkpoint 0: it covers nothing held, and until the secondary has
+    // it (and its SVM runs) the PVM's frames wait to be compared.
     capture_ = Capture{0, 1, {}};
+    in_flight_ = true;
     send(protocol::NetReleased{index_, 0, {}, 0, {}});
     report_due_ = false;
 }

@@ -5,9 +5,14 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string_view>
 
 namespace colo {
+
+namespace net_device {
+class EgressCompare;
+}
 
 using Millis = std::chrono::milliseconds;
 
@@ -71,6 +76,9 @@ struct PrimaryConfig {
     // Where the guest's console stream stands: 0 for a new guest; for a guest that took over by
     // failover, Secondary::console_offset(), so released output keeps its offsets.
     std::uint64_t console_offset = 0;
+    // COLO: makes each NIC's frame compare; empty: the one of toolstack/network (tests give
+    // their own to drive the network device's bookkeeping frame by frame).
+    std::function<std::unique_ptr<net_device::EgressCompare>()> make_net_compare;
     LogFn log = default_log();
 };
 
