@@ -16,6 +16,8 @@ namespace {
 struct Value {
     bool quoted = false;
     std::string text;
+    bool is_list = false;
+    std::vector<std::string> items;  // a list's quoted strings
 };
 
 class Parser {
@@ -80,25 +82,47 @@ private:
         if (start == pos_) fail("expected a key name, found '" + std::string(1, peek()) + "'");
         return text_.substr(start, pos_ - start);
     }
+    std::string quoted_string() {
+        const char c = peek();
+        ++pos_;
+        std::string s;
+        while (!at_end() && peek() != c) {
+            if (peek() == '\n') fail("unterminated string");
+            s += peek();
+            ++pos_;
+        }
+        if (at_end()) fail("unterminated string");
+        ++pos_;
+        return s;
+    }
+    // [ 'a', "b", ] over any number of lines, with comments between the items.
+    Value list() {
+        ++pos_;
+        Value v;
+        v.is_list = true;
+        for (;;) {
+            skip_space_and_comments();
+            if (at_end()) fail("unterminated list (missing ']')");
+            if (peek() == ']') {
+                ++pos_;
+                return v;
+            }
+            if (peek() != '"' && peek() != '\'') fail("a list holds quoted strings, found '" + std::string(1, peek()) + "'");
+            v.items.push_back(quoted_string());
+            skip_space_and_comments();
+            if (!at_end() && peek() == ',') ++pos_;
+            else if (!at_end() && peek() != ']') fail("expected ',' or ']' in a list");
+        }
+    }
     Value value() {
         if (at_end()) fail("missing value");
         const char c = peek();
-        if (c == '"' || c == '\'') {
-            ++pos_;
-            std::string s;
-            while (!at_end() && peek() != c) {
-                if (peek() == '\n') fail("unterminated string");
-                s += peek();
-                ++pos_;
-            }
-            if (at_end()) fail("unterminated string");
-            ++pos_;
-            return {true, s};
-        }
+        if (c == '[') return list();
+        if (c == '"' || c == '\'') return {true, quoted_string(), false, {}};
         const std::size_t start = pos_;
         while (!at_end() && std::string_view(" \t\r\n;#").find(peek()) == std::string_view::npos) ++pos_;
         if (start == pos_) fail("missing value");
-        return {false, text_.substr(start, pos_ - start)};
+        return {false, text_.substr(start, pos_ - start), false, {}};
     }
 
     const std::string& text_;
@@ -107,7 +131,134 @@ private:
     int line_ = 1;
 };
 
+bool is_interface_name(const std::string& name) {
+    const auto allowed = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_' || c == '.' || c == '-'; };
+    return !name.empty() && name.size() <= kMaxInterfaceName && std::all_of(name.begin(), name.end(), allowed);
+}
+
+MacAddress parse_mac(const std::string& text) {
+    MacAddress mac{};
+    const auto bad = [&] { return Error("mac '" + text + "' must be six hex bytes, as 52:54:00:12:34:56"); };
+    if (text.size() != 17) throw bad();
+    for (std::size_t i = 0; i < 6; ++i) {
+        if (i > 0 && text[i * 3 - 1] != ':') throw bad();
+        unsigned value = 0;
+        const auto* first = text.data() + i * 3;
+        const auto [ptr, ec] = std::from_chars(first, first + 2, value, 16);
+        if (ec != std::errc{} || ptr != first + 2) throw bad();
+        mac[i] = static_cast<std::uint8_t>(value);
+    }
+    if ((mac[0] & 1) != 0) throw Error("mac '" + text + "' is a multicast address (bit 0 of its first byte is set)");
+    if (mac == MacAddress{}) throw Error("mac '" + text + "' is all zeros");
+    return mac;
+}
+
+Ipv4Cidr parse_ipv4_cidr(const std::string& text) {
+    const auto bad = [&] { return Error("ip '" + text + "' must be an IPv4 address with an optional /prefix, as 10.0.0.2/24"); };
+    Ipv4Cidr out;
+    out.prefix = 24;
+    const std::size_t slash = text.find('/');
+    const std::string address = text.substr(0, slash);
+    const char* at = address.data();
+    const char* end = address.data() + address.size();
+    for (std::size_t i = 0; i < 4; ++i) {
+        if (i > 0) {
+            if (at == end || *at != '.') throw bad();
+            ++at;
+        }
+        unsigned value = 0;
+        const auto [ptr, ec] = std::from_chars(at, end, value);
+        if (ec != std::errc{} || ptr == at || ptr - at > 3 || value > 255) throw bad();
+        out.address[i] = static_cast<std::uint8_t>(value);
+        at = ptr;
+    }
+    if (at != end) throw bad();
+    if (slash != std::string::npos) {
+        const std::string prefix = text.substr(slash + 1);
+        unsigned value = 0;
+        const auto [ptr, ec] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), value);
+        if (ec != std::errc{} || ptr != prefix.data() + prefix.size() || prefix.empty() || value < 1 || value > 32) {
+            throw Error("ip '" + text + "': the prefix must be 1 to 32");
+        }
+        out.prefix = value;
+    }
+    return out;
+}
+
+// One element of vif = [ ... ]: comma-separated key=value (xl.cfg's vif syntax).
+VifConfig parse_vif(const std::string& text) {
+    VifConfig vif;
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        std::size_t comma = text.find(',', start);
+        if (comma == std::string::npos) comma = text.size();
+        std::string part = text.substr(start, comma - start);
+        start = comma + 1;
+        part.erase(0, part.find_first_not_of(" \t"));
+        part.erase(part.find_last_not_of(" \t") + 1);
+        if (part.empty()) {
+            if (comma == text.size()) break;
+            continue;
+        }
+        const std::size_t eq = part.find('=');
+        if (eq == std::string::npos) throw Error("vif '" + text + "': '" + part + "' is not key=value");
+        const std::string key = part.substr(0, eq);
+        const std::string value = part.substr(eq + 1);
+        if (key == "mac") {
+            vif.mac = parse_mac(value);
+        } else if (key == "bridge" || key == "vifname") {
+            if (!is_interface_name(value)) {
+                throw Error("vif " + key + " '" + value + "' must be 1 to " + std::to_string(kMaxInterfaceName) +
+                            " letters, digits, '_', '.' or '-'");
+            }
+            (key == "bridge" ? vif.bridge : vif.vifname) = value;
+        } else if (key == "ip") {
+            vif.ip = parse_ipv4_cidr(value);
+        } else if ((key == "type" && value == "vif") || (key == "model" && value == "virtio-net")) {
+            // xl's defaults for what this NIC is anyway.
+        } else {
+            throw Error("vif key '" + key + "' is not supported (keys: mac, bridge, vifname, ip)");
+        }
+        if (comma == text.size()) break;
+    }
+    return vif;
+}
+
 }  // namespace
+
+MacAddress default_mac(const std::string& guest_name, std::size_t index) {
+    // FNV-1a of "NAME/INDEX": stable across hosts and runs, so a guest keeps its MAC.
+    std::uint32_t hash = 2166136261u;
+    for (const char c : guest_name + "/" + std::to_string(index)) {
+        hash ^= static_cast<unsigned char>(c);
+        hash *= 16777619u;
+    }
+    return {0x52, 0x54, 0x00, static_cast<std::uint8_t>(hash >> 16), static_cast<std::uint8_t>(hash >> 8),
+            static_cast<std::uint8_t>(hash)};
+}
+
+std::string format_mac(const MacAddress& mac) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    for (std::size_t i = 0; i < mac.size(); ++i) {
+        if (i > 0) out += ':';
+        out += kDigits[mac[i] >> 4];
+        out += kDigits[mac[i] & 15];
+    }
+    return out;
+}
+
+std::string format_vif(const VifConfig& vif) {
+    std::string out = "mac=" + format_mac(vif.mac);
+    if (!vif.bridge.empty()) out += ",bridge=" + vif.bridge;
+    if (!vif.vifname.empty()) out += ",vifname=" + vif.vifname;
+    if (vif.ip) {
+        out += ",ip=";
+        for (std::size_t i = 0; i < 4; ++i) out += (i ? "." : "") + std::to_string(vif.ip->address[i]);
+        out += "/" + std::to_string(vif.ip->prefix);
+    }
+    return out;
+}
 
 GuestConfig parse_guest_config(const std::string& text, const std::string& origin) {
     if (text.size() > kMaxGuestConfigBytes)
@@ -116,10 +267,12 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
     Parser parser(text, origin);
     auto entries = parser.parse();
     GuestConfig config;
+    int vif_line = 0;
 
     auto number = [&](const std::string& key, const std::pair<Value, int>& e, std::uint64_t min,
                       std::uint64_t max) {
         const auto& [v, line] = e;
+        if (v.is_list) parser.fail_at(line, key + " must be a number, not a list");
         std::uint64_t n = 0;
         const auto* end = v.text.data() + v.text.size();
         const auto [ptr, ec] = std::from_chars(v.text.data(), end, n);
@@ -133,8 +286,12 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
         return n;
     };
     auto string = [&](const std::string& key, const std::pair<Value, int>& e) {
-        if (!e.first.quoted) parser.fail_at(e.second, key + " must be a quoted string");
+        if (!e.first.quoted || e.first.is_list) parser.fail_at(e.second, key + " must be a quoted string");
         return e.first.text;
+    };
+    auto list = [&](const std::string& key, const std::pair<Value, int>& e) {
+        if (!e.first.is_list) parser.fail_at(e.second, key + " must be a list: " + key + " = [ '...', ... ]");
+        return e.first.items;
     };
 
     for (const auto& [key, entry] : entries) {
@@ -149,6 +306,21 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
         else if (key == "dirty_rate") config.dirty_rate = number(key, entry, 0, 10'000'000);
         else if (key == "seed") config.seed = number(key, entry, 0, UINT64_MAX);
         else if (key == "print_interval") config.print_interval_ms = number(key, entry, 10, 60'000);
+        else if (key == "vif") {
+            const auto items = list(key, entry);
+            if (items.size() > kMaxVifs) {
+                parser.fail_at(entry.second, "vif lists " + std::to_string(items.size()) + " NICs, at most " +
+                                                 std::to_string(kMaxVifs) + " are supported");
+            }
+            vif_line = entry.second;
+            for (const auto& item : items) {
+                try {
+                    config.vifs.push_back(parse_vif(item));
+                } catch (const Error& e) {
+                    parser.fail_at(entry.second, e.what());
+                }
+            }
+        }
         else if (key == "domain_config") {
             const std::string hex = string(key, entry);
             if (hex.size() % 2 != 0 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
@@ -175,6 +347,20 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
     }
     if (config.guest == GuestKind::linux_kernel && config.kernel.empty()) {
         throw Error(origin + ": guest = \"linux\" needs kernel = \"...\"");
+    }
+    for (std::size_t i = 0; i < config.vifs.size(); ++i) {
+        VifConfig& vif = config.vifs[i];
+        if (vif.mac == MacAddress{}) vif.mac = default_mac(config.name, i);
+        for (std::size_t j = 0; j < i; ++j) {
+            if (config.vifs[j].mac == vif.mac) {
+                throw Error(origin + ":" + std::to_string(vif_line) + ": vif " + std::to_string(j) + " and vif " +
+                            std::to_string(i) + " have the same mac " + format_mac(vif.mac));
+            }
+            if (!vif.vifname.empty() && config.vifs[j].vifname == vif.vifname) {
+                throw Error(origin + ":" + std::to_string(vif_line) + ": vif " + std::to_string(j) + " and vif " +
+                            std::to_string(i) + " have the same vifname " + vif.vifname);
+            }
+        }
     }
     if (config.guest == GuestKind::builtin && config.working_set_mib + 4 > config.memory_mib) {
         throw Error(origin + ": working_set (" + std::to_string(config.working_set_mib) +
@@ -221,6 +407,11 @@ std::string format_guest_config(const GuestConfig& c) {
         << "dirty_rate = " << c.dirty_rate << "\n"
         << "seed = " << c.seed << "\n"
         << "print_interval = " << c.print_interval_ms << "\n";
+    if (!c.vifs.empty()) {
+        out << "vif = [";
+        for (std::size_t i = 0; i < c.vifs.size(); ++i) out << (i ? ", '" : " '") << format_vif(c.vifs[i]) << "'";
+        out << " ]\n";
+    }
     if (!c.domain_config.empty()) {
         static constexpr char kDigits[] = "0123456789abcdef";
         out << "domain_config = \"";

@@ -10,7 +10,8 @@
 //     seed = 1              # built-in guest: PRNG seed
 //     vif = [ 'mac=52:54:00:12:34:56,bridge=br0,ip=10.0.0.2/24' ]   # NICs, xl.cfg style
 //
-// Keys are `key = value`; a value is a number, a "string" or 'string'; `#` starts a comment;
+// Keys are `key = value`; a value is a number, a "string" or 'string', or (vif) a list of strings
+// [ '...', ... ] that may span lines; `#` starts a comment;
 // `;` or a newline ends an assignment. Unknown keys and bad values are errors naming the line.
 #pragma once
 
@@ -41,11 +42,20 @@ struct VifConfig {
     MacAddress mac{};         // mac=52:54:00:..; default: 52:54:00 followed by 3 bytes of a hash of name and index
     std::string bridge;       // bridge=br0: add the TAP to this bridge; empty: leave it unbridged
     std::string vifname;      // vifname=tap-demo: the TAP's name; empty: the kernel picks one (crtap%d)
-    std::optional<Ipv4Cidr> ip;  // ip=10.0.0.2/24: the guest's address (the built-in guest uses it)
+    // (bridge and vifname: 1 to 15 letters, digits, '_', '.', '-'; xl's type=vif and
+    // model=virtio-net are accepted and mean nothing more; any other key is an error)
+    std::optional<Ipv4Cidr> ip;  // ip=10.0.0.2/24 (no prefix: /24): the guest's address (the built-in guest uses it)
     bool operator==(const VifConfig&) const = default;
 };
 
 inline constexpr std::size_t kMaxVifs = 4;
+inline constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
+
+// The MAC a vif without `mac=` gets: 52:54:00 and three bytes of FNV-1a("NAME/INDEX").
+[[nodiscard]] MacAddress default_mac(const std::string& guest_name, std::size_t index);
+[[nodiscard]] std::string format_mac(const MacAddress& mac);  // 52:54:00:12:34:56
+// One vif element as parse_guest_config reads it back: "mac=..,bridge=..,vifname=..,ip=../N".
+[[nodiscard]] std::string format_vif(const VifConfig& vif);
 
 struct GuestConfig {
     std::string name;

@@ -96,3 +96,50 @@ TEST_CASE("guest config: a file larger than 1 MiB is refused, not read to its en
     while (text.size() <= colo::kMaxGuestConfigBytes) text += "# padding padding padding padding padding padding\n";
     CHECK(error_of(text) == "t.cfg: larger than 1 MiB; a guest config is a few lines of key = value");
 }
+
+TEST_CASE("guest config: vif lists in xl.cfg syntax") {
+    const auto c = parse_guest_config("name = \"n\"\n"
+                                      "vif = [ 'mac=52:54:00:12:34:56,bridge=br0,vifname=tap-n,ip=10.0.0.2/16',  # first\n"
+                                      "        \"type=vif, model=virtio-net, ip=192.168.7.9\", ]\n",
+                                      "t.cfg");
+    REQUIRE(c.vifs.size() == 2);
+    CHECK(c.vifs[0].mac == colo::MacAddress{0x52, 0x54, 0x00, 0x12, 0x34, 0x56});
+    CHECK(c.vifs[0].bridge == "br0");
+    CHECK(c.vifs[0].vifname == "tap-n");
+    CHECK(c.vifs[0].ip == colo::Ipv4Cidr{{10, 0, 0, 2}, 16});
+    CHECK(c.vifs[1].ip == colo::Ipv4Cidr{{192, 168, 7, 9}, 24});  // no prefix: /24
+    CHECK(c.vifs[1].bridge.empty());
+    // No mac: 52:54:00 and a hash of the guest's name and the vif's index, the same every time.
+    CHECK(c.vifs[1].mac == colo::default_mac("n", 1));
+    CHECK(colo::format_mac(c.vifs[1].mac).rfind("52:54:00:", 0) == 0);
+    CHECK(colo::default_mac("n", 1) != colo::default_mac("n", 0));
+    CHECK(colo::default_mac("n", 1) != colo::default_mac("m", 1));
+    // The secondary gets the config as text: it must read back equal.
+    CHECK(parse_guest_config(colo::format_guest_config(c), "again").vifs == c.vifs);
+    CHECK(parse_guest_config("name=\"n\"\nvif = []\n", "t.cfg").vifs.empty());
+}
+
+TEST_CASE("guest config: bad vifs name the line and the problem") {
+    const auto vif = [](const std::string& list) { return error_of("name=\"a\"\nvif = " + list + "\n"); };
+    CHECK(vif("'mac=52:54:00:12:34:56'") == "t.cfg:2: vif must be a list: vif = [ '...', ... ]");
+    CHECK(vif("[ 'mac=52:54:00:12:34' ]") == "t.cfg:2: mac '52:54:00:12:34' must be six hex bytes, as 52:54:00:12:34:56");
+    CHECK(vif("[ 'mac=53:54:00:12:34:56' ]") ==
+          "t.cfg:2: mac '53:54:00:12:34:56' is a multicast address (bit 0 of its first byte is set)");
+    CHECK(vif("[ 'mac=00:00:00:00:00:00' ]") == "t.cfg:2: mac '00:00:00:00:00:00' is all zeros");
+    CHECK(vif("[ 'script=vif-bridge' ]") == "t.cfg:2: vif key 'script' is not supported (keys: mac, bridge, vifname, ip)");
+    CHECK(vif("[ 'bridge' ]") == "t.cfg:2: vif 'bridge': 'bridge' is not key=value");
+    CHECK(vif("[ 'vifname=a-name-longer-than-15' ]") ==
+          "t.cfg:2: vif vifname 'a-name-longer-than-15' must be 1 to 15 letters, digits, '_', '.' or '-'");
+    CHECK(vif("[ 'bridge=br 0' ]") == "t.cfg:2: vif bridge 'br 0' must be 1 to 15 letters, digits, '_', '.' or '-'");
+    CHECK(vif("[ 'ip=10.0.0.256' ]") == "t.cfg:2: ip '10.0.0.256' must be an IPv4 address with an optional /prefix, as 10.0.0.2/24");
+    CHECK(vif("[ 'ip=10.0.0.2/33' ]") == "t.cfg:2: ip '10.0.0.2/33': the prefix must be 1 to 32");
+    CHECK(vif("[ 'ip=10.0.0' ]") == "t.cfg:2: ip '10.0.0' must be an IPv4 address with an optional /prefix, as 10.0.0.2/24");
+    CHECK(vif("[ 'a=1', 'b=2', 'c=3', 'd=4', 'e=5' ]") == "t.cfg:2: vif lists 5 NICs, at most 4 are supported");
+    CHECK(vif("[ 'mac=52:54:00:00:00:01', 'mac=52:54:00:00:00:01' ]") ==
+          "t.cfg:2: vif 0 and vif 1 have the same mac 52:54:00:00:00:01");
+    CHECK(vif("[ 'vifname=t0', 'vifname=t0' ]") == "t.cfg:2: vif 0 and vif 1 have the same vifname t0");
+    CHECK(vif("[ 'ip=10.0.0.2' 'ip=10.0.0.3' ]") == "t.cfg:2: expected ',' or ']' in a list");
+    CHECK(vif("[ 3 ]") == "t.cfg:2: a list holds quoted strings, found '3'");
+    CHECK(error_of("name=\"a\"\nvif = [ 'ip=10.0.0.2',\n") == "t.cfg:3: unterminated list (missing ']')");
+    CHECK(error_of("name=\"a\"\nmemory = [ 'x' ]\n") == "t.cfg:2: memory must be a number, not a list");
+}
