@@ -64,7 +64,7 @@ def run_case(binary, work, network, mode, interval_ms, requests):
     write_config(config, network)
     try:
         host_a.run('create', config)
-        wait_answering(network, 30, 'the guest to answer ping')
+        wait_answering(network, 30, 'the guest to answer')
         if mode != 'unprotected':
             port = free_port()
             host_b.run('receive', '-l', '127.0.0.1:%d' % port, '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS))

@@ -65,7 +65,8 @@ echo "   $started"
 primary_pid=$(sed -n 's/.*(pid \([0-9]*\)).*/\1/p' <<<"$started")
 sleep 1
 if [ $net = 1 ]; then
-    for _ in $(seq 50); do ip netns exec crdemo ping -c1 -W1 10.77.200.2 >/dev/null 2>&1 && break; done
+    # Until the guest answers one request (its driver is up).
+    ip netns exec crdemo python3 "$here/udp-client.py" 10.77.200.2 --count 1 --resend-ms 200 >/dev/null
     echo "== client (namespace crdemo): udp-client.py 10.77.200.2, one numbered request at a time"
     ip netns exec crdemo python3 "$here/udp-client.py" 10.77.200.2 --progress >"$work/client.out" 2>&1 &
     client_pid=$!

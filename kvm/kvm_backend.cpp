@@ -135,6 +135,20 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
                                        [this](bool level) { vm_.irq_line(Uart8250::kCom1Irq, level); });
     bus_.add(Uart8250::kCom1Base, Uart8250::kPorts, *uart_);
 
+    if (config.vifs.size() > layout::kVirtioMmioSlots) {
+        throw Error(std::to_string(config.vifs.size()) + " vifs: at most " + std::to_string(layout::kVirtioMmioSlots));
+    }
+    device_memory_ = std::make_unique<RamForDevices>(*ram_);
+    for (std::size_t i = 0; i < config.vifs.size(); ++i) {
+        const std::uint32_t gsi = layout::kVirtioFirstGsi + static_cast<std::uint32_t>(i);
+        // Edge-triggered: a pulse per notification.
+        nics_.push_back(std::make_unique<VirtioNet>(config.vifs[i], *device_memory_, [this, gsi] {
+            vm_.irq_line(gsi, true);
+            vm_.irq_line(gsi, false);
+        }));
+        mmio_.add(layout::kVirtioMmioBase.value + i * layout::kVirtioMmioSlotBytes, VirtioNet::kRegisterBytes, *nics_.back());
+    }
+
     if (boot == Boot::load_guest) {
         if (config.guest == GuestKind::builtin) {
             const EntryState entry = load_builtin_guest(config, *ram_, tsc_khz_, tsc_deadline);
@@ -149,11 +163,22 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
             ram_->mark_vmm_dirty(Gpa{0}, low);
         }
     }
-    for (auto& vcpu : vcpus_) threads_.push_back(std::make_unique<VcpuThread>(*vcpu, bus_));
+    for (auto& vcpu : vcpus_) threads_.push_back(std::make_unique<VcpuThread>(*vcpu, bus_, &mmio_));
+    // A new guest is the one that runs: its NICs are on the network. An incoming one's wait.
+    if (boot == Boot::load_guest) {
+        for (auto& nic : nics_) nic->attach_host();
+    }
+}
+
+std::vector<GuestNic*> KvmBackend::nics() {
+    std::vector<GuestNic*> out;
+    for (auto& nic : nics_) out.push_back(nic.get());
+    return out;
 }
 
 KvmBackend::~KvmBackend() {
     for (auto& thread : threads_) thread->stop();
+    for (auto& nic : nics_) nic->detach_host();
 }
 
 void KvmBackend::emit_console(std::span<const std::byte> bytes) {
@@ -170,9 +195,12 @@ void KvmBackend::console_input(std::span<const std::byte> bytes) { uart_->receiv
 
 void KvmBackend::pause() {
     for (auto& thread : threads_) thread->pause();
+    // After the vCPUs: a transmit they started completes; from here no NIC writes guest memory.
+    for (auto& nic : nics_) nic->set_paused(true);
 }
 
 void KvmBackend::resume() {
+    for (auto& nic : nics_) nic->set_paused(false);
     for (auto& thread : threads_) thread->resume();
 }
 
@@ -206,6 +234,10 @@ std::vector<StateRecord> KvmBackend::save_state() {
     auto platform = save_platform_state(vm_);
     records.insert(records.end(), platform.begin(), platform.end());
     records.push_back(StateRecord{state_tags::kUart, Uart8250::kStateVersion, uart_->save_state()});
+    for (std::size_t i = 0; i < nics_.size(); ++i) {
+        records.push_back(StateRecord{state_tags::virtio_net_tag(static_cast<unsigned>(i)), VirtioNet::kStateVersion,
+                                      nics_[i]->save_state()});
+    }
     return records;
 }
 
@@ -229,6 +261,7 @@ void KvmBackend::restore_state(std::span<const StateRecord> state) {
                                                       state_tags::kIoapic, state_tags::kPit, state_tags::kClock};
     expected.insert(expected.end(), platform_tags.begin(), platform_tags.end());
     expected.push_back(state_tags::kUart);
+    for (std::size_t i = 0; i < nics_.size(); ++i) expected.push_back(state_tags::virtio_net_tag(static_cast<unsigned>(i)));
     for (const auto& [tag, record] : by_tag) {
         if (std::find(expected.begin(), expected.end(), tag) == expected.end()) {
             throw Error("KVM state: unexpected " + state_tags::describe(tag) + " for a guest with " +
@@ -264,8 +297,19 @@ void KvmBackend::restore_state(std::span<const StateRecord> state) {
         scratch.restore_state(uart.data);
     }
 
-    // 2. Apply: platform first (the LAPICs and the PIT are fed by it), then each vCPU on its
-    //    own thread in the documented order, then the UART.
+    for (std::size_t i = 0; i < nics_.size(); ++i) {
+        const StateRecord& nic = *by_tag[state_tags::virtio_net_tag(static_cast<unsigned>(i))];
+        if (nic.version != VirtioNet::kStateVersion) {
+            throw Error("KVM state: " + state_tags::describe(nic.tag) + " has version " + std::to_string(nic.version));
+        }
+    }
+
+    // 2. Apply: the NICs first (each checks its whole record before it changes anything), then
+    //    the platform (the LAPICs and the PIT are fed by it), then each vCPU on its own thread
+    //    in the documented order, then the UART.
+    for (std::size_t i = 0; i < nics_.size(); ++i) {
+        nics_[i]->restore_state(by_tag[state_tags::virtio_net_tag(static_cast<unsigned>(i))]->data);
+    }
     restore_platform_state(vm_, platform);
     for (unsigned i = 0; i < vcpus_.size(); ++i) {
         std::vector<const StateRecord*> parts;

@@ -2,7 +2,10 @@
 //
 // What a KvmBackend is made of: one VM with an in-kernel irqchip (PIC, IOAPIC, LAPICs) and PIT,
 // guest RAM from one memfd (kvm/guest_ram.hpp), config.vcpus vCPUs each on its own thread
-// (kvm/vcpu_thread.hpp), and a 16550A UART on COM1/IRQ 4 whose output is the console.
+// (kvm/vcpu_thread.hpp), a 16550A UART on COM1/IRQ 4 whose output is the console, and one
+// virtio-net NIC per vif (kvm/devices/virtio_net.hpp) at virtio-mmio slot N, GSI 16 + N
+// (kvm/layout.hpp), with a TAP (attached by create; create_incoming leaves it detached until
+// GuestNic::attach_host).
 //
 // Public API (what the CLI and the pipeline use):
 //   KvmBackend::create(config)           a new guest: the built-in test guest, or Linux
@@ -41,7 +44,9 @@
 
 #include "backends/backend.hpp"
 #include "backends/guest_config.hpp"
+#include "kvm/devices/mmio_bus.hpp"
 #include "kvm/devices/port_io_bus.hpp"
+#include "kvm/devices/virtio_net.hpp"
 #include "kvm/devices/uart_8250.hpp"
 #include "kvm/guest_ram.hpp"
 #include "kvm/system.hpp"
@@ -71,6 +76,7 @@ public:
     [[nodiscard]] std::vector<StateRecord> save_state() override;
     void restore_state(std::span<const StateRecord> state) override;
     void set_console_sink(ConsoleSink sink) override;
+    [[nodiscard]] std::vector<GuestNic*> nics() override;
 
     // --- KVM specifics
     [[nodiscard]] std::string vcpu_failure() const;
@@ -94,6 +100,19 @@ private:
     ConsoleSink sink_;
     std::unique_ptr<Uart8250> uart_;
     PortIoBus bus_;
+    // The NICs' view of guest RAM: what they write is reported dirty (mark_vmm_dirty).
+    class RamForDevices final : public DeviceMemory {
+    public:
+        explicit RamForDevices(GuestRam& ram) : ram_(ram) {}
+        std::span<std::byte> map(std::uint64_t gpa, std::uint64_t bytes) override { return ram_.host(Gpa{gpa}, bytes); }
+        void written(std::uint64_t gpa, std::uint64_t bytes) override { ram_.mark_vmm_dirty(Gpa{gpa}, bytes); }
+
+    private:
+        GuestRam& ram_;
+    };
+    std::unique_ptr<RamForDevices> device_memory_;
+    MmioBus mmio_;
+    std::vector<std::unique_ptr<VirtioNet>> nics_;  // vif order; virtio-mmio slots 0..
     std::vector<std::unique_ptr<VcpuThread>> threads_;  // last: stopped first
 };
 

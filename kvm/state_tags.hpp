@@ -23,6 +23,13 @@
 //   0x02000005   KVM clock                  struct kvm_clock_data (restored with flags 0: the
 //                                           guest's clock continues from the saved value, no jump)
 //   0x03000001   UART (COM1)                Uart8250::save_state, version Uart8250::kStateVersion
+//   0x04000000+N virtio-net NIC N (vif N)   VirtioNet::save_state, version VirtioNet::kStateVersion:
+//                                           {u64 driver features, u32 device/driver features
+//                                           select, queue select, status, interrupt status,
+//                                           config generation; per queue (rx, tx) {u16 size,
+//                                           next avail, next used, ready; u64 desc, driver,
+//                                           device}; u32 n; n x {u32 length, frame}} (the
+//                                           frames waiting for a receive buffer)
 //
 // KVM structs are stored as the kernel lays them out (x86-64 ABI, which the stream header's
 // backend/arch fields pin). A restore rejects unknown or duplicate tags, other versions, wrong
@@ -59,6 +66,8 @@ inline constexpr std::uint32_t kIoapic = 0x02000003;
 inline constexpr std::uint32_t kPit = 0x02000004;
 inline constexpr std::uint32_t kClock = 0x02000005;
 inline constexpr std::uint32_t kUart = 0x03000001;
+inline constexpr std::uint32_t kVirtioNetBase = 0x04000000;
+[[nodiscard]] constexpr std::uint32_t virtio_net_tag(unsigned index) { return kVirtioNetBase + index; }
 
 inline constexpr std::uint32_t kVersion = 1;
 

@@ -1,5 +1,7 @@
 #include "kvm/vcpu_thread.hpp"
 
+#include "kvm/devices/mmio_bus.hpp"
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -48,7 +50,7 @@ int VcpuThread::kick_signal() {
     return signal;
 }
 
-VcpuThread::VcpuThread(Vcpu& vcpu, PortIoBus& bus) : vcpu_(vcpu), bus_(bus) {
+VcpuThread::VcpuThread(Vcpu& vcpu, PortIoBus& bus, MmioBus* mmio) : vcpu_(vcpu), bus_(bus), mmio_(mmio) {
     (void)kick_signal();
     thread_ = std::thread([this] { main(); });
 }
@@ -188,7 +190,12 @@ void VcpuThread::handle_exit() {
         }
         case KVM_EXIT_MMIO:
             mmio_exits_.fetch_add(1, std::memory_order_relaxed);
-            if (!run->mmio.is_write) std::memset(run->mmio.data, 0xff, sizeof run->mmio.data);
+            if (mmio_ != nullptr) {
+                mmio_->dispatch(run->mmio.phys_addr, run->mmio.is_write != 0,
+                                std::span(run->mmio.data, std::min<std::size_t>(run->mmio.len, sizeof run->mmio.data)));
+            } else if (!run->mmio.is_write) {
+                std::memset(run->mmio.data, 0xff, sizeof run->mmio.data);
+            }
             return;
         case KVM_EXIT_INTR:
             return;

@@ -9,8 +9,8 @@
 //   running --(shutdown, entry failure, internal error)--> failed   (terminal; failure() says why)
 //   any --stop / destructor--> stopped                               (terminal)
 //
-// Exits: port I/O goes to the PortIoBus; MMIO reads as all ones and writes are dropped (no
-// MMIO devices yet), both counted; HLT (only without an in-kernel irqchip) idles until resumed.
+// Exits: port I/O goes to the PortIoBus, MMIO to the MmioBus (without one, MMIO reads as all
+// ones and writes are dropped); MMIO exits are counted; HLT (only without an in-kernel irqchip) idles until resumed.
 //
 // Threading: all public methods may be called from any one controlling thread; the Vcpu and the
 // bus are used only by the vCPU thread while it exists (run_paused hands the Vcpu to a task).
@@ -29,6 +29,7 @@ namespace colo::kvm {
 
 class Vcpu;
 class PortIoBus;
+class MmioBus;
 
 class VcpuThread {
 public:
@@ -37,8 +38,8 @@ public:
     // The kick signal (SIGRTMIN + 2): a no-op handler, installed once per process.
     static int kick_signal();
 
-    // Starts the thread in `paused`. vcpu and bus must outlive this object.
-    VcpuThread(Vcpu& vcpu, PortIoBus& bus);
+    // Starts the thread in `paused`. vcpu and the buses must outlive this object.
+    VcpuThread(Vcpu& vcpu, PortIoBus& bus, MmioBus* mmio = nullptr);
     VcpuThread(const VcpuThread&) = delete;
     VcpuThread& operator=(const VcpuThread&) = delete;
     ~VcpuThread();  // stop(); never throws
@@ -67,6 +68,7 @@ private:
 
     Vcpu& vcpu_;
     PortIoBus& bus_;
+    MmioBus* mmio_;
     mutable std::mutex mutex_;
     std::condition_variable changed_;
     State state_ = State::paused;

@@ -361,7 +361,7 @@ def net_failover_run(binary, network, mode, run, delay, rng_seed):
     when = 'delay %.3fs' % delay
     try:
         a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'net', seed=rng_seed, vif=network.vif())
-        wait_answering(network, 20, 'the guest to answer ping')
+        wait_answering(network, 20, "the guest to answer")
         client = network.start_client('--resend-ms', 3000)
         extra = ['--remus', '-i', '100'] if mode == 'remus' else []
         a.ok('protect', 'net', address, '--heartbeat-timeout', HEARTBEAT_MS, *extra)
@@ -376,7 +376,7 @@ def net_failover_run(binary, network, mode, run, delay, rng_seed):
         # The client goes on; the survivor must answer it (not just print) before it stops.
         n_b = seq_count(log_b)
         wait_lines(log_b, n_b + 5, 10, 'the survivor to go on printing')
-        wait_answering(network, 10, 'the survivor to answer ping')
+        wait_answering(network, 10, "the survivor to answer")
         result = TestNetwork.stop_client(client)
         client = None
         problems = check_replies(result)
