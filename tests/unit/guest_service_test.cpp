@@ -11,6 +11,7 @@
 
 #include "backends/error.hpp"
 #include "backends/fake_backend.hpp"
+#include "backends/serialized_backend.hpp"
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/primary_side.hpp"
@@ -230,4 +231,13 @@ TEST_CASE("guest service: during a migration list, info and status answer, and p
     CHECK(control::request("g1", "info", std::chrono::seconds(2))[0] == "g1 running 128 1 fake -");
     (void)control::request("g1", "pause");
     CHECK(status_line("g1", "state") == "unprotected");
+}
+
+TEST_CASE("guest service: the serialised backend a guest's process hands out offers the guest's NICs") {
+    // Without them the pipeline would build no network device and hold nothing.
+    auto inner = std::make_unique<colo::FakeBackend>("nics", 16);
+    colo::FakeNic& nic = inner->add_nic();
+    colo::SerializedBackend backend(std::move(inner));
+    REQUIRE(backend.nics().size() == 1);
+    CHECK(backend.nics()[0] == &nic);
 }
