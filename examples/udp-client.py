@@ -26,6 +26,7 @@ def main():
     parser.add_argument('--count', type=int, default=0, help='stop after this many answers (0: until SIGTERM)')
     parser.add_argument('--gap-ms', type=float, default=0.0, help='pause between requests')
     parser.add_argument('--progress', action='store_true', help='a line a second: answers so far, last reply')
+    parser.add_argument('--progress-ms', type=int, default=1000, help='how often --progress prints')
     args = parser.parse_args()
     stop = {'now': False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -38,7 +39,7 @@ def main():
     answered = set()
     request = 0
     started = time.monotonic()
-    next_progress = started + 1
+    next_progress = started + args.progress_ms / 1000
     while not stop['now'] and (args.count == 0 or len(replies) < args.count):
         request += 1
         payload = ('req=%d' % request).encode()
@@ -67,7 +68,7 @@ def main():
             replies.append((k, n, int((time.monotonic() - sent_at) * 1e6)))
             break
         if args.progress and time.monotonic() >= next_progress:
-            next_progress += 1
+            next_progress = time.monotonic() + args.progress_ms / 1000
             last = replies[-1] if replies else None
             print('progress answers=%d resends=%d last=%s' % (len(replies), resends,
                   'req=%d count=%d rtt=%dus' % last if last else '-'), flush=True)

@@ -361,8 +361,8 @@ def net_failover_run(binary, network, mode, run, delay, rng_seed):
     when = 'delay %.3fs' % delay
     try:
         a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'net', seed=rng_seed, vif=network.vif())
-        wait_answering(network, 20, "the guest to answer")
-        client = network.start_client('--resend-ms', 3000)
+        wait_answering(network, 20, 'the guest to answer')
+        client = network.start_client(ws.path('client.out'), '--resend-ms', 3000)
         extra = ['--remus', '-i', '100'] if mode == 'remus' else []
         a.ok('protect', 'net', address, '--heartbeat-timeout', HEARTBEAT_MS, *extra)
         if delay > 0:
@@ -376,7 +376,8 @@ def net_failover_run(binary, network, mode, run, delay, rng_seed):
         # The client goes on; the survivor must answer it (not just print) before it stops.
         n_b = seq_count(log_b)
         wait_lines(log_b, n_b + 5, 10, 'the survivor to go on printing')
-        wait_answering(network, 10, "the survivor to answer")
+        answered = TestNetwork.answers(client)
+        wait_until(lambda: TestNetwork.answers(client) >= answered + 5, 15, 'the survivor to answer the client')
         result = TestNetwork.stop_client(client)
         client = None
         problems = check_replies(result)

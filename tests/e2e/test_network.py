@@ -59,21 +59,35 @@ class TestNetwork:
         return subprocess.run(['ip', 'netns', 'exec', self.netns, 'python3', '-c', code, self.guest_ip],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
 
-    def start_client(self, *args):
-        """The UDP client (examples/udp-client.py) in the client netns; stop it with stop_client."""
+    def start_client(self, output, *args):
+        """The UDP client (examples/udp-client.py) in the client netns, printing progress every
+        100 ms into the file `output`; see answers() and stop_client()."""
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'examples', 'udp-client.py')
-        return subprocess.Popen(['ip', 'netns', 'exec', self.netns, 'python3', script, self.guest_ip] +
-                                [str(a) for a in args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with open(output, 'w') as out:
+            client = subprocess.Popen(['ip', 'netns', 'exec', self.netns, 'python3', script, self.guest_ip,
+                                       '--progress', '--progress-ms', '100'] + [str(a) for a in args],
+                                      stdout=out, stderr=subprocess.PIPE, text=True)
+        client.output = output
+        return client
+
+    @staticmethod
+    def answers(client):
+        """How many requests the client has had answered, by its last progress line."""
+        with open(client.output) as f:
+            lines = [line for line in f if line.startswith('progress ')]
+        return int(lines[-1].split()[1].split('=')[1]) if lines else 0
 
     @staticmethod
     def stop_client(client, timeout=10):
         client.send_signal(signal.SIGTERM)
         try:
-            out, err = client.communicate(timeout=timeout)
+            _, err = client.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             client.kill()
-            out, err = client.communicate()
+            _, err = client.communicate()
             raise TestFailure('the UDP client did not stop: %s' % err.strip()[-300:])
+        with open(client.output) as f:
+            out = f.read()
         lines = [line for line in out.splitlines() if line.startswith('{')]
         if not lines:
             raise TestFailure('the UDP client printed no result (exit %s): %s' % (client.returncode, err.strip()[-300:]))
