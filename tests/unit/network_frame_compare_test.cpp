@@ -1,0 +1,174 @@
+// The COLO frame compare (toolstack/network/frame_compare.hpp) on hand-built frames: what is
+// compared for TCP, UDP, ICMP and everything else, flows released independently, and the three
+// reasons to checkpoint.
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "toolstack/network/frame_compare.hpp"
+
+using colo::network::FrameCompare;
+using colo::network::FrameKey;
+using colo::network::frame_key;
+using Bytes = std::vector<std::byte>;
+
+namespace {
+
+void put16(Bytes& b, unsigned v) {
+    b.push_back(std::byte(v >> 8));
+    b.push_back(std::byte(v & 0xff));
+}
+void put32(Bytes& b, std::uint32_t v) {
+    put16(b, v >> 16);
+    put16(b, v & 0xffff);
+}
+
+Bytes ethernet(unsigned ethertype) {
+    Bytes b(12, std::byte{0x52});
+    put16(b, ethertype);
+    return b;
+}
+
+// IPv4 with `l4` as payload; `id` and `ttl` are what two VMs may well choose differently.
+Bytes ipv4(unsigned protocol, const Bytes& l4, unsigned id = 1, unsigned ttl = 64, unsigned src_last = 2) {
+    Bytes b = ethernet(0x0800);
+    b.push_back(std::byte{0x45});
+    b.push_back(std::byte{0});
+    put16(b, 20 + static_cast<unsigned>(l4.size()));
+    put16(b, id);
+    put16(b, 0);
+    b.push_back(std::byte(ttl));
+    b.push_back(std::byte(protocol));
+    put16(b, 0xbeef);  // header checksum: not compared
+    for (unsigned a : {10u, 0u, 0u, src_last}) b.push_back(std::byte(a));
+    for (unsigned a : {10u, 0u, 0u, 1u}) b.push_back(std::byte(a));
+    b.insert(b.end(), l4.begin(), l4.end());
+    return b;
+}
+
+Bytes udp(const std::string& payload, unsigned sport = 7777) {
+    Bytes l4;
+    put16(l4, sport);
+    put16(l4, 40000);
+    put16(l4, 8 + static_cast<unsigned>(payload.size()));
+    put16(l4, 0x1234);
+    for (char c : payload) l4.push_back(std::byte(c));
+    return l4;
+}
+
+Bytes tcp(std::uint32_t seq, std::uint32_t ack, unsigned flags, const std::string& payload, unsigned window = 500) {
+    Bytes l4;
+    put16(l4, 7000);
+    put16(l4, 41000);
+    put32(l4, seq);
+    put32(l4, ack);
+    l4.push_back(std::byte{0x50});
+    l4.push_back(std::byte(flags));
+    put16(l4, window);
+    put16(l4, 0);
+    put16(l4, 0);
+    for (char c : payload) l4.push_back(std::byte(c));
+    return l4;
+}
+
+Bytes arp(unsigned op) {
+    Bytes b = ethernet(0x0806);
+    put16(b, 1);
+    put16(b, 0x0800);
+    b.push_back(std::byte{6});
+    b.push_back(std::byte{4});
+    put16(b, op);
+    b.resize(42, std::byte{7});
+    return b;
+}
+
+Bytes ipv6_udp(const std::string& payload) {
+    Bytes b = ethernet(0x86dd);
+    const Bytes l4 = udp(payload);
+    put32(b, 0x60000000);
+    put16(b, static_cast<unsigned>(l4.size()));
+    b.push_back(std::byte{17});
+    b.push_back(std::byte{64});
+    b.resize(b.size() + 32, std::byte{0xfe});
+    b.insert(b.end(), l4.begin(), l4.end());
+    return b;
+}
+
+const auto t0 = FrameCompare::Clock::time_point{};
+
+}  // namespace
+
+TEST_CASE("network frame compare: what is compared of each kind of frame") {
+    // UDP: the payload, not the IP ID, TTL or checksums.
+    CHECK(frame_key(ipv4(17, udp("req=1 count=1"), 1, 64)).compared == frame_key(ipv4(17, udp("req=1 count=1"), 9, 63)).compared);
+    CHECK(frame_key(ipv4(17, udp("req=1 count=1"))).kind == FrameKey::Kind::udp);
+    CHECK(frame_key(ipv4(17, udp("req=1 count=1"))).flow == "udp 10.0.0.2:7777>10.0.0.1:40000");
+    CHECK(frame_key(ipv4(17, udp("a"))).compared != frame_key(ipv4(17, udp("b"))).compared);
+    // TCP: flags, seq, ack and payload; not the window.
+    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data", 500))).compared ==
+          frame_key(ipv4(6, tcp(100, 200, 0x18, "data", 900))).compared);
+    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data"))).compared != frame_key(ipv4(6, tcp(101, 200, 0x18, "data"))).compared);
+    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data"))).compared != frame_key(ipv4(6, tcp(100, 201, 0x18, "data"))).compared);
+    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data"))).compared != frame_key(ipv4(6, tcp(100, 200, 0x11, "data"))).compared);
+    // ICMP: the message without its checksum.
+    Bytes echo{std::byte{0}, std::byte{0}, std::byte{0x11}, std::byte{0x11}, std::byte{1}, std::byte{2}};
+    Bytes echo2 = echo;
+    echo2[2] = std::byte{0x22};
+    CHECK(frame_key(ipv4(1, echo)).kind == FrameKey::Kind::icmp);
+    CHECK(frame_key(ipv4(1, echo)).compared == frame_key(ipv4(1, echo2)).compared);
+    // ARP, IPv6 UDP and the rest: ARP whole, IPv6 like IPv4.
+    CHECK(frame_key(arp(2)).flow == "ethertype 0806");
+    CHECK(frame_key(arp(2)).compared.size() == 42);
+    CHECK(frame_key(ipv6_udp("x")).kind == FrameKey::Kind::udp);
+    CHECK(frame_key(ipv6_udp("x")).flow.rfind("udp fefe:", 0) == 0);
+    // Lying or cut-short headers make a frame "other", compared whole.
+    Bytes cut = ipv4(17, udp("hello"));
+    cut.resize(cut.size() - 3);  // the IP total length now says more than there is
+    CHECK(frame_key(cut).kind == FrameKey::Kind::other);
+    CHECK(frame_key(cut).compared == cut);
+    CHECK(frame_key(Bytes(5, std::byte{1})).flow == "short frame");
+}
+
+TEST_CASE("network frame compare: equal frames match per flow; flows go independently") {
+    FrameCompare compare;
+    compare.pvm_frame(1, ipv4(17, udp("a", 1000)), t0);
+    compare.pvm_frame(2, ipv4(17, udp("b", 2000)), t0);
+    compare.svm_frame(10, ipv4(17, udp("b", 2000), 77), t0);  // flow 2000 first
+    auto matched = compare.take_matched();
+    CHECK(matched.pvm == std::vector<std::uint64_t>{2});
+    CHECK(matched.svm == std::vector<std::uint64_t>{10});
+    compare.svm_frame(11, ipv4(17, udp("a", 1000)), t0);
+    matched = compare.take_matched();
+    CHECK(matched.pvm == std::vector<std::uint64_t>{1});
+    CHECK(matched.svm == std::vector<std::uint64_t>{11});
+    CHECK(compare.needs_checkpoint(t0).empty());
+    CHECK(compare.take_matched().pvm.empty());
+}
+
+TEST_CASE("network frame compare: a difference, a timeout or a full queue asks for a checkpoint") {
+    SUBCASE("difference") {
+        FrameCompare compare;
+        compare.pvm_frame(1, ipv4(17, udp("req=1 count=5")), t0);
+        compare.svm_frame(1, ipv4(17, udp("req=1 count=6")), t0);
+        CHECK(compare.take_matched().pvm.empty());
+        CHECK(compare.needs_checkpoint(t0) == "udp 10.0.0.2:7777>10.0.0.1:40000: PVM frame 1 and SVM frame 1 differ");
+        compare.reset();
+        CHECK(compare.needs_checkpoint(t0).empty());
+        compare.pvm_frame(2, arp(2), t0);
+        compare.svm_frame(2, arp(2), t0);
+        CHECK(compare.take_matched().pvm == std::vector<std::uint64_t>{2});
+    }
+    SUBCASE("timeout") {
+        FrameCompare compare({std::chrono::milliseconds(300), 1024});
+        compare.pvm_frame(4, arp(1), t0);
+        CHECK(compare.needs_checkpoint(t0 + std::chrono::milliseconds(300)).empty());
+        CHECK(compare.needs_checkpoint(t0 + std::chrono::milliseconds(301)) ==
+              "ethertype 0806: PVM frame 4 unmatched for more than 300 ms");
+    }
+    SUBCASE("full") {
+        FrameCompare compare({std::chrono::milliseconds(300), 3});
+        for (std::uint64_t i = 1; i <= 4; ++i) compare.svm_frame(i, ipv4(17, udp("s")), t0);
+        CHECK(compare.needs_checkpoint(t0) == "0 PVM and 4 SVM frames wait to be compared (at most 3)");
+    }
+}
