@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "toolstack/network/announce.hpp"
 #include "toolstack/network/frame_compare.hpp"
 
 using colo::network::FrameCompare;
@@ -171,4 +172,27 @@ TEST_CASE("network frame compare: a difference, a timeout or a full queue asks f
         for (std::uint64_t i = 1; i <= 4; ++i) compare.svm_frame(i, ipv4(17, udp("s")), t0);
         CHECK(compare.needs_checkpoint(t0) == "0 PVM and 4 SVM frames wait to be compared (at most 3)");
     }
+}
+
+TEST_CASE("network announce: a gratuitous ARP for the address, and a RARP announce always") {
+    const colo::MacAddress mac{0x52, 0x54, 0x00, 0x77, 0x00, 0x02};
+    const auto frames = colo::network::announce_frames(mac, colo::Ipv4Cidr{{10, 77, 0, 2}, 24});
+    REQUIRE(frames.size() == 2);
+    const auto at = [](const Bytes& f, std::size_t i) { return std::to_integer<unsigned>(f[i]); };
+    const Bytes& garp = frames[0];
+    CHECK(garp.size() == 60);
+    for (std::size_t i = 0; i < 6; ++i) CHECK(at(garp, i) == 0xff);                 // to everyone
+    for (std::size_t i = 0; i < 6; ++i) CHECK(at(garp, 6 + i) == mac[i]);           // from the guest
+    CHECK((at(garp, 12) << 8 | at(garp, 13)) == 0x0806);                          // ARP
+    CHECK((at(garp, 20) << 8 | at(garp, 21)) == 1);                               // request
+    for (std::size_t i = 0; i < 6; ++i) CHECK(at(garp, 22 + i) == mac[i]);          // sender MAC
+    const unsigned ip[4] = {10, 77, 0, 2};
+    for (std::size_t i = 0; i < 4; ++i) {
+        CHECK(at(garp, 28 + i) == ip[i]);  // sender IP
+        CHECK(at(garp, 38 + i) == ip[i]);  // target IP: the same (gratuitous)
+    }
+    const Bytes& rarp = frames[1];
+    CHECK((at(rarp, 12) << 8 | at(rarp, 13)) == 0x8035);
+    CHECK((at(rarp, 20) << 8 | at(rarp, 21)) == 3);
+    CHECK(colo::network::announce_frames(mac, std::nullopt).size() == 1);  // no address: RARP only
 }

@@ -167,8 +167,10 @@ TEST_CASE("pipeline migration: the NIC's host side moves with the guest, and com
         CHECK(destination_nic.attaches() == 1);
         // The destination's guest has what the source's had received (it is device state).
         CHECK(destination_nic.received() == std::vector<FakeNic::Frame>{bytes_of("before")});
+        // It announced the guest's new place (RARP: this vif names no address), then is a plain NIC.
+        CHECK(destination_nic.sent_to_host().size() == 1);
         destination_nic.guest_transmit(bytes_of("hello"));
-        CHECK(destination_nic.sent_to_host() == std::vector<FakeNic::Frame>{bytes_of("hello")});
+        CHECK(destination_nic.sent_to_host().back() == bytes_of("hello"));
     }
     SUBCASE("the receiver refuses the end: the source takes its TAP back and runs on") {
         Migration m;

@@ -4,6 +4,7 @@
 #include <variant>
 
 #include "backends/error.hpp"
+#include "toolstack/network/announce.hpp"
 #include "toolstack/network/frame_compare.hpp"
 #include "toolstack/protocol/record_types.hpp"
 
@@ -440,6 +441,11 @@ void Secondary::take_over() {
     nic_.attach_host();
     std::lock_guard lock(mutex_);
     staged_.reset();
+    // First tell the network where the guest is now (bridges learn the MAC's new port), then send.
+    for (const auto& frame : network::announce_frames(nic_.config().mac, nic_.config().ip)) {
+        nic_.transmit_to_host(frame);
+        ++report_.announcements;
+    }
     // What the dead primary held at the last checkpoint and had not released, in its order...
     for (const auto& held : held_) {
         if (primary_released_.contains(held.index)) continue;
