@@ -41,16 +41,17 @@ def write_config(path, network):
                 'dirty_rate = 1000\nprint_interval = 100\nvif = [ \'%s\' ]\n' % (GUEST_NAME, network.vif()[0]))
 
 
-def ask(network, requests):
-    client = network.start_client('--count', requests, '--resend-ms', 5000)
+def ask(network, requests, output):
+    client = network.start_client(output, '--count', requests, '--resend-ms', 5000)
     try:
-        out, err = client.communicate(timeout=600)
+        _, err = client.communicate(timeout=600)
     except subprocess.TimeoutExpired:
         client.kill()
         raise
-    lines = [line for line in out.splitlines() if line.startswith('{')]
+    with open(output) as f:
+        lines = [line for line in f if line.startswith('{')]
     if not lines:
-        raise RuntimeError('the client printed nothing: %s' % err.strip()[-200:])
+        raise RuntimeError('the client printed nothing: %s' % (err or '').strip()[-200:])
     result = json.loads(lines[-1])
     rtts = [rtt for _, _, rtt in result['replies']]
     return dict(requests=len(rtts), p50=percentile(rtts, 50), p99=percentile(rtts, 99), max=max(rtts),
@@ -71,7 +72,7 @@ def run_case(binary, work, network, mode, interval_ms, requests):
             options = ['--remus'] if mode == 'remus' else []
             host_a.run('protect', GUEST_NAME, '127.0.0.1:%d' % port, '-i', str(interval_ms),
                        '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS), *options, timeout=120)
-        result = ask(network, requests)
+        result = ask(network, requests, os.path.join(host_a.run_dir, 'client.out'))
         if mode != 'unprotected':
             status = host_a.status()
             if status.get('state') != 'protected':
