@@ -21,16 +21,17 @@ B() { COLO_RUN_DIR=$hostB "$bin" "$@"; }
 net=0
 [ "$(id -u)" = 0 ] && command -v ip >/dev/null && net=1
 client_pid=
+net_cleanup() {
+    ip netns del crdemo 2>/dev/null || true
+    ip link del crdemo-v 2>/dev/null || true
+    ip link del crdemo-br 2>/dev/null || true
+}
 cleanup() {
     [ -n "$client_pid" ] && kill "$client_pid" 2>/dev/null || true
     A destroy demo >/dev/null 2>&1 || true
     B destroy demo >/dev/null 2>&1 || true
     pkill -f "$work" 2>/dev/null || true
-    if [ $net = 1 ]; then
-        ip netns del crdemo 2>/dev/null || true
-        ip link del crdemo-v 2>/dev/null || true
-        ip link del crdemo-br 2>/dev/null || true
-    fi
+    if [ $net = 1 ]; then net_cleanup; fi
 }
 trap cleanup EXIT
 field() { sed -n "s/^$2: *//p" <<<"$1"; }
@@ -44,7 +45,7 @@ echo "== host B (secondary): colo-replicate receive -l 127.0.0.1:$port"
 B receive -l "127.0.0.1:$port" --console-log "$hostB/console.log" --heartbeat-timeout 500
 config=$here/builtin-guest.cfg
 if [ $net = 1 ]; then
-    cleanup  # leftovers of an interrupted demo
+    net_cleanup  # leftovers of an interrupted demo
     echo "== network: bridge crdemo-br, client namespace crdemo (10.77.200.1) -- guest 10.77.200.2"
     ip link add crdemo-br type bridge && ip link set crdemo-br up
     ip netns add crdemo
