@@ -58,14 +58,14 @@ void check_queue(DeviceMemory& memory, const QueueState& queue) {
 }
 
 std::optional<Chain> pop_chain(DeviceMemory& memory, QueueState& queue) {
-    const auto avail_idx = load<std::uint16_t>(memory, queue.driver + 2);
+    // Acquire: the ring entries the driver published before this index are read after it.
+    const auto avail_idx = std::atomic_ref<std::uint16_t>(
+        *reinterpret_cast<std::uint16_t*>(memory.map(queue.driver + 2, 2).data())).load(std::memory_order_acquire);
     if (avail_idx == queue.next_avail) return std::nullopt;
     if (static_cast<std::uint16_t>(avail_idx - queue.next_avail) > queue.size) {
         throw VirtqueueError("the driver made " + std::to_string(static_cast<std::uint16_t>(avail_idx - queue.next_avail)) +
                              " buffers available in a queue of " + std::to_string(queue.size));
     }
-    // The ring entry is read after the index that published it.
-    std::atomic_thread_fence(std::memory_order_acquire);
     const auto head = load<std::uint16_t>(memory, queue.driver + 4 + 2 * static_cast<std::uint64_t>(queue.next_avail % queue.size));
     ++queue.next_avail;
     Chain chain;
@@ -93,9 +93,11 @@ void push_used(DeviceMemory& memory, QueueState& queue, std::uint16_t head, std:
     store(memory, entry, std::uint32_t{head});
     store(memory, entry + 4, written);
     ++queue.next_used;
-    // The entry is visible before the index that publishes it.
-    std::atomic_thread_fence(std::memory_order_release);
-    store(memory, queue.device + 2, queue.next_used);
+    // Release: the entry is visible before the index that publishes it (check_queue made the
+    // ring 4-byte aligned, so the index is 2-byte aligned).
+    std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(memory.map(queue.device + 2, 2).data()))
+        .store(queue.next_used, std::memory_order_release);
+    memory.written(queue.device + 2, 2);
 }
 
 bool wants_interrupt(DeviceMemory& memory, const QueueState& queue) {
