@@ -99,7 +99,7 @@ colo::UniqueFd client_socket() {
 
 TEST_CASE("virtio-net: the built-in guest answers through its TAP; the device's writes are dirty; a moved guest goes on") {
     if (const std::string why = no_tap_here(); !why.empty()) {
-        MESSAGE("skipped: " + why);
+        MESSAGE("skipped: " << why);
         return;
     }
     const GuestConfig config = net_guest();
