@@ -151,6 +151,10 @@ void VirtioNet::write(std::uint64_t offset, unsigned width, std::uint64_t value)
     }
     std::lock_guard lock(mutex_);
     QueueState* q = regs_.queue_sel < 2 ? &regs_.queues[regs_.queue_sel] : nullptr;
+    // A ready queue's size and rings were checked when it became ready (alignment, inside RAM):
+    // a driver may change them only with the queue not ready (virtio spec 4.2.3.2), so later
+    // writes are ignored instead of letting unchecked rings in.
+    QueueState* layout = q != nullptr && !q->ready ? q : nullptr;
     switch (offset) {
         case kDeviceFeaturesSel: regs_.device_features_sel = v; break;
         case kDriverFeaturesSel: regs_.driver_features_sel = v; break;
@@ -159,7 +163,7 @@ void VirtioNet::write(std::uint64_t offset, unsigned width, std::uint64_t value)
             else if (regs_.driver_features_sel == 1) set_high(regs_.driver_features, v & high(kOffered));
             break;
         case kQueueSel: regs_.queue_sel = v; break;
-        case kQueueNum: if (q) q->size = static_cast<std::uint16_t>(std::min<std::uint32_t>(v, 0xffff)); break;
+        case kQueueNum: if (layout) layout->size = static_cast<std::uint16_t>(std::min<std::uint32_t>(v, 0xffff)); break;
         case kQueueReady:
             if (!q) break;
             if (v == 1) {
@@ -178,16 +182,18 @@ void VirtioNet::write(std::uint64_t offset, unsigned width, std::uint64_t value)
             if (v == 0) {
                 reset_locked();
             } else {
-                regs_.status = v;
+                // DEVICE_NEEDS_RESET is the device's to set and only a reset clears it: a driver
+                // writing its status bits back must not bring the broken queues into use again.
+                regs_.status = v | (regs_.status & kStatusNeedsReset);
                 if (running_locked()) receive_backlog_locked();
             }
             break;
-        case kQueueDescLow: if (q) set_low(q->desc, v); break;
-        case kQueueDescHigh: if (q) set_high(q->desc, v); break;
-        case kQueueDriverLow: if (q) set_low(q->driver, v); break;
-        case kQueueDriverHigh: if (q) set_high(q->driver, v); break;
-        case kQueueDeviceLow: if (q) set_low(q->device, v); break;
-        case kQueueDeviceHigh: if (q) set_high(q->device, v); break;
+        case kQueueDescLow: if (layout) set_low(layout->desc, v); break;
+        case kQueueDescHigh: if (layout) set_high(layout->desc, v); break;
+        case kQueueDriverLow: if (layout) set_low(layout->driver, v); break;
+        case kQueueDriverHigh: if (layout) set_high(layout->driver, v); break;
+        case kQueueDeviceLow: if (layout) set_low(layout->device, v); break;
+        case kQueueDeviceHigh: if (layout) set_high(layout->device, v); break;
         default: break;
     }
 }
@@ -203,18 +209,23 @@ void VirtioNet::transmit_from_guest() {
         bool used = false;
         try {
             while (auto chain = pop_chain(memory_, q)) {
+                // A frame longer than this NIC carries (a VLAN tag on a 1500-byte payload, a
+                // driver that assumed an MTU) is dropped, as a wire would: the queue is sound, so
+                // it is no reason to break the NIC. Nothing beyond the limit is copied.
                 std::vector<std::byte> bytes;
+                bool too_long = false;
                 for (const Segment& s : chain->segments) {
-                    if (s.device_writable) continue;
+                    if (s.device_writable || too_long) continue;
                     if (bytes.size() + s.length > kHeaderBytes + kFrameLimit) {
-                        throw VirtqueueError("a transmitted frame is longer than " + std::to_string(kFrameLimit) + " bytes");
+                        too_long = true;
+                        continue;
                     }
                     const auto data = memory_.map(s.gpa, s.length);
                     bytes.insert(bytes.end(), data.begin(), data.end());
                 }
                 push_used(memory_, q, chain->head, 0);
                 used = true;
-                if (bytes.size() > kHeaderBytes) frames.emplace_back(bytes.begin() + kHeaderBytes, bytes.end());
+                if (!too_long && bytes.size() > kHeaderBytes) frames.emplace_back(bytes.begin() + kHeaderBytes, bytes.end());
             }
         } catch (const Error& e) {
             fail_locked(e.what());
@@ -315,14 +326,23 @@ bool VirtioNet::attached() const {
 }
 
 void VirtioNet::attach_host() {
-    {
-        std::lock_guard lock(tap_mutex_);
-        if (tap_) return;
-        tap_ = std::make_unique<TapDevice>(config_.vifname, config_.bridge, std::chrono::seconds(2));
+    if (attached()) return;
+    // Everything that can fail comes before the NIC takes the TAP, so that a failed attach
+    // leaves it detached (not attached with no reader: deaf while saying it listens).
+    auto tap = std::make_unique<TapDevice>(config_.vifname, config_.bridge, std::chrono::seconds(2));
+    UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
+    if (!stop.valid()) throw SystemError("eventfd for " + tap->name(), errno);
+    std::lock_guard lock(tap_mutex_);
+    if (tap_) return;  // attached meanwhile by another thread: ours goes away
+    tap_ = std::move(tap);
+    stop_reader_ = std::move(stop);
+    try {
+        reader_ = std::thread([this] { reader_main(); });
+    } catch (...) {
+        tap_.reset();
+        stop_reader_.reset();
+        throw;
     }
-    stop_reader_ = UniqueFd(::eventfd(0, EFD_CLOEXEC));
-    if (!stop_reader_.valid()) throw SystemError("eventfd for " + host_name(), errno);
-    reader_ = std::thread([this] { reader_main(); });
 }
 
 void VirtioNet::detach_host() {
@@ -352,6 +372,9 @@ void VirtioNet::reader_main() {
         if ((fds[1].revents & POLLIN) != 0) return;
         try {
             while (auto n = tap.read_frame(buffer)) {
+                // Only what this NIC carries reaches a sink (GuestNic: at most kMaxFrameBytes);
+                // a larger frame (a host side with a bigger MTU) would not fit the guest either.
+                if (*n == 0 || *n > kFrameLimit) continue;
                 const std::span<const std::byte> frame(buffer.data(), *n);
                 std::lock_guard sinks(sink_mutex_);
                 if (receive_sink_) receive_sink_(frame);

@@ -8,7 +8,7 @@
 // num_buffers = 1 on receive).
 //
 // Transmit runs on the vCPU thread that wrote QueueNotify: frames go to the transmit sink, or to
-// the TAP. Receive: frames from the TAP (its reader thread) or deliver_to_guest go into buffers
+// the TAP; a frame longer than 1514 bytes is dropped (the queue stays in use). Receive: frames from the TAP (its reader thread) or deliver_to_guest go into buffers
 // the driver posted; while the guest is paused (set_paused), before the driver is ready, or
 // when no buffer is posted they wait in a backlog of at most kMaxBacklog frames (the oldest is
 // dropped, as a full ring would). The device never writes guest memory while paused, and every
@@ -17,7 +17,9 @@
 // the driver asked for none.
 //
 // A queue the guest set up wrongly (ring outside RAM, a descriptor loop, ...) sets
-// DEVICE_NEEDS_RESET and the device stops touching guest memory until the driver resets it.
+// DEVICE_NEEDS_RESET and the device stops touching guest memory until the driver resets it
+// (writing 0 to Status; other status writes keep the bit). A ready queue's size and ring
+// addresses do not change: the driver sets them while the queue is not ready.
 //
 // State (save_state / restore_state, version kStateVersion): features, status, interrupt status,
 // queue registers and positions, and the receive backlog. The rings themselves are guest memory.

@@ -93,15 +93,23 @@ void push_used(DeviceMemory& memory, QueueState& queue, std::uint16_t head, std:
     store(memory, entry, std::uint32_t{head});
     store(memory, entry + 4, written);
     ++queue.next_used;
-    // Release: the entry is visible before the index that publishes it (check_queue made the
-    // ring 4-byte aligned, so the index is 2-byte aligned).
+    // The entry is visible before the index that publishes it (release), and the index before
+    // wants_interrupt reads the driver's flags (sequentially consistent: a store-load order, a
+    // full fence on x86). A driver that re-enables interrupts clears the flag, fences and then
+    // reads this index (Linux's virtqueue_enable_cb); without our side of that order both could
+    // read the old values and the interrupt for this buffer would be lost. check_queue made the
+    // ring 4-byte aligned, so the index is 2-byte aligned.
     std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(memory.map(queue.device + 2, 2).data()))
-        .store(queue.next_used, std::memory_order_release);
+        .store(queue.next_used, std::memory_order_seq_cst);
     memory.written(queue.device + 2, 2);
 }
 
 bool wants_interrupt(DeviceMemory& memory, const QueueState& queue) {
-    return (load<std::uint16_t>(memory, queue.driver) & kAvailNoInterrupt) == 0;
+    // Sequentially consistent: ordered after push_used's index store (see there). The driver
+    // ring is 2-byte aligned (check_queue).
+    const auto flags = std::atomic_ref<std::uint16_t>(
+        *reinterpret_cast<std::uint16_t*>(memory.map(queue.driver, 2).data())).load(std::memory_order_seq_cst);
+    return (flags & kAvailNoInterrupt) == 0;
 }
 
 }  // namespace colo::kvm

@@ -218,3 +218,68 @@ TEST_CASE("virtio-net device: transmitted frames lose their header and go to the
     CHECK(sent[0][0] == std::byte{0x77});
     CHECK(d.m.get<std::uint16_t>(Driver::kTxUsed + 2) == 1);
 }
+
+namespace {
+
+// One transmit chain of a single descriptor at table slot `slot`: header + `frame_bytes`.
+void post_transmit(Driver& d, std::uint16_t slot, std::uint32_t frame_bytes, std::uint8_t first) {
+    const std::uint64_t buffer = 0xa000 + 0x800 * slot;
+    d.m.put<std::uint64_t>(Driver::kTxDesc + 16 * slot, buffer);
+    d.m.put<std::uint32_t>(Driver::kTxDesc + 16 * slot + 8, 12 + frame_bytes);
+    d.m.put<std::uint16_t>(Driver::kTxDesc + 16 * slot + 12, 0);
+    d.m.put<std::uint8_t>(buffer + 12, first);
+    d.m.put<std::uint16_t>(Driver::kTxAvail + 4 + 2 * slot, slot);
+    d.m.put<std::uint16_t>(Driver::kTxAvail + 2, static_cast<std::uint16_t>(slot + 1));
+    d.nic.write(0x050, 4, 1);
+}
+
+}  // namespace
+
+TEST_CASE("virtio-net device: a frame too long to carry is dropped, the queue goes on") {
+    Driver d(0);
+    d.nic.set_paused(false);
+    std::vector<std::vector<std::byte>> sent;
+    d.nic.set_transmit_sink([&](std::span<const std::byte> f) { sent.emplace_back(f.begin(), f.end()); });
+    post_transmit(d, 0, 1518, 0x11);  // a VLAN-tagged full frame: 4 bytes over
+    CHECK(sent.empty());
+    CHECK((d.nic.device_status() & 64) == 0);
+    CHECK(d.m.get<std::uint16_t>(Driver::kTxUsed + 2) == 1);  // handed back all the same
+    post_transmit(d, 1, 1514, 0x22);
+    REQUIRE(sent.size() == 1);
+    CHECK(sent[0].size() == 1514);
+    CHECK(sent[0][0] == std::byte{0x22});
+}
+
+TEST_CASE("virtio-net device: only a reset clears DEVICE_NEEDS_RESET") {
+    Driver d(1);
+    d.nic.set_paused(false);
+    d.m.put<std::uint64_t>(Driver::kRxDesc, 0xfffff000);  // the posted buffer is outside RAM
+    d.nic.deliver_to_guest(std::vector<std::byte>(60, std::byte{1}));
+    REQUIRE((d.nic.device_status() & 64) != 0);
+    d.nic.write(0x070, 4, 1 | 2 | 8 | 4);  // the driver writes its own bits back
+    CHECK((d.nic.device_status() & 64) != 0);
+    // The broken queue stays unused: nothing more is read from it or written.
+    d.m.writes.clear();
+    d.m.put<std::uint64_t>(Driver::kRxDesc, 0x8000);
+    d.nic.write(0x050, 4, 0);
+    CHECK(d.received() == 0);
+    CHECK(d.m.writes.empty());
+    d.nic.write(0x070, 4, 0);
+    CHECK(d.nic.device_status() == 0);
+}
+
+TEST_CASE("virtio-net device: a ready queue keeps the size and rings that were checked") {
+    Driver d(0);
+    d.nic.set_paused(false);
+    std::vector<std::vector<std::byte>> sent;
+    d.nic.set_transmit_sink([&](std::span<const std::byte> f) { sent.emplace_back(f.begin(), f.end()); });
+    d.nic.write(0x030, 4, 1);
+    d.nic.write(0x038, 4, 3);           // not a power of two
+    d.nic.write(0x080, 4, 0xf001);      // misaligned, and past the checked table
+    d.nic.write(0x0a0, 4, 0xfffe);      // misaligned, and its ring would run out of RAM
+    post_transmit(d, 0, 42, 0x33);
+    REQUIRE(sent.size() == 1);          // the queue as it was made ready
+    CHECK(sent[0][0] == std::byte{0x33});
+    CHECK(d.m.get<std::uint16_t>(Driver::kTxUsed + 2) == 1);
+    CHECK((d.nic.device_status() & 64) == 0);
+}
