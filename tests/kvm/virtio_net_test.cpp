@@ -1,4 +1,5 @@
-// The virtio-net NIC with a real guest: the built-in guest's UDP service answers through a TAP,
+// The virtio-net NIC with a real guest: the built-in guest answers ARP (with the vif's MAC), ICMP
+// echo and its UDP service through a TAP,
 // what the device writes into guest memory is in the dirty log, and a guest moved into a new VM
 // (state and memory) keeps answering with its counter going on. Needs root for the TAP.
 #include <doctest/doctest.h>
@@ -9,7 +10,9 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "backends/dirty_bitmap.hpp"
@@ -17,6 +20,7 @@
 #include "kvm/builtin_guest/params.h"
 #include "kvm/kvm_backend.hpp"
 #include "kvm/layout.hpp"
+#include "tests/internet_checksum.hpp"
 #include "tests/kvm/guest_memory_copy.hpp"
 
 using namespace std::chrono_literals;
@@ -89,6 +93,53 @@ int count_of(const std::string& reply) {
     return at == std::string::npos ? -1 : std::atoi(reply.c_str() + at + 6);
 }
 
+// One ICMP echo request to the guest (a raw socket: we are root); whether the matching reply,
+// with the same identifier, sequence number and payload, came within `wait`.
+bool ping(std::uint16_t sequence, std::chrono::milliseconds wait) {
+    colo::UniqueFd fd(::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP));
+    REQUIRE(fd.valid());
+    std::uint8_t request[8 + 16] = {8, 0, 0, 0, 0xc0, 0x10, static_cast<std::uint8_t>(sequence >> 8),
+                                    static_cast<std::uint8_t>(sequence)};
+    std::memcpy(request + 8, "colo-replicate!!", 16);
+    const std::uint16_t sum = colo::test::internet_checksum(request, sizeof request);
+    request[2] = static_cast<std::uint8_t>(sum >> 8);
+    request[3] = static_cast<std::uint8_t>(sum);
+    sockaddr_in guest{};
+    guest.sin_family = AF_INET;
+    inet_pton(AF_INET, "10.99.0.2", &guest.sin_addr);
+    REQUIRE(::sendto(fd.get(), request, sizeof request, 0, reinterpret_cast<sockaddr*>(&guest), sizeof guest) ==
+            static_cast<ssize_t>(sizeof request));
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    while (std::chrono::steady_clock::now() < deadline) {
+        timeval tv{0, 100 * 1000};
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        std::uint8_t packet[256];
+        const ssize_t n = ::recv(fd.get(), packet, sizeof packet, 0);  // the IPv4 header, then ICMP
+        if (n < 20) continue;
+        const std::size_t ip_header = (packet[0] & 0x0f) * 4u;
+        if (static_cast<std::size_t>(n) != ip_header + sizeof request) continue;
+        const std::uint8_t* reply = packet + ip_header;
+        if (reply[0] == 0 && std::memcmp(reply + 4, request + 4, sizeof request - 4) == 0 &&
+            colo::test::internet_checksum(reply, sizeof request) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+// The link-layer address the host's neighbour table holds for the guest ("" when none).
+std::string neighbour_mac() {
+    const std::string command = std::string("ip neigh show 10.99.0.2 dev ") + kTap;
+    FILE* out = ::popen(command.c_str(), "r");
+    REQUIRE(out != nullptr);
+    char line[256] = {};
+    const bool read = std::fgets(line, sizeof line, out) != nullptr;
+    ::pclose(out);
+    const std::string text = read ? line : "";
+    const auto at = text.find("lladdr ");
+    return at == std::string::npos ? "" : text.substr(at + 7, 17);
+}
+
 colo::UniqueFd client_socket() {
     colo::UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     REQUIRE(fd.valid());
@@ -123,6 +174,10 @@ TEST_CASE("virtio-net: the built-in guest answers through its TAP; the device's 
         CHECK(ask(fd.get(), "req=" + std::to_string(k), 5s) == want);
     };
     for (int k = 1; k <= 10; ++k) next(k);
+    // ARP answered with the vif's MAC; ICMP echo answered (not counted by the UDP service).
+    CHECK(neighbour_mac() == "52:54:00:99:00:02");
+    CHECK(ping(1, 2s));
+    CHECK(ping(2, 2s));
 
     // Pages only the device writes (the receive buffers) show up in the dirty log.
     guest->start_dirty_log();
@@ -155,6 +210,7 @@ TEST_CASE("virtio-net: the built-in guest answers through its TAP; the device's 
     CHECK(moved_reply == "req=12 count=" + std::to_string(count + 1) + "\n");
     count = count_of(moved_reply);
     next(13);
+    CHECK(ping(3, 2s));
 }
 
 TEST_CASE("virtio-net: a damaged NIC state record is refused before anything changes") {
