@@ -1,7 +1,7 @@
 // The virtio-net NIC with a real guest: the built-in guest answers ARP (with the vif's MAC), ICMP
-// echo and its UDP service through a TAP,
-// what the device writes into guest memory is in the dirty log, and a guest moved into a new VM
-// (state and memory) keeps answering with its counter going on. Needs root for the TAP.
+// echo and its UDP service through a TAP, what the device writes into guest memory is in the dirty
+// log, and a guest moved into a new VM (state and memory) keeps answering with its counter going
+// on. Needs root for the TAP.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
