@@ -92,6 +92,7 @@ StatusFields status_fields(const SecondaryStats& s) {
         {"net_takeover_held_sent", std::to_string(s.net_takeover_held_sent)},
         {"net_takeover_svm_sent", std::to_string(s.net_takeover_svm_sent)},
         {"net_takeover_ingress_replayed", std::to_string(s.net_takeover_ingress_replayed)},
+        {"net_takeover_tcp_translated", std::to_string(s.net_takeover_tcp_translated)},
         {"phase", s.phase},
     };
     if (!s.stopped_reason.empty()) f.emplace_back("stopped", s.stopped_reason);

@@ -106,12 +106,24 @@ TEST_CASE("network frame compare: what is compared of each kind of frame") {
     CHECK(frame_key(ipv4(17, udp("req=1 count=1"))).kind == FrameKey::Kind::udp);
     CHECK(frame_key(ipv4(17, udp("req=1 count=1"))).flow == "udp 10.0.0.2:7777>10.0.0.1:40000");
     CHECK(frame_key(ipv4(17, udp("a"))).compared != frame_key(ipv4(17, udp("b"))).compared);
-    // TCP: flags, seq, ack and payload; not the window.
-    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data", 500))).compared ==
-          frame_key(ipv4(6, tcp(100, 200, 0x18, "data", 900))).compared);
-    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data"))).compared != frame_key(ipv4(6, tcp(101, 200, 0x18, "data"))).compared);
-    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data"))).compared != frame_key(ipv4(6, tcp(100, 201, 0x18, "data"))).compared);
-    CHECK(frame_key(ipv4(6, tcp(100, 200, 0x18, "data"))).compared != frame_key(ipv4(6, tcp(100, 200, 0x11, "data"))).compared);
+    // TCP: the payload, with where the segment's fields are (tcp_stream_compare_test.cpp has the rest).
+    const FrameKey segment = frame_key(ipv4(6, tcp(100, 200, 0x19, "data", 500)));
+    REQUIRE(segment.tcp);
+    CHECK(segment.kind == FrameKey::Kind::tcp);
+    CHECK(segment.flow == "tcp 10.0.0.2:7000>10.0.0.1:41000");
+    CHECK(segment.tcp->reverse_flow == "tcp 10.0.0.1:41000>10.0.0.2:7000");
+    CHECK(segment.compared == Bytes{std::byte{'d'}, std::byte{'a'}, std::byte{'t'}, std::byte{'a'}});
+    CHECK(segment.tcp->seq == 100);
+    CHECK(segment.tcp->ack == 200);
+    CHECK(segment.tcp->flags == 0x19);
+    CHECK(segment.tcp->length() == 5);  // 4 bytes and the FIN
+    CHECK(segment.tcp->header == 34);
+    CHECK(segment.tcp->header_size == 20);
+    // An IPv4 fragment's transport header cannot be trusted: compared whole.
+    Bytes fragment = ipv4(6, tcp(100, 200, 0x18, "data"));
+    fragment[14 + 6] = std::byte{0x20};  // more fragments
+    CHECK(frame_key(fragment).kind == FrameKey::Kind::other);
+    CHECK_FALSE(frame_key(fragment).tcp);
     // ICMP: the message without its checksum.
     Bytes echo{std::byte{0}, std::byte{0}, std::byte{0x11}, std::byte{0x11}, std::byte{1}, std::byte{2}};
     Bytes echo2 = echo;

@@ -11,6 +11,7 @@
 
 #include "tests/unit/error_of.hpp"
 #include "tests/unit/pipeline_test_support.hpp"
+#include "tests/unit/tcp_frames.hpp"
 
 using namespace pipeline_test;
 
@@ -361,4 +362,53 @@ TEST_CASE("pipeline network: a survivor announces the guest's MAC and address be
     CHECK(std::to_integer<unsigned>(sent[1][13]) == 0x35);  // then RARP (0x8035)
     CHECK(texts({sent[2]}) == Texts{"held"});
     CHECK(pair.secondary->status().net_takeover_held_sent == 1);
+}
+
+TEST_CASE("pipeline network: colo with the real compare: a new TCP connection's ISNs differ, the survivor translates") {
+    namespace tf = colo::test::tcp_frames;
+    PrimaryConfig config = primary_config(ProtectionMode::colo);
+    config.make_net_compare = [] { return net_device::make_egress_compare(ProtectionMode::colo); };
+    Pair pair(config, secondary_config(ProtectionMode::colo), 1);
+    pair.protect();
+    FakeNic& pvm = pair.pvm.nic(0);
+    FakeNic& svm = pair.svm.nic(0);
+    const tf::Endpoints client = tf::Endpoints{}.reversed();
+    // The client connects; both VMs accept, each with its own initial sequence number.
+    pvm.host_receive(tf::segment(300, 0, tf::SYN, "", client));
+    pair.primary->poll(Primary::Clock::now());
+    pair.settle();
+    pvm.guest_transmit(tf::segment(10000, 301, tf::SYN | tf::ACK, ""));
+    svm.guest_transmit(tf::segment(77000, 301, tf::SYN | tf::ACK, ""));
+    exchange(pair);
+    REQUIRE(pvm.sent_to_host().size() == 1);  // the PVM's SYN-ACK: the SVM stands behind it
+    CHECK(tf::get32(pvm.sent_to_host()[0], 38) == 10000);
+    CHECK(pair.primary->status().net_compare_checkpoints == 0);
+    // The client's ACK acknowledges the PVM's ISN; the SVM gets it in its own space.
+    pvm.host_receive(tf::segment(301, 10001, tf::ACK, "GET", client));
+    pair.primary->poll(Primary::Clock::now());
+    pair.settle();
+    REQUIRE(svm.received().size() == 2);
+    CHECK(tf::get32(svm.received()[1], 42) == 77001);
+    CHECK(tf::tcp_checksum_error(svm.received()[1]) == 0);
+    CHECK(tf::get32(pvm.received()[1], 42) == 10001);  // the PVM's copy is untouched
+    // Both answer, cut differently; the primary dies before it compares the SVM's second part.
+    pvm.guest_transmit(tf::segment(10001, 304, tf::ACK, "OK"));
+    svm.guest_transmit(tf::segment(77001, 304, tf::ACK, "O"));
+    exchange(pair);
+    CHECK(pvm.sent_to_host().size() == 1);  // "OK" is not all the SVM's yet
+    svm.guest_transmit(tf::segment(77002, 304, tf::ACK, "K"));
+    pair.settle();
+    kill_primary(pair);
+    // The survivor sends both of its segments (nothing of "OK" was released), in the PVM's space.
+    const auto sent = without_announcements(svm.sent_to_host());
+    REQUIRE(sent.size() == 2);
+    CHECK(tf::get32(sent[0], 38) == 10001);
+    CHECK(tf::get32(sent[1], 38) == 10002);
+    CHECK(tf::tcp_checksum_error(sent[1]) == 0);
+    CHECK(pair.secondary->status().net_takeover_tcp_translated == 1);
+    // And goes on translating the connection both ways.
+    svm.host_receive(tf::segment(304, 10003, tf::ACK, "", client));
+    CHECK(tf::get32(svm.received().back(), 42) == 77003);
+    svm.guest_transmit(tf::segment(77003, 304, tf::ACK | tf::FIN, ""));
+    CHECK(tf::get32(svm.sent_to_host().back(), 38) == 10003);
 }

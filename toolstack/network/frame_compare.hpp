@@ -7,10 +7,10 @@
 // has waited longer than `timeout` for its SVM twin, or when more than `max_queued` frames wait
 // on one side.
 //
-// TCP is matched segment by segment (flags, sequence and acknowledgement numbers, payload), so two
-// VMs that cut a stream into different segments, or acknowledge it at different moments, differ
-// and checkpoint; the checkpoint makes them equal again. That is correct, and costs checkpoints
-// with busy TCP; comparing TCP payload by sequence ranges (QEMU's colo-compare) would need fewer.
+// TCP is not matched frame by frame but by payload over sequence ranges, with the SVM's sequence
+// numbers translated into the PVM's (tcp_stream_compare.hpp): two VMs that cut a stream into
+// different segments, acknowledge it at different moments or chose different initial sequence
+// numbers for a new connection still agree.
 //
 // Not thread-safe: net_device::Primary calls it under its own lock.
 #pragma once
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "toolstack/network/ethernet_frame.hpp"
+#include "toolstack/network/tcp_stream_compare.hpp"
 #include "toolstack/replication/net_device.hpp"
 
 namespace colo::network {
@@ -54,12 +55,15 @@ private:
         std::deque<Waiting> pvm, svm;
     };
     void match(const std::string& name, Flow& flow);
+    void frame(bool pvm, std::uint64_t index, std::span<const std::byte> frame, Clock::time_point now);
+    void note_mismatch(const std::string& name, std::string why);
 
     CompareOptions options_;
     std::map<std::string, Flow> flows_;
+    std::map<std::string, TcpStreamCompare> connections_;
     Matched matched_;
     std::string mismatch_;
-    std::size_t pvm_waiting_ = 0, svm_waiting_ = 0;
+    std::size_t pvm_waiting_ = 0, svm_waiting_ = 0;  // in flows_
 };
 
 }  // namespace colo::network

@@ -432,6 +432,7 @@ SecondaryStats Secondary::status() const {
         out.net_takeover_held_sent += report.held_sent;
         out.net_takeover_svm_sent += report.svm_sent;
         out.net_takeover_ingress_replayed += report.ingress_replayed;
+        out.net_takeover_tcp_translated += report.tcp_translated;
     }
     return out;
 }

@@ -311,29 +311,37 @@ bool Secondary::owns(const protocol::Message& message) const {
 
 void Secondary::svm_frame(std::span<const std::byte> frame) {
     std::lock_guard lock(mutex_);
+    Frame copy(frame.begin(), frame.end());
+    tcp_rewriter_.svm_sent(copy, active_);
     if (active_) {
-        nic_.transmit_to_host(frame);
+        nic_.transmit_to_host(copy);
         return;
     }
     // Remus: the SVM does not run between checkpoints; colo: its frames are compared on the
-    // primary, and the survivor may have to send those nobody released.
+    // primary (in the SVM's own sequence space: the compare translates them itself), and the
+    // survivor may have to send those nobody released.
     if (!colo_running_) return;
     const std::uint64_t index = svm_next_++;
-    Frame copy(frame.begin(), frame.end());
     to_forward_.push_back(protocol::NetEgress{index_, index, copy});
     svm_unmatched_.emplace(index, std::move(copy));
+}
+
+void Secondary::deliver_locked(std::span<const std::byte> frame) {
+    Frame copy(frame.begin(), frame.end());
+    tcp_rewriter_.for_svm(copy);
+    nic_.deliver_to_guest(copy);
 }
 
 void Secondary::host_frame(std::span<const std::byte> frame) {
     std::lock_guard lock(mutex_);
     // Only a NIC that took over has a TAP; its frames are the guest's own now.
-    if (active_) nic_.deliver_to_guest(frame);
+    if (active_) deliver_locked(frame);
 }
 
 void Secondary::give_kept_locked() {
     for (const auto& frame : kept_) {
         if (frame.index <= given_through_) continue;
-        nic_.deliver_to_guest(frame.frame);
+        deliver_locked(frame.frame);
         given_through_ = frame.index;
     }
 }
@@ -423,6 +431,7 @@ void Secondary::commit() {
     given_through_ = committed_through_;
     to_forward_.clear();
     svm_unmatched_.clear();
+    tcp_rewriter_.reset();
     if (colo_running_) give_kept_locked();
 }
 
@@ -454,7 +463,8 @@ void Secondary::take_over() {
     }
     held_.clear();
     // ...then (colo) what the SVM transmitted since that no released PVM frame stood for.
-    for (const auto& [index, frame] : svm_unmatched_) {
+    for (auto& [index, frame] : svm_unmatched_) {
+        tcp_rewriter_.svm_sent(frame, true);
         nic_.transmit_to_host(frame);
         ++report_.svm_sent;
     }
@@ -467,6 +477,7 @@ void Secondary::take_over() {
     kept_.clear();
     colo_running_ = false;
     active_ = true;
+    report_.tcp_translated = tcp_rewriter_.translated();
 }
 
 Secondary::TakeoverReport Secondary::takeover_report() const {

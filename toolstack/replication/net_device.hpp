@@ -19,6 +19,9 @@
 //   takeover); colo: forwards the SVM's frames (NetEgress) and keeps those not yet matched.
 //   take_over: attach the TAP, announce the guest's MAC, send the held frames the primary had
 //   not released (and, colo, the SVM's own frames nobody released), then act as a plain NIC.
+//   colo: TCP connections the SVM opened or accepted since the last checkpoint have its own
+//   sequence numbers; ingress is translated into them, and after take_over its egress out of
+//   them (network::TcpSequenceRewriter), for as long as those connections live.
 //
 // Threading: the NIC's sinks (a vCPU thread, the TAP reader) and the pipeline thread's hooks meet
 // under one mutex per half. Frames are handed to the NIC (deliver_to_guest, transmit_to_host)
@@ -37,6 +40,7 @@
 #include <vector>
 
 #include "backends/guest_nic.hpp"
+#include "toolstack/network/tcp_sequence_rewriter.hpp"
 #include "toolstack/replication/checkpoint_device.hpp"
 
 namespace colo::net_device {
@@ -174,6 +178,7 @@ public:
         std::uint64_t svm_sent = 0;   // colo: SVM frames nobody released
         std::uint64_t ingress_replayed = 0;
         std::uint64_t announcements = 0;
+        std::uint64_t tcp_translated = 0;  // colo: connections whose sequence numbers the survivor translates
     };
     [[nodiscard]] TakeoverReport takeover_report() const;
 
@@ -186,6 +191,7 @@ private:
     };
     void svm_frame(std::span<const std::byte> frame);
     void host_frame(std::span<const std::byte> frame);
+    void deliver_locked(std::span<const std::byte> frame);  // to the SVM, translated
     void give_kept_locked();
 
     GuestNic& nic_;
@@ -204,6 +210,7 @@ private:
     std::uint64_t svm_next_ = 1;
     std::deque<protocol::NetEgress> to_forward_;
     std::map<std::uint64_t, Frame> svm_unmatched_;  // colo: forwarded, not known matched
+    network::TcpSequenceRewriter tcp_rewriter_;     // colo: the SVM's own TCP sequence numbers
     std::optional<Staged> staged_;
     TakeoverReport report_;
 };

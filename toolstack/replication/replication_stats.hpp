@@ -72,6 +72,7 @@ struct SecondaryStats {
     // At takeover, all NICs: frames sent for the dead primary (held by its last checkpoint and
     // not released; colo: the SVM's own nobody released) and ingress given to the guest again.
     std::uint64_t net_takeover_held_sent = 0, net_takeover_svm_sent = 0, net_takeover_ingress_replayed = 0;
+    std::uint64_t net_takeover_tcp_translated = 0;
     std::string phase;                        // of the checkpoint transaction
     std::string stopped_reason;               // why, once stopped or failed
 };
