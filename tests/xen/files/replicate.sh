@@ -193,10 +193,18 @@ while :; do
     sleep 0.5; i=$((i+1))
 done
 corrupt=$(cat $PVM_LOG $SVM_LOG 2>/dev/null | tr -d '\000' | grep -c CORRUPT)
+# Where a CORRUPT line came from and what it says (want= the stamp the guest wrote, got= the two
+# copies it found): a lost write shows as one old copy, a stale page as two.
+corrupt_where() {
+    for f in $PVM_LOG $SVM_LOG /var/log/xen/guest-$NAME.log /var/log/xen/guest-$NAME--incoming.log; do
+        line=$(tr -d '\000' <$f 2>/dev/null | grep -n -m1 CORRUPT)
+        [ -n "$line" ] && printf '%s line %s (of %s); ' "$(basename $f)" "$line" "$(tr -d '\000' <$f | wc -l)"
+    done
+}
 if [ -n "$last_survivor" ] && [ "$last_survivor" -ge $((base + 5)) ] && [ "$corrupt" = 0 ]; then
     pass ${TAG}_console "the survivor printed seq=$((base + 1))..$last_survivor within $((i / 2)).$((i % 2 * 5)) s after takeover (the primary's last released line before the kill: seq=${last_before:-none}); no CORRUPT page"
 else
-    fail ${TAG}_console "survivor's last seq '${last_survivor:-none}' 30 s after takeover, '${at_takeover:-none}' at takeover, primary's before the kill '${last_before:-none}', CORRUPT lines: $corrupt; survivor console tail: $(tail -3 $SVM_LOG 2>/dev/null | oneline)"
+    fail ${TAG}_console "survivor's last seq '${last_survivor:-none}' 30 s after takeover, '${at_takeover:-none}' at takeover, primary's before the kill '${last_before:-none}', CORRUPT lines: $corrupt $(corrupt_where); survivor console tail: $(tail -3 $SVM_LOG 2>/dev/null | oneline)"
     give_up ${TAG}_console
 fi
 
