@@ -12,6 +12,15 @@
  * ack lost or sent twice on the way back as an ack out of order. tests/nested/tcp_seq_client.c is
  * that client.
  *
+ * A line "seq=N nonce..." is answered "ack=N total=T nonce=H", H 1 to 16 hex digits taken from
+ * the cycle counter and the clock: a reply that is different, even in length, each time the
+ * guest computes it. Replies without it depend only on the stream, so a replica that re-executes the guest from
+ * a checkpoint and is given the same input recomputes the same bytes, and the client could not
+ * tell whether a reply it got came from a state the replica does not have (Remus releasing
+ * output before the checkpoint is acknowledged, COLO releasing without comparing). With nonces
+ * the replica's replies differ from the ones the client already has, and the stream the client
+ * reads after a failover is only whole if no reply escaped before it was safe.
+ *
  *     tcp_seq_server [PORT]      default 7000
  *
  * One process, poll() over the listening socket and up to kMaxClients connections: a client that
@@ -27,7 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 enum { kMaxClients = 16, kLineMax = 4096, kOutMax = 64 * 1024 };
 
@@ -71,6 +82,18 @@ static int flush_out(struct client *c) {
     return 0;
 }
 
+/* 64 bits that differ each time they are computed: the cycle counter and the clock, mixed. The
+ * clock alone is not enough: a guest whose clocksource ticks in jiffies reads the same value for
+ * milliseconds, and re-executing from a checkpoint would often compute the same nonce length. */
+static unsigned long long timing_hash(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    unsigned long long z = __rdtsc() ^ ((unsigned long long)ts.tv_sec << 32) ^ (unsigned long long)ts.tv_nsec;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finaliser */
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
 /* Answers every complete line in c->in; -1 on a line that is not "seq=N...". */
 static int answer_lines(struct client *c) {
     char *start = c->in, *nl;
@@ -82,7 +105,13 @@ static int answer_lines(struct client *c) {
         unsigned long long n = strtoull(start + 4, &end, 10);
         if (errno != 0 || end == start + 4) return -1;
         ++c->lines;
-        int len = snprintf(c->out + c->out_len, kOutMax - c->out_len, "ack=%llu total=%llu\n", n, c->lines);
+        char nonce[32] = "";
+        if (strncmp(end, " nonce", 6) == 0) {
+            const unsigned long long bits = timing_hash();
+            const int digits = (int)(bits >> 60) + 1;
+            snprintf(nonce, sizeof nonce, " nonce=%0*llx", digits, digits < 16 ? bits & ((1ull << (4 * digits)) - 1) : bits);
+        }
+        int len = snprintf(c->out + c->out_len, kOutMax - c->out_len, "ack=%llu total=%llu%s\n", n, c->lines, nonce);
         if (len < 0 || (size_t)len >= kOutMax - c->out_len) return -1; /* the caller stops reading first */
         c->out_len += (size_t)len;
         start = nl + 1;
@@ -118,9 +147,9 @@ int main(int argc, char **argv) {
             struct client *c = &clients[i];
             short events = 0;
             /* Read only while the replies to a full buffer of lines still fit (a line is at least
-             * 5 bytes, a reply at most 52): a client that stops reading is throttled by TCP
+             * 5 bytes, a reply at most 75): a client that stops reading is throttled by TCP
              * instead of growing our buffer. */
-            if (c->fd >= 0 && c->out_len + (kLineMax / 5 + 1) * 52 < kOutMax) events |= POLLIN;
+            if (c->fd >= 0 && c->out_len + (kLineMax / 5 + 1) * 75 < kOutMax) events |= POLLIN;
             if (c->fd >= 0 && c->out_len > 0) events |= POLLOUT;
             fds[i + 1] = (struct pollfd){.fd = c->fd, .events = events};
         }

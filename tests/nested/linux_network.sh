@@ -10,7 +10,11 @@
 # run dir host1 and waits until CLIENT (tcp_seq_client) is answered. Then, RUNS_PER_MODE times
 # per mode, COLO and Remus (`--remus -i 100`) alternating:
 #   - a new client connection streams numbered lines (1 KiB each, 256 in flight); 2 s of it
-#     unprotected give the unprotected throughput;
+#     unprotected give the unprotected throughput. Remus streams and every second COLO stream
+#     ask for nonces (replies the guest computes differently each time, see tcp_seq_server.c):
+#     without them a guest given the same input recomputes the same replies, and output
+#     released before it was safe would go unnoticed. The other COLO streams are deterministic
+#     (COLO's case: replies compare equal and go out at once) and give COLO's throughput;
 #   - a `receive` in a new run dir (the next "host") and `protect` from the host that runs the
 #     guest; a random 0.5-3 s later (seed SEED) that host's process is killed with SIGKILL;
 #   - the receiver must become active and make its TAP (same vifname, on the bridge), and the
@@ -72,6 +76,11 @@ dump() {  # dump RUN: what a failed run leaves for the reader
     done
 }
 
+if [ ! -c /dev/net/tun ]; then
+    for mode in colo remus; do echo "SKIP linux-net-$mode-sigkill: no /dev/net/tun here (run-in-l1.sh -n loads tun)"; done
+    exit 0
+fi
+
 # --- The client's side of the network: the bridge with the .1 address. The TAP is not ours:
 # the guest's colo-replicate makes it and adds it to the bridge, the survivor again at takeover.
 ip link set lo up
@@ -94,15 +103,15 @@ if ! grep -q '^result=ok' "$work/client0.out"; then
 fi
 echo "guest up and answering TCP after $(since "$t0") s: $(tr -d '\r\000' < "$work/console1" | grep 'colo-guest: eth0')"
 
-# one_run N MODE: on failure sets $problem; on success appends a line to $work/results
-# (mode took unprotected_rate secs protected_rate secs max_stall delay protect_s checkpoints
-#  compare_checkpoints acked) and makes the survivor the next run's primary.
+# one_run N MODE NONCE: on failure sets $problem; on success appends a line to $work/results
+# (mode nonce took unprotected_rate secs protected_rate secs max_stall delay protect_s
+#  checkpoints compare_checkpoints acked) and makes the survivor the next run's primary.
 one_run() {
-    local n=$1 mode=$2 next=$(($1 + 1)) out address receiver t_start t_protect t_protected t_kill took tp
-    local delay pid_client acked_kill checkpoints compare extra="" result
+    local n=$1 mode=$2 nonce=$3 next=$(($1 + 1)) out address receiver t_start t_protect t_protected t_kill took tp
+    local delay pid_client acked_kill checkpoints compare why extra="" result
     problem=""
     [ "$mode" = remus ] && extra="--remus -i 100"
-    "$client_bin" "$guest_ip" $port --seconds 300 --pad 1024 --window 256 --progress-ms 100 \
+    "$client_bin" "$guest_ip" $port $nonce --seconds 300 --pad 1024 --window 256 --progress-ms 100 \
         --connect-seconds 10 > "$work/client$n.out" 2>&1 &
     pid_client=$!
     t_start=$(now)
@@ -125,6 +134,7 @@ one_run() {
     sleep "$delay"  # the random moment of the death, not a wait for a condition
     checkpoints=$(field_on $at checkpoints)
     compare=$(field_on $at net_compare_checkpoints)
+    why=$(field_on $at net_last_compare_reason)
     acked_kill=$(acked "$work/client$n.out")
     kill -9 "$primary"
     t_kill=$(now)
@@ -155,9 +165,10 @@ one_run() {
         *) problem="the client: $result"; return ;;
     esac
     # Throughput windows: 2 s unprotected; protected from protect's return to the kill.
-    echo "$mode $took $(rate "$work/client$n.out" "$t_start" "$t_protect") $(rate "$work/client$n.out" "$t_protected" "$t_kill")" \
+    echo "$mode ${nonce:-plain} $took $(rate "$work/client$n.out" "$t_start" "$t_protect") $(rate "$work/client$n.out" "$t_protected" "$t_kill")" \
          "$(echo "$result" | sed -n 's/.*max_stall_ms=\([0-9]*\).*/\1/p') $delay $tp ${checkpoints:-?} ${compare:-?}" \
          "$(echo "$result" | sed -n 's/.* acked=\([0-9]*\) .*/\1/p')" >> "$work/results"
+    [ -z "$why" ] || echo "$why" > "$work/why$n"
     primary=$receiver
     at=$next
 }
@@ -169,18 +180,22 @@ failed=""
 i=0
 while [ $i -lt "$runs" ] && [ -z "$failed" ]; do
     for mode in colo remus; do
-        one_run $n $mode
+        nonce=--nonce
+        [ "$mode" = colo ] && [ $((i % 2)) = 0 ] && nonce=""
+        one_run $n $mode "$nonce"
         if [ -n "$problem" ]; then
-            echo "run $n ($mode, host$at -> host$((n + 1))): $problem"
+            echo "run $n ($mode${nonce:+, nonces}, host$at -> host$((n + 1))): $problem"
             dump $n
             failed=$mode
             break
         fi
+        why=$(cat "$work/why$n" 2>/dev/null)
         tail -1 "$work/results" | {
-            read -r _ took ur us pr ps stall delay tp cps cmp acked
-            echo "run $n ($mode): host$((at - 1)) killed ${delay} s after protect returned (protect took ${tp} s," \
+            read -r _ _ took ur us pr ps stall delay tp cps cmp acked
+            echo "run $n ($mode${nonce:+, nonces}): host$((at - 1)) killed ${delay} s after protect returned (protect took ${tp} s," \
                  "$cps checkpoints, $cmp by compare); host$at active after ${took} s; the client's longest stall" \
-                 "${stall} ms, $acked lines acked in order, no RST; stream unprotected $(kib "$ur"), protected $(kib "$pr")"
+                 "${stall} ms, $acked lines acked in order, no RST; stream unprotected $(kib "$ur"), protected $(kib "$pr")" \
+                 "${why:+(last compare checkpoint: $why)}"
         }
         n=$((n + 1))
     done
@@ -195,7 +210,7 @@ for mode in colo remus; do
     label=COLO
     [ "$mode" = remus ] && label="Remus -i 100"
     if [ "$failed" = "$mode" ]; then
-        echo "FAIL $test_name: $problem"
+        echo "FAIL $test_name: run $n (seed $seed): $problem"
         status=1
         continue
     fi
@@ -205,15 +220,20 @@ for mode in colo remus; do
         status=1
         continue
     fi
-    awk -v m="$mode" -v label="$label" -v name="$test_name" '$1 == m {
-            k++; if (k == 1 || $2 < tmin) tmin = $2; if ($2 > tmax) tmax = $2; if ($7 > stall) stall = $7
-            if ($3 != "-") { ub += $3 * $4; us += $4 } if ($5 != "-") { pb += $5 * $6; ps += $6 }
-            acked += $12
+    awk -v m="$mode" -v label="$label" -v name="$test_name" -v seed="$seed" '
+        function kibs(b, s) { return s > 0 ? sprintf("%.0f KiB/s", b / s / 1024) : "-" }
+        $1 == m {
+            k++; if (k == 1 || $3 < tmin) tmin = $3; if ($3 > tmax) tmax = $3; if ($8 > stall) stall = $8
+            if ($4 != "-") { ub += $4 * $5; us += $5 }
+            if ($6 != "-") { pb[$2] += $6 * $7; ps[$2] += $7 }
+            acked += $13; kinds[$2]++
         }
         END {
-            printf "PASS %s: %d SIGKILLs of the primary (%s, random 0.5-3 s after protect), a TCP client streaming numbered lines to the Linux guest: no RST, every ack in order, %d lines; takeover %s-%s s, longest client stall %d ms; TCP throughput unprotected %.0f KiB/s, %s %s\n",
-                name, k, label, acked, tmin, tmax, stall, us ? ub / us / 1024 : 0, label,
-                ps ? sprintf("%.0f KiB/s", pb / ps / 1024) : "- (no window)"
+            if (m == "colo") protected = sprintf("COLO %s deterministic replies (%d runs), %s with nonces (%d runs: every reply differs, so each forces a checkpoint)",
+                                                 kibs(pb["plain"], ps["plain"]), kinds["plain"], kibs(pb["--nonce"], ps["--nonce"]), kinds["--nonce"])
+            else protected = sprintf("%s %s (replies with nonces)", label, kibs(pb["--nonce"], ps["--nonce"]))
+            printf "PASS %s: %d SIGKILLs of the primary (%s, random 0.5-3 s after protect, seed %s), a TCP client streaming numbered lines to the Linux guest: no RST, every ack in order, %d lines; takeover %s-%s s, longest client stall %d ms; TCP throughput unprotected %s, %s\n",
+                name, k, label, seed, acked, tmin, tmax, stall, kibs(ub, us), protected
         }' "$work/results"
 done
 exit $status

@@ -23,9 +23,19 @@
 #                     takeover by the third; the console logs joined hold seq=1.. each once, in
 #                     order, no CORRUPT; the saved and the migrated-away processes end. Save/restore
 #                     times, image size, the migration report and the takeover time are in the PASS lines.
+#   linux-net-colo-sigkill  (linux_network.sh, one L1 run with tun and bridge for both) a Linux
+#   linux-net-remus-sigkill guest with a virtio-net NIC (TAP on a bridge in L1) serves TCP
+#                     (tcp_seq_server in the example initramfs); a client in L1 streams numbered
+#                     lines to it; NET_RUNS (default 3) times per mode, COLO and Remus (-i 100)
+#                     alternating, the guest is protected to a `receive` in a new run dir and the
+#                     primary SIGKILLed 0.5-3 s later: the survivor takes over with its own TAP, and
+#                     the client's connection goes on with no RST and every ack in order. The PASS
+#                     lines carry takeover times, the client's longest stall and the stream's TCP
+#                     throughput unprotected vs protected. SKIP while the tree has no virtio-net
+#                     device or no DSDT for it.
 #
 # Whole tier: about 3-4 minutes here (3 min measured, kernel cached). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
-# NESTED_TIMEOUT (seconds per L1 run, default 300).
+# NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED.
 set -uo pipefail
 build=${1:?usage: nested_tests.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
@@ -48,7 +58,8 @@ esac
 if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
     why="no L1 kernel: $(tail -1 "$work/prepare.log")"
     for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage \
-             linux-xsave-consistent linux-save-restore-3x linux-migrate linux-failover; do
+             linux-xsave-consistent linux-save-restore-3x linux-migrate linux-failover \
+             linux-net-colo-sigkill linux-net-remus-sigkill; do
         echo "SKIP $t: $why"
     done
     exit 0
@@ -103,7 +114,7 @@ if [ ! -x "$probe" ]; then
     skip_linux="$probe is not built"
 elif ! kdir=$("$here/fetch-linux.sh" 2> "$work/fetch.log"); then
     skip_linux="no Debian cloud kernel: $(tail -1 "$work/fetch.log")"
-elif ! "$here/../../examples/linux/build-initramfs.sh" "$work/initramfs.cpio" > /dev/null 2> "$work/initramfs.log"; then
+elif ! "$here/../../examples/linux/build-initramfs.sh" "$work/initramfs.cpio" "$kdir/modules" > /dev/null 2> "$work/initramfs.log"; then
     skip_linux="cannot build the example initramfs: $(tail -1 "$work/initramfs.log")"
 fi
 
@@ -231,6 +242,54 @@ EOF
         else
             echo "$line"
             show "$log" 30
+        fi
+    done
+fi
+
+# --- linux-net-colo-sigkill, linux-net-remus-sigkill: one L1 run (with tun and bridge) of
+# linux_network.sh, which prints the PASS/FAIL lines; the client is built here, static (L1 has
+# busybox and whatever -f brings).
+net_tests="linux-net-colo-sigkill linux-net-remus-sigkill"
+top="$here/../.."
+skip_net=$skip_linux
+if [ -z "$skip_net" ] && [ ! -f "$top/kvm/devices/virtio_net.cpp" ]; then
+    skip_net="the KVM VMM has no virtio-net device in this tree (kvm/devices/virtio_net.cpp)"
+elif [ -z "$skip_net" ] && ! grep -qs LNRO0005 "$top"/kvm/linux/*.cpp; then
+    skip_net="the Linux loader describes no virtio-mmio device in a DSDT (LNRO0005) in this tree, and Debian's cloud kernel finds none without one"
+elif [ -z "$skip_net" ] && ! gcc -static -O2 -Wall -Wextra -Werror -o "$work/tcp_seq_client" "$here/tcp_seq_client.c" 2> "$work/client-build.log"; then
+    skip_net="cannot build tcp_seq_client: $(tail -1 "$work/client-build.log")"
+fi
+if [ -n "$skip_net" ]; then
+    for t in $net_tests; do echo "SKIP $t: $skip_net"; done
+else
+    cfg="$work/network.cfg" log="$work/network.log"
+    cat > "$cfg" <<EOF
+name = "nested-net"
+backend = "kvm"
+memory = 128
+vcpus = 1
+guest = "linux"
+kernel = "$kdir/vmlinux"
+ramdisk = "$work/initramfs.cpio"
+extra = "quiet workload.mib=8 workload.ms=200 workload.rate=32 net.ip=10.0.99.2/24"
+vif = [ 'mac=52:54:00:99:00:02,bridge=cnbr0,vifname=cntap0,ip=10.0.99.2/24' ]
+EOF
+    start=$SECONDS
+    net_timeout=$((timeout_s > 480 ? timeout_s : 480))
+    "$l1" -n -t "$net_timeout" -f "$cli" -f "$work/tcp_seq_client" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
+        -f "$here/linux_network.sh" -- sh "$here/linux_network.sh" "$cli" "$work/tcp_seq_client" "$cfg" "$work/network" \
+        "${NET_RUNS:-3}" "${NET_SEED:-$RANDOM}" > "$log" 2>&1
+    status=$?
+    for t in $net_tests; do
+        line=$(sed -n "s/^L1| \(\(PASS\|FAIL\|SKIP\) $t: .*\)/\1/p" "$log" | head -1)
+        if [ -z "$line" ]; then
+            echo "FAIL $t: no result from linux_network.sh in L1 (exit status $status)"
+            show "$log" 30
+        elif [ "${line%% *}" = PASS ]; then
+            echo "$line (L1 run: $((SECONDS - start)) s)"
+        else
+            echo "$line"
+            [ "${line%% *}" = SKIP ] || show "$log" 30
         fi
     done
 fi

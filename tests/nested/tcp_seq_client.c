@@ -11,9 +11,14 @@
  * connection all end the run with a failure. Through a failover the connection must simply stall
  * and go on.
  *
- *     tcp_seq_client HOST PORT [--seconds S] [--pad BYTES] [--window LINES]
+ *     tcp_seq_client HOST PORT [--nonce] [--seconds S] [--pad BYTES] [--window LINES]
  *                    [--progress-ms MS] [--connect-seconds S]
  *
+ *   --nonce           ask for replies that differ every time the guest computes them
+ *                     ("seq=N nonce", answered "ack=N total=N nonce=H", H 1-16 hex digits from the
+ *                     guest's clock): without them a replica that recomputes a reply the client
+ *                     already has from the same input makes the same bytes, and output released
+ *                     too early would go unnoticed (see tcp_seq_server.c)
  *   --seconds         stop after S seconds of streaming (default 600); SIGTERM or SIGINT stops
  *                     at once. Either way counts as success if nothing went wrong.
  *   --pad             make each line BYTES long (padding after the number; default: no padding)
@@ -57,7 +62,7 @@ static double uptime(void) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: tcp_seq_client HOST PORT [--seconds S] [--pad BYTES] [--window LINES] "
+    fprintf(stderr, "usage: tcp_seq_client HOST PORT [--nonce] [--seconds S] [--pad BYTES] [--window LINES] "
                     "[--progress-ms MS] [--connect-seconds S]\n");
     exit(2);
 }
@@ -71,6 +76,18 @@ static unsigned long number_arg(const char *name, const char *value, unsigned lo
         exit(2);
     }
     return n;
+}
+
+/* The reply to the K-th line is exactly `want` ("ack=K total=K"), with --nonce followed by
+ * " nonce=" and 1-16 lowercase hex digits. */
+static int reply_matches(const char *reply, const char *want, int nonce) {
+    const size_t n = strlen(want);
+    if (strncmp(reply, want, n) != 0) return 0;
+    if (!nonce) return reply[n] == '\0';
+    if (strncmp(reply + n, " nonce=", 7) != 0) return 0;
+    const char *hex = reply + n + 7;
+    const size_t digits = strspn(hex, "0123456789abcdef");
+    return digits >= 1 && digits <= 16 && hex[digits] == '\0';
 }
 
 /* One non-blocking connect with a 1 s limit: the socket, or -1 (errno set). */
@@ -95,7 +112,12 @@ static int connect_once(const struct sockaddr_in *to) {
 int main(int argc, char **argv) {
     if (argc < 3) usage();
     unsigned long seconds = 600, pad = 0, window = 64, progress_ms = 250, connect_seconds = 30;
+    int nonce = 0;
     for (int a = 3; a < argc; a += 2) {
+        if (strcmp(argv[a], "--nonce") == 0) {
+            nonce = 1, --a;
+            continue;
+        }
         if (a + 1 >= argc) usage();
         if (strcmp(argv[a], "--seconds") == 0) seconds = number_arg("--seconds", argv[a + 1], 1, 86400);
         else if (strcmp(argv[a], "--pad") == 0) pad = number_arg("--pad", argv[a + 1], 0, kLineMax - 1);
@@ -156,7 +178,7 @@ int main(int argc, char **argv) {
         if (closing && now >= close_by) break;
         /* Queue the next line while the window has room and the last one is written. */
         if (!closing && out_off == out_len && sent - acked < window) {
-            int n = snprintf(out, sizeof out, "seq=%llu", sent + 1);
+            int n = snprintf(out, sizeof out, "seq=%llu%s", sent + 1, nonce ? " nonce" : "");
             while ((size_t)n + 1 < pad) out[n++] = 'x';
             out[n++] = '\n';
             out_len = (size_t)n, out_off = 0;
@@ -197,7 +219,7 @@ int main(int argc, char **argv) {
                 *nl = '\0';
                 char want[64];
                 snprintf(want, sizeof want, "ack=%llu total=%llu", acked + 1, acked + 1);
-                if (acked >= sent || strcmp(at, want) != 0) {
+                if (acked >= sent || !reply_matches(at, want, nonce)) {
                     result = "gap";
                     snprintf(problem, sizeof problem, " want '%s' got '%.60s' (seq=%llu sent)", acked < sent ? want : "nothing",
                              at, sent);
@@ -206,7 +228,7 @@ int main(int argc, char **argv) {
                     if (t - last_ack > max_stall) max_stall = t - last_ack, stall_at = last_ack;
                     last_ack = t;
                     ++acked;
-                    const size_t digits = (size_t)snprintf(NULL, 0, "seq=%llu", acked) + 1;
+                    const size_t digits = (size_t)snprintf(NULL, 0, "seq=%llu%s", acked, nonce ? " nonce" : "") + 1;
                     bytes_acked += digits > pad ? digits : pad;
                 }
                 at = nl + 1;
