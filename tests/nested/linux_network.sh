@@ -194,8 +194,7 @@ while [ $i -lt "$runs" ] && [ -z "$failed" ]; do
             read -r _ _ took ur us pr ps stall delay tp cps cmp acked
             echo "run $n ($mode${nonce:+, nonces}): host$((at - 1)) killed ${delay} s after protect returned (protect took ${tp} s," \
                  "$cps checkpoints, $cmp by compare); host$at active after ${took} s; the client's longest stall" \
-                 "${stall} ms, $acked lines acked in order, no RST; stream unprotected $(kib "$ur"), protected $(kib "$pr")" \
-                 "${why:+(last compare checkpoint: $why)}"
+                 "${stall} ms, $acked lines acked in order, no RST; stream unprotected $(kib "$ur"), protected $(kib "$pr")${why:+" (last compare checkpoint: $why)"}"
         }
         n=$((n + 1))
     done
