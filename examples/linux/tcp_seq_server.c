@@ -51,20 +51,9 @@ struct client {
     char out[kOutMax];
 };
 
-static void say(const char *line) {
-    size_t len = strlen(line), done = 0;
-    while (done < len) {
-        ssize_t w = write(1, line + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return;
-        done += (size_t)w;
-    }
-}
-
+/* Console lines go out with dprintf: one write each, so the workload's lines never split ours. */
 static void drop(struct client *c, const char *why) {
-    char line[160];
-    snprintf(line, sizeof line, "tcp-seq-server: connection closed after %llu lines (%s)\n", c->lines, why);
-    say(line);
+    dprintf(1, "tcp-seq-server: connection closed after %llu lines (%s)\n", c->lines, why);
     close(c->fd);
     c->fd = -1;
 }
@@ -131,14 +120,10 @@ int main(int argc, char **argv) {
     setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in address = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
     if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0 || listen(listener, 8) != 0) {
-        char line[120];
-        snprintf(line, sizeof line, "tcp-seq-server: cannot listen on port %d: %s\n", port, strerror(errno));
-        say(line);
+        dprintf(1, "tcp-seq-server: cannot listen on port %d: %s\n", port, strerror(errno));
         return 1;
     }
-    char line[120];
-    snprintf(line, sizeof line, "tcp-seq-server: listening on port %d\n", port);
-    say(line);
+    dprintf(1, "tcp-seq-server: listening on port %d\n", port);
 
     for (;;) {
         struct pollfd fds[kMaxClients + 1];

@@ -221,6 +221,7 @@ for mode in colo remus; do
     fi
     awk -v m="$mode" -v label="$label" -v name="$test_name" -v seed="$seed" '
         function kibs(b, s) { return s > 0 ? sprintf("%.0f KiB/s", b / s / 1024) : "-" }
+        function runs(k) { return k + 0 == 1 ? "1 run" : (k + 0) " runs" }
         $1 == m {
             k++; if (k == 1 || $3 < tmin) tmin = $3; if ($3 > tmax) tmax = $3; if ($8 > stall) stall = $8
             if ($4 != "-") { ub += $4 * $5; us += $5 }
@@ -228,11 +229,11 @@ for mode in colo remus; do
             acked += $13; kinds[$2]++
         }
         END {
-            if (m == "colo") protected = sprintf("COLO %s deterministic replies (%d runs), %s with nonces (%d runs: every reply differs, so each forces a checkpoint)",
-                                                 kibs(pb["plain"], ps["plain"]), kinds["plain"], kibs(pb["--nonce"], ps["--nonce"]), kinds["--nonce"])
+            if (m == "colo") protected = sprintf("COLO %s with deterministic replies (%s), %s with nonces (%s: every reply differs, so each forces a checkpoint)",
+                                                 kibs(pb["plain"], ps["plain"]), runs(kinds["plain"]), kibs(pb["--nonce"], ps["--nonce"]), runs(kinds["--nonce"]))
             else protected = sprintf("%s %s (replies with nonces)", label, kibs(pb["--nonce"], ps["--nonce"]))
-            printf "PASS %s: %d SIGKILLs of the primary (%s, random 0.5-3 s after protect, seed %s), a TCP client streaming numbered lines to the Linux guest: no RST, every ack in order, %d lines; takeover %s-%s s, longest client stall %d ms; TCP throughput unprotected %s, %s\n",
-                name, k, label, seed, acked, tmin, tmax, stall, kibs(ub, us), protected
+            printf "PASS %s: %s of the primary (%s, random 0.5-3 s after protect, seed %s), a TCP client streaming numbered lines to the Linux guest: no RST, every ack in order, %d lines; takeover %s-%s s, longest client stall %d ms; TCP throughput unprotected %s, %s\n",
+                name, k == 1 ? "1 SIGKILL" : k " SIGKILLs", label, seed, acked, tmin, tmax, stall, kibs(ub, us), protected
         }' "$work/results"
 done
 exit $status
