@@ -108,7 +108,7 @@ echo "guest up and answering TCP after $(since "$t0") s: $(tr -d '\r\000' < "$wo
 #  checkpoints compare_checkpoints acked) and makes the survivor the next run's primary.
 one_run() {
     local n=$1 mode=$2 nonce=$3 next=$(($1 + 1)) out address receiver t_start t_protect t_protected t_kill took tp
-    local delay pid_client acked_kill checkpoints compare why extra="" result
+    local delay acked_kill checkpoints compare why extra="" result
     problem=""
     [ "$mode" = remus ] && extra="--remus -i 100"
     "$client_bin" "$guest_ip" $port $nonce --seconds 300 --pad 1024 --window 256 --progress-ms 100 \
@@ -159,6 +159,7 @@ one_run() {
     done
     kill "$pid_client"
     wait "$pid_client"
+    pid_client=""
     result=$(grep '^result=' "$work/client$n.out")
     case "$result" in
         result=ok*) ;;
@@ -177,6 +178,7 @@ one_run() {
 n=1
 problem=""
 failed=""
+pid_client=""
 i=0
 while [ $i -lt "$runs" ] && [ -z "$failed" ]; do
     for mode in colo remus; do
@@ -200,7 +202,10 @@ while [ $i -lt "$runs" ] && [ -z "$failed" ]; do
     done
     i=$((i + 1))
 done
-host $at destroy "$name" >/dev/null 2>&1
+# After a failure the client, a receiver or the guest may still run (on a hardware-KVM host this
+# runs without an L1 that powers off).
+[ -z "$pid_client" ] || kill "$pid_client" 2>/dev/null
+for h in $(seq 1 $((n + 1))); do host $h destroy "$name" >/dev/null 2>&1; done
 ip link del "$bridge" 2>/dev/null
 
 # One line per mode. Throughput: bytes over seconds summed over the runs' windows.
