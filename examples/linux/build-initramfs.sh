@@ -1,18 +1,31 @@
 #!/bin/bash
 # Builds the Linux example guest's initramfs: busybox (static) for a tiny /init, and
 # examples/linux/workload.c compiled with gcc -static, which writes, checks and numbers its memory
-# on the console (`seq=N ...`; `CORRUPT ...` when a check fails).
+# on the console (`seq=N ...`; `CORRUPT ...` when a check fails); and for a guest with a vif,
+# the kernel's NIC modules and examples/linux/tcp_seq_server.c (a TCP service on port 7000 whose
+# acks show a lost or repeated byte of the stream).
 #
-#   build-initramfs.sh [OUTPUT]      default: ${COLO_CACHE:-$HOME/.cache/colo-replicate}/linux/initramfs.cpio
+#   build-initramfs.sh [OUTPUT [MODULES]]
+#       OUTPUT   default: ${COLO_CACHE:-$HOME/.cache/colo-replicate}/linux/initramfs.cpio
+#       MODULES  the folder tests/nested/fetch-linux.sh fills next to the kernel (modules/, with
+#                `order` listing them in load order); default: .../linux/current/modules when it
+#                exists. The modules must be the booted kernel's own (insmod checks the version).
 #
 # The archive is an uncompressed cpio (newc): a guest that runs slowly (nested, emulated paging)
-# would otherwise spend seconds decompressing it. Workload parameters come from the kernel command
-# line (workload.mib=, workload.ms=, workload.rate=, workload.count=; see workload.c).
+# would otherwise spend seconds decompressing it. Parameters come from the kernel command line
+# (the config's `extra`): workload.mib=, workload.ms=, workload.rate=, workload.count= (see
+# workload.c), and net.ip=ADDR/PREFIX: /init gives eth0 that address (the vif's `ip=`; the loader
+# does not pass it on) and starts tcp_seq_server before the workload.
 # Needs the Debian packages busybox-static, cpio, gcc, libc6-dev.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${COLO_CACHE:-$HOME/.cache/colo-replicate}
 out=${1:-$CACHE/linux/initramfs.cpio}
+modules=${2:-$CACHE/linux/current/modules}
+if [ -n "${2:-}" ] && [ ! -f "$modules/order" ]; then
+    echo "build-initramfs.sh: $modules/order is missing (run tests/nested/fetch-linux.sh)" >&2
+    exit 1
+fi
 
 busybox=/bin/busybox
 # The initramfs has no shared libraries: busybox must be the static build (ldd refuses it).
@@ -25,6 +38,12 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,dev,proc,sys,tmp}
 cp "$busybox" "$root/bin/busybox"
 gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/workload" "$here/workload.c"
+gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/tcp_seq_server" "$here/tcp_seq_server.c"
+if [ -f "$modules/order" ]; then
+    mkdir -p "$root/modules"
+    while read -r m; do cp "$modules/$m.ko" "$root/modules/"; done < "$modules/order"
+    cp "$modules/order" "$root/modules/order"
+fi
 
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
@@ -34,6 +53,25 @@ exec </dev/console >/dev/console 2>&1
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sys /sys
 echo "colo-guest: init up ($(/bin/busybox nproc) cpus, $(/bin/busybox uname -r))"
+# The NIC drivers (virtio-mmio devices come from the ACPI DSDT; nothing else probes them).
+if [ -f /modules/order ]; then
+    while read -r m; do
+        /bin/busybox insmod "/modules/$m.ko" || echo "colo-guest: insmod $m failed"
+    done < /modules/order
+fi
+address=""
+for word in $(/bin/busybox cat /proc/cmdline); do
+    case "$word" in net.ip=*) address=${word#net.ip=} ;; esac
+done
+if [ -n "$address" ]; then
+    /bin/busybox ip link set lo up
+    if /bin/busybox ip addr add "$address" dev eth0 && /bin/busybox ip link set eth0 up; then
+        echo "colo-guest: eth0 $address ($(/bin/busybox cat /sys/class/net/eth0/address))"
+        /bin/tcp_seq_server 7000 &
+    else
+        echo "colo-guest: no eth0 for net.ip=$address (no vif, or no virtio-mmio device in the DSDT?)"
+    fi
+fi
 exec /bin/workload
 INIT
 chmod +x "$root/init"

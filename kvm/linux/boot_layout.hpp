@@ -8,7 +8,7 @@
 //   0x0009_fc00  MP floating pointer + MP configuration table    kMpTable
 //                (Linux scans the last KiB of base memory for "_MP_")
 //   0x0009_fc00 .. 0x0010_0000  reserved in the e820 map (EBDA, VGA hole, BIOS ROM area)
-//   0x000e_0000  ACPI RSDP, XSDT, MADT                           kAcpiTables
+//   0x000e_0000  ACPI RSDP, XSDT, FADT, DSDT, MADT               kAcpiTables
 //                (where Linux scans for "RSD PTR "; also passed in boot_params.acpi_rsdp_addr)
 //   0x0100_0000  kernel: an ELF vmlinux at its own physical addresses (16 MiB on x86-64);
 //                a bzImage's protected-mode payload at its pref_address

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "backends/error.hpp"
+#include "kvm/layout.hpp"
 #include "kvm/linux/acpi_tables.hpp"
 #include "kvm/linux/boot_layout.hpp"
 #include "kvm/linux/boot_params.hpp"
@@ -175,7 +176,14 @@ EntryState load_linux(const GuestConfig& config, std::span<std::byte> low_ram, s
         params.ramdisk_gpa = at;
         params.ramdisk_size = initrd.size();
     }
-    const std::vector<std::byte> acpi = build_acpi_tables(config.vcpus, kAcpiTables.value);
+    // NIC N of the config is virtio-mmio slot N, as KvmBackend maps it (kvm/layout.hpp).
+    std::vector<AcpiMmioDevice> mmio_devices;
+    for (std::size_t i = 0; i < config.vifs.size(); ++i) {
+        mmio_devices.push_back({static_cast<std::uint32_t>(layout::kVirtioMmioBase.value + i * layout::kVirtioMmioSlotBytes),
+                                static_cast<std::uint32_t>(layout::kVirtioMmioSlotBytes),
+                                layout::kVirtioFirstGsi + static_cast<std::uint32_t>(i)});
+    }
+    const std::vector<std::byte> acpi = build_acpi_tables(config.vcpus, mmio_devices, kAcpiTables.value);
     if (acpi.size() > kAcpiTablesCapacity) {
         throw Error("ACPI tables for " + std::to_string(config.vcpus) + " vCPUs (" + std::to_string(acpi.size()) +
                     " bytes) exceed their " + std::to_string(kAcpiTablesCapacity) + "-byte slot");

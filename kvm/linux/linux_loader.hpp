@@ -9,7 +9,8 @@
 //   cmdline    kCommandLine: the default console/boot options, then config.extra
 //   zero page  kZeroPage, passed in rsi
 //   MP table   kMpTable, one processor entry per config.vcpus (for kernels with MPPARSE)
-//   ACPI       kAcpiTables: RSDP, XSDT, MADT with one local APIC per config.vcpus
+//   ACPI       kAcpiTables: RSDP, XSDT, FADT, DSDT (COM1 and one virtio-mmio device per
+//              config.vifs entry), MADT with one local APIC per config.vcpus
 //
 // What the VMM must do besides (kvm/ core): identity-map at least low RAM, enter long mode at
 // EntryState.rip with rsi as given and interrupts off on the boot vCPU only (the others stay in
@@ -42,7 +43,7 @@ inline constexpr const char* kDefaultLinuxCommandLine =
 [[nodiscard]] std::string linux_command_line(const GuestConfig& config);
 
 // Reads config.kernel (ELF vmlinux or bzImage, told apart by their magic) and config.ramdisk
-// (optional), and writes kernel, initramfs, command line, zero page and MP table into low_ram,
+// (optional), and writes kernel, initramfs, command line, zero page, MP table and ACPI tables into low_ram,
 // which is the host mapping of guest-physical [0, boot_layout::low_ram_bytes(ram_bytes)).
 // Throws colo::Error with a one-line message naming the file: missing or unreadable, not a
 // kernel, too big for the guest's memory, initramfs too big, command line too long.

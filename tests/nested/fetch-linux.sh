@@ -6,7 +6,11 @@
 # That folder holds `bzImage` (the kernel exactly as Debian ships it) and `vmlinux` (its
 # uncompressed ELF image). Both are booted by our loader (kvm/linux/): on ordinary hardware KVM the
 # bzImage, inside the nested L1 the vmlinux, because the bzImage's decompressor alone takes minutes
-# under QEMU's TCG.
+# under QEMU's TCG. `modules/` holds, from the same package, what the kernel needs for a NIC on our
+# VMM (virtio-net over virtio-mmio): the cloud kernel builds every virtio piece as a module
+# (CONFIG_VIRTIO=m, VIRTIO_MMIO=m, VIRTIO_NET=m, NET_FAILOVER=m), and `modules/order` lists them
+# in the order insmod must load them, none that the kernel has built in (examples/linux/
+# build-initramfs.sh puts them in the guest).
 #
 # The package is downloaded with `apt-get download` and unpacked with `dpkg -x`; nothing is
 # installed. The result is cached under ${COLO_CACHE:-$HOME/.cache/colo-replicate}; a second run
@@ -24,7 +28,11 @@ pkg=$(apt-cache depends "$META" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{
 [ -n "$pkg" ] || die "cannot resolve $META (run apt-get update first)"
 kver=${pkg#linux-image-}
 out="$CACHE/linux/$kver"
-if [ -s "$out/vmlinux" ] && [ -s "$out/bzImage" ]; then
+# Each after the ones it depends on (their .modinfo `depends=`): virtio_net needs virtio,
+# virtio_ring and net_failover, which needs failover; virtio_mmio needs virtio and virtio_ring.
+nic_modules="drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_mmio.ko
+             net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko"
+if [ -s "$out/vmlinux" ] && [ -s "$out/bzImage" ] && [ -e "$out/modules/order" ]; then
     ln -sfn "$kver" "$CACHE/linux/current"
     echo "$out"
     exit 0
@@ -68,7 +76,20 @@ try_magic '\xfd\x37\x7a\x58\x5a\x00' xz -dc --single-stream ||
 readelf -h "$work/vmlinux" 2>/dev/null | grep -q 'Advanced Micro Devices X86-64' ||
     die "the decompressed payload of $bz is not an x86-64 ELF kernel"
 
+# The NIC modules, uncompressed as Debian 12 ships them (busybox insmod in the guest reads them).
+mkdir -p "$work/modules"
+for m in $nic_modules; do
+    src="$work/root/lib/modules/$kver/kernel/$m"
+    if [ -f "$src" ]; then
+        cp "$src" "$work/modules/" && basename "$m" .ko >> "$work/modules/order"
+    elif ! grep -qx "kernel/$m" "$work/root/lib/modules/$kver/modules.builtin"; then
+        die "$pkg has neither $m nor that driver built in"
+    fi
+done
+touch "$work/modules/order"  # all built in: an empty list
+
 mkdir -p "$out"
+rm -rf "$out/modules" && mv "$work/modules" "$out/modules"
 cp "$bz" "$out/bzImage.tmp" && mv "$out/bzImage.tmp" "$out/bzImage"
 mv "$work/vmlinux" "$out/vmlinux.tmp" && mv "$out/vmlinux.tmp" "$out/vmlinux"
 ln -sfn "$kver" "$CACHE/linux/current"

@@ -23,9 +23,19 @@
 #                     takeover by the third; the console logs joined hold seq=1.. each once, in
 #                     order, no CORRUPT; the saved and the migrated-away processes end. Save/restore
 #                     times, image size, the migration report and the takeover time are in the PASS lines.
+#   linux-net-colo-sigkill  (linux_network.sh, one L1 run with tun and bridge for both) a Linux
+#   linux-net-remus-sigkill guest with a virtio-net NIC (TAP on a bridge in L1) serves TCP
+#                     (tcp_seq_server in the example initramfs); a client in L1 streams numbered
+#                     lines to it; NET_RUNS (default 3) times per mode, COLO and Remus (-i 100)
+#                     alternating, the guest is protected to a `receive` in a new run dir and the
+#                     primary SIGKILLed 0.5-3 s later: the survivor takes over with its own TAP, and
+#                     the client's connection goes on with no RST and every ack in order. The PASS
+#                     lines carry takeover times, the client's longest stall and the stream's TCP
+#                     throughput unprotected vs protected. SKIP while the tree has no virtio-net
+#                     device or no DSDT for it.
 #
 # Whole tier: about 3-4 minutes here (3 min measured, kernel cached). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
-# NESTED_TIMEOUT (seconds per L1 run, default 300).
+# NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED.
 set -uo pipefail
 build=${1:?usage: nested_tests.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
@@ -48,7 +58,8 @@ esac
 if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
     why="no L1 kernel: $(tail -1 "$work/prepare.log")"
     for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage \
-             linux-xsave-consistent linux-save-restore-3x linux-migrate linux-failover; do
+             linux-xsave-consistent linux-save-restore-3x linux-migrate linux-failover \
+             linux-net-colo-sigkill linux-net-remus-sigkill; do
         echo "SKIP $t: $why"
     done
     exit 0
@@ -103,9 +114,25 @@ if [ ! -x "$probe" ]; then
     skip_linux="$probe is not built"
 elif ! kdir=$("$here/fetch-linux.sh" 2> "$work/fetch.log"); then
     skip_linux="no Debian cloud kernel: $(tail -1 "$work/fetch.log")"
-elif ! "$here/../../examples/linux/build-initramfs.sh" "$work/initramfs.cpio" > /dev/null 2> "$work/initramfs.log"; then
+elif ! "$here/../../examples/linux/build-initramfs.sh" "$work/initramfs.cpio" "$kdir/modules" > /dev/null 2> "$work/initramfs.log"; then
     skip_linux="cannot build the example initramfs: $(tail -1 "$work/initramfs.log")"
 fi
+
+# linux_cfg FILE NAME VCPUS KERNEL EXTRA [VIF]: a 128 MiB Linux guest with the example initramfs
+# (the cloud kernel occupies 16..62 MiB while it boots; in L2 every first touch of a page is slow).
+linux_cfg() {
+    cat > "$1" <<EOF
+name = "$2"
+backend = "kvm"
+memory = 128
+vcpus = $3
+guest = "linux"
+kernel = "$4"
+ramdisk = "$work/initramfs.cpio"
+extra = "$5"
+EOF
+    [ -z "${6:-}" ] || echo "vif = [ '$6' ]" >> "$1"
+}
 
 seq_lines=5
 # boot_test NAME VCPUS KERNEL_FILE [MOVE_AT_SEQ]: one L1 run of the probe on a config made here.
@@ -120,16 +147,7 @@ boot_test() {
         return
     fi
     local cfg="$work/$name.cfg" log="$work/$name.log" start=$SECONDS status
-    cat > "$cfg" <<EOF
-name = "nested-$name"
-backend = "kvm"
-memory = 128
-vcpus = $vcpus
-guest = "linux"
-kernel = "$kernel"
-ramdisk = "$work/initramfs.cpio"
-extra = "loglevel=5 workload.mib=8 workload.ms=100 workload.rate=64"
-EOF
+    linux_cfg "$cfg" "nested-$name" "$vcpus" "$kernel" "loglevel=5 workload.mib=8 workload.ms=100 workload.rate=64"
     "$l1" -t "$timeout_s" -f "$probe" -f "$kernel" -f "$work/initramfs.cpio" -f "$cfg" \
         -- "$probe" "$cfg" 200 "seq=$until " ${move_at:+"seq=$move_at "} > "$log" 2>&1
     status=$?
@@ -198,6 +216,26 @@ xsave_check() {
 }
 xsave_check
 
+# script_results LOG START STATUS SCRIPT TEST...: the line SCRIPT printed in L1 for each TEST
+# (PASS with the L1 run's time added; FAIL and SKIP as printed; FAIL when there is none), the
+# log's tail after anything but PASS or SKIP.
+script_results() {
+    local log=$1 start=$2 status=$3 script=$4 t line
+    shift 4
+    for t in "$@"; do
+        line=$(sed -n "s/^L1| \(\(PASS\|FAIL\|SKIP\) $t: .*\)/\1/p" "$log" | head -1)
+        if [ -z "$line" ]; then
+            echo "FAIL $t: no result from $script in L1 (exit status $status)"
+            show "$log" 30
+        elif [ "${line%% *}" = PASS ]; then
+            echo "$line (L1 run: $((SECONDS - start)) s)"
+        else
+            echo "$line"
+            [ "${line%% *}" = SKIP ] || show "$log" 30
+        fi
+    done
+}
+
 # --- linux-save-restore-3x, linux-migrate, linux-failover: one L1 run of linux_lifecycle.sh (the CLI, every step
 # a new process) on a 2-vCPU guest; that script prints the PASS/FAIL lines.
 lifecycle_tests="linux-save-restore-3x linux-migrate linux-failover"
@@ -207,30 +245,36 @@ if [ -n "$skip_linux" ]; then
     for t in $lifecycle_tests; do echo "SKIP $t: $skip_linux"; done
 else
     cfg="$work/lifecycle.cfg" log="$work/lifecycle.log"
-    cat > "$cfg" <<EOF
-name = "nested-lifecycle"
-backend = "kvm"
-memory = 128
-vcpus = 2
-guest = "linux"
-kernel = "$kdir/vmlinux"
-ramdisk = "$work/initramfs.cpio"
-extra = "quiet workload.mib=8 workload.ms=100 workload.rate=64"
-EOF
+    linux_cfg "$cfg" nested-lifecycle 2 "$kdir/vmlinux" "quiet workload.mib=8 workload.ms=100 workload.rate=64"
     start=$SECONDS
     "$l1" -t "$timeout_s" -f "$cli" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
         -f "$here/linux_lifecycle.sh" -- sh "$here/linux_lifecycle.sh" "$cli" "$cfg" "$work/lifecycle" 3 > "$log" 2>&1
-    status=$?
-    for t in $lifecycle_tests; do
-        line=$(sed -n "s/^L1| \(\(PASS\|FAIL\) $t: .*\)/\1/p" "$log" | head -1)
-        if [ -z "$line" ]; then
-            echo "FAIL $t: no result from linux_lifecycle.sh in L1 (exit status $status)"
-            show "$log" 30
-        elif [ "${line%% *}" = PASS ]; then
-            echo "$line (L1 run: $((SECONDS - start)) s)"
-        else
-            echo "$line"
-            show "$log" 30
-        fi
-    done
+    script_results "$log" "$start" $? linux_lifecycle.sh $lifecycle_tests
+fi
+
+# --- linux-net-colo-sigkill, linux-net-remus-sigkill: one L1 run (with tun and bridge) of
+# linux_network.sh, which prints the PASS/FAIL lines; the client is built here, static (L1 has
+# busybox and whatever -f brings).
+net_tests="linux-net-colo-sigkill linux-net-remus-sigkill"
+top="$here/../.."
+skip_net=$skip_linux
+if [ -z "$skip_net" ] && [ ! -f "$top/kvm/devices/virtio_net.cpp" ]; then
+    skip_net="the KVM VMM has no virtio-net device in this tree (kvm/devices/virtio_net.cpp)"
+elif [ -z "$skip_net" ] && ! grep -qs LNRO0005 "$top"/kvm/linux/*.cpp; then
+    skip_net="the Linux loader describes no virtio-mmio device in a DSDT (LNRO0005) in this tree, and Debian's cloud kernel finds none without one"
+elif [ -z "$skip_net" ] && ! gcc -static -O2 -Wall -Wextra -Werror -o "$work/tcp_seq_client" "$here/tcp_seq_client.c" 2> "$work/client-build.log"; then
+    skip_net="cannot build tcp_seq_client: $(tail -1 "$work/client-build.log")"
+fi
+if [ -n "$skip_net" ]; then
+    for t in $net_tests; do echo "SKIP $t: $skip_net"; done
+else
+    cfg="$work/network.cfg" log="$work/network.log"
+    linux_cfg "$cfg" nested-net 1 "$kdir/vmlinux" "quiet workload.mib=8 workload.ms=200 workload.rate=32 net.ip=10.0.99.2/24" \
+        "mac=52:54:00:99:00:02,bridge=cnbr0,vifname=cntap0,ip=10.0.99.2/24"
+    start=$SECONDS
+    net_timeout=$((timeout_s > 480 ? timeout_s : 480))
+    "$l1" -n -t "$net_timeout" -f "$cli" -f "$work/tcp_seq_client" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
+        -f "$here/linux_network.sh" -- sh "$here/linux_network.sh" "$cli" "$work/tcp_seq_client" "$cfg" "$work/network" \
+        "${NET_RUNS:-3}" "${NET_SEED:-$RANDOM}" > "$log" 2>&1
+    script_results "$log" "$start" $? linux_network.sh $net_tests
 fi

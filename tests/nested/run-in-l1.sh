@@ -4,12 +4,14 @@
 # we test what this machine's own /dev/kvm cannot run (an unmodified Linux guest: it is kvm_pvm
 # there, which emulates guest ring 0) and prove our VMM on the KVM that ordinary hardware has.
 #
-#   run-in-l1.sh [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]...
+#   run-in-l1.sh [-m MiB] [-t seconds] [-n] [-f PATH]... -- COMMAND [ARG]...
 #   run-in-l1.sh --prepare      only fetch the L1 kernel and modules (exit 1 if that fails)
 #   run-in-l1.sh --mode         print where COMMAND would run: "l1" or "direct" (see below)
 #
 #   -m   L1 memory (default 1536). Files passed with -f live in L1's RAM (an initramfs).
 #   -t   give up after this many seconds (default 600); exit status 124 then.
+#   -n   also load what a host network for guests needs: tun (/dev/net/tun for TAPs) and bridge
+#        (with stp and llc). Without -n, L1 has neither.
 #   -f   copy a file or folder into the L1 at the same absolute path; an ELF file's shared
 #        libraries (from ldd) come along. Repeatable.
 #   One COMMAND word is a shell command line; several are a command and its arguments.
@@ -35,11 +37,13 @@ prepare_only=""
 [ "${1:-}" = --prepare ] && { prepare_only=1; shift; set -- -- true; }
 show_mode=""
 [ "${1:-}" = --mode ] && { show_mode=1; shift; set -- -- true; }
-usage() { echo "usage: $0 [-m MiB] [-t seconds] [-f PATH]... -- COMMAND [ARG]..." >&2; exit 2; }
+net_modules=""
+usage() { echo "usage: $0 [-m MiB] [-t seconds] [-n] [-f PATH]... -- COMMAND [ARG]..." >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case "$1" in
         -m) mem=$2; shift 2 ;;
         -t) timeout_s=$2; shift 2 ;;
+        -n) net_modules=1; shift ;;
         -f) files+=("$2"); shift 2 ;;
         --) shift; break ;;
         *) usage ;;
@@ -76,9 +80,12 @@ done
 
 cache=${COLO_CACHE:-$HOME/.cache/colo-replicate}/l1
 
-# --- 1. The L1 kernel and the four modules KVM on AMD needs, in load order.
+# --- 1. The L1 kernel and the four modules KVM on AMD needs, in load order; then what -n loads.
 modules=(virt/lib/irqbypass.ko arch/x86/kvm/kvm.ko drivers/crypto/ccp/ccp.ko arch/x86/kvm/kvm-amd.ko)
-if [ ! -s "$cache/vmlinuz" ]; then
+network=(drivers/net/tun.ko net/llc/llc.ko net/802/stp.ko net/bridge/bridge.ko)
+cached=1
+for m in "${modules[@]}" "${network[@]}"; do [ -s "$cache/modules/$(basename "$m")" ] || cached=""; done
+if [ ! -s "$cache/vmlinuz" ] || [ -z "$cached" ]; then
     pkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}') || pkg=""
     [ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (run apt-get update first)"
     kver=${pkg#linux-image-}
@@ -86,7 +93,7 @@ if [ ! -s "$cache/vmlinuz" ]; then
     (cd "$dl" && apt-get download "$pkg" >/dev/null 2>&1) || { rm -rf "$dl"; die "apt-get download $pkg failed"; }
     dpkg -x "$dl"/*.deb "$dl/root"
     mkdir -p "$cache/modules"
-    for m in "${modules[@]}"; do
+    for m in "${modules[@]}" "${network[@]}"; do
         cp "$dl/root/lib/modules/$kver/kernel/$m" "$cache/modules/" || { rm -rf "$dl"; die "$pkg has no $m"; }
     done
     cp "$dl/root/boot/vmlinuz-$kver" "$cache/vmlinuz.tmp" && mv "$cache/vmlinuz.tmp" "$cache/vmlinuz"
@@ -101,7 +108,9 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,run,modules}
 cp /bin/busybox "$root/bin/"
+[ -z "$net_modules" ] || modules+=("${network[@]}")
 for m in "${modules[@]}"; do cp "$cache/modules/$(basename "$m")" "$root/modules/"; done
+printf '%s\n' "${modules[@]}" | sed 's#.*/##; s#\.ko$##' > "$root/modules/order"
 
 copy_in() {  # copy one path (and, for ELF files, its shared libraries) to the same place in L1
     local src=$1
@@ -127,7 +136,7 @@ cat > "$root/init" <<'INIT'
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in irqbypass kvm ccp kvm-amd; do
+for m in $(cat /modules/order); do
     insmod /modules/$m.ko 2>&1 | sed 's/^/L1| insmod: /'
 done
 [ -c /dev/kvm ] || echo "L1| run-in-l1: no /dev/kvm after loading kvm-amd"
