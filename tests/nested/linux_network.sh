@@ -22,9 +22,14 @@
 #   The client must end with result=ok: no RST (ECONNRESET), no ack missing, repeated or out of
 #   order, the guest's per-connection line count equal to the sequence number throughout.
 #   The survivor is the next run's primary: the guest boots once and moves host to host.
+# Then, on the last survivor's host H, a live connection through a move unprotected: a new client
+# stream, `migrate` to a `receive` on host H+1, then `save` there and `restore` into a new process
+# (its TAP gone and made again); after each move at least 50 more acks within 60 s, and the client
+# ends with result=ok (linux-net-migrate-save-restore).
 # Prints one line per mode: `PASS linux-net-colo-sigkill: ...` / `FAIL ...: why` (PASS lines
 # carry the takeover times, the longest stall the client saw, and the throughput of the stream
-# unprotected vs protected, from the client's progress lines), then details on a failure.
+# unprotected vs protected, from the client's progress lines), then details on a failure; then
+# the linux-net-migrate-save-restore line.
 set -u
 bin=${1:?usage: linux_network.sh COLO_REPLICATE CLIENT CONFIG WORKDIR [RUNS_PER_MODE [SEED]]}
 client_bin=${2:?client}
@@ -169,7 +174,7 @@ one_run() {
     echo "$mode ${nonce:-plain} $took $(rate "$work/client$n.out" "$t_start" "$t_protect") $(rate "$work/client$n.out" "$t_protected" "$t_kill")" \
          "$(echo "$result" | sed -n 's/.*max_stall_ms=\([0-9]*\).*/\1/p') $delay $tp ${checkpoints:-?} ${compare:-?}" \
          "$(echo "$result" | sed -n 's/.* acked=\([0-9]*\) .*/\1/p')" >> "$work/results"
-    [ -z "$why" ] || echo "$why" > "$work/why$n"
+    [ -z "$why" ] || echo "$mode $why" > "$work/why$n"
     primary=$receiver
     at=$next
 }
@@ -191,7 +196,7 @@ while [ $i -lt "$runs" ] && [ -z "$failed" ]; do
             failed=$mode
             break
         fi
-        why=$(cat "$work/why$n" 2>/dev/null)
+        why=$(sed "s/^[a-z]* //" "$work/why$n" 2>/dev/null)
         tail -1 "$work/results" | {
             read -r _ _ took ur us pr ps stall delay tp cps cmp acked
             echo "run $n ($mode${nonce:+, nonces}): host$((at - 1)) killed ${delay} s after protect returned (protect took ${tp} s," \
@@ -202,10 +207,68 @@ while [ $i -lt "$runs" ] && [ -z "$failed" ]; do
     done
     i=$((i + 1))
 done
+# more_acks FILE FROM: the client's acks pass FROM + 50 within 60 s.
+more_acks() {
+    local t=$(now)
+    while [ "$(acked "$1")" -lt $(($2 + 50)) ]; do
+        gone "$pid_client" && return 1
+        older "$t" 60 && return 1
+        sleep 0.1
+    done
+}
+
+# moves: the unprotected guest (on host $at) keeps a client's connection through migrate, save and
+# restore. Sets $moved (the PASS text) or $moved_problem.
+moves() {
+    local out address receiver t0 tm ts tr from next=$((at + 1)) image="$work/saved.img" result c="$work/clientmoves.out"
+    moved="" moved_problem=""
+    "$client_bin" "$guest_ip" $port --seconds 300 --pad 1024 --window 256 --progress-ms 100 --connect-seconds 10 > "$c" 2>&1 &
+    pid_client=$!
+    t0=$(now)
+    while [ "$(acked "$c")" = 0 ]; do
+        older "$t0" 15 && { moved_problem="the client got no ack within 15 s: $(tail -1 "$c")"; return; }
+        sleep 0.1
+    done
+    out=$(host $next receive -l 127.0.0.1:0 --console-log "$work/console$next" 2>&1) ||
+        { moved_problem="receive on host$next: $out"; return; }
+    address=$(echo "$out" | sed -n 's/^Listening on \([^ ]*\) .*/\1/p')
+    receiver=$(echo "$out" | pid_of)
+    from=$(acked "$c")
+    t0=$(now)
+    out=$(host $at migrate "$name" "$address" 2>&1) || { moved_problem="migrate from host$at to host$next: $out"; return; }
+    tm=$(since "$t0")
+    primary=$receiver at=$next
+    more_acks "$c" "$from" || { moved_problem="after migrate the client's acks stopped at $(acked "$c") (at the move: $from)"; return; }
+    from=$(acked "$c")
+    t0=$(now)
+    out=$(host $at save "$name" "$image" 2>&1) || { moved_problem="save on host$at: $out"; return; }
+    ts=$(since "$t0")
+    t0=$(now)
+    out=$(host $at restore "$image" --console-log "$work/console$at-restored" 2>&1) || { moved_problem="restore on host$at: $out"; return; }
+    tr=$(since "$t0")
+    primary=$(echo "$out" | pid_of)
+    more_acks "$c" "$from" || { moved_problem="after save and restore the client's acks stopped at $(acked "$c") (at the save: $from)"; return; }
+    kill "$pid_client"
+    wait "$pid_client"
+    pid_client=""
+    result=$(grep '^result=' "$c")
+    case "$result" in
+        result=ok*) ;;
+        *) moved_problem="the client: $result"; return ;;
+    esac
+    moved="a TCP client streaming numbered lines to the unprotected Linux guest kept its connection through migrate (host$((at - 1)) -> host$at, ${tm} s) and save + restore into a new process (${ts} s + ${tr} s, the TAP made again): no RST, every ack in order, $(echo "$result" | sed -n 's/.* acked=\([0-9]*\) .*/\1/p') lines, longest stall $(echo "$result" | sed -n 's/.*max_stall_ms=\([0-9]*\).*/\1/p') ms"
+}
+if [ -z "$failed" ]; then
+    moves
+    [ -z "$moved_problem" ] || dump moves
+else
+    moved_problem="not run: the guest is in an unknown state after the failed kill run"
+fi
+
 # After a failure the client, a receiver or the guest may still run (on a hardware-KVM host this
 # runs without an L1 that powers off).
 [ -z "$pid_client" ] || kill "$pid_client" 2>/dev/null
-for h in $(seq 1 $((n + 1))); do host $h destroy "$name" >/dev/null 2>&1; done
+for h in $(seq 1 $((at + 1))); do host $h destroy "$name" >/dev/null 2>&1; done
 ip link del "$bridge" 2>/dev/null
 
 # One line per mode. Throughput: bytes over seconds summed over the runs' windows.
@@ -224,21 +287,31 @@ for mode in colo remus; do
         status=1
         continue
     fi
-    awk -v m="$mode" -v label="$label" -v name="$test_name" -v seed="$seed" '
+    last_why=""
+    for f in $(ls -tr "$work"/why* 2>/dev/null); do
+        grep -q "^$mode " "$f" && last_why=$(sed "s/^$mode //" "$f")
+    done
+    awk -v m="$mode" -v label="$label" -v name="$test_name" -v seed="$seed" -v why="$last_why" '
         function kibs(b, s) { return s > 0 ? sprintf("%.0f KiB/s", b / s / 1024) : "-" }
         function runs(k) { return k + 0 == 1 ? "1 run" : (k + 0) " runs" }
         $1 == m {
             k++; if (k == 1 || $3 < tmin) tmin = $3; if ($3 > tmax) tmax = $3; if ($8 > stall) stall = $8
             if ($4 != "-") { ub += $4 * $5; us += $5 }
             if ($6 != "-") { pb[$2] += $6 * $7; ps[$2] += $7 }
-            acked += $13; kinds[$2]++
+            acked += $13; kinds[$2]++; cps += $11; cmp += $12
         }
         END {
             if (m == "colo") protected = sprintf("COLO %s with deterministic replies (%s), %s with nonces (%s: every reply differs, so each forces a checkpoint)",
                                                  kibs(pb["plain"], ps["plain"]), runs(kinds["plain"]), kibs(pb["--nonce"], ps["--nonce"]), runs(kinds["--nonce"]))
             else protected = sprintf("%s %s (replies with nonces)", label, kibs(pb["--nonce"], ps["--nonce"]))
-            printf "PASS %s: %s of the primary (%s, random 0.5-3 s after protect, seed %s), a TCP client streaming numbered lines to the Linux guest: no RST, every ack in order, %d lines; takeover %s-%s s, longest client stall %d ms; TCP throughput unprotected %s, %s\n",
-                name, k == 1 ? "1 SIGKILL" : k " SIGKILLs", label, seed, acked, tmin, tmax, stall, kibs(ub, us), protected
+            printf "PASS %s: %s of the primary (%s, random 0.5-3 s after protect, seed %s), a TCP client streaming numbered lines to the Linux guest: no RST, every ack in order, %d lines; takeover %s-%s s, longest client stall %d ms; %d checkpoints before the kills, %d asked for by the compare%s; TCP throughput unprotected %s, %s\n",
+                name, k == 1 ? "1 SIGKILL" : k " SIGKILLs", label, seed, acked, tmin, tmax, stall, cps, cmp, why == "" ? "" : " (last: " why ")", kibs(ub, us), protected
         }' "$work/results"
 done
+if [ -n "$moved" ]; then
+    echo "PASS linux-net-migrate-save-restore: $moved"
+else
+    echo "FAIL linux-net-migrate-save-restore: $moved_problem"
+    status=1
+fi
 exit $status

@@ -33,15 +33,21 @@
 #                     lines carry takeover times, the client's longest stall and the stream's TCP
 #                     throughput unprotected vs protected. SKIP while the tree has no virtio-net
 #                     device or no DSDT for it.
+#   linux-net-migrate-save-restore  then, unprotected, a new client stream keeps its connection
+#                     through `migrate` to a new run dir and `save` + `restore` into a new process.
 #
 # Whole tier: about 3-4 minutes here (3 min measured, kernel cached). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
-# NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED.
+# NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED,
+# NESTED_ONLY (the groups to run, of "kvm boot lifecycle network"; default all: `scons bench` runs
+# "network" alone for the TCP throughput table).
 set -uo pipefail
 build=${1:?usage: nested_tests.sh BUILD_DIR}
 build=$(cd "$build" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 l1="$here/run-in-l1.sh"
 timeout_s=${NESTED_TIMEOUT:-300}
+only=" ${NESTED_ONLY:-kvm boot lifecycle network} "
+wants() { [[ "$only" == *" $1 "* ]]; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -75,7 +81,9 @@ dirty_cases='kvm dirty log*'
 # Long guest workloads with fixed waits are left to the host's kvm tier: under TCG they take 10-50x
 # longer, and a loaded machine pushes them past their waits (a timing failure, not a KVM one).
 long_cases='kvm COLO pattern*,kvm save/restore: 20 restores*,kvm live copy*'
-if [ ! -x "$kvm_tests" ]; then
+if ! wants kvm; then
+    :
+elif [ ! -x "$kvm_tests" ]; then
     echo "SKIP kvm-tests-in-l1: $kvm_tests is not built"
 else
     start=$SECONDS
@@ -180,9 +188,11 @@ boot_test() {
              "$cpus CPU(s) online, seq=1..$until in order with no CORRUPT$moved (${boot:-?} s in the VMM, $((SECONDS - start)) s with L1)"
     fi
 }
-boot_test linux-boot-1vcpu 1 "${kdir:-}/vmlinux"
-boot_test linux-boot-2vcpu-moved 2 "${kdir:-}/vmlinux" 3
-boot_test linux-boot-bzimage 1 "${kdir:-}/bzImage"
+if wants boot; then
+    boot_test linux-boot-1vcpu 1 "${kdir:-}/vmlinux"
+    boot_test linux-boot-2vcpu-moved 2 "${kdir:-}/vmlinux" 3
+    boot_test linux-boot-bzimage 1 "${kdir:-}/bzImage"
+fi
 
 # --- linux-xsave-consistent: the boot log of linux-boot-1vcpu (loglevel=5: warnings shown) has no
 # "XSAVE consistency problem". Linux compares CPUID.0xD.0:EBX (the XSAVE size for the XCR0 that KVM
@@ -214,7 +224,7 @@ xsave_check() {
         grep -A3 'XSAVE consistency problem' "$log" | head -8 | sed 's/^/  | /'
     fi
 }
-xsave_check
+wants boot && xsave_check
 
 # script_results LOG START STATUS SCRIPT TEST...: the line SCRIPT printed in L1 for each TEST
 # (PASS with the L1 run's time added; FAIL and SKIP as printed; FAIL when there is none), the
@@ -241,7 +251,9 @@ script_results() {
 lifecycle_tests="linux-save-restore-3x linux-migrate linux-failover"
 cli="$build/colo-replicate"
 if [ -z "$skip_linux" ] && [ ! -x "$cli" ]; then skip_linux="$cli is not built"; fi
-if [ -n "$skip_linux" ]; then
+if ! wants lifecycle; then
+    :
+elif [ -n "$skip_linux" ]; then
     for t in $lifecycle_tests; do echo "SKIP $t: $skip_linux"; done
 else
     cfg="$work/lifecycle.cfg" log="$work/lifecycle.log"
@@ -255,7 +267,7 @@ fi
 # --- linux-net-colo-sigkill, linux-net-remus-sigkill: one L1 run (with tun and bridge) of
 # linux_network.sh, which prints the PASS/FAIL lines; the client is built here, static (L1 has
 # busybox and whatever -f brings).
-net_tests="linux-net-colo-sigkill linux-net-remus-sigkill"
+net_tests="linux-net-colo-sigkill linux-net-remus-sigkill linux-net-migrate-save-restore"
 top="$here/../.."
 skip_net=$skip_linux
 if [ -z "$skip_net" ] && [ ! -f "$top/kvm/devices/virtio_net.cpp" ]; then
@@ -265,7 +277,9 @@ elif [ -z "$skip_net" ] && ! grep -qs LNRO0005 "$top"/kvm/linux/*.cpp; then
 elif [ -z "$skip_net" ] && ! gcc -static -O2 -Wall -Wextra -Werror -o "$work/tcp_seq_client" "$here/tcp_seq_client.c" 2> "$work/client-build.log"; then
     skip_net="cannot build tcp_seq_client: $(tail -1 "$work/client-build.log")"
 fi
-if [ -n "$skip_net" ]; then
+if ! wants network; then
+    :
+elif [ -n "$skip_net" ]; then
     for t in $net_tests; do echo "SKIP $t: $skip_net"; done
 else
     cfg="$work/network.cfg" log="$work/network.log"
