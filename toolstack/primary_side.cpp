@@ -7,9 +7,11 @@
 
 #include "backends/error.hpp"
 #include "toolstack/control/control_socket.hpp"
+#include "toolstack/guest_image.hpp"
 #include "toolstack/replication/migration.hpp"
 #include "toolstack/status_fields.hpp"
 #include "toolstack/transport/endpoint.hpp"
+#include "toolstack/transport/file_stream.hpp"
 
 namespace colo {
 
@@ -84,7 +86,37 @@ PrimarySide::PrimarySide(control::GuestService& service, Arrival arrival)
         if (!args.empty()) throw Error("usage: status");
         for (const auto& [key, value] : status()) reply.data.push_back(key + " " + value);
     });
+    // Here, not where the guest was made: a guest that arrived by migration or takeover (a
+    // `receive` process) is saved like one made by `create` or `restore`.
+    service_.add_command("save", [this](const auto& args, control::Reply& reply, UniqueFd&) { save(args, reply); });
     service_.set_owner_check([this] { return owner(); });
+}
+
+void PrimarySide::save(const std::vector<std::string>& args, control::Reply& reply) {
+    if (args.empty() || args.size() > 2 || (args.size() == 2 && args[1] != "keep")) {
+        throw Error("usage: save ABSOLUTE-PATH [keep]");
+    }
+    // A save while the pipeline owns the guest would copy memory that a checkpoint's early
+    // resume lets the guest change under it.
+    service_.refuse_unless_operator_owns();
+    Backend& guest = service_.backend();
+    const bool was_paused = guest.paused();
+    guest.pause();
+    try {
+        FileSink sink(args[0]);
+        const auto stats = write_guest_image(guest, service_.config(), sink);
+        sink.sync();
+        reply.data.push_back(std::to_string(stats.pages) + " pages, " + std::to_string(stats.state_records) +
+                             " state records");
+    } catch (const Error&) {
+        if (!was_paused) guest.resume();  // a failed save must not cost the guest anything
+        throw;
+    }
+    if (args.size() == 2) {
+        if (!was_paused) guest.resume();
+    } else {
+        service_.request_stop();
+    }
 }
 
 std::string PrimarySide::owner() const {

@@ -61,6 +61,8 @@ public:
     [[nodiscard]] StatusFields status() const;
 
 private:
+    // `save PATH [keep]`: the guest's image to a file; without keep the guest then ends here.
+    void save(const std::vector<std::string>& args, control::Reply& reply);
     void protect(const std::vector<std::string>& args);
     void refuse_unless_primary() const;
     // Checks the request (a bad one is answered at once, by throwing), then takes `client` and

@@ -241,6 +241,13 @@ def test_migration(binary):
         check(state == 'active', 'destination status state is %s, expected active' % state)
         n = seq_count(log_b)
         wait_lines(log_b, n + 10, 5, 'the migrated guest to go on printing')
+        # A guest that arrived by migration (its process is a `receive`) saves like any other.
+        image = ws.path('migrated.img')
+        b.ok('save', '-c', 'mig', image)
+        check(os.path.getsize(image) > 64 * 1024, 'the migrated guest saved only %d bytes' % os.path.getsize(image))
+        check(b.guests().get('mig') == 'running', 'after save -c, host B lists %s' % b.guests())
+        n = seq_count(log_b)
+        wait_lines(log_b, n + 5, 5, 'the migrated guest to go on printing after save -c')
         b.ok('destroy', 'mig')
         wait_exit(receiver, 5, 'the receiver to end after destroy')
         data_a, data_b = read_bytes(log_a), read_bytes(log_b)

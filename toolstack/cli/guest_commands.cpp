@@ -42,32 +42,6 @@ void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, co
     }
     service.console().copy_to_stdout(foreground);
     service.release_console_directly();
-    service.add_command("save", [&service](const std::vector<std::string>& args, control::Reply& reply, UniqueFd&) {
-        if (args.empty() || args.size() > 2 || (args.size() == 2 && args[1] != "keep")) {
-            throw Error("usage: save ABSOLUTE-PATH [keep]");
-        }
-        // A save while the pipeline owns the guest would copy memory that a checkpoint's early
-        // resume lets the guest change under it.
-        service.refuse_unless_operator_owns();
-        Backend& guest = service.backend();
-        const bool was_paused = guest.paused();
-        guest.pause();
-        try {
-            FileSink sink(args[0]);
-            const auto stats = write_guest_image(guest, service.config(), sink);
-            sink.sync();
-            reply.data.push_back(std::to_string(stats.pages) + " pages, " + std::to_string(stats.state_records) +
-                                 " state records");
-        } catch (const Error&) {
-            if (!was_paused) guest.resume();  // a failed save must not cost the guest anything
-            throw;
-        }
-        if (args.size() == 2) {
-            if (!was_paused) guest.resume();
-        } else {
-            service.request_stop();
-        }
-    });
     // Its console stream started here (at the log's end); protection goes on from where it stands.
     PrimarySide replication(service, PrimarySide::Arrival{{}, [&service] { return service.console().next_offset(); }});
     service.bind();

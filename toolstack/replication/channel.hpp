@@ -36,6 +36,11 @@ public:
 
     // Ends the link for both sides. Idempotent, never throws.
     virtual void close() noexcept = 0;
+
+    // Makes a receive() waiting now, or the next one, return at once (nullopt if nothing came): a
+    // device has something for the pipeline thread (a frame to mirror, compare or forward), which
+    // must not wait for the end of the thread's longest sleep. Any thread; never throws.
+    virtual void wake() noexcept {}
 };
 
 }  // namespace colo

@@ -49,7 +49,7 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
         if (config_.mode == ProtectionMode::colo) {
             compare = config_.make_net_compare ? config_.make_net_compare() : net_device::make_egress_compare(config_.mode);
         }
-        auto nic = std::make_unique<net_device::Primary>(*nics[i], i, std::move(compare));
+        auto nic = std::make_unique<net_device::Primary>(*nics[i], i, std::move(compare), [this] { channel_.wake(); });
         nics_.push_back(nic.get());
         devices_.push_back(std::move(nic));
     }

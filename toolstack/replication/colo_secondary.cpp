@@ -44,7 +44,7 @@ Secondary::Secondary(Backend& svm, Channel& channel, SecondaryConfig config, Out
     devices_.push_back(std::move(console));
     const auto nics = svm_.nics();
     for (std::uint32_t i = 0; i < nics.size(); ++i) {
-        auto nic = std::make_unique<net_device::Secondary>(*nics[i], i, config_.mode);
+        auto nic = std::make_unique<net_device::Secondary>(*nics[i], i, config_.mode, [this] { channel_.wake(); });
         nics_.push_back(nic.get());
         devices_.push_back(std::move(nic));
     }

@@ -49,8 +49,9 @@ void ReleasedSet::merge(std::uint64_t new_through, std::span<const std::uint64_t
 
 // --- primary half
 
-Primary::Primary(GuestNic& nic, std::uint32_t index, std::unique_ptr<EgressCompare> compare)
-    : nic_(nic), index_(index), compare_(std::move(compare)) {
+Primary::Primary(GuestNic& nic, std::uint32_t index, std::unique_ptr<EgressCompare> compare,
+                 std::function<void()> wake)
+    : nic_(nic), index_(index), compare_(std::move(compare)), wake_(std::move(wake)) {
     nic_.set_host_receive_sink([this](std::span<const std::byte> frame) { host_frame(frame); });
     nic_.set_transmit_sink([this](std::span<const std::byte> frame) { guest_frame(frame); });
 }
@@ -71,6 +72,8 @@ void Primary::give_to_guest_locked(std::span<const std::byte> frame) {
         const std::uint64_t index = ingress_next_++;
         to_mirror_.push_back(protocol::NetIngress{index_, index, Frame(frame.begin(), frame.end())});
         ++stats_.ingress_frames;
+        // COLO's SVM must get the frame as soon as the PVM: its answer is what releases the PVM's.
+        if (wake_) wake_();
     }
     nic_.deliver_to_guest(frame);
 }
@@ -108,6 +111,7 @@ void Primary::guest_frame(std::span<const std::byte> frame) {
         uncompared_.push_back(index);
     } else {
         compare_->pvm_frame(index, frame, Clock::now());
+        if (wake_) wake_();  // it may have matched: releases go out on the pipeline thread
     }
 }
 
@@ -289,8 +293,8 @@ NetStats Primary::stats() const {
 
 // --- secondary half
 
-Secondary::Secondary(GuestNic& nic, std::uint32_t index, ProtectionMode mode)
-    : nic_(nic), index_(index), mode_(mode) {
+Secondary::Secondary(GuestNic& nic, std::uint32_t index, ProtectionMode mode, std::function<void()> wake)
+    : nic_(nic), index_(index), mode_(mode), wake_(std::move(wake)) {
     nic_.set_transmit_sink([this](std::span<const std::byte> frame) { svm_frame(frame); });
     nic_.set_host_receive_sink([this](std::span<const std::byte> frame) { host_frame(frame); });
 }
@@ -324,6 +328,7 @@ void Secondary::svm_frame(std::span<const std::byte> frame) {
     const std::uint64_t index = svm_next_++;
     to_forward_.push_back(protocol::NetEgress{index_, index, copy});
     svm_unmatched_.emplace(index, std::move(copy));
+    if (wake_) wake_();
 }
 
 void Secondary::deliver_locked(std::span<const std::byte> frame) {

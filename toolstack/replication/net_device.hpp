@@ -31,6 +31,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -97,7 +98,10 @@ class Primary final : public PrimaryDevice {
 public:
     // `compare`: the COLO engine (not used in remus). Installs the NIC's sinks; until setup the
     // NIC works as a wire through them.
-    Primary(GuestNic& nic, std::uint32_t index, std::unique_ptr<EgressCompare> compare);
+    // `wake`: called (from the NIC's threads) when the pipeline thread has a frame to mirror or a
+    // comparison that may release frames: Channel::wake.
+    Primary(GuestNic& nic, std::uint32_t index, std::unique_ptr<EgressCompare> compare,
+            std::function<void()> wake = {});
     ~Primary() override;
     Primary(const Primary&) = delete;
     Primary& operator=(const Primary&) = delete;
@@ -133,6 +137,7 @@ private:
     GuestNic& nic_;
     const std::uint32_t index_;
     std::unique_ptr<EgressCompare> compare_;
+    const std::function<void()> wake_;
 
     mutable std::mutex mutex_;
     std::optional<ProtectionMode> mode_;  // empty: a wire (before setup, after teardown)
@@ -155,7 +160,8 @@ private:
 class Secondary final : public SecondaryDevice {
 public:
     // Installs the SVM NIC's sinks. The NIC is detached until take_over.
-    Secondary(GuestNic& nic, std::uint32_t index, ProtectionMode mode);
+    // `wake`: called when an SVM frame waits to be forwarded (Channel::wake).
+    Secondary(GuestNic& nic, std::uint32_t index, ProtectionMode mode, std::function<void()> wake = {});
     ~Secondary() override;
     Secondary(const Secondary&) = delete;
     Secondary& operator=(const Secondary&) = delete;
@@ -197,6 +203,7 @@ private:
     GuestNic& nic_;
     const std::uint32_t index_;
     const ProtectionMode mode_;
+    const std::function<void()> wake_;
 
     mutable std::mutex mutex_;
     bool colo_running_ = false;  // the SVM runs and gets ingress as it comes (colo, setup .. take_over)

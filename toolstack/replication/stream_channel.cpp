@@ -115,7 +115,8 @@ void StreamChannel::send(const protocol::Message& message) {
 
 std::optional<protocol::Message> StreamChannel::receive(Clock::time_point deadline) {
     std::unique_lock lock(mutex_);
-    arrived_.wait_until(lock, deadline, [&] { return !queue_.empty() || read_error_ || closed_; });
+    arrived_.wait_until(lock, deadline, [&] { return !queue_.empty() || read_error_ || closed_ || woken_; });
+    woken_ = false;  // the caller polls its devices after every return
     if (!queue_.empty()) {
         protocol::Message message = std::move(queue_.front());
         queue_.pop_front();
@@ -126,6 +127,14 @@ std::optional<protocol::Message> StreamChannel::receive(Clock::time_point deadli
     if (closed_) throw LinkDown("link: the channel is closed");
     if (read_error_) std::rethrow_exception(read_error_);
     return std::nullopt;
+}
+
+void StreamChannel::wake() noexcept {
+    {
+        std::lock_guard lock(mutex_);
+        woken_ = true;
+    }
+    arrived_.notify_all();
 }
 
 void StreamChannel::close() noexcept {

@@ -58,6 +58,7 @@ public:
     void start_keepalive(std::chrono::milliseconds period);
     [[nodiscard]] std::optional<protocol::Message> receive(Clock::time_point deadline) override;
     void close() noexcept override;
+    void wake() noexcept override;
 
 private:
     void read_loop();
@@ -74,6 +75,7 @@ private:
                                     // (queue_.size() is bounded by kMaxQueuedMessages)
     std::exception_ptr read_error_;  // why the reader stopped, once it has
     bool closed_ = false;
+    bool woken_ = false;
     bool send_failed_ = false;
     std::thread reader_;
 
