@@ -108,7 +108,9 @@ def tcp_throughput(binary):
         name = rest.split(':', 1)[0]
         numbers = rest.split('TCP throughput ', 1)
         if verdict == 'PASS' and len(numbers) == 2:
-            lines.append('- %s: %s' % (name, numbers[1].split(' (L1 run', 1)[0]))
+            checkpoints = [part for part in rest.split('; ') if 'checkpoints before the kills' in part]
+            lines.append('- %s: %s%s' % (name, numbers[1].split(' (L1 run', 1)[0],
+                                         ('; ' + checkpoints[0]) if checkpoints else ''))
         else:
             lines.append('- %s: %s' % (name, line[:300]))
     if len(lines) == 2:

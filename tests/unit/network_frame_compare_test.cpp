@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/internet_checksum.hpp"
 #include "toolstack/network/announce.hpp"
 #include "toolstack/network/frame_compare.hpp"
 
@@ -186,10 +187,10 @@ TEST_CASE("network frame compare: a difference, a timeout or a full queue asks f
     }
 }
 
-TEST_CASE("network announce: a gratuitous ARP for the address, and a RARP announce always") {
+TEST_CASE("network announce: a gratuitous ARP for the address, an unsolicited neighbour advertisement and a RARP announce") {
     const colo::MacAddress mac{0x52, 0x54, 0x00, 0x77, 0x00, 0x02};
     const auto frames = colo::network::announce_frames(mac, colo::Ipv4Cidr{{10, 77, 0, 2}, 24});
-    REQUIRE(frames.size() == 2);
+    REQUIRE(frames.size() == 3);
     const auto at = [](const Bytes& f, std::size_t i) { return std::to_integer<unsigned>(f[i]); };
     const Bytes& garp = frames[0];
     CHECK(garp.size() == 60);
@@ -203,8 +204,34 @@ TEST_CASE("network announce: a gratuitous ARP for the address, and a RARP announ
         CHECK(at(garp, 28 + i) == ip[i]);  // sender IP
         CHECK(at(garp, 38 + i) == ip[i]);  // target IP: the same (gratuitous)
     }
-    const Bytes& rarp = frames[1];
+    // IPv6: the link-local address from the MAC (fe80::5054:ff:fe77:2), to all nodes, Override set.
+    const Bytes& na = frames[1];
+    REQUIRE(na.size() == 14 + 40 + 32);
+    const unsigned all_nodes_mac[6] = {0x33, 0x33, 0, 0, 0, 1};
+    for (std::size_t i = 0; i < 6; ++i) CHECK(at(na, i) == all_nodes_mac[i]);
+    CHECK((at(na, 12) << 8 | at(na, 13)) == 0x86dd);
+    CHECK(at(na, 14 + 6) == 58);    // ICMPv6
+    CHECK(at(na, 14 + 7) == 255);   // hop limit 255, or receivers drop it (RFC 4861 7.1.2)
+    const unsigned link_local[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0x00, 0xff, 0xfe, 0x77, 0x00, 0x02};
+    for (std::size_t i = 0; i < 16; ++i) {
+        CHECK(at(na, 22 + i) == link_local[i]);  // source
+        CHECK(at(na, 62 + i) == link_local[i]);  // target
+    }
+    CHECK(at(na, 38) == 0xff);
+    CHECK(at(na, 39) == 0x02);
+    CHECK(at(na, 53) == 1);          // ff02::1
+    CHECK(at(na, 54) == 136);        // neighbour advertisement
+    CHECK(at(na, 58) == 0x20);       // Override, not Solicited, not Router
+    CHECK(at(na, 78) == 2);          // target link-layer address option
+    CHECK(at(na, 79) == 1);
+    for (std::size_t i = 0; i < 6; ++i) CHECK(at(na, 80 + i) == mac[i]);
+    std::vector<std::uint8_t> pseudo;
+    for (std::size_t i = 22; i < 54; ++i) pseudo.push_back(static_cast<std::uint8_t>(at(na, i)));
+    pseudo.insert(pseudo.end(), {0, 0, 0, 32, 0, 0, 0, 58});
+    for (std::size_t i = 54; i < na.size(); ++i) pseudo.push_back(static_cast<std::uint8_t>(at(na, i)));
+    CHECK(colo::test::internet_checksum(pseudo.data(), pseudo.size()) == 0);
+    const Bytes& rarp = frames[2];
     CHECK((at(rarp, 12) << 8 | at(rarp, 13)) == 0x8035);
     CHECK((at(rarp, 20) << 8 | at(rarp, 21)) == 3);
-    CHECK(colo::network::announce_frames(mac, std::nullopt).size() == 1);  // no address: RARP only
+    CHECK(colo::network::announce_frames(mac, std::nullopt).size() == 2);  // no IPv4 address: no ARP
 }
