@@ -140,6 +140,7 @@ void Primary::setup(ProtectionMode mode, const DeviceSend& send) {
     egress_next_ = 1;
     released_ = {};
     svm_matched_ = {};
+    svm_epoch_begins_ = false;
     held_.clear();
     to_mirror_.clear();
     uncompared_.clear();
@@ -201,6 +202,7 @@ void Primary::commit() {
     if (*mode_ == ProtectionMode::colo) {
         compare_->reset();
         compare_wants_ = false;
+        svm_epoch_begins_ = true;
         const auto now = Clock::now();
         for (const std::uint64_t index : uncompared_) {
             if (const auto it = held_.find(index); it != held_.end()) compare_->pvm_frame(index, it->second, now);
@@ -221,6 +223,12 @@ void Primary::receive(const protocol::Message& message) {
     // Remus: the SVM does not run. While a checkpoint is in flight the SVM's frames come from the
     // state being replaced.
     if (mode_ != ProtectionMode::colo || in_flight_) return;
+    if (svm_epoch_begins_) {
+        // Indices below it belong to the state the checkpoint replaced: none can be sent any more,
+        // so they count as settled and the report stays as short as its open frames.
+        svm_epoch_begins_ = false;
+        svm_matched_.merge(egress.index - 1, {});
+    }
     compare_->svm_frame(egress.index, egress.frame, Clock::now());
 }
 

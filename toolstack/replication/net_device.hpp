@@ -149,6 +149,9 @@ private:
     std::map<std::uint64_t, Frame> held_;   // transmitted, not released
     ReleasedSet released_;
     ReleasedSet svm_matched_;
+    // colo: the first SVM frame after a commit; those before it the secondary dropped at its commit
+    // (the ones in flight were never compared), so they leave no holes in svm_matched_.
+    bool svm_epoch_begins_ = false;
     bool report_due_ = false;
     std::optional<Capture> capture_;         // from postsuspend to commit/abort
     bool in_flight_ = false;                 // colo: SVM frames are of the epoch being replaced
