@@ -810,12 +810,8 @@ def main(argv):
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),
         ('remus-net-sigkill-primary', make_net_failover_test('remus', runs, seed)),
+        ('colo-net-sigkill-primary', make_net_failover_test('colo', runs, seed)),
     ]
-    # COLO with a NIC: once 2 of 20 runs saw one reply twice (same count, after a re-send), not
-    # reproduced in 39 runs since; kept out of `scons test` until that is understood (issue #10's
-    # closing note), run with COLO_E2E_COLO_NET=1.
-    if os.environ.get('COLO_E2E_COLO_NET') == '1':
-        tests.append(('colo-net-sigkill-primary', make_net_failover_test('colo', runs, seed)))
     wanted = argv[2:]
     failed = 0
     if not os.access('/dev/kvm', os.R_OK | os.W_OK):
