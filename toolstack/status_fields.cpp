@@ -46,6 +46,7 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"epoch", std::to_string(s.epoch)},
         {"checkpoints", std::to_string(s.checkpoints)},
         {"divergence_checkpoints", std::to_string(s.divergence_checkpoints)},
+        {"checkpoint_overruns", std::to_string(s.checkpoint_overruns)},
         {"last_checkpoint", s.last_checkpoint ? iso_time(*s.last_checkpoint) : "-"},
         {"pause_p50_us", us(s.pause_p50)},
         {"pause_p99_us", us(s.pause_p99)},

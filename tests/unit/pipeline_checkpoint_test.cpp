@@ -2,6 +2,8 @@
 // from one thread (Pair in pipeline_test_support.hpp).
 #include <doctest/doctest.h>
 
+#include <thread>
+
 #include "tests/unit/pipeline_test_support.hpp"
 
 using namespace pipeline_test;
@@ -297,4 +299,31 @@ TEST_CASE("pipeline checkpoint: guest memory that does not start at frame 0 is c
     }
     CHECK(std::memcmp(secondary.cache().page(Pfn{kFirst + 6}).data(), pvm.page(Pfn{kFirst + 6}).data(), kPageSize) == 0);
     CHECK_THROWS_WITH_AS((void)secondary.cache().page(Pfn{kFirst - 1}), "ram cache: frame 99 is outside guest memory", Error);
+}
+
+TEST_CASE("pipeline checkpoint: -i is the period between checkpoint starts; a late acknowledgement is an overrun") {
+    using namespace std::chrono_literals;
+    PrimaryConfig pc = primary_config(ProtectionMode::remus);
+    pc.checkpoint_interval = Millis{200};
+    Pair pair(pc, secondary_config(ProtectionMode::remus));
+    pair.protect();
+    // Acknowledged at once: the next is due 200 ms after this one paused the PVM, not after its
+    // acknowledgement came.
+    const auto before = Primary::Clock::now();
+    pair.primary->send_checkpoint();
+    const auto sent = Primary::Clock::now();
+    pair.settle();
+    REQUIRE(pair.primary->await_checkpoint());
+    CHECK_FALSE(pair.primary->checkpoint_due(before + 199ms));
+    CHECK(pair.primary->checkpoint_due(sent + 200ms));
+    CHECK(pair.primary->status().checkpoint_overruns == 0);
+    // A secondary slower than the interval: the next checkpoint is due as soon as this one is
+    // acknowledged, and the overrun is counted.
+    pair.primary->send_checkpoint();
+    const auto late = Primary::Clock::now() + 250ms;
+    std::this_thread::sleep_until(late);  // the slow secondary (the scenario, not a wait for a condition)
+    pair.settle();
+    REQUIRE(pair.primary->await_checkpoint());
+    CHECK(pair.primary->status().checkpoint_overruns == 1);
+    CHECK(pair.primary->checkpoint_due(Primary::Clock::now()));
 }

@@ -264,8 +264,7 @@ bool Primary::await_loaded() {
     // The PVM runs on while the secondary loads the checkpoint, so streaming goes on meanwhile:
     // otherwise everything dirtied during a slow acknowledgement would wait for the next paused
     // section. The secondary handles messages in order, so these pages reach its cache after it
-    // has flushed the checkpoint, as pages of the next epoch. (The next checkpoint is at least a
-    // period after the acknowledgement, so no pass here is one a checkpoint would make useless.)
+    // has flushed the checkpoint, as pages of the next epoch.
     const bool stream = config_.stream && state_.role() == Role::protecting &&
                         checkpoint_period() > config_.stream_period;
     for (;;) {
@@ -279,7 +278,14 @@ bool Primary::await_loaded() {
         in_flight_.reset();
         epoch_ = epoch;
         for (auto& device : devices_) device->commit();
-        last_checkpoint_ = Clock::now();
+        // Checkpoint 0 (entering protection) starts the clock when it is done; later ones count
+        // from their pause, so `-i` is the period between checkpoint starts.
+        const auto now = Clock::now();
+        last_checkpoint_ = epoch == 0 ? now : checkpoint_paused_;
+        if (epoch > 0 && now > last_checkpoint_ + checkpoint_period()) {
+            std::lock_guard lock(stats_mutex_);
+            ++stats_.checkpoint_overruns;
+        }
         if (state_.role() == Role::protecting) phase_ = PrimaryPhase::running;
         poll_devices();
         if (epoch > 0) pvm_.checkpoint_committed(epoch);
@@ -313,6 +319,7 @@ void Primary::send_checkpoint() {
         // Paused section: copy everything the checkpoint needs into local buffers. Until the
         // copy is complete the harvested frames stay in pending_: a failure here keeps them.
         const auto paused_at = Clock::now();
+        checkpoint_paused_ = paused_at;
         phase_ = PrimaryPhase::checkpointing;
         pvm_.pause();
         for (auto& device : devices_) device->quiesce();

@@ -124,6 +124,11 @@ public:
     std::uint64_t stream_pass();
     // Heartbeats and incoming messages until `until`.
     void poll(Clock::time_point until);
+    // Whether the next checkpoint is due: a device asks for one, or the interval (remus) or the
+    // maximum interval (colo) has passed since the last checkpoint STARTED (its pause), so `-i`
+    // is the period between checkpoint starts; a checkpoint that took longer than that (an
+    // overrun, counted in status) is followed by the next at once.
+    [[nodiscard]] bool checkpoint_due(Clock::time_point now) const;
 
     // --- any thread
     [[nodiscard]] Role role() const { return state_.role(); }
@@ -158,7 +163,6 @@ private:
     // Devices torn down, dirty logging stopped, the PVM resumed; what failed is returned.
     std::string leave_protection() noexcept;
     [[nodiscard]] Millis checkpoint_period() const;
-    [[nodiscard]] bool checkpoint_due(Clock::time_point now) const;
 
     Backend& pvm_;
     Channel& channel_;
@@ -176,7 +180,8 @@ private:
     std::optional<InFlight> in_flight_;
     std::atomic<std::uint64_t> epoch_{0};  // last committed
     Clock::time_point sync_paused_at_{};
-    Clock::time_point last_checkpoint_{};
+    Clock::time_point last_checkpoint_{};   // when the last committed checkpoint's pause began
+    Clock::time_point checkpoint_paused_{};  // when the one in flight paused the PVM
     Clock::time_point last_stream_{};
 
     mutable std::mutex stats_mutex_;

@@ -35,6 +35,7 @@ struct PrimaryStats {
     std::uint64_t epoch = 0;     // last committed checkpoint
     std::uint64_t checkpoints = 0;
     std::uint64_t divergence_checkpoints = 0;  // colo: checkpoints forced by differing output
+    std::uint64_t checkpoint_overruns = 0;     // checkpoints that ended after the next was due
     std::optional<std::chrono::system_clock::time_point> last_checkpoint;
     Micros pause_p50{0}, pause_p99{0}, pause_max{0};
     std::uint64_t pages_migrated = 0;      // initial sync, all passes
