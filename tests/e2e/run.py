@@ -464,6 +464,54 @@ def test_secondary_killed(binary):
         ws.close()
 
 
+# --- 5b ----------------------------------------------------------------------------------------
+SILENT_MARGIN_MS = 500  # past the heartbeat timeout: the status poll, a loaded machine
+
+
+def test_silent_secondary(binary, runs=5):
+    """The link to a live secondary goes silent (LinkProxy.cut: nothing forwarded, nothing closed,
+    no TCP error) at a random moment of streaming and checkpoints: the primary must leave
+    `protected` within the heartbeat timeout (+ a margin), also while it is blocked sending pages
+    into the dead link, and say why. Each run's time from the cut to `unprotected` is reported."""
+    rng = random.Random(int(os.environ.get('COLO_E2E_SEED') or time.time_ns() % 1000000))
+    times, reasons = [], []
+    for run in range(runs):
+        ws = Workspace(binary, 'silentsec-%d' % run)
+        proxy = None
+        try:
+            # A high dirty rate keeps pages streaming: the primary's sends fill the dead link's
+            # buffers and block, the case TCP alone would report only after many seconds.
+            a, b, log_a, _, address, receiver, pid = start_pair(ws, 'ss', dirty_rate=20000, working_set=48)
+            proxy = LinkProxy(address)
+            a.ok('protect', 'ss', proxy.address, '--heartbeat-timeout', HEARTBEAT_MS)
+            wait_until(lambda: checkpoints_applied(b, 'ss') >= 2, 20, 'run %d: 2 checkpoints applied' % run)
+            time.sleep(rng.uniform(0.0, 0.5))  # the random moment of the cut, not a wait for a condition
+            proxy.cut()
+            cut = time.monotonic()
+            status = wait_until(lambda: (lambda st: st if st and st.get('state') != 'protected' else None)(a.status('ss')),
+                                15, 'run %d: the primary to leave protected after the cut' % run, interval=0.01)
+            took_ms = (time.monotonic() - cut) * 1000
+            check(status.get('state') == 'unprotected', 'run %d: the primary is %s' % (run, status.get('state')))
+            reason = status.get('protection_lost', '')
+            check('silent' in reason or 'no message' in reason, 'run %d: the reason does not name the silence: %s'
+                  % (run, reason))
+            times.append(took_ms)
+            reasons.append(reason)
+            n = seq_count(log_a)
+            wait_lines(log_a, n + 3, 10, 'run %d: the unprotected primary to go on printing' % run)
+            check(alive(pid), 'run %d: the primary died' % run)
+        finally:
+            if proxy:
+                proxy.close()
+            ws.close()
+    times.sort()
+    check(times[-1] <= HEARTBEAT_MS + SILENT_MARGIN_MS,
+          'the primary took %s ms to declare its silent secondary lost (heartbeat timeout %d ms)'
+          % (['%.0f' % t for t in times], HEARTBEAT_MS))
+    return '%d runs, heartbeat timeout %d ms: cut -> unprotected min %.0f ms, median %.0f ms, max %.0f ms; "%s"' % (
+        runs, HEARTBEAT_MS, times[0], times[len(times) // 2], times[-1], reasons[-1][:80])
+
+
 # --- 6 -----------------------------------------------------------------------------------------
 def test_hostile_streams(binary):
     # The hostile headers below must be of this build's version, or every case would be refused
@@ -795,6 +843,7 @@ def main(argv):
         ('colo-silent-death', make_failover_test('colo', runs, seed, silent=True)),
         ('remus-silent-death', make_failover_test('remus', runs, seed, silent=True)),
         ('sigkill-secondary', test_secondary_killed),
+        ('silent-secondary', test_silent_secondary),
         ('hostile-streams', test_hostile_streams),
         ('protect-refused-values', test_protect_refused_values),
         ('receive-sigterm', test_receive_sigterm),
