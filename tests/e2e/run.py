@@ -513,7 +513,35 @@ def test_silent_secondary(binary, runs=5):
 
 
 # --- 6 -----------------------------------------------------------------------------------------
+def refusal_lines(log):
+    return [l for l in read_bytes(log).decode(errors='replace').split('\n')
+            if l.startswith('colo-replicate receive: refused')]
+
+
+def probe(address, payload, close=True, hold=0.0):
+    """One connection to a receive that is not a sender: `payload` (may be empty), then a hang-up,
+    or the socket held open (silent) for `hold` s. Returns the socket when not closed."""
+    host, port = address.rsplit(':', 1)
+    try:
+        s = socket.create_connection((host, int(port)), timeout=5)
+    except ConnectionRefusedError:
+        raise TestFailure('nothing listens on %s any more: the receive ended' % address)
+    try:
+        if payload:
+            s.sendall(payload)
+        if hold:
+            time.sleep(hold)  # idle on purpose: the receive's header deadline must pass meanwhile
+    except OSError:
+        pass  # the receiver may hang up first
+    if close:
+        s.close()
+        return None
+    return s
+
+
 def test_hostile_streams(binary):
+    """Streams that are not a sender's reach one `receive`: each is refused with one line in its
+    log, the receive stays (nothing else is made on the host), and a real migrate to it then works."""
     # The hostile headers below must be of this build's version, or every case would be refused
     # for its version alone.
     version = subprocess.run([binary, '--version'], stdout=subprocess.PIPE, text=True).stdout
@@ -521,38 +549,93 @@ def test_hostile_streams(binary):
           'hostile_stream.STREAM_VERSION is %d, the binary says %s' % (STREAM_VERSION, version.strip()))
     ws = Workspace(binary, 'hostile')
     try:
-        b = ws.host('hostB')
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'hs')
+        log = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
         cases = [
-            ('garbage', garbage(), ('stream', 'magic')),
-            ('wrong version', stream_header(version=99), ('version',)),
-            ('truncated', stream_header(), ()),
+            ('garbage', garbage(), ('magic',)),
+            ('wrong version', stream_header(version=99), ('version 99',)),
+            ('truncated', stream_header()[:30], ('before its stream header was complete',)),
+            ('header then garbage', stream_header() + garbage(), ('unexpected', 'bad message', 'not')),
         ]
         details = []
         for label, payload, words in cases:
-            address, receiver, log = b.receive(ws.path('b.log'), HEARTBEAT_MS)
-            host, port = address.rsplit(':', 1)
-            with socket.create_connection((host, int(port)), timeout=5) as s:
-                try:
-                    s.sendall(payload)
-                    if label != 'truncated':
-                        s.settimeout(5)
-                        s.recv(4096)  # wait for the receiver to hang up
-                except OSError:
-                    pass  # it may hang up before reading everything
-            code = wait_exit(receiver, 15, '%s: the receiver to end' % label)
-            check(code is not None and code != 0, '%s: receiver exit status %s, expected non-zero' % (label, code))
-            text = read_bytes(log).decode(errors='replace')
-            lines = [l for l in text.split('\n') if l.strip()]
-            errors = [l for l in lines if l.startswith('colo-replicate')]
-            check(len(errors) == 1, '%s: expected one error line in the receiver log, got %r' % (label, lines[:5]))
-            check(not words or any(w in errors[0].lower() for w in words),
-                  '%s: error does not mention %s: %s' % (label, '/'.join(words), errors[0]))
-            expect_nothing_running(ws, b, label)
-            details.append('%s -> exit %d "%s"' % (label, code, errors[0][:90]))
-            os.unlink(log)
-        check(seq_count(ws.path('b.log')) == 0, 'a hostile stream produced guest output')
-        return '; '.join(details)
+            before = len(refusal_lines(log))
+            probe(address, payload, close=True, hold=0.3 if label == 'header then garbage' else 0.0)
+            lines = wait_until(lambda: refusal_lines(log)[before:], 10, '%s: a refusal line in the receive log' % label)
+            check(len(lines) == 1, '%s: expected one refusal line, got %r' % (label, lines))
+            check(any(w in lines[0] for w in words), '%s: the line does not say %s: %s' % (label, '/'.join(words), lines[0]))
+            check(alive(receiver), '%s: the receive ended' % label)
+            check(b.guests() == {}, '%s: host B lists %s' % (label, b.guests()))
+            details.append('%s -> "%s"' % (label, lines[0][len('colo-replicate receive: refused '):][:80]))
+        check(seq_count(log_b) == 0, 'a hostile stream produced guest output')
+        a.ok('migrate', 'hs', address)
+        wait_exit(pid, 10, 'the migrated-away guest to end')
+        n = seq_count(log_b)
+        wait_lines(log_b, n + 5, 10, 'the migrated guest to print on host B')
+        b.ok('destroy', 'hs')
+        wait_exit(receiver, 10, 'the receiver to end after destroy')
+        return '; '.join(details) + '; then migrate succeeded'
     finally:
+        ws.close()
+
+
+def open_fds(pid):
+    try:
+        return len(os.listdir('/proc/%d/fd' % pid))
+    except OSError:
+        return -1
+
+
+def test_receive_probes(binary, rounds=40):
+    """A port scan's worth of connections that are not a sender (connect-and-close, random bytes,
+    an HTTP request, sockets held idle past the heartbeat timeout, and a crowd of idle sockets
+    held open throughout) at one `receive`: it survives them all with a bounded number of open
+    descriptors, then the real primary's protect to it succeeds while the crowd is still there."""
+    ws = Workspace(binary, 'probes')
+    held = []
+    try:
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'pr')
+        log = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
+        fds_at_start = open_fds(receiver)
+        http = b'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+        count, most_fds = 0, fds_at_start
+        idle = []
+        for i in range(rounds):
+            probe(address, b'')
+            probe(address, garbage(512, seed=i + 1))
+            probe(address, os.urandom(64))
+            probe(address, http)
+            count += 4
+            if i % 10 == 0:  # idle past the heartbeat timeout, in the background
+                t = threading.Thread(target=lambda: probe(address, b'', True, HEARTBEAT_MS / 1000 * 1.5)
+                                     if alive(receiver) else None)
+                t.start()
+                idle.append(t)
+                count += 1
+            most_fds = max(most_fds, open_fds(receiver))
+        for t in idle:
+            t.join()
+        for _ in range(30):  # a crowd of idle connections, held while the real primary comes
+            held.append(probe(address, b'', close=False))
+            count += 1
+        most_fds = max(most_fds, open_fds(receiver))
+        check(alive(receiver), 'the receive ended under %d probes' % count)
+        a.ok('protect', 'pr', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        wait_until(lambda: a.state('pr') == 'protected' and checkpoints_applied(b, 'pr') >= 2, 20,
+                   'protection with 2 checkpoints applied')
+        lines = refusal_lines(log)
+        check(lines, 'the receive log names no refused connection')
+        # Bounded: the unheard connections it keeps open, plus what it had at start.
+        check(most_fds <= fds_at_start + 8 + 4, 'the receive held %d descriptors (%d at start)' % (most_fds, fds_at_start))
+        a.ok('destroy', 'pr')
+        wait_exit(pid, 10, 'the primary to end')
+        wait_exit(receiver, 10, 'the secondary to stand down')
+        return ('%d probe connections survived (%d held idle during protect); receive fds at most %d (%d at start); '
+                '%d refusal lines logged, e.g. "%s"; then protect succeeded' % (
+                    count, len(held), most_fds, fds_at_start, len(lines), lines[-1][len('colo-replicate receive: '):][:90]))
+    finally:
+        for s in held:
+            s.close()
         ws.close()
 
 
@@ -845,6 +928,7 @@ def main(argv):
         ('sigkill-secondary', test_secondary_killed),
         ('silent-secondary', test_silent_secondary),
         ('hostile-streams', test_hostile_streams),
+        ('receive-probes', test_receive_probes),
         ('protect-refused-values', test_protect_refused_values),
         ('receive-sigterm', test_receive_sigterm),
         ('old-peer-version', test_old_peer_version),
