@@ -11,6 +11,7 @@ runs per mode (default 20); COLO_E2E_KEEP=1 keeps a failed test's files.
 """
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -668,6 +669,121 @@ def test_protect_refused_values(binary):
         ws.close()
 
 
+# --- 6a ----------------------------------------------------------------------------------------
+NOBODY = 65534
+
+
+def as_user(host, uid, gid, groups, *args, env=None):
+    """A colo-replicate command run by another (unprivileged) user, through setpriv."""
+    argv = ['setpriv', '--reuid=%d' % uid, '--regid=%d' % gid,
+            ('--groups=' + ','.join(str(g) for g in groups)) if groups else '--clear-groups',
+            host.binary] + [str(a) for a in args]
+    p = subprocess.run(argv, env=dict(os.environ, COLO_RUN_DIR=host.run_dir, **(env or {})),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, errors='replace', timeout=30)
+    from hosts import Result
+    return Result(argv[3:], p.returncode, p.stdout, p.stderr)
+
+
+def mode_of(path):
+    return os.lstat(path).st_mode & 0o7777
+
+
+def refused_to(host, name, uid, gid, groups, what, log):
+    """Every control request of another user fails with one line; the guest runs on, unpaused."""
+    lines = []
+    for args in (('list',), ('status', name), ('pause', name), ('console', name), ('destroy', name)):
+        r = as_user(host, uid, gid, groups, *args)
+        if args == ('list',) and r.code == 0:
+            check(name not in r.out, '%s: list by uid %d shows the guest: %r' % (what, uid, r.out))
+            continue
+        check(r.code == 1, '%s: `%s` by uid %d: %s' % (what, ' '.join(args), uid, r.describe()))
+        lines.append(one_line_error(r))
+    check(host.guests().get(name) == 'running', '%s: after the refusals the guest is %s' % (what, host.guests()))
+    wait_lines(log, seq_count(log) + 3, 10, '%s: the guest to go on printing' % what)
+    return lines
+
+
+def test_local_control(binary):
+    """Local control with root's umask 000: the run directory, control socket and log get their own
+    modes; a run directory others may write, or a log that is a symlink, is refused with one line;
+    an unprivileged user (uid 65534) can neither list, see the status of, pause, attach to nor
+    destroy the guest, also when the socket's mode has been opened up (the control socket asks
+    the kernel who connected); with COLO_GROUP, a member of that group may."""
+    if os.geteuid() != 0 or shutil.which('setpriv') is None:
+        return 'SKIP: needs root and setpriv to act as another user'
+    ws = Workspace(binary, 'localctl')
+    old_umask = os.umask(0)
+    group_made = False
+    try:
+        os.chmod(ws.root, 0o711)  # others may pass through to the run dirs, as through /run
+        a = ws.host('hostA')  # made under umask 000: mode 0777
+        cfg = guest_config(ws, 'lc')
+        log = ws.path('lc.console')
+        details = []
+        r = a.run('create', cfg, '--console-log', log)
+        line = one_line_error(r)
+        check(r.code == 1 and '0777' in line and 'others may write' in line, 'run dir 0777: %s' % r.describe())
+        details.append('run dir 0777 -> "%s"' % line[:90])
+        os.chmod(a.run_dir, 0o700)
+        victim = ws.path('victim')
+        with open(victim, 'w') as f:
+            f.write('untouched\n')
+        os.symlink(victim, os.path.join(a.run_dir, 'lc.log'))
+        r = a.run('create', cfg, '--console-log', log)
+        line = one_line_error(r)
+        check(r.code == 1 and 'symbolic link' in line, 'log symlink: %s' % r.describe())
+        check(open(victim).read() == 'untouched\n', 'the symlink\'s target was written')
+        details.append('log symlink -> "%s"' % line[:90])
+        shutil.rmtree(a.run_dir)
+
+        pid = a.create(cfg, log)  # makes the run dir itself, under umask 000
+        wait_lines(log, 3, 10, 'the guest to print')
+        sock = os.path.join(a.run_dir, 'lc.sock')
+        modes = (mode_of(a.run_dir), mode_of(sock), mode_of(os.path.join(a.run_dir, 'lc.log')))
+        check(modes == (0o700, 0o600, 0o600), 'modes of run dir, socket, log: %s' % ['%04o' % m for m in modes])
+        details.append('modes %s' % '/'.join('%04o' % m for m in modes))
+
+        lines = refused_to(a, 'lc', NOBODY, NOBODY, [], 'mode 0700', log)
+        details.append('uid %d -> "%s"' % (NOBODY, lines[-1][:70]))
+        # An operator opens the directory and the socket up: the kernel's word on the peer decides.
+        os.chmod(a.run_dir, 0o755)
+        os.chmod(sock, 0o777)
+        lines = refused_to(a, 'lc', NOBODY, NOBODY, [], 'socket 0777', log)
+        check(all('permission denied' in l for l in lines), 'socket 0777: %r' % lines)
+        details.append('socket opened up -> "%s"' % lines[-1][:80])
+        a.ok('destroy', 'lc')
+        wait_exit(pid, 10, 'the guest to end')
+
+        # A configured group: its members may, others still may not.
+        if subprocess.run(['getent', 'group', 'colotest'], capture_output=True).returncode != 0:
+            subprocess.run(['groupadd', 'colotest'], check=True)
+            group_made = True
+        gid = int(subprocess.run(['getent', 'group', 'colotest'], capture_output=True, text=True).stdout.split(':')[2])
+        os.environ['COLO_GROUP'] = 'colotest'
+        try:
+            pid = a.create(cfg, log)
+        finally:
+            del os.environ['COLO_GROUP']
+        st = os.stat(a.run_dir)
+        modes = (mode_of(a.run_dir), mode_of(sock), mode_of(os.path.join(a.run_dir, 'lc.log')))
+        check(modes == (0o750, 0o660, 0o640) and st.st_gid == gid and os.stat(sock).st_gid == gid,
+              'with COLO_GROUP: modes %s, group %d' % (['%04o' % m for m in modes], st.st_gid))
+        for args in (('status', 'lc'), ('pause', 'lc'), ('unpause', 'lc')):
+            r = as_user(a, NOBODY, NOBODY, [gid], *args)
+            check(r.code == 0, 'a member of the group: %s' % r.describe())
+        refused_to(a, 'lc', NOBODY, NOBODY, [], 'not in the group', log)
+        details.append('COLO_GROUP: modes %s, a member may pause/unpause, others refused' %
+                       '/'.join('%04o' % m for m in modes))
+        a.ok('destroy', 'lc')
+        wait_exit(pid, 10, 'the guest to end')
+        return '; '.join(details)
+    finally:
+        os.umask(old_umask)
+        ws.close()
+        if group_made:
+            subprocess.run(['groupdel', 'colotest'])
+
+
 # --- 6b ----------------------------------------------------------------------------------------
 def receive_errors(log):
     text = read_bytes(log).decode(errors='replace')
@@ -929,6 +1045,7 @@ def main(argv):
         ('silent-secondary', test_silent_secondary),
         ('hostile-streams', test_hostile_streams),
         ('receive-probes', test_receive_probes),
+        ('local-control', test_local_control),
         ('protect-refused-values', test_protect_refused_values),
         ('receive-sigterm', test_receive_sigterm),
         ('old-peer-version', test_old_peer_version),
