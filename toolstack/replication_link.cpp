@@ -164,11 +164,15 @@ std::unique_ptr<ReplicationLink> ReplicationLink::accept(TcpListener& listener, 
                 case Heard::more: ++i; break;
                 case Heard::gone: drop(i, why); break;
                 case Heard::header: {
-                    TcpConnection connection = std::move(unheard[i].connection);
-                    connection.set_io_timeout(peer_timeout);
-                    answer_header(connection, protocol::HeaderVerdict::accepted);
+                    unheard[i].connection.set_io_timeout(peer_timeout);
+                    try {
+                        answer_header(unheard[i].connection, protocol::HeaderVerdict::accepted);
+                    } catch (const Error& e) {
+                        drop(i, std::string("went away before its header was answered: ") + e.what());
+                        break;
+                    }
                     return std::unique_ptr<ReplicationLink>(
-                        new ReplicationLink(std::move(connection), std::move(header), true));
+                        new ReplicationLink(std::move(unheard[i].connection), std::move(header), true));
                 }
             }
         }
