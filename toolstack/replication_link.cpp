@@ -1,9 +1,11 @@
 #include "toolstack/replication_link.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -85,25 +87,126 @@ std::unique_ptr<ReplicationLink> ReplicationLink::connect(const Endpoint& peer, 
     return std::unique_ptr<ReplicationLink>(new ReplicationLink(std::move(connection), header, false));
 }
 
-std::unique_ptr<ReplicationLink> ReplicationLink::accept(TcpListener& listener, std::chrono::milliseconds accept_timeout,
-                                                         std::chrono::milliseconds peer_timeout) {
-    if (accept_timeout.count() == 0) accept_timeout = std::chrono::hours(24);
-    auto connection = listener.accept(accept_timeout);
-    connection.set_io_timeout(peer_timeout);
-    protocol::StreamHeader header;
-    try {
-        header = protocol::read_header(connection);
-    } catch (const protocol::StreamVersionMismatch& e) {
-        refuse_header(connection, protocol::HeaderVerdict::version_differs);
-        throw Error(protocol::version_mismatch(e.peer_version()));
-    } catch (const protocol::StreamStopped&) {
-        throw;  // nobody left to answer
-    } catch (const Error&) {
-        refuse_header(connection, protocol::HeaderVerdict::refused);
-        throw;
+namespace {
+
+// A connection that has not yet sent a whole stream header: read without blocking, exactly as far
+// as the header goes (the sender sends nothing more until it is answered).
+struct UnheardPeer {
+    TcpConnection connection;
+    std::chrono::steady_clock::time_point deadline;
+    std::vector<std::byte> bytes;
+    std::size_t wanted = protocol::kStreamHeaderFixedBytes;
+};
+
+enum class Heard { more, header, gone };
+
+// Reads what `peer` has sent so far. `header` once it holds a whole valid header; `gone` (with
+// `why` set, the connection answered where an answer helps) when it is not a sender.
+Heard listen_to(UnheardPeer& peer, protocol::StreamHeader& header, std::string& why) {
+    for (;;) {
+        std::byte buffer[4096];
+        const std::size_t want = std::min(sizeof buffer, peer.wanted - peer.bytes.size());
+        const auto n = ::recv(peer.connection.fd(), buffer, want, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Heard::more;
+        if (n < 0) {
+            why = std::string("connection failed before a stream header: ") + std::strerror(errno);
+            return Heard::gone;
+        }
+        if (n == 0) {
+            why = peer.bytes.empty() ? "closed the connection without a word"
+                                     : "closed the connection after " + std::to_string(peer.bytes.size()) +
+                                           " bytes, before its stream header was complete";
+            return Heard::gone;
+        }
+        peer.bytes.insert(peer.bytes.end(), buffer, buffer + n);
+        try {
+            if (!protocol::may_start_stream_header(peer.bytes)) throw Error("not a colo-replicate stream (bad magic)");
+            if (peer.bytes.size() < peer.wanted) continue;
+            if (peer.wanted == protocol::kStreamHeaderFixedBytes) {
+                peer.wanted = protocol::stream_header_length(peer.bytes);
+                if (peer.bytes.size() < peer.wanted) continue;
+            }
+            protocol::MemorySource source(peer.bytes);
+            header = protocol::read_header(source);
+            return Heard::header;
+        } catch (const protocol::StreamVersionMismatch& e) {
+            refuse_header(peer.connection, protocol::HeaderVerdict::version_differs);
+            why = protocol::version_mismatch(e.peer_version());
+        } catch (const Error& e) {
+            refuse_header(peer.connection, protocol::HeaderVerdict::refused);
+            why = e.what();
+        }
+        return Heard::gone;
     }
-    answer_header(connection, protocol::HeaderVerdict::accepted);
-    return std::unique_ptr<ReplicationLink>(new ReplicationLink(std::move(connection), std::move(header), true));
+}
+
+}  // namespace
+
+std::unique_ptr<ReplicationLink> ReplicationLink::accept(TcpListener& listener, std::chrono::milliseconds accept_timeout,
+                                                         std::chrono::milliseconds peer_timeout,
+                                                         const std::function<void(const std::string&)>& refused) {
+    using Clock = std::chrono::steady_clock;
+    if (accept_timeout.count() == 0) accept_timeout = std::chrono::hours(24);
+    const auto give_up = Clock::now() + accept_timeout;
+    std::vector<UnheardPeer> unheard;
+    const auto drop = [&](std::size_t i, const std::string& why) {
+        const std::string line = unheard[i].connection.peer() + ": " + why;
+        unheard.erase(unheard.begin() + static_cast<std::ptrdiff_t>(i));
+        if (refused) refused(line);
+    };
+    for (;;) {
+        // Whoever has spoken: a sender's header usually arrives with its connect.
+        for (std::size_t i = 0; i < unheard.size();) {
+            protocol::StreamHeader header;
+            std::string why;
+            switch (listen_to(unheard[i], header, why)) {
+                case Heard::more: ++i; break;
+                case Heard::gone: drop(i, why); break;
+                case Heard::header: {
+                    unheard[i].connection.set_io_timeout(peer_timeout);
+                    try {
+                        answer_header(unheard[i].connection, protocol::HeaderVerdict::accepted);
+                    } catch (const Error& e) {
+                        drop(i, std::string("went away before its header was answered: ") + e.what());
+                        break;
+                    }
+                    return std::unique_ptr<ReplicationLink>(
+                        new ReplicationLink(std::move(unheard[i].connection), std::move(header), true));
+                }
+            }
+        }
+        const auto now = Clock::now();
+        for (std::size_t i = 0; i < unheard.size();) {
+            if (now < unheard[i].deadline) {
+                ++i;
+                continue;
+            }
+            drop(i, "sent no stream header within " + std::to_string(peer_timeout.count()) + " ms" +
+                        (unheard[i].bytes.empty() ? "" : " (" + std::to_string(unheard[i].bytes.size()) + " bytes)"));
+        }
+        if (now >= give_up) {
+            throw Error("no peer connected to " + listener.address() + " within " +
+                        std::to_string(accept_timeout.count()) + " ms");
+        }
+        auto wake = give_up;
+        std::vector<pollfd> fds{{listener.fd(), POLLIN, 0}};
+        for (const auto& peer : unheard) {
+            fds.push_back({peer.connection.fd(), POLLIN, 0});
+            wake = std::min(wake, peer.deadline);
+        }
+        const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - now);
+        const int ready = ::poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(wait.count(), 1 << 30)));
+        if (ready < 0 && errno != EINTR) throw SystemError("poll", errno, "listening on " + listener.address());
+        if ((fds[0].revents & POLLIN) == 0) continue;
+        while (auto connection = listener.accept_waiting()) {
+            if (unheard.size() == kMaxUnheardPeers) {
+                // The oldest has had the longest to speak; a sender speaks at once.
+                drop(0, "dropped unheard: " + std::to_string(kMaxUnheardPeers) + " newer connections wait for their header");
+            }
+            unheard.push_back(UnheardPeer{std::move(*connection), Clock::now() + peer_timeout, {}, protocol::kStreamHeaderFixedBytes});
+        }
+    }
 }
 
 }  // namespace colo

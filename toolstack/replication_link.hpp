@@ -6,7 +6,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
 
 #include "toolstack/protocol/messages.hpp"
 #include "toolstack/replication/stream_channel.hpp"
@@ -22,10 +24,18 @@ public:
     // stream version is a one-line colo::Error ("peer speaks stream version 1, this is 2").
     static std::unique_ptr<ReplicationLink> connect(const Endpoint& peer, const protocol::StreamHeader& header,
                                                     std::chrono::milliseconds peer_timeout);
-    // Receiver: waits up to `accept_timeout` for one sender (a day when zero), reads its header
-    // and answers it. A header of another version is refused with the same one-line error.
+    // Receiver: waits up to `accept_timeout` (a day when zero) for a sender whose stream header is
+    // valid, and answers it. Anyone may connect to the port, so a connection that is not such a
+    // sender costs nothing lasting: one that closes, resets, sends bytes that are not a header
+    // (refused), a header of another version (answered with ours, "peer speaks stream version
+    // N"), or nothing within `peer_timeout` of its connect is dropped, `refused` is told why in
+    // one line ("127.0.0.1:4711: not a colo-replicate stream (bad magic)"), and the wait goes on.
+    // At most kMaxUnheardPeers connections wait for their header at once; one more drops the
+    // oldest. Each is read without blocking and only as far as its header (16 KiB at most).
+    static constexpr std::size_t kMaxUnheardPeers = 8;
     static std::unique_ptr<ReplicationLink> accept(TcpListener& listener, std::chrono::milliseconds accept_timeout,
-                                                   std::chrono::milliseconds peer_timeout);
+                                                   std::chrono::milliseconds peer_timeout,
+                                                   const std::function<void(const std::string&)>& refused = {});
 
     ~ReplicationLink();
     ReplicationLink(const ReplicationLink&) = delete;

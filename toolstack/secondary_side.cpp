@@ -43,21 +43,31 @@ const char* mode_name(protocol::ReplicationPurpose purpose) {
 
 }  // namespace
 
-int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options) {
+IncomingRequest read_incoming_request(ReplicationLink& link, std::chrono::milliseconds peer_timeout) {
     Channel& channel = link.channel();
-    const auto timeout = std::max(options.peer_timeout * 4, std::chrono::milliseconds(5000));
-    GuestConfig config;
-    protocol::ReplicationSetup setup;
+    const auto timeout = std::max(peer_timeout * 4, std::chrono::milliseconds(5000));
+    IncomingRequest request;
     try {
-        config = parse_guest_config(expect<protocol::GuestConfigText>(channel, timeout).text,
-                                    "guest config from " + link.peer());
-        setup = expect<protocol::ReplicationSetup>(channel, timeout);
+        request.config = parse_guest_config(expect<protocol::GuestConfigText>(channel, timeout).text,
+                                            "guest config from " + link.peer());
+        request.setup = expect<protocol::ReplicationSetup>(channel, timeout);
     } catch (const LinkDown&) {
         throw;
     } catch (const Error& e) {
-        channel.send(protocol::Failure{e.what()});
+        try {
+            channel.send(protocol::Failure{e.what()});
+        } catch (const Error&) {
+            // It is gone already; our own error says what was wrong.
+        }
         throw;
     }
+    return request;
+}
+
+int serve_incoming_guest(ReplicationLink& link, const IncomingRequest& request, const ReceiveOptions& options) {
+    Channel& channel = link.channel();
+    const GuestConfig& config = request.config;
+    const protocol::ReplicationSetup& setup = request.setup;
     if (control::connect_guest_if_running(config.name)) {
         const std::string message = "a guest named '" + config.name + "' already runs on this host";
         channel.send(protocol::Failure{message});

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 
+#include "backends/guest_config.hpp"
 #include "toolstack/replication_link.hpp"
 
 namespace colo {
@@ -29,9 +30,21 @@ struct ReceiveOptions {
     std::function<void(control::GuestService*)> on_service;
 };
 
+// What a sender asks for before anything is made on this host: its guest's config and the
+// replication setup.
+struct IncomingRequest {
+    GuestConfig config;
+    protocol::ReplicationSetup setup;
+};
+
+// Reads the request that follows an accepted stream header. Throws colo::Error (LinkDown when the
+// sender went away or stayed silent) when there is none; the sender is told why where it listens.
+// Nothing on this host has changed then: `receive` goes back to waiting for a sender.
+[[nodiscard]] IncomingRequest read_incoming_request(ReplicationLink& link, std::chrono::milliseconds peer_timeout);
+
 // Returns the process exit code: 0 when the guest migrated here, failed over here and was later
 // destroyed, or was stopped by the primary; throws colo::Error when the stream was bad (the SVM is
 // destroyed, nothing of it is left running).
-int serve_incoming_guest(ReplicationLink& link, const ReceiveOptions& options);
+int serve_incoming_guest(ReplicationLink& link, const IncomingRequest& request, const ReceiveOptions& options);
 
 }  // namespace colo

@@ -69,6 +69,13 @@ StatusFields status_fields(const PrimaryStats& s) {
     };
     if (!s.net_last_compare_reason.empty()) f.emplace_back("net_last_compare_reason", s.net_last_compare_reason);
     if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
+    // In milliseconds since the epoch: how long after a cut the loss was declared is measurable.
+    if (s.protection_lost_at) {
+        f.emplace_back("protection_lost_at_ms",
+                       std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          s.protection_lost_at->time_since_epoch())
+                                          .count()));
+    }
     return f;
 }
 

@@ -11,6 +11,7 @@ runs per mode (default 20); COLO_E2E_KEEP=1 keeps a failed test's files.
 """
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -471,8 +472,88 @@ def test_secondary_killed(binary):
         ws.close()
 
 
+# --- 5b ----------------------------------------------------------------------------------------
+SILENT_MARGIN_MS = 500  # past the heartbeat timeout: the status poll, a loaded machine
+
+
+def test_silent_secondary(binary, runs=5):
+    """The link to a live secondary goes silent (LinkProxy.cut: nothing forwarded, nothing closed,
+    no TCP error) at a random moment of streaming and checkpoints: the primary must leave
+    `protected` within the heartbeat timeout (+ a margin), also while it is blocked sending pages
+    into the dead link, and say why. Each run's time from the cut to `unprotected` is reported."""
+    rng = random.Random(int(os.environ.get('COLO_E2E_SEED') or time.time_ns() % 1000000))
+    times, reasons, seen_ms = [], [], []
+    for run in range(runs):
+        ws = Workspace(binary, 'silentsec-%d' % run)
+        proxy = None
+        try:
+            # A high dirty rate keeps pages streaming: the primary's sends fill the dead link's
+            # buffers and block, the case TCP alone would report only after many seconds.
+            a, b, log_a, _, address, receiver, pid = start_pair(ws, 'ss', dirty_rate=20000, working_set=48)
+            proxy = LinkProxy(address)
+            a.ok('protect', 'ss', proxy.address, '--heartbeat-timeout', HEARTBEAT_MS)
+            wait_until(lambda: checkpoints_applied(b, 'ss') >= 2, 20, 'run %d: 2 checkpoints applied' % run)
+            time.sleep(rng.uniform(0.0, 0.5))  # the random moment of the cut, not a wait for a condition
+            proxy.cut()
+            cut = time.time()
+            status = wait_until(lambda: (lambda st: st if st and st.get('state') != 'protected' else None)(a.status('ss')),
+                                15, 'run %d: the primary to leave protected after the cut' % run, interval=0.01)
+            seen_ms.append((time.time() - cut) * 1000)
+            check(status.get('state') == 'unprotected', 'run %d: the primary is %s' % (run, status.get('state')))
+            # The primary's own clock says when it declared the loss (the status poll adds its
+            # own latency on a loaded machine).
+            took_ms = int(status.get('protection_lost_at_ms', 0)) - cut * 1000
+            reason = status.get('protection_lost', '')
+            check('silent' in reason or 'no message' in reason, 'run %d: the reason does not name the silence: %s'
+                  % (run, reason))
+            times.append(took_ms)
+            reasons.append(reason)
+            n = seq_count(log_a)
+            wait_lines(log_a, n + 3, 10, 'run %d: the unprotected primary to go on printing' % run)
+            check(alive(pid), 'run %d: the primary died' % run)
+        finally:
+            if proxy:
+                proxy.close()
+            ws.close()
+    times.sort()
+    check(times[-1] <= HEARTBEAT_MS + SILENT_MARGIN_MS,
+          'the primary took %s ms to declare its silent secondary lost (heartbeat timeout %d ms)'
+          % (['%.0f' % t for t in times], HEARTBEAT_MS))
+    return ('%d runs, heartbeat timeout %d ms: cut -> declared lost (protection_lost_at_ms) min %.0f ms, median %.0f ms, '
+            'max %.0f ms (seen by status polls after at most %.0f ms); "%s"' % (
+                runs, HEARTBEAT_MS, times[0], times[len(times) // 2], times[-1], max(seen_ms), reasons[-1][:80]))
+
+
 # --- 6 -----------------------------------------------------------------------------------------
+def refusal_lines(log):
+    return [l for l in read_bytes(log).decode(errors='replace').split('\n')
+            if l.startswith('colo-replicate receive: refused')]
+
+
+def probe(address, payload, close=True, hold=0.0):
+    """One connection to a receive that is not a sender: `payload` (may be empty), then a hang-up,
+    or the socket held open (silent) for `hold` s. Returns the socket when not closed."""
+    host, port = address.rsplit(':', 1)
+    try:
+        s = socket.create_connection((host, int(port)), timeout=5)
+    except ConnectionRefusedError:
+        raise TestFailure('nothing listens on %s any more: the receive ended' % address)
+    try:
+        if payload:
+            s.sendall(payload)
+        if hold:
+            time.sleep(hold)  # idle on purpose: the receive's header deadline must pass meanwhile
+    except OSError:
+        pass  # the receiver may hang up first
+    if close:
+        s.close()
+        return None
+    return s
+
+
 def test_hostile_streams(binary):
+    """Streams that are not a sender's reach one `receive`: each is refused with one line in its
+    log, the receive stays (nothing else is made on the host), and a real migrate to it then works."""
     # The hostile headers below must be of this build's version, or every case would be refused
     # for its version alone.
     version = subprocess.run([binary, '--version'], stdout=subprocess.PIPE, text=True).stdout
@@ -480,38 +561,93 @@ def test_hostile_streams(binary):
           'hostile_stream.STREAM_VERSION is %d, the binary says %s' % (STREAM_VERSION, version.strip()))
     ws = Workspace(binary, 'hostile')
     try:
-        b = ws.host('hostB')
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'hs')
+        log = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
         cases = [
-            ('garbage', garbage(), ('stream', 'magic')),
-            ('wrong version', stream_header(version=99), ('version',)),
-            ('truncated', stream_header(), ()),
+            ('garbage', garbage(), ('magic',)),
+            ('wrong version', stream_header(version=99), ('version 99',)),
+            ('truncated', stream_header()[:30], ('before its stream header was complete',)),
+            ('header then garbage', stream_header() + garbage(), ('unexpected', 'bad message', 'not')),
         ]
         details = []
         for label, payload, words in cases:
-            address, receiver, log = b.receive(ws.path('b.log'), HEARTBEAT_MS)
-            host, port = address.rsplit(':', 1)
-            with socket.create_connection((host, int(port)), timeout=5) as s:
-                try:
-                    s.sendall(payload)
-                    if label != 'truncated':
-                        s.settimeout(5)
-                        s.recv(4096)  # wait for the receiver to hang up
-                except OSError:
-                    pass  # it may hang up before reading everything
-            code = wait_exit(receiver, 15, '%s: the receiver to end' % label)
-            check(code is not None and code != 0, '%s: receiver exit status %s, expected non-zero' % (label, code))
-            text = read_bytes(log).decode(errors='replace')
-            lines = [l for l in text.split('\n') if l.strip()]
-            errors = [l for l in lines if l.startswith('colo-replicate')]
-            check(len(errors) == 1, '%s: expected one error line in the receiver log, got %r' % (label, lines[:5]))
-            check(not words or any(w in errors[0].lower() for w in words),
-                  '%s: error does not mention %s: %s' % (label, '/'.join(words), errors[0]))
-            expect_nothing_running(ws, b, label)
-            details.append('%s -> exit %d "%s"' % (label, code, errors[0][:90]))
-            os.unlink(log)
-        check(seq_count(ws.path('b.log')) == 0, 'a hostile stream produced guest output')
-        return '; '.join(details)
+            before = len(refusal_lines(log))
+            probe(address, payload, close=True, hold=0.3 if label == 'header then garbage' else 0.0)
+            lines = wait_until(lambda: refusal_lines(log)[before:], 10, '%s: a refusal line in the receive log' % label)
+            check(len(lines) == 1, '%s: expected one refusal line, got %r' % (label, lines))
+            check(any(w in lines[0] for w in words), '%s: the line does not say %s: %s' % (label, '/'.join(words), lines[0]))
+            check(alive(receiver), '%s: the receive ended' % label)
+            check(b.guests() == {}, '%s: host B lists %s' % (label, b.guests()))
+            details.append('%s -> "%s"' % (label, lines[0][len('colo-replicate receive: refused '):][:80]))
+        check(seq_count(log_b) == 0, 'a hostile stream produced guest output')
+        a.ok('migrate', 'hs', address)
+        wait_exit(pid, 10, 'the migrated-away guest to end')
+        n = seq_count(log_b)
+        wait_lines(log_b, n + 5, 10, 'the migrated guest to print on host B')
+        b.ok('destroy', 'hs')
+        wait_exit(receiver, 10, 'the receiver to end after destroy')
+        return '; '.join(details) + '; then migrate succeeded'
     finally:
+        ws.close()
+
+
+def open_fds(pid):
+    try:
+        return len(os.listdir('/proc/%d/fd' % pid))
+    except OSError:
+        return -1
+
+
+def test_receive_probes(binary, rounds=40):
+    """A port scan's worth of connections that are not a sender (connect-and-close, random bytes,
+    an HTTP request, sockets held idle past the heartbeat timeout, and a crowd of idle sockets
+    held open throughout) at one `receive`: it survives them all with a bounded number of open
+    descriptors, then the real primary's protect to it succeeds while the crowd is still there."""
+    ws = Workspace(binary, 'probes')
+    held = []
+    try:
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'pr')
+        log = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
+        fds_at_start = open_fds(receiver)
+        http = b'GET / HTTP/1.1\r\nHost: x\r\n\r\n'
+        count, most_fds = 0, fds_at_start
+        idle = []
+        for i in range(rounds):
+            probe(address, b'')
+            probe(address, garbage(512, seed=i + 1))
+            probe(address, os.urandom(64))
+            probe(address, http)
+            count += 4
+            if i % 10 == 0:  # idle past the heartbeat timeout, in the background
+                t = threading.Thread(target=lambda: probe(address, b'', True, HEARTBEAT_MS / 1000 * 1.5)
+                                     if alive(receiver) else None)
+                t.start()
+                idle.append(t)
+                count += 1
+            most_fds = max(most_fds, open_fds(receiver))
+        for t in idle:
+            t.join()
+        for _ in range(30):  # a crowd of idle connections, held while the real primary comes
+            held.append(probe(address, b'', close=False))
+            count += 1
+        most_fds = max(most_fds, open_fds(receiver))
+        check(alive(receiver), 'the receive ended under %d probes' % count)
+        a.ok('protect', 'pr', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        wait_until(lambda: a.state('pr') == 'protected' and checkpoints_applied(b, 'pr') >= 2, 20,
+                   'protection with 2 checkpoints applied')
+        lines = refusal_lines(log)
+        check(lines, 'the receive log names no refused connection')
+        # Bounded: the unheard connections it keeps open, plus what it had at start.
+        check(most_fds <= fds_at_start + 8 + 4, 'the receive held %d descriptors (%d at start)' % (most_fds, fds_at_start))
+        a.ok('destroy', 'pr')
+        wait_exit(pid, 10, 'the primary to end')
+        wait_exit(receiver, 10, 'the secondary to stand down')
+        return ('%d probe connections survived (%d held idle during protect); receive fds at most %d (%d at start); '
+                '%d refusal lines logged, e.g. "%s"; then protect succeeded' % (
+                    count, len(held), most_fds, fds_at_start, len(lines), lines[-1][len('colo-replicate receive: '):][:90]))
+    finally:
+        for s in held:
+            s.close()
         ws.close()
 
 
@@ -542,6 +678,133 @@ def test_protect_refused_values(binary):
         return '; '.join(details)
     finally:
         ws.close()
+
+
+# --- 6a ----------------------------------------------------------------------------------------
+NOBODY = 65534
+
+
+def as_user(host, uid, gid, groups, *args, env=None):
+    """A colo-replicate command run by another (unprivileged) user, through setpriv."""
+    argv = ['setpriv', '--reuid=%d' % uid, '--regid=%d' % gid,
+            ('--groups=' + ','.join(str(g) for g in groups)) if groups else '--clear-groups',
+            host.binary] + [str(a) for a in args]
+    p = subprocess.run(argv, env=dict(os.environ, COLO_RUN_DIR=host.run_dir, **(env or {})),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, errors='replace', timeout=30)
+    from hosts import Result
+    return Result(argv[3:], p.returncode, p.stdout, p.stderr)
+
+
+def mode_of(path):
+    return os.lstat(path).st_mode & 0o7777
+
+
+def refused_to(host, name, uid, gid, groups, what, log):
+    """Every control request of another user fails with one line; the guest runs on, unpaused."""
+    lines = []
+    for args in (('list',), ('status', name), ('pause', name), ('console', name), ('destroy', name)):
+        r = as_user(host, uid, gid, groups, *args)
+        if args == ('list',) and r.code == 0:
+            check(name not in r.out, '%s: list by uid %d shows the guest: %r' % (what, uid, r.out))
+            continue
+        check(r.code == 1, '%s: `%s` by uid %d: %s' % (what, ' '.join(args), uid, r.describe()))
+        lines.append(one_line_error(r))
+    check(host.guests().get(name) == 'running', '%s: after the refusals the guest is %s' % (what, host.guests()))
+    wait_lines(log, seq_count(log) + 3, 10, '%s: the guest to go on printing' % what)
+    return lines
+
+
+def test_local_control(binary):
+    """Local control with root's umask 000: the run directory, control socket and log get their own
+    modes; a run directory others may write, or a log that is a symlink, is refused with one line;
+    an unprivileged user (uid 65534) can neither list, see the status of, pause, attach to nor
+    destroy the guest, also when the socket's mode has been opened up (the control socket asks
+    the kernel who connected); with COLO_GROUP, a member of that group may."""
+    if os.geteuid() != 0 or shutil.which('setpriv') is None:
+        return 'SKIP: needs root and setpriv to act as another user'
+    ws = Workspace(binary, 'localctl')
+    old_umask = os.umask(0)
+    group_made = False
+    try:
+        os.chmod(ws.root, 0o711)  # others may pass through to the run dirs, as through /run
+        a = ws.host('hostA')  # made under umask 000: mode 0777
+        cfg = guest_config(ws, 'lc')
+        log = ws.path('lc.console')
+        details = []
+        r = a.run('create', cfg, '--console-log', log)
+        line = one_line_error(r)
+        check(r.code == 1 and '0777' in line and 'others may write' in line, 'run dir 0777: %s' % r.describe())
+        details.append('run dir 0777 -> "%s"' % line[:90])
+        os.chmod(a.run_dir, 0o700)
+        victim = ws.path('victim')
+        with open(victim, 'w') as f:
+            f.write('untouched\n')
+        os.symlink(victim, os.path.join(a.run_dir, 'lc.log'))
+        r = a.run('create', cfg, '--console-log', log)
+        line = one_line_error(r)
+        check(r.code == 1 and 'symbolic link' in line, 'log symlink: %s' % r.describe())
+        check(open(victim).read() == 'untouched\n', 'the symlink\'s target was written')
+        details.append('log symlink -> "%s"' % line[:90])
+        shutil.rmtree(a.run_dir)
+
+        pid = a.create(cfg, log)  # makes the run dir itself, under umask 000
+        wait_lines(log, 3, 10, 'the guest to print')
+        sock = os.path.join(a.run_dir, 'lc.sock')
+        modes = (mode_of(a.run_dir), mode_of(sock), mode_of(os.path.join(a.run_dir, 'lc.log')))
+        check(modes == (0o700, 0o600, 0o600), 'modes of run dir, socket, log: %s' % ['%04o' % m for m in modes])
+        details.append('modes %s' % '/'.join('%04o' % m for m in modes))
+
+        lines = refused_to(a, 'lc', NOBODY, NOBODY, [], 'mode 0700', log)
+        details.append('uid %d -> "%s"' % (NOBODY, lines[-1][:70]))
+        # An operator opens the directory and the socket up: the kernel's word on the peer decides.
+        os.chmod(a.run_dir, 0o755)
+        os.chmod(sock, 0o777)
+        lines = refused_to(a, 'lc', NOBODY, NOBODY, [], 'socket 0777', log)
+        check(all('permission denied' in l for l in lines), 'socket 0777: %r' % lines)
+        details.append('socket opened up -> "%s"' % lines[-1][:80])
+        # Paths an operator gives (a save image, a console log) where another user planted a symlink.
+        planted = ws.path('planted')
+        os.symlink(victim, planted)
+        os.lchown(planted, NOBODY, NOBODY)
+        r = a.run('save', 'lc', planted)
+        line = one_line_error(r)
+        check('symbolic link owned by uid %d' % NOBODY in line, 'save to a planted symlink: %s' % r.describe())
+        r = a.run('create', guest_config(ws, 'lc2'), '--console-log', planted)
+        check('symbolic link owned by uid %d' % NOBODY in one_line_error(r), 'console log: %s' % r.describe())
+        check(open(victim).read() == 'untouched\n', 'the planted symlink\'s target was written')
+        check(a.guests() == {'lc': 'running'}, 'after the refused save and create: %s' % a.guests())
+        details.append('save/console log to a planted symlink -> "%s"' % line[:80])
+        a.ok('destroy', 'lc')
+        wait_exit(pid, 10, 'the guest to end')
+
+        # A configured group: its members may, others still may not.
+        if subprocess.run(['getent', 'group', 'colotest'], capture_output=True).returncode != 0:
+            subprocess.run(['groupadd', 'colotest'], check=True)
+            group_made = True
+        gid = int(subprocess.run(['getent', 'group', 'colotest'], capture_output=True, text=True).stdout.split(':')[2])
+        os.environ['COLO_GROUP'] = 'colotest'
+        try:
+            pid = a.create(cfg, log)
+        finally:
+            del os.environ['COLO_GROUP']
+        st = os.stat(a.run_dir)
+        modes = (mode_of(a.run_dir), mode_of(sock), mode_of(os.path.join(a.run_dir, 'lc.log')))
+        check(modes == (0o750, 0o660, 0o640) and st.st_gid == gid and os.stat(sock).st_gid == gid,
+              'with COLO_GROUP: modes %s, group %d' % (['%04o' % m for m in modes], st.st_gid))
+        for args in (('status', 'lc'), ('pause', 'lc'), ('unpause', 'lc')):
+            r = as_user(a, NOBODY, NOBODY, [gid], *args)
+            check(r.code == 0, 'a member of the group: %s' % r.describe())
+        refused_to(a, 'lc', NOBODY, NOBODY, [], 'not in the group', log)
+        details.append('COLO_GROUP: modes %s, a member may pause/unpause, others refused' %
+                       '/'.join('%04o' % m for m in modes))
+        a.ok('destroy', 'lc')
+        wait_exit(pid, 10, 'the guest to end')
+        return '; '.join(details)
+    finally:
+        os.umask(old_umask)
+        ws.close()
+        if group_made:
+            subprocess.run(['groupdel', 'colotest'])
 
 
 # --- 6b ----------------------------------------------------------------------------------------
@@ -802,7 +1065,10 @@ def main(argv):
         ('colo-silent-death', make_failover_test('colo', runs, seed, silent=True)),
         ('remus-silent-death', make_failover_test('remus', runs, seed, silent=True)),
         ('sigkill-secondary', test_secondary_killed),
+        ('silent-secondary', test_silent_secondary),
         ('hostile-streams', test_hostile_streams),
+        ('receive-probes', test_receive_probes),
+        ('local-control', test_local_control),
         ('protect-refused-values', test_protect_refused_values),
         ('receive-sigterm', test_receive_sigterm),
         ('old-peer-version', test_old_peer_version),

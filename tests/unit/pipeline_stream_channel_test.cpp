@@ -2,6 +2,7 @@
 // ways, timeouts, garbage on the wire, a vanished peer, and a whole protection run over it.
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -144,6 +145,30 @@ TEST_CASE("pipeline stream channel: a closed or silent peer is a lost link") {
                              doctest::Contains("peer silent"), LinkDown);
         ::close(a);
     }
+}
+
+TEST_CASE("pipeline stream channel: a peer gone silent ends a send blocked on it within the read timeout") {
+    // As ReplicationLink sets it up: the writing half waits far longer than the reading half (a
+    // busy peer may be slow to take a backlog), so only the reader can tell a cut link in time.
+    const auto [a, b] = socket_pair();
+    TcpConnection reader(UniqueFd(b), "peer", options(Millis{200}));
+    TcpConnection writer(UniqueFd(::fcntl(reader.fd(), F_DUPFD_CLOEXEC, 0)), "peer", options(Millis{20000}));
+    StreamChannel channel(reader, writer, std::nullopt, [&reader] { reader.shutdown_both(); });
+    protocol::PageBatch batch;
+    batch.frames = {Pfn{1}, Pfn{2}, Pfn{3}, Pfn{4}};
+    batch.data.assign(4 * kPageSize, std::byte{0x33});
+    const auto started = Channel::Clock::now();
+    std::string error;
+    try {
+        // The far end (a) neither reads nor writes: the socket buffers fill and a send blocks.
+        for (int i = 0; i < 100000; ++i) channel.send(batch);
+    } catch (const LinkDown& e) {
+        error = e.what();
+    }
+    const auto took = std::chrono::duration_cast<Millis>(Channel::Clock::now() - started);
+    CHECK(error.find("peer silent for 200 ms") != std::string::npos);
+    CHECK(took < Millis{2000});
+    ::close(a);
 }
 
 TEST_CASE("pipeline stream channel: protection and checkpoints over a socket keep SVM equal to PVM") {

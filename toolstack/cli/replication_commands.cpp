@@ -130,6 +130,39 @@ void on_incoming_service(control::GuestService* service) {
     if (service != nullptr && g_terminated_by.load() != 0) service->request_stop();
 }
 
+// One line per refused connection in the receive log, "colo-replicate receive: refused
+// 10.0.0.9:4711: not a colo-replicate stream (bad magic)", but no more than kBurst in a
+// kWindow: a flood of probes must not fill the disk. The lines left out are counted in the next.
+class RefusalLog {
+public:
+    explicit RefusalLog(std::ostream& out) : out_(out) {}
+
+    void add(const std::string& why) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - window_start_ >= kWindow) {
+            window_start_ = now;
+            in_window_ = 0;
+        }
+        if (in_window_ == kBurst) {
+            ++left_out_;
+            return;
+        }
+        ++in_window_;
+        out_ << "colo-replicate receive: refused " << why;
+        if (left_out_ != 0) out_ << " (and " << left_out_ << " more refused connections not logged)";
+        out_ << std::endl;
+        left_out_ = 0;
+    }
+
+private:
+    static constexpr std::chrono::seconds kWindow{10};
+    static constexpr unsigned kBurst = 20;
+    std::ostream& out_;
+    std::chrono::steady_clock::time_point window_start_{};
+    unsigned in_window_ = 0;
+    std::uint64_t left_out_ = 0;
+};
+
 }  // namespace
 
 int run_receive(const po::variables_map& vm, Io& io) {
@@ -140,14 +173,29 @@ int run_receive(const po::variables_map& vm, Io& io) {
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
     options.on_service = on_incoming_service;
     const auto serve = [&] {
-        auto link = ReplicationLink::accept(*listening, std::chrono::milliseconds(0), options.peer_timeout);
+        // Anyone who reaches the port may connect: a connection that is not a sender (a probe,
+        // garbage, an idle socket, a header or request that is not valid) is refused with a line
+        // in the log and receive waits on, so a port scan cannot take the secondary away.
+        RefusalLog refusals(std::cerr);
+        std::unique_ptr<ReplicationLink> link;
+        IncomingRequest request;
+        for (;;) {
+            link = ReplicationLink::accept(*listening, std::chrono::milliseconds(0), options.peer_timeout,
+                                           [&refusals](const std::string& why) { refusals.add(why); });
+            try {
+                request = read_incoming_request(*link, options.peer_timeout);
+                break;
+            } catch (const Error& e) {
+                refusals.add(link->peer() + ": " + e.what());
+            }
+        }
         g_accepted.store(true);
-        // One stream a receive: the port is free again as soon as it is accepted (a later
+        // One stream a receive: the port is free again as soon as a sender is accepted (a later
         // `receive` on the same port, e.g. to protect the survivor, must not find it taken).
         listening.reset();
         int code = 0;
         try {
-            code = serve_incoming_guest(*link, options);
+            code = serve_incoming_guest(*link, request, options);
         } catch (const Error&) {
             if (g_terminated_by.load() == 0) throw;
         }

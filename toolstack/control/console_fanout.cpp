@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "backends/error.hpp"
+#include "toolstack/transport/file_stream.hpp"
 
 namespace colo::control {
 
@@ -45,8 +46,7 @@ std::size_t write_log(int fd, std::span<const std::byte> bytes, std::optional<st
 
 void ConsoleFanout::open_log(const std::filesystem::path& file) {
     // Not O_APPEND: pwrite places each byte by its offset (with O_APPEND Linux would append).
-    UniqueFd fd(::open(file.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
-    if (!fd.valid()) throw SystemError("open console log " + file.string(), errno);
+    UniqueFd fd = open_output_file(file.string(), O_WRONLY | O_CREAT, 0644);
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) throw SystemError("fstat console log " + file.string(), errno);
     std::lock_guard lock(mutex_);

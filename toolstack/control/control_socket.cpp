@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -38,14 +39,26 @@ UniqueFd try_connect(const std::filesystem::path& path) {
 }  // namespace
 
 ControlListener::ControlListener(std::filesystem::path path) : path_(std::move(path)) {
+    (void)owned_run_dir();  // checked and given its mode before anything is made in it
     if (try_connect(path_).valid()) {
         throw Error("a guest named '" + path_.stem().string() + "' already runs (" + path_.string() + ")");
     }
     ::unlink(path_.c_str());
     fd_ = UniqueFd(check_syscall(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket(AF_UNIX)"));
-    const auto addr = address_of(path_);
+    // bind() makes the socket file with the umask's mode: it gets its own mode under a name no
+    // client looks for, and only then the name clients connect to.
+    const std::filesystem::path making = path_.string() + ".new-" + std::to_string(::getpid());
+    ::unlink(making.c_str());
+    const auto addr = address_of(making);
     if (::bind(fd_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) {
-        throw SystemError("bind " + path_.string(), errno);
+        throw SystemError("bind " + making.string(), errno);
+    }
+    try {
+        restrict_socket(making);
+        if (::rename(making.c_str(), path_.c_str()) != 0) throw SystemError("rename to " + path_.string(), errno);
+    } catch (...) {
+        ::unlink(making.c_str());
+        throw;
     }
     check_syscall(::listen(fd_.get(), 16), "listen");
 }
@@ -58,7 +71,18 @@ UniqueFd ControlListener::accept() {
         if (errno == EINTR || errno == EAGAIN) return UniqueFd{};
         throw SystemError("accept", errno);
     }
-    return UniqueFd(fd);
+    UniqueFd client(fd);
+    // The socket's mode keeps others out; the kernel's word on who connected decides, whatever
+    // became of that mode (a directory or socket an operator opened up, a path bound elsewhere).
+    if (const std::string why = refuse_peer(client.get()); !why.empty()) {
+        try {
+            write_line(client.get(), "error " + why);
+        } catch (const Error&) {
+            // It went away; nothing to tell it.
+        }
+        return UniqueFd{};
+    }
+    return client;
 }
 
 std::string read_line(int fd, std::chrono::milliseconds timeout, std::size_t limit) {
@@ -114,12 +138,24 @@ std::string final_line_error(const std::string& line) {
     if (line.rfind("error ", 0) == 0) return line.substr(6);
     return "unexpected reply '" + line + "'";
 }
+
+// Sends the request line. A guest that refuses us (ControlListener::accept) answers and hangs up
+// before it reads a word, so our write may find the socket closed: its answer is still there to read.
+void send_request(int fd, const std::string& line) {
+    try {
+        write_line(fd, line);
+    } catch (const SystemError& e) {
+        if (e.error_number() != EPIPE && e.error_number() != ECONNRESET) throw;
+        const std::string reply = read_line(fd, std::chrono::seconds(1));
+        throw Error(final_line_error(reply));
+    }
+}
 }  // namespace
 
 std::vector<std::string> request(const std::string& guest_name, const std::string& line,
                                  std::chrono::milliseconds timeout) {
     UniqueFd fd = connect_guest(guest_name);
-    write_line(fd.get(), line);
+    send_request(fd.get(), line);
     std::vector<std::string> data;
     while (true) {
         std::string reply = read_line(fd.get(), timeout, 1 << 20);
@@ -135,7 +171,7 @@ std::vector<std::string> request(const std::string& guest_name, const std::strin
 void request_stream(const std::string& guest_name, const std::string& line,
                     const std::function<void(std::span<const char>)>& sink) {
     UniqueFd fd = connect_guest(guest_name);
-    write_line(fd.get(), line);
+    send_request(fd.get(), line);
     const std::string reply = read_line(fd.get(), std::chrono::seconds(10));
     if (reply != "ok") throw Error(final_line_error(reply));
     char buffer[4096];
@@ -150,6 +186,7 @@ void request_stream(const std::string& guest_name, const std::string& line,
 
 std::vector<std::string> running_guests() {
     std::vector<std::string> names;
+    if (!std::filesystem::exists(run_dir())) return names;  // nothing ever ran here
     for (const auto& entry : std::filesystem::directory_iterator(run_dir())) {
         if (entry.path().extension() != ".sock") continue;
         if (try_connect(entry.path()).valid()) {

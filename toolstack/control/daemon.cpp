@@ -11,6 +11,7 @@
 
 #include "backends/error.hpp"
 #include "backends/unique_fd.hpp"
+#include "toolstack/control/run_dir.hpp"
 
 namespace colo::control {
 
@@ -44,6 +45,8 @@ void install_termination_handler() {
 
 int run_detached(const std::filesystem::path& log,
                  const std::function<void(const std::function<void()>& ready)>& body) {
+    // Opened here, not in the child: a log we may not use is this command's one-line error.
+    UniqueFd out = open_run_dir_log(log);
     int fds[2];
     check_syscall(::pipe2(fds, O_CLOEXEC), "pipe2");
     UniqueFd read_end(fds[0]), write_end(fds[1]);
@@ -56,11 +59,10 @@ int run_detached(const std::filesystem::path& log,
         try {
             check_syscall(::setsid(), "setsid");
             UniqueFd null(check_syscall(::open("/dev/null", O_RDONLY | O_CLOEXEC), "open /dev/null"));
-            UniqueFd out(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
-            if (!out.valid()) throw SystemError("open " + log.string(), errno);
             check_syscall(::dup2(null.get(), STDIN_FILENO), "dup2");
             check_syscall(::dup2(out.get(), STDOUT_FILENO), "dup2");
             check_syscall(::dup2(out.get(), STDERR_FILENO), "dup2");
+            out.reset();
             body([&] {
                 write_message(write_end.get(), "ok\n");
                 write_end.reset();

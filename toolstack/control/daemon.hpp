@@ -7,7 +7,8 @@
 
 namespace colo::control {
 
-// Forks a detached child (new session, stdin from /dev/null, stdout and stderr appended to `log`)
+// Forks a detached child (new session, stdin from /dev/null, stdout and stderr appended to `log`,
+// a file in the run directory opened by open_run_dir_log)
 // that runs `body`. body calls `ready()` once the guest is up; an exception from body before that
 // is the parent's error. Returns the child's pid in the parent once the child is ready; throws
 // colo::Error with the child's message if it failed first. The child never returns.

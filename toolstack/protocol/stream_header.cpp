@@ -130,23 +130,38 @@ void write_header(ByteSink& sink, const StreamHeader& header) {
     sink.write_all(encode_stream_header(header));
 }
 
+bool may_start_stream_header(std::span<const std::byte> bytes) {
+    const std::size_t n = std::min(bytes.size(), kStreamMagic.size());
+    return std::equal(kStreamMagic.begin(), kStreamMagic.begin() + static_cast<std::ptrdiff_t>(n), bytes.begin(),
+                      [](char c, std::byte b) { return static_cast<std::byte>(c) == b; });
+}
+
+std::size_t stream_header_length(std::span<const std::byte> bytes) {
+    if (bytes.size() < kStreamHeaderFixedBytes || !has_magic(bytes, kStreamMagic))
+        throw Error("not a colo-replicate stream (bad magic)");
+    LittleEndianReader fixed{bytes.subspan(kStreamMagic.size(), kStreamHeaderFixedBytes - kStreamMagic.size()),
+                             "stream header"};
+    check_version(fixed.u32());
+    const std::uint32_t backend = fixed.u32();
+    if (!known_backend(backend)) throw Error("stream header: unknown backend kind " + std::to_string(backend));
+    check_page_size(fixed.u32());
+    const std::uint32_t count = fixed.u32();
+    check_region_count(count);
+    return kStreamHeaderFixedBytes + 16 * std::size_t{count} + 8;
+}
+
 StreamHeader read_header(ByteSource& source) {
     std::vector<std::byte> bytes(kStreamHeaderFixedBytes);
     source.read_exact(bytes);
-    if (!has_magic(bytes, kStreamMagic)) throw Error("not a colo-replicate stream (bad magic)");
+    const std::size_t length = stream_header_length(bytes);
     LittleEndianReader fixed{std::span(bytes).subspan(kStreamMagic.size()), "stream header"};
     StreamHeader header;
     header.version = fixed.u32();
-    check_version(header.version);
-    const std::uint32_t backend = fixed.u32();
-    if (!known_backend(backend)) throw Error("stream header: unknown backend kind " + std::to_string(backend));
-    header.backend = static_cast<BackendKind>(backend);
+    header.backend = static_cast<BackendKind>(fixed.u32());
     header.page_size = fixed.u32();
-    check_page_size(header.page_size);
     const std::uint32_t count = fixed.u32();
-    check_region_count(count);
 
-    bytes.resize(kStreamHeaderFixedBytes + 16 * std::size_t{count} + 8);
+    bytes.resize(length);
     source.read_exact(std::span(bytes).subspan(kStreamHeaderFixedBytes));
     const std::size_t covered = bytes.size() - 8;
     LittleEndianReader rest{std::span(bytes).subspan(kStreamHeaderFixedBytes), "stream header"};

@@ -89,6 +89,15 @@ void validate_stream_header(const StreamHeader& header);
 
 void write_header(ByteSink& sink, const StreamHeader& header);
 
+// The length of the whole header whose first kStreamHeaderFixedBytes are `fixed`, once those are
+// checked as read_header checks them (magic, version: StreamVersionMismatch, backend kind, page
+// size, region count). For a receiver that collects a header from a socket without blocking.
+[[nodiscard]] std::size_t stream_header_length(std::span<const std::byte> fixed);
+
+// Whether `bytes` can still be the start of a stream header: they match as much of the magic as
+// they cover. (A probe that sends "GET / HTTP/1.0" is told apart at its first byte.)
+[[nodiscard]] bool may_start_stream_header(std::span<const std::byte> bytes);
+
 // Reads and checks a header: magic ("not a colo-replicate stream"), version
 // (StreamVersionMismatch), backend kind, page size, region count (before the regions are read),
 // CRC, then the regions themselves.

@@ -131,6 +131,7 @@ void Primary::lose_secondary(const std::string& reason) noexcept {
         }
         phase_ = PrimaryPhase::unprotected;
         stats_.protection_lost_reason = reason;
+        stats_.protection_lost_at = std::chrono::system_clock::now();
     }
     // Tell a secondary that is still listening not to take over: the PVM is alive.
     try {

@@ -53,6 +53,7 @@ struct PrimaryStats {
     std::uint64_t net_compare_checkpoints = 0;
     std::string net_last_compare_reason;
     std::string protection_lost_reason;    // why, once unprotected
+    std::optional<std::chrono::system_clock::time_point> protection_lost_at;  // when
     std::string phase;                     // of the checkpoint transaction (checkpoint_transaction.hpp)
 };
 

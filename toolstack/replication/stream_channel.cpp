@@ -80,11 +80,26 @@ void StreamChannel::read_loop() {
             queue_.push_back(std::move(message));
             arrived_.notify_all();
         } catch (const Error& e) {
-            std::lock_guard lock(mutex_);
-            read_error_ = is_link_failure(e) || closed_
-                              ? std::make_exception_ptr(LinkDown(std::string("link: ") + e.what()))
-                              : std::make_exception_ptr(Error(std::string("bad message from the peer: ") + e.what()));
-            arrived_.notify_all();
+            const bool silent = dynamic_cast<const protocol::PeerSilent*>(&e) != nullptr;
+            {
+                std::lock_guard lock(mutex_);
+                read_error_ = is_link_failure(e) || closed_
+                                  ? std::make_exception_ptr(LinkDown(std::string("link: ") + e.what()))
+                                  : std::make_exception_ptr(Error(std::string("bad message from the peer: ") + e.what()));
+                peer_silent_ = silent;
+                arrived_.notify_all();
+            }
+            // A peer silent for the whole timeout is gone, whatever the writing side thinks: its
+            // timeout is longer (a live but busy peer may take a while to drain our backlog), so a
+            // send blocked on a cut link would hold the pipeline, still "protected", for that long.
+            // Ending the connection here makes such a send fail now, within the peer timeout.
+            if (silent && interrupt_) {
+                try {
+                    interrupt_();
+                } catch (...) {
+                    // The send then fails at its own timeout.
+                }
+            }
             return;
         } catch (...) {
             std::lock_guard lock(mutex_);
@@ -109,6 +124,9 @@ void StreamChannel::send(const protocol::Message& message) {
         if (!is_link_failure(e)) throw;  // we were about to send something invalid: our bug, not the link
         std::lock_guard lock(mutex_);
         send_failed_ = true;  // half a record may be out: nothing more may follow it
+        // The reader ended the connection because the peer went silent: that is the reason, not
+        // the broken pipe it left this send with.
+        if (peer_silent_) std::rethrow_exception(read_error_);
         throw LinkDown(std::string("link: ") + e.what());
     }
 }

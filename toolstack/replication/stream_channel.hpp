@@ -17,7 +17,9 @@
 //
 // Errors: a stream that ends, goes silent past the transport's timeout or fails in the kernel is
 // LinkDown (the peer is gone); bytes that are not a valid message are colo::Error naming what is
-// wrong (the peer may be alive but cannot be trusted).
+// wrong (the peer may be alive but cannot be trusted). Silence is judged by the reader, and it
+// also ends a send blocked at that moment (through `interrupt`): a cut link is lost within the
+// reading timeout even while the pipeline is stuck writing into it (man colo-replicate(7)).
 #pragma once
 
 #include <condition_variable>
@@ -74,6 +76,7 @@ private:
     std::size_t queued_bytes_ = 0;  // page and output payload in queue_, bounded by kMaxQueuedBytes
                                     // (queue_.size() is bounded by kMaxQueuedMessages)
     std::exception_ptr read_error_;  // why the reader stopped, once it has
+    bool peer_silent_ = false;       // it stopped because the peer said nothing for the timeout
     bool closed_ = false;
     bool woken_ = false;
     bool send_failed_ = false;

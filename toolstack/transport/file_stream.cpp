@@ -1,6 +1,7 @@
 #include "toolstack/transport/file_stream.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,9 +11,28 @@
 
 namespace colo {
 
+UniqueFd open_output_file(const std::string& path, int flags, mode_t mode) {
+    UniqueFd fd(::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd.valid() && errno == ELOOP) {
+        struct stat link {};
+        if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode) && link.st_uid != 0 && link.st_uid != ::geteuid()) {
+            throw Error("'" + path + "' is a symbolic link owned by uid " + std::to_string(link.st_uid) +
+                        "; refusing to write through it");
+        }
+        fd = UniqueFd(::open(path.c_str(), flags | O_CLOEXEC, mode));
+    }
+    if (!fd.valid()) throw SystemError("open", errno, "cannot create '" + path + "'");
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) throw SystemError("fstat", errno, "'" + path + "'");
+    if (S_ISREG(st.st_mode) && st.st_uid == ::geteuid() && (st.st_mode & 0777 & ~mode) != 0 &&
+        ::fchmod(fd.get(), st.st_mode & 0777 & mode) != 0) {
+        throw SystemError("fchmod", errno, "'" + path + "'");
+    }
+    return fd;
+}
+
 FileSink::FileSink(std::string path)
-    : path_(std::move(path)), fd_(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) {
-    if (!fd_.valid()) throw SystemError("open", errno, "cannot create '" + path_ + "'");
+    : path_(std::move(path)), fd_(open_output_file(path_, O_WRONLY | O_CREAT | O_TRUNC, 0600)) {
     buffer_.reserve(kBuffer);
 }
 

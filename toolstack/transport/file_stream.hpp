@@ -3,6 +3,8 @@
 // Both buffer through a fixed buffer; errors name the file.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -14,11 +16,18 @@
 
 namespace colo {
 
+// Opens `path` for writing (`flags` adds O_CREAT, O_TRUNC, ...), as root may safely do with a path
+// an operator gave: a symbolic link is followed only when root or this user owns it (one planted
+// by someone else in /tmp could point at any file), and a regular file of ours gets no more than
+// `mode` allows, whatever the umask or an earlier mode gave it. Throws colo::Error naming the path.
+[[nodiscard]] UniqueFd open_output_file(const std::string& path, int flags, mode_t mode);
+
 class FileSink final : public protocol::ByteSink {
 public:
     static constexpr std::size_t kBuffer = 1024 * 1024;
 
-    // Creates or truncates `path`, readable by its owner only (it holds guest memory).
+    // Creates or truncates `path` (open_output_file), readable by its owner only (it holds guest
+    // memory).
     explicit FileSink(std::string path);
 
     void write_all(std::span<const std::byte> bytes) override;

@@ -34,7 +34,7 @@ TcpListener::TcpListener(const Endpoint& endpoint, ConnectionOptions options) : 
         // A restarted secondary must be able to listen again while old connections linger.
         const int one = 1;
         check_syscall(::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one), "setsockopt(SO_REUSEADDR)");
-        if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd.get(), 4) != 0) {
+        if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) != 0 || ::listen(fd.get(), 16) != 0) {
             error = errno;
             continue;
         }
@@ -49,8 +49,7 @@ TcpListener::TcpListener(const Endpoint& endpoint, ConnectionOptions options) : 
     address_ = describe_address(reinterpret_cast<const sockaddr*>(&bound), length);
 }
 
-TcpConnection TcpListener::accept(std::chrono::milliseconds timeout) {
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
+std::optional<TcpConnection> TcpListener::accept_waiting() {
     for (;;) {
         sockaddr_storage peer{};
         socklen_t length = sizeof peer;
@@ -62,7 +61,15 @@ TcpConnection TcpListener::accept(std::chrono::milliseconds timeout) {
         }
         // A connection that was reset before we took it is not an error of the listener.
         if (errno == EINTR || errno == ECONNABORTED) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) throw SystemError("accept4", errno, "listening on " + address_);
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
+        throw SystemError("accept4", errno, "listening on " + address_);
+    }
+}
+
+TcpConnection TcpListener::accept(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (auto connection = accept_waiting()) return std::move(*connection);
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         pollfd p{socket_.get(), POLLIN, 0};
         const int rc = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;

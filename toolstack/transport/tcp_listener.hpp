@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backends/unique_fd.hpp"
@@ -26,6 +27,9 @@ public:
     // Waits up to `timeout` for a peer; throws colo::Error when none comes. The connection gets
     // this listener's ConnectionOptions.
     [[nodiscard]] TcpConnection accept(std::chrono::milliseconds timeout);
+    // A peer already waiting, or nothing (never blocks). For a caller that polls fd() itself.
+    [[nodiscard]] std::optional<TcpConnection> accept_waiting();
+    [[nodiscard]] int fd() const noexcept { return socket_.get(); }
 
 private:
     UniqueFd socket_;
