@@ -108,6 +108,16 @@ if ! grep -q '^result=ok' "$work/client0.out"; then
 fi
 echo "guest up and answering TCP after $(since "$t0") s: $(tr -d '\r\000' < "$work/console1" | grep 'colo-guest: eth0')"
 
+# stop_client FILE: ends the running client ($pid_client), sets $result to its result line; fails
+# unless that says ok.
+stop_client() {
+    kill "$pid_client"
+    wait "$pid_client"
+    pid_client=""
+    result=$(grep '^result=' "$1")
+    case "$result" in result=ok*) return 0 ;; *) return 1 ;; esac
+}
+
 # one_run N MODE NONCE: on failure sets $problem; on success appends a line to $work/results
 # (mode nonce took unprotected_rate secs protected_rate secs max_stall delay protect_s
 #  checkpoints compare_checkpoints acked) and makes the survivor the next run's primary.
@@ -162,14 +172,7 @@ one_run() {
             { problem="the client's acks stopped at $(acked "$work/client$n.out") (at the kill: $acked_kill) for 60 s after the kill"; return; }
         sleep 0.1
     done
-    kill "$pid_client"
-    wait "$pid_client"
-    pid_client=""
-    result=$(grep '^result=' "$work/client$n.out")
-    case "$result" in
-        result=ok*) ;;
-        *) problem="the client: $result"; return ;;
-    esac
+    stop_client "$work/client$n.out" || { problem="the client: $result"; return; }
     # Throughput windows: 2 s unprotected; protected from protect's return to the kill.
     echo "$mode ${nonce:-plain} $took $(rate "$work/client$n.out" "$t_start" "$t_protect") $(rate "$work/client$n.out" "$t_protected" "$t_kill")" \
          "$(echo "$result" | sed -n 's/.*max_stall_ms=\([0-9]*\).*/\1/p') $delay $tp ${checkpoints:-?} ${compare:-?}" \
@@ -248,14 +251,7 @@ moves() {
     tr=$(since "$t0")
     primary=$(echo "$out" | pid_of)
     more_acks "$c" "$from" || { moved_problem="after save and restore the client's acks stopped at $(acked "$c") (at the save: $from)"; return; }
-    kill "$pid_client"
-    wait "$pid_client"
-    pid_client=""
-    result=$(grep '^result=' "$c")
-    case "$result" in
-        result=ok*) ;;
-        *) moved_problem="the client: $result"; return ;;
-    esac
+    stop_client "$c" || { moved_problem="the client: $result"; return; }
     moved="a TCP client streaming numbered lines to the unprotected Linux guest kept its connection through migrate (host$((at - 1)) -> host$at, ${tm} s) and save + restore into a new process (${ts} s + ${tr} s, the TAP made again): no RST, every ack in order, $(echo "$result" | sed -n 's/.* acked=\([0-9]*\) .*/\1/p') lines, longest stall $(echo "$result" | sed -n 's/.*max_stall_ms=\([0-9]*\).*/\1/p') ms"
 }
 if [ -z "$failed" ]; then
