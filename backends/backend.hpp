@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backends/dirty_bitmap.hpp"
+#include "backends/guest_disk.hpp"
 #include "backends/guest_nic.hpp"
 #include "backends/guest_memory.hpp"
 
@@ -78,6 +79,9 @@ public:
     // The guest's NICs, in the order of its config's `vif` list (backends/guest_nic.hpp). They
     // live as long as the backend.
     [[nodiscard]] virtual std::vector<GuestNic*> nics() { return {}; }
+    // The guest's disks, in the order of its config's `disk` list (backends/guest_disk.hpp). They
+    // live as long as the backend. An incoming guest's image is created (empty) when it is missing.
+    [[nodiscard]] virtual std::vector<GuestDisk*> disks() { return {}; }
 
     // Optional hooks around a checkpoint (libxl's checkpoint devices). Defaults do nothing.
     virtual void checkpoint_committed(std::uint64_t /*epoch*/) {}

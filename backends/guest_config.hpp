@@ -9,6 +9,7 @@
 //     dirty_rate = 1000     # built-in guest: pages per second
 //     seed = 1              # built-in guest: PRNG seed
 //     vif = [ 'mac=52:54:00:12:34:56,bridge=br0,ip=10.0.0.2/24' ]   # NICs, xl.cfg style
+//     disk = [ '/var/lib/images/demo.img,raw,xvda,rw' ]              # disks, xl.cfg style
 //
 // Keys are `key = value`; a value is a number, a "string" or 'string', or (vif) a list of strings
 // [ '...', ... ] that may span lines; `#` starts a comment;
@@ -49,6 +50,21 @@ struct VifConfig {
 };
 
 inline constexpr std::size_t kMaxVifs = 4;
+
+// One virtual disk: an element of `disk = [ '...', ... ]`, in xl's disk syntax
+// (xl-disk-configuration: positional `target,format,vdev,access` or key=value `target=..,
+// format=raw,vdev=xvda,access=rw`; man colo-replicate.cfg(5)). The image is a raw file that the
+// guest's device reads and writes (KVM: virtio-blk, kvm/devices/virtio_blk.hpp).
+struct DiskConfig {
+    std::filesystem::path target;  // the raw image file
+    std::string vdev;              // xvda, xvdb, ... (sda/hda/vda accepted): the disk's name, unique per guest
+    bool read_only = false;        // access=ro (r, ro) or rw (w, rw; the default)
+    bool operator==(const DiskConfig&) const = default;
+};
+
+inline constexpr std::size_t kMaxDisks = 4;
+// One disk element as parse_guest_config reads it back: "target=..,format=raw,vdev=..,access=..".
+[[nodiscard]] std::string format_disk(const DiskConfig& disk);
 inline constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
 
 // The MAC a vif without `mac=` gets: 52:54:00 and three bytes of FNV-1a("NAME/INDEX").
@@ -72,6 +88,7 @@ struct GuestConfig {
     std::uint64_t seed = 1;
     std::uint64_t print_interval_ms = 100;  // one `seq=N` line per interval
     std::vector<VifConfig> vifs;            // vif = [ ... ]: at most kMaxVifs
+    std::vector<DiskConfig> disks;          // disk = [ ... ]: at most kMaxDisks
     // Filled in by a sender for its receiver, never written by hand: the backend's description
     // of the guest (Backend::domain_config; Xen: libxl's JSON). Hex-encoded in the text, since
     // config strings hold no newlines or quotes.
