@@ -21,6 +21,11 @@ static_assert(layout::kBuiltinNetArea.value >= layout::kBuiltinParams.value + kP
               "the built-in guest's network area overlaps its parameters page or image");
 // The whole working set is verified about once per this many milliseconds.
 constexpr std::uint64_t kVerifySweepMs = 2000;
+// Blocks of the disk the workload uses when disk_blocks is not set (at most).
+constexpr std::uint64_t kDefaultDiskBlocks = 1024;
+static_assert(layout::kBuiltinDiskArea.value >= layout::kBuiltinNetArea.value + COLO_BUILTIN_NET_AREA_BYTES &&
+                  layout::kBuiltinDiskArea.value + COLO_BUILTIN_DISK_AREA_BYTES <= layout::kBuiltinImage.value,
+              "the built-in guest's disk area overlaps its network area or image");
 
 std::uint64_t round_up(std::uint64_t value, std::uint64_t to) { return (value + to - 1) / to * to; }
 
@@ -51,20 +56,40 @@ colo_builtin_params builtin_guest_params(const GuestConfig& config, std::uint64_
     p.console_port = kCom1;
     p.flags = idle_on_timer ? COLO_BUILTIN_FLAG_IDLE_ON_TIMER : 0;
     p.seed = config.seed;
+    const std::uint64_t interval = config.print_interval_ms;
+    p.writes_per_interval = config.dirty_rate * interval / 1000;
+    const std::uint64_t intervals_per_sweep = std::max<std::uint64_t>(1, kVerifySweepMs / interval);
     p.working_set_pages = config.working_set_mib * (std::uint64_t{1} << 20) / kPageSize;
     if (p.working_set_pages == 0) throw Error("built-in guest: working_set must be at least 1 MiB");
     p.generation_table_gpa = layout::kBuiltinGenerationTable.value;
     p.working_set_gpa = round_up(p.generation_table_gpa + p.working_set_pages * sizeof(std::uint32_t), kPageSize);
     const std::uint64_t low_ram = std::min(ram_bytes, layout::kLowRamEnd);
-    const std::uint64_t needed = p.working_set_gpa + p.working_set_pages * kPageSize;
+    std::uint64_t needed = p.working_set_gpa + p.working_set_pages * kPageSize;
     if (needed > low_ram) {
         throw Error("built-in guest: working_set = " + std::to_string(config.working_set_mib) +
                     " MiB needs guest RAM up to " + std::to_string((needed + (1 << 20) - 1) >> 20) +
                     " MiB (below 3 GiB), the guest has " + std::to_string(low_ram >> 20) + " MiB there");
     }
-    const std::uint64_t interval = config.print_interval_ms;
-    p.writes_per_interval = config.dirty_rate * interval / 1000;
-    const std::uint64_t intervals_per_sweep = std::max<std::uint64_t>(1, kVerifySweepMs / interval);
+    // The first disk is the workload's (virtio-mmio slot kMaxVifs); its generation table follows
+    // the working set. Without disk_blocks the guest takes min(disk size / 4096, 1024) blocks.
+    if (!config.disks.empty()) {
+        p.disk_mmio_gpa = layout::kVirtioMmioBase.value + kMaxVifs * layout::kVirtioMmioSlotBytes;
+        p.disk_area_gpa = layout::kBuiltinDiskArea.value;
+        p.disk_generation_gpa = needed;
+        p.disk_table_blocks = config.disk_blocks != 0 ? config.disk_blocks : kDefaultDiskBlocks;
+        p.disk_blocks = config.disk_blocks;
+        p.disk_rate_x1000 = config.disk_rate * interval;
+        p.disk_writes = config.disk_writes;
+        p.disk_flush_every = config.disk_flush_every;
+        p.disk_sweep_intervals = intervals_per_sweep;
+        needed = round_up(needed + p.disk_table_blocks * sizeof(std::uint64_t), kPageSize);
+        if (needed > low_ram) {
+            throw Error("built-in guest: disk_blocks = " + std::to_string(p.disk_table_blocks) +
+                        " needs guest RAM up to " + std::to_string((needed + (1 << 20) - 1) >> 20) +
+                        " MiB (below 3 GiB) for its table, the guest has " + std::to_string(low_ram >> 20) +
+                        " MiB there");
+        }
+    }
     p.verify_per_interval = (p.working_set_pages + intervals_per_sweep - 1) / intervals_per_sweep;
     p.tsc_khz = tsc_khz;
     p.interval_tsc = std::uint64_t{tsc_khz} * interval;
@@ -95,9 +120,10 @@ EntryState load_builtin_guest(const GuestConfig& config, GuestRam& ram, std::uin
     entry.rsi = layout::kBuiltinParams.value;
     entry.user_mode = true;
     entry.identity_map_bytes = round_up(std::min(ram.bytes(), layout::kLowRamEnd), std::uint64_t{2} << 20);
-    // The NIC's driver runs in ring 3 and talks to the virtio-mmio page and the IOAPIC itself:
-    // map the hole below 4 GiB too (only with a NIC: otherwise a stray pointer there still faults).
-    if (params.nic_mmio_gpa != 0) entry.identity_map_bytes = layout::kMaxIdentityMapBytes;
+    // The NIC's and the disk's drivers run in ring 3 and talk to the virtio-mmio pages and the
+    // IOAPIC themselves: map the hole below 4 GiB too (only with a NIC or a disk: otherwise a
+    // stray pointer there still faults).
+    if (params.nic_mmio_gpa != 0 || params.disk_mmio_gpa != 0) entry.identity_map_bytes = layout::kMaxIdentityMapBytes;
 
     InterruptGates gates;
     gates.exception_stubs = Gpa{header.exception_stubs};

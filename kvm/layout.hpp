@@ -12,9 +12,12 @@
 //   0x0001_0000  built-in guest: parameters page (kvm/builtin_guest/params.h)
 //   0x0002_0000  built-in guest: network area (rings and buffers of its NIC, 288 KiB; params.h
 //                COLO_BUILTIN_NET_*), up to 0x6_8000
+//   0x0007_0000  built-in guest: disk area (ring, request header, two block buffers, 24 KiB;
+//                params.h COLO_BUILTIN_DISK_*)
 //   0x0010_0000  built-in guest: image (header, code, data, bss), at most 512 KiB
 //   0x0018_0000  built-in guest: user stack, top at 0x20_0000
-//   0x0020_0000  built-in guest: generation table (u32 per working-set page), then working set
+//   0x0020_0000  built-in guest: generation table (u32 per working-set page), then working set,
+//                then (with a disk) the disk's generation table (u64 per block)
 //   0xc000_0000  PCI hole up to 4 GiB; the built-in guest with a NIC maps all of it to ring 3
 //                (its driver programs the NIC and the IOAPIC at 0xfec0_0000 from ring 3)
 //   0xd000_0000  virtio-mmio devices, 4 KiB each (slot N at base + N * 4 KiB, GSI kVirtioFirstGsi + N):
@@ -58,6 +61,7 @@ inline constexpr std::uint64_t kBuiltinImageMaxBytes = 0x80000;
 inline constexpr Gpa kBuiltinStackTop{0x200000};
 inline constexpr Gpa kBuiltinGenerationTable{0x200000};
 inline constexpr Gpa kBuiltinNetArea{0x20000};
+inline constexpr Gpa kBuiltinDiskArea{0x70000};
 inline constexpr Gpa kIoapic{0xfec00000};  // KVM's in-kernel IOAPIC (its default base)
 
 // RAM and the hole below 4 GiB.

@@ -22,71 +22,19 @@
 
 #include "kvm/builtin_guest/decimal.h"
 #include "kvm/builtin_guest/image_header.h"
+#include "kvm/builtin_guest/virtio_mmio.h"
 
-/* virtio-mmio version 2 registers (virtio 1.x spec, 4.2.2). */
-#define MMIO_MAGIC 0x000
-#define MMIO_VERSION 0x004
-#define MMIO_DEVICE_ID 0x008
-#define MMIO_DEVICE_FEATURES 0x010
-#define MMIO_DEVICE_FEATURES_SEL 0x014
-#define MMIO_DRIVER_FEATURES 0x020
-#define MMIO_DRIVER_FEATURES_SEL 0x024
-#define MMIO_QUEUE_SEL 0x030
-#define MMIO_QUEUE_NUM_MAX 0x034
-#define MMIO_QUEUE_NUM 0x038
-#define MMIO_QUEUE_READY 0x044
-#define MMIO_QUEUE_NOTIFY 0x050
-#define MMIO_INTERRUPT_ACK 0x064
-#define MMIO_STATUS 0x070
-#define MMIO_QUEUE_DESC 0x080
-#define MMIO_QUEUE_DRIVER 0x090
-#define MMIO_QUEUE_DEVICE 0x0a0
-#define MMIO_CONFIG 0x100 /* virtio_net_config: mac[6] first */
-
-#define VIRTIO_MAGIC 0x74726976u /* "virt" */
+#define MMIO_CONFIG_MAC MMIO_CONFIG /* virtio_net_config: mac[6] first */
 #define VIRTIO_ID_NET 1u
-#define STATUS_ACKNOWLEDGE 1u
-#define STATUS_DRIVER 2u
-#define STATUS_DRIVER_OK 4u
-#define STATUS_FEATURES_OK 8u
-#define STATUS_FAILED 128u
-#define FEATURE_NET_MAC (1u << 5)     /* word 0 */
-#define FEATURE_VERSION_1 (1u << 0)   /* word 1: bit 32 */
+#define FEATURE_NET_MAC (1u << 5) /* word 0 */
 #define INTERRUPT_USED_BUFFER 1u
 #define INTERRUPT_CONFIG_CHANGE 2u
-
-#define DESC_F_WRITE 2u
-#define AVAIL_F_NO_INTERRUPT 1u
 #define USED_F_NO_NOTIFY 1u
 #define NET_HDR_BYTES 12u /* virtio_net_hdr with num_buffers: always, under VERSION_1 */
 
 #define RX_QUEUE 0u
 #define TX_QUEUE 1u
 #define RING_PAGE 0x1000u
-
-struct virtq_desc {
-    uint64_t addr;
-    uint32_t len;
-    uint16_t flags;
-    uint16_t next;
-};
-
-struct virtq_avail {
-    uint16_t flags;
-    uint16_t idx;
-    uint16_t ring[];
-};
-
-struct virtq_used_elem {
-    uint32_t id;
-    uint32_t len;
-};
-
-struct virtq_used {
-    uint16_t flags;
-    uint16_t idx;
-    struct virtq_used_elem ring[];
-};
 
 struct queue {
     struct virtq_desc* desc;
@@ -129,13 +77,9 @@ void* memset(void* to, int value, size_t n) {
 
 static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
 
-static inline uint32_t reg_read(uint32_t offset) { return *(volatile uint32_t*)(regs + offset); }
-static inline void reg_write(uint32_t offset, uint32_t value) { *(volatile uint32_t*)(regs + offset) = value; }
-
-static void reg_write64(uint32_t offset, uint64_t value) {
-    reg_write(offset, (uint32_t)value);
-    reg_write(offset + 4, (uint32_t)(value >> 32));
-}
+static inline uint32_t reg_read(uint32_t offset) { return vmmio_read(regs, offset); }
+static inline void reg_write(uint32_t offset, uint32_t value) { vmmio_write(regs, offset, value); }
+static void reg_write64(uint32_t offset, uint64_t value) { vmmio_write64(regs, offset, value); }
 
 static void ioapic_write(uint64_t ioapic, uint32_t index, uint32_t value) {
     *(volatile uint32_t*)(uintptr_t)ioapic = index;               /* IOREGSEL */
@@ -195,29 +139,10 @@ static const char* queue_setup(struct queue* q, uint32_t index, uint64_t rings, 
 /* Device initialisation as virtio 1.x 3.1.1 orders it. */
 const char* net_start(const struct colo_builtin_params* params, int use_interrupt) {
     regs = (volatile uint8_t*)(uintptr_t)params->nic_mmio_gpa;
-    if (reg_read(MMIO_MAGIC) != VIRTIO_MAGIC || reg_read(MMIO_VERSION) != 2) return "no virtio-mmio v2 device";
-    if (reg_read(MMIO_DEVICE_ID) != VIRTIO_ID_NET) return "device is not a NIC";
-    reg_write(MMIO_STATUS, 0);
-    reg_write(MMIO_STATUS, STATUS_ACKNOWLEDGE);
-    reg_write(MMIO_STATUS, STATUS_ACKNOWLEDGE | STATUS_DRIVER);
-    reg_write(MMIO_DEVICE_FEATURES_SEL, 0);
-    const uint32_t offered_low = reg_read(MMIO_DEVICE_FEATURES);
-    reg_write(MMIO_DEVICE_FEATURES_SEL, 1);
-    const uint32_t offered_high = reg_read(MMIO_DEVICE_FEATURES);
-    if (!(offered_high & FEATURE_VERSION_1)) {
-        reg_write(MMIO_STATUS, STATUS_FAILED);
-        return "device lacks VIRTIO_F_VERSION_1";
-    }
-    reg_write(MMIO_DRIVER_FEATURES_SEL, 0);
-    reg_write(MMIO_DRIVER_FEATURES, offered_low & FEATURE_NET_MAC);
-    reg_write(MMIO_DRIVER_FEATURES_SEL, 1);
-    reg_write(MMIO_DRIVER_FEATURES, FEATURE_VERSION_1);
+    uint32_t offered_low = 0;
+    const char* refused = vmmio_negotiate(regs, VIRTIO_ID_NET, "device is not a NIC", FEATURE_NET_MAC, &offered_low);
+    if (refused) return refused;
     uint32_t status = STATUS_ACKNOWLEDGE | STATUS_DRIVER | STATUS_FEATURES_OK;
-    reg_write(MMIO_STATUS, status);
-    if (!(reg_read(MMIO_STATUS) & STATUS_FEATURES_OK)) {
-        reg_write(MMIO_STATUS, STATUS_FAILED);
-        return "device refused the features";
-    }
 
     requests_served = 0;
     tx_pending = 0;
@@ -242,7 +167,7 @@ const char* net_start(const struct colo_builtin_params* params, int use_interrup
     tx.avail->flags = AVAIL_F_NO_INTERRUPT;
 
     for (uint32_t i = 0; i < 6; ++i) {
-        my_mac[i] = (offered_low & FEATURE_NET_MAC) ? *(volatile uint8_t*)(regs + MMIO_CONFIG + i) : params->mac[i];
+        my_mac[i] = (offered_low & FEATURE_NET_MAC) ? *(volatile uint8_t*)(regs + MMIO_CONFIG_MAC + i) : params->mac[i];
     }
     for (uint32_t i = 0; i < 4; ++i) my_ip[i] = params->ipv4[i];
 

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define COLO_BUILTIN_PARAMS_MAGIC 0x534d524150474243ull /* "CBGPARMS" */
-#define COLO_BUILTIN_PARAMS_VERSION 2u
+#define COLO_BUILTIN_PARAMS_VERSION 3u
 
 /* The vCPU has a TSC-deadline LAPIC timer: halt between intervals (else spin on rdtsc). */
 #define COLO_BUILTIN_FLAG_IDLE_ON_TIMER 0x1u
@@ -36,6 +36,17 @@ struct colo_builtin_params {
     uint8_t ipv4[4];                 /* network byte order */
     uint8_t ipv4_prefix;
     uint8_t reserved[1];
+    /* Disk workload (the config's first disk; kvm/builtin_guest/disk.c). disk_mmio_gpa 0: no
+     * disk, and the guest runs exactly as without these fields. */
+    uint64_t disk_mmio_gpa;          /* the disk's virtio-mmio register page */
+    uint64_t disk_area_gpa;          /* its ring and buffers, COLO_BUILTIN_DISK_AREA_BYTES, page aligned */
+    uint64_t disk_generation_gpa;    /* uint64_t per block: times it was written (zero at boot) */
+    uint64_t disk_table_blocks;      /* entries the generation table has room for */
+    uint64_t disk_blocks;            /* blocks used; 0: min(disk size / 4096, disk_table_blocks) */
+    uint64_t disk_rate_x1000;        /* blocks written per interval, times 1000: disk_rate * print_interval_ms */
+    uint64_t disk_writes;            /* stop writing after this many; 0: never */
+    uint64_t disk_flush_every;       /* a FLUSH after every N writes; 0: never */
+    uint64_t disk_sweep_intervals;   /* a full verification pass takes this many intervals */
 };
 
 /* The network area: two virtqueues of COLO_BUILTIN_NET_QUEUE_SIZE entries (descriptor table,
@@ -48,5 +59,15 @@ struct colo_builtin_params {
 #define COLO_BUILTIN_NET_RX_BUFFERS 0x8000u
 #define COLO_BUILTIN_NET_TX_BUFFERS (COLO_BUILTIN_NET_RX_BUFFERS + COLO_BUILTIN_NET_QUEUE_SIZE * COLO_BUILTIN_NET_BUFFER_BYTES)
 #define COLO_BUILTIN_NET_AREA_BYTES (COLO_BUILTIN_NET_TX_BUFFERS + COLO_BUILTIN_NET_QUEUE_SIZE * COLO_BUILTIN_NET_BUFFER_BYTES)
+
+/* The disk area: one virtqueue of COLO_BUILTIN_DISK_QUEUE_SIZE entries (descriptor table,
+ * driver ring and device ring a page each), the request header and status byte, and a write and
+ * a read buffer of one 4 KiB block each. */
+#define COLO_BUILTIN_DISK_QUEUE_SIZE 16u
+#define COLO_BUILTIN_DISK_RINGS 0x0000u   /* desc, avail, used: +0, +0x1000, +0x2000 */
+#define COLO_BUILTIN_DISK_HEADER 0x3000u  /* virtio_blk_req header (16 bytes); status byte at +0x100 */
+#define COLO_BUILTIN_DISK_WRITE_BUFFER 0x4000u
+#define COLO_BUILTIN_DISK_READ_BUFFER 0x5000u
+#define COLO_BUILTIN_DISK_AREA_BYTES 0x6000u
 
 #endif

@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from console_sequence import SEQ_LINE, check_joined, check_sequence, count_seq_lines  # noqa: E402
 from hostile_stream import STREAM_VERSION, garbage, stream_header  # noqa: E402
 from test_network import TestNetwork, check_replies, wait_answering  # noqa: E402
+from test_disk import test_disk_local  # noqa: E402
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
                    one_line_error, read_bytes, wait_exit, wait_until)
 
@@ -1077,6 +1078,7 @@ def main(argv):
         ('survivor-protected-again', test_survivor_protected_again),
         ('remus-net-sigkill-primary', make_net_failover_test('remus', runs, seed)),
         ('colo-net-sigkill-primary', make_net_failover_test('colo', runs, seed)),
+        ('disk-local', test_disk_local),
     ]
     wanted = argv[2:]
     failed = 0

@@ -50,7 +50,7 @@ TEST_CASE("builtin guest params: the first vif gives the guest its NIC, MAC and 
     second.mac = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
     config.vifs = {vif, second};
     const auto p = colo::kvm::builtin_guest_params(config, 128 << 20, 2'000'000);
-    CHECK(p.version == 2);
+    CHECK(p.version == 3);
     CHECK(p.nic_mmio_gpa == layout::kVirtioMmioBase.value);  // slot 0: the first vif
     CHECK(p.nic_gsi == layout::kVirtioFirstGsi);
     CHECK(p.ioapic_gpa == 0xfec00000);
@@ -97,4 +97,39 @@ TEST_CASE("kvm layout: kernel selectors are the Linux 64-bit boot protocol's __B
     CHECK((layout::kUserCodeSelector & 3) == 3);
     CHECK((layout::kUserDataSelector & 3) == 3);
     CHECK(layout::kTssSelector + 16 <= layout::kGdtEntries * 8);
+}
+
+TEST_CASE("builtin guest params: the first disk gives the guest its disk workload; no disk, no workload") {
+    GuestConfig config;
+    config.memory_mib = 64;
+    config.working_set_mib = 16;
+    const auto none = colo::kvm::builtin_guest_params(config, 64 << 20, 2'000'000);
+    CHECK(none.disk_mmio_gpa == 0);
+    CHECK(none.disk_area_gpa == 0);
+
+    config.disks = {colo::DiskConfig{"/a.img", "xvda", false}, colo::DiskConfig{"/b.img", "xvdb", false}};
+    config.disk_rate = 250;
+    config.disk_writes = 500;
+    config.disk_flush_every = 4;
+    const auto p = colo::kvm::builtin_guest_params(config, 64 << 20, 2'000'000);
+    // Slot kMaxVifs: the first disk, whether or not the guest has NICs.
+    CHECK(p.disk_mmio_gpa == layout::kVirtioMmioBase.value + colo::kMaxVifs * layout::kVirtioMmioSlotBytes);
+    CHECK(p.disk_area_gpa == layout::kBuiltinDiskArea.value);
+    CHECK(p.disk_generation_gpa == p.working_set_gpa + p.working_set_pages * kPageSize);
+    CHECK(p.disk_table_blocks == 1024);  // disk_blocks 0: the guest takes min(size / 4096, 1024)
+    CHECK(p.disk_blocks == 0);
+    CHECK(p.disk_rate_x1000 == 250 * 100);  // 25 blocks per 100 ms interval
+    CHECK(p.disk_writes == 500);
+    CHECK(p.disk_flush_every == 4);
+    CHECK(p.disk_sweep_intervals == 20);
+
+    config.disk_blocks = 4096;
+    CHECK(colo::kvm::builtin_guest_params(config, 64 << 20, 2'000'000).disk_table_blocks == 4096);
+    // The table must fit below the end of RAM too: 1 Mi blocks take 8 MiB.
+    config.working_set_mib = 56;
+    config.disk_blocks = 1 << 20;
+    CHECK_THROWS_WITH_AS((void)colo::kvm::builtin_guest_params(config, 64 << 20, 2'000'000),
+                         "built-in guest: disk_blocks = 1048576 needs guest RAM up to 67 MiB (below 3 GiB) for its table, "
+                         "the guest has 64 MiB there",
+                         colo::Error);
 }
