@@ -151,7 +151,8 @@ TEST_CASE("protocol codec: message names") {
                                             "checkpoint-end", "checkpoint-loaded", "heartbeat",
                                             "secondary-output", "released-output", "goodbye", "failure", "replication-setup",
                                             "checkpoint-output", "net-ingress", "net-egress", "net-released",
-                                            "net-checkpoint"});
+                                            "net-checkpoint", "disk-sync-begin", "disk-hashes", "disk-write",
+                                            "disk-checkpoint"});
 }
 
 TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -170,6 +171,12 @@ int run_receive(const po::variables_map& vm, Io& io) {
     const TcpListener& listener = *listening;
     ReceiveOptions options;
     if (vm.count("console-log") != 0) options.console_log = vm["console-log"].as<std::string>();
+    if (vm.count("disk-dir") != 0) {
+        options.disk_dir = vm["disk-dir"].as<std::string>();
+        if (!std::filesystem::is_directory(*options.disk_dir)) {
+            throw Error("--disk-dir " + options.disk_dir->string() + " is not a directory");
+        }
+    }
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
     options.on_service = on_incoming_service;
     const auto serve = [&] {
