@@ -329,8 +329,15 @@ bool Primary::await_colo_entry() {
     if (!await_loaded()) return false;
     if (!state_.transition(Role::syncing, Role::protecting)) return false;
     phase_ = PrimaryPhase::running;
+    std::string disks;
+    if (!disks_.empty()) {
+        const PrimaryStats now = status();
+        disks = "; disks synced: " + std::to_string(now.disk_sync_blocks_sent) + " of " +
+                std::to_string(now.disk_sync_blocks) + " blocks sent (" + std::to_string(now.disk_sync_bytes) +
+                " bytes) in " + std::to_string(now.disk_sync_ms) + " ms";
+    }
     config_.log(LogLevel::notice, "colo primary: guest " + pvm_.name() + " is protected (" +
-                                      to_string(config_.mode) + ")");
+                                      to_string(config_.mode) + ")" + disks);
     last_stream_ = Clock::now();
     std::lock_guard lock(stats_mutex_);
     stats_.time_to_enter_colo = elapsed_since(sync_paused_at_);
