@@ -224,6 +224,80 @@ VifConfig parse_vif(const std::string& text) {
     return vif;
 }
 
+// One element of disk = [ ... ]: xl's disk syntax (xl-disk-configuration): positional
+// `target,format,vdev,access`, or key=value, or a mix (positional ones fill the next free
+// position, as xl does). `target=` takes the rest of the element, commas included, which is why
+// xl wants it last and format_disk writes it last.
+DiskConfig parse_disk(const std::string& text) {
+    DiskConfig disk;
+    bool have_target = false, have_format = false, have_vdev = false, have_access = false;
+    const auto set = [&](const std::string& key, const std::string& value) {
+        if (key == "target") {
+            disk.target = value;
+            have_target = true;
+        } else if (key == "format") {
+            if (value != "raw") throw Error("disk '" + text + "': format '" + value + "' is not supported (only raw)");
+            have_format = true;
+        } else if (key == "vdev") {
+            disk.vdev = value;
+            have_vdev = true;
+        } else if (key == "access") {
+            if (value == "rw" || value == "w") disk.read_only = false;
+            else if (value == "ro" || value == "r") disk.read_only = true;
+            else throw Error("disk '" + text + "': access '" + value + "' must be rw (w) or ro (r)");
+            have_access = true;
+        } else if (key == "devtype" && value == "disk") {
+            // xl's default for what this device is anyway.
+        } else {
+            throw Error("disk '" + text + "': key '" + key + "' is not supported (keys: target, format, vdev, access)");
+        }
+    };
+    std::size_t start = 0;
+    while (start <= text.size()) {
+        std::size_t comma = text.find(',', start);
+        if (comma == std::string::npos) comma = text.size();
+        std::string part = text.substr(start, comma - start);
+        part.erase(0, part.find_first_not_of(" \t"));
+        if (part.rfind("target=", 0) == 0) {
+            set("target", text.substr(text.find('=', start) + 1));
+            break;
+        }
+        part.erase(part.find_last_not_of(" \t") + 1);
+        start = comma + 1;
+        const std::size_t eq = part.find('=');
+        if (eq != std::string::npos) {
+            set(part.substr(0, eq), part.substr(eq + 1));
+        } else if (!have_target) {
+            set("target", part);
+        } else if (!have_format) {
+            if (!part.empty()) set("format", part);
+            have_format = true;
+        } else if (!have_vdev) {
+            set("vdev", part);
+        } else if (!have_access) {
+            if (!part.empty()) set("access", part);
+            have_access = true;
+        } else {
+            throw Error("disk '" + text + "': '" + part + "' is one field too many (target,format,vdev,access)");
+        }
+        if (comma == text.size()) break;
+    }
+    if (disk.target.empty()) throw Error("disk '" + text + "': no target (the raw image file)");
+    if (disk.vdev.empty()) throw Error("disk '" + text + "': no vdev (xvda, xvdb, ...)");
+    const auto letters = [](const std::string& s) {
+        return !s.empty() && s.size() <= 3 && std::all_of(s.begin(), s.end(), [](char c) { return c >= 'a' && c <= 'z'; });
+    };
+    bool vdev_ok = false;
+    for (const char* prefix : {"xvd", "sd", "hd", "vd"}) {
+        const std::string p = prefix;
+        if (disk.vdev.rfind(p, 0) == 0 && letters(disk.vdev.substr(p.size()))) vdev_ok = true;
+    }
+    if (!vdev_ok) {
+        throw Error("disk '" + text + "': vdev '" + disk.vdev + "' must be xvd, sd, hd or vd and 1 to 3 letters (xvda, ...)");
+    }
+    return disk;
+}
+
 }  // namespace
 
 MacAddress default_mac(const std::string& guest_name, std::size_t index) {
@@ -258,6 +332,11 @@ std::string format_vif(const VifConfig& vif) {
         out += "/" + std::to_string(vif.ip->prefix);
     }
     return out;
+}
+
+std::string format_disk(const DiskConfig& disk) {
+    // target last: it takes the rest of the element, so a path with commas reads back whole.
+    return "format=raw,vdev=" + disk.vdev + ",access=" + (disk.read_only ? "ro" : "rw") + ",target=" + disk.target.string();
 }
 
 GuestConfig parse_guest_config(const std::string& text, const std::string& origin) {
@@ -321,6 +400,31 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
                 }
             }
         }
+        else if (key == "disk") {
+            const auto items = list(key, entry);
+            if (items.size() > kMaxDisks) {
+                parser.fail_at(entry.second, "disk lists " + std::to_string(items.size()) + " disks, at most " +
+                                                 std::to_string(kMaxDisks) + " are supported");
+            }
+            for (const auto& item : items) {
+                try {
+                    config.disks.push_back(parse_disk(item));
+                } catch (const Error& e) {
+                    parser.fail_at(entry.second, e.what());
+                }
+                for (std::size_t j = 0; j + 1 < config.disks.size(); ++j) {
+                    if (config.disks[j].vdev == config.disks.back().vdev) {
+                        parser.fail_at(entry.second, "disk " + std::to_string(j) + " and disk " +
+                                                         std::to_string(config.disks.size() - 1) + " have the same vdev " +
+                                                         config.disks.back().vdev);
+                    }
+                }
+            }
+        }
+        else if (key == "disk_rate") config.disk_rate = number(key, entry, 0, 1'000'000);
+        else if (key == "disk_blocks") config.disk_blocks = number(key, entry, 0, kMaxDiskBlocks);
+        else if (key == "disk_writes") config.disk_writes = number(key, entry, 0, UINT64_MAX);
+        else if (key == "disk_flush_every") config.disk_flush_every = number(key, entry, 0, 1'000'000);
         else if (key == "domain_config") {
             const std::string hex = string(key, entry);
             if (hex.size() % 2 != 0 || hex.find_first_not_of("0123456789abcdef") != std::string::npos) {
@@ -412,6 +516,20 @@ std::string format_guest_config(const GuestConfig& c) {
         for (std::size_t i = 0; i < c.vifs.size(); ++i) out << (i ? ", '" : " '") << format_vif(c.vifs[i]) << "'";
         out << " ]\n";
     }
+    if (!c.disks.empty()) {
+        out << "disk = [";
+        for (std::size_t i = 0; i < c.disks.size(); ++i) {
+            // A path holding ' is written in "..." (the parser's strings cannot hold their quote).
+            const std::string item = format_disk(c.disks[i]);
+            const char quote = item.find('\'') == std::string::npos ? '\'' : '"';
+            out << (i ? ", " : " ") << quote << item << quote;
+        }
+        out << " ]\n";
+    }
+    out << "disk_rate = " << c.disk_rate << "\n"
+        << "disk_blocks = " << c.disk_blocks << "\n"
+        << "disk_writes = " << c.disk_writes << "\n"
+        << "disk_flush_every = " << c.disk_flush_every << "\n";
     if (!c.domain_config.empty()) {
         static constexpr char kDigits[] = "0123456789abcdef";
         out << "domain_config = \"";

@@ -63,7 +63,9 @@ struct DiskConfig {
 };
 
 inline constexpr std::size_t kMaxDisks = 4;
-// One disk element as parse_guest_config reads it back: "target=..,format=raw,vdev=..,access=..".
+inline constexpr std::uint64_t kMaxDiskBlocks = std::uint64_t{1} << 20;  // disk_blocks: 4 GiB of 4 KiB blocks
+// One disk element as parse_guest_config reads it back: "format=raw,vdev=..,access=..,target=.."
+// (target last: xl's target= takes the rest of the element, so a path may hold commas).
 [[nodiscard]] std::string format_disk(const DiskConfig& disk);
 inline constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
 
@@ -87,6 +89,11 @@ struct GuestConfig {
     std::uint64_t dirty_rate = 1000;       // pages per second
     std::uint64_t seed = 1;
     std::uint64_t print_interval_ms = 100;  // one `seq=N` line per interval
+    // Built-in guest with a disk: its workload on the first disk (kvm/builtin_guest/disk.c).
+    std::uint64_t disk_rate = 200;          // 4 KiB blocks written per second
+    std::uint64_t disk_blocks = 0;          // blocks it uses; 0: min(disk size / 4096, 1024)
+    std::uint64_t disk_writes = 0;          // stop writing after this many; 0: never stop
+    std::uint64_t disk_flush_every = 8;     // a FLUSH after every N writes; 0: never
     std::vector<VifConfig> vifs;            // vif = [ ... ]: at most kMaxVifs
     std::vector<DiskConfig> disks;          // disk = [ ... ]: at most kMaxDisks
     // Filled in by a sender for its receiver, never written by hand: the backend's description

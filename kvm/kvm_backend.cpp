@@ -135,8 +135,8 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
                                        [this](bool level) { vm_.irq_line(Uart8250::kCom1Irq, level); });
     bus_.add(Uart8250::kCom1Base, Uart8250::kPorts, *uart_);
 
-    if (config.vifs.size() > layout::kVirtioMmioSlots) {
-        throw Error(std::to_string(config.vifs.size()) + " vifs: at most " + std::to_string(layout::kVirtioMmioSlots));
+    if (config.vifs.size() > kMaxVifs) {
+        throw Error(std::to_string(config.vifs.size()) + " vifs: at most " + std::to_string(kMaxVifs));
     }
     device_memory_ = std::make_unique<RamForDevices>(*ram_);
     for (std::size_t i = 0; i < config.vifs.size(); ++i) {
@@ -147,6 +147,27 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
             vm_.irq_line(gsi, false);
         }));
         mmio_.add(layout::kVirtioMmioBase.value + i * layout::kVirtioMmioSlotBytes, VirtioNet::kRegisterBytes, *nics_.back());
+    }
+
+    static_assert(kMaxVifs + kMaxDisks <= layout::kVirtioMmioSlots);
+    if (config.disks.size() > kMaxDisks) {
+        throw Error(std::to_string(config.disks.size()) + " disks: at most " + std::to_string(kMaxDisks));
+    }
+    for (std::size_t i = 0; i < config.disks.size(); ++i) {
+        const DiskConfig& disk = config.disks[i];
+        const std::size_t slot = kMaxVifs + i;
+        const std::uint32_t gsi = layout::kVirtioFirstGsi + static_cast<std::uint32_t>(slot);
+        // An incoming guest's image is filled by the replication layer (initial sync, committed
+        // checkpoints), so it may be missing and is written even when the guest may not write it.
+        auto image = boot == Boot::incoming
+                         ? std::make_unique<DiskImage>(disk.target, true, DiskImage::Missing::create)
+                         : std::make_unique<DiskImage>(disk.target, !disk.read_only, DiskImage::Missing::refuse);
+        disks_.push_back(std::make_unique<VirtioBlk>(disk, std::move(image), *device_memory_, [this, gsi] {
+            vm_.irq_line(gsi, true);
+            vm_.irq_line(gsi, false);
+        }));
+        mmio_.add(layout::kVirtioMmioBase.value + slot * layout::kVirtioMmioSlotBytes, VirtioBlk::kRegisterBytes,
+                  *disks_.back());
     }
 
     if (boot == Boot::load_guest) {
@@ -173,6 +194,12 @@ KvmBackend::KvmBackend(const GuestConfig& config, Boot boot) : config_(config), 
 std::vector<GuestNic*> KvmBackend::nics() {
     std::vector<GuestNic*> out;
     for (auto& nic : nics_) out.push_back(nic.get());
+    return out;
+}
+
+std::vector<GuestDisk*> KvmBackend::disks() {
+    std::vector<GuestDisk*> out;
+    for (auto& disk : disks_) out.push_back(disk.get());
     return out;
 }
 
@@ -238,6 +265,10 @@ std::vector<StateRecord> KvmBackend::save_state() {
         records.push_back(StateRecord{state_tags::virtio_net_tag(static_cast<unsigned>(i)), VirtioNet::kStateVersion,
                                       nics_[i]->save_state()});
     }
+    for (std::size_t i = 0; i < disks_.size(); ++i) {
+        records.push_back(StateRecord{state_tags::virtio_blk_tag(static_cast<unsigned>(i)), VirtioBlk::kStateVersion,
+                                      disks_[i]->save_state()});
+    }
     return records;
 }
 
@@ -262,6 +293,7 @@ void KvmBackend::restore_state(std::span<const StateRecord> state) {
     expected.insert(expected.end(), platform_tags.begin(), platform_tags.end());
     expected.push_back(state_tags::kUart);
     for (std::size_t i = 0; i < nics_.size(); ++i) expected.push_back(state_tags::virtio_net_tag(static_cast<unsigned>(i)));
+    for (std::size_t i = 0; i < disks_.size(); ++i) expected.push_back(state_tags::virtio_blk_tag(static_cast<unsigned>(i)));
     for (const auto& [tag, record] : by_tag) {
         if (std::find(expected.begin(), expected.end(), tag) == expected.end()) {
             throw Error("KVM state: unexpected " + state_tags::describe(tag) + " for a guest with " +
@@ -304,11 +336,21 @@ void KvmBackend::restore_state(std::span<const StateRecord> state) {
         }
     }
 
-    // 2. Apply: the NICs first (each checks its whole record before it changes anything), then
+    for (std::size_t i = 0; i < disks_.size(); ++i) {
+        const StateRecord& disk = *by_tag[state_tags::virtio_blk_tag(static_cast<unsigned>(i))];
+        if (disk.version != VirtioBlk::kStateVersion) {
+            throw Error("KVM state: " + state_tags::describe(disk.tag) + " has version " + std::to_string(disk.version));
+        }
+    }
+
+    // 2. Apply: the NICs and disks first (each checks its whole record before it changes anything), then
     //    the platform (the LAPICs and the PIT are fed by it), then each vCPU on its own thread
     //    in the documented order, then the UART.
     for (std::size_t i = 0; i < nics_.size(); ++i) {
         nics_[i]->restore_state(by_tag[state_tags::virtio_net_tag(static_cast<unsigned>(i))]->data);
+    }
+    for (std::size_t i = 0; i < disks_.size(); ++i) {
+        disks_[i]->restore_state(by_tag[state_tags::virtio_blk_tag(static_cast<unsigned>(i))]->data);
     }
     restore_platform_state(vm_, platform);
     for (unsigned i = 0; i < vcpus_.size(); ++i) {

@@ -5,7 +5,11 @@
 // (kvm/vcpu_thread.hpp), a 16550A UART on COM1/IRQ 4 whose output is the console, and one
 // virtio-net NIC per vif (kvm/devices/virtio_net.hpp) at virtio-mmio slot N, GSI 16 + N
 // (kvm/layout.hpp), with a TAP (attached by create; create_incoming leaves it detached until
-// GuestNic::attach_host).
+// GuestNic::attach_host), and one virtio-blk disk per disk (kvm/devices/virtio_blk.hpp) at
+// virtio-mmio slot kMaxVifs + N, GSI 16 + kMaxVifs + N, its image opened and locked
+// (backends/disk_image.hpp; create_incoming creates a missing image with size 0, which the
+// replication layer resizes, and opens even a read-only disk's image writable, since that layer
+// fills it).
 //
 // Public API (what the CLI and the pipeline use):
 //   KvmBackend::create(config)           a new guest: the built-in test guest, or Linux
@@ -46,6 +50,7 @@
 #include "backends/guest_config.hpp"
 #include "kvm/devices/mmio_bus.hpp"
 #include "kvm/devices/port_io_bus.hpp"
+#include "kvm/devices/virtio_blk.hpp"
 #include "kvm/devices/virtio_net.hpp"
 #include "kvm/devices/uart_8250.hpp"
 #include "kvm/guest_ram.hpp"
@@ -77,6 +82,7 @@ public:
     void restore_state(std::span<const StateRecord> state) override;
     void set_console_sink(ConsoleSink sink) override;
     [[nodiscard]] std::vector<GuestNic*> nics() override;
+    [[nodiscard]] std::vector<GuestDisk*> disks() override;
 
     // --- KVM specifics
     [[nodiscard]] std::string vcpu_failure() const;
@@ -113,6 +119,7 @@ private:
     std::unique_ptr<RamForDevices> device_memory_;
     MmioBus mmio_;
     std::vector<std::unique_ptr<VirtioNet>> nics_;  // vif order; virtio-mmio slots 0..
+    std::vector<std::unique_ptr<VirtioBlk>> disks_;  // disk order; virtio-mmio slots kMaxVifs..
     std::vector<std::unique_ptr<VcpuThread>> threads_;  // last: stopped first
 };
 

@@ -11,6 +11,8 @@ std::string describe(std::uint32_t tag) {
     const std::uint32_t part = tag & 0xff;
     if ((tag & 0xffffff00) == kVirtioNetBase) {
         name = "virtio-net " + std::to_string(tag & 0xff);
+    } else if ((tag & 0xffffff00) == kVirtioBlkBase) {
+        name = "virtio-blk " + std::to_string(tag & 0xff);
     } else if ((tag & 0xff000000) == kVcpuBase && (tag & 0x00ff0000) == 0 && part >= 1 && part <= kVcpuPartCount) {
         name = "vcpu" + std::to_string((tag >> 8) & 0xff) + " " + kParts[part];
     } else {

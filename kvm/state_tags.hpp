@@ -30,6 +30,13 @@
 //                                           next avail, next used, ready; u64 desc, driver,
 //                                           device}; u32 n; n x {u32 length, frame}} (the
 //                                           frames waiting for a receive buffer)
+//   0x05000000+N virtio-blk disk N (disk N)   VirtioBlk::save_state, version VirtioBlk::kStateVersion:
+//                                           {u64 driver features, u32 device/driver features
+//                                           select, queue select, status, interrupt status,
+//                                           config generation; the request queue {u16 size,
+//                                           next avail, next used, ready; u64 desc, driver,
+//                                           device}} (requests are served whole, so none is in
+//                                           flight; the image itself is not in the state)
 //
 // KVM structs are stored as the kernel lays them out (x86-64 ABI, which the stream header's
 // backend/arch fields pin). A restore rejects unknown or duplicate tags, other versions, wrong
@@ -68,6 +75,8 @@ inline constexpr std::uint32_t kClock = 0x02000005;
 inline constexpr std::uint32_t kUart = 0x03000001;
 inline constexpr std::uint32_t kVirtioNetBase = 0x04000000;
 [[nodiscard]] constexpr std::uint32_t virtio_net_tag(unsigned index) { return kVirtioNetBase + index; }
+inline constexpr std::uint32_t kVirtioBlkBase = 0x05000000;
+[[nodiscard]] constexpr std::uint32_t virtio_blk_tag(unsigned index) { return kVirtioBlkBase + index; }
 
 inline constexpr std::uint32_t kVersion = 1;
 

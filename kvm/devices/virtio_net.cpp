@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <string>
 
 #include "backends/error.hpp"
@@ -15,96 +14,33 @@ namespace colo::kvm {
 
 namespace {
 
-// virtio-mmio version 2 registers (virtio spec 4.2.2).
-enum : std::uint64_t {
-    kMagic = 0x000, kVersion = 0x004, kDeviceId = 0x008, kVendorId = 0x00c,
-    kDeviceFeatures = 0x010, kDeviceFeaturesSel = 0x014, kDriverFeatures = 0x020, kDriverFeaturesSel = 0x024,
-    kQueueSel = 0x030, kQueueNumMax = 0x034, kQueueNum = 0x038, kQueueReady = 0x044, kQueueNotify = 0x050,
-    kInterruptStatus = 0x060, kInterruptAck = 0x064, kStatus = 0x070,
-    kQueueDescLow = 0x080, kQueueDescHigh = 0x084, kQueueDriverLow = 0x090, kQueueDriverHigh = 0x094,
-    kQueueDeviceLow = 0x0a0, kQueueDeviceHigh = 0x0a4, kConfigGeneration = 0x0fc, kConfig = 0x100,
-};
-constexpr std::uint32_t kMagicValue = 0x74726976;  // "virt"
-constexpr std::uint32_t kVendor = 0x4f4c4f43;      // "COLO"
+using namespace virtio_mmio;
 constexpr std::uint32_t kNetDevice = 1;
 constexpr std::uint64_t kFeatureMac = 1ull << 5;
-constexpr std::uint64_t kFeatureVersion1 = 1ull << 32;
 constexpr std::uint64_t kOffered = kFeatureMac | kFeatureVersion1;
-constexpr std::uint32_t kStatusDriverOk = 4;
-constexpr std::uint32_t kStatusNeedsReset = 64;
-constexpr std::uint32_t kInterruptUsed = 1;
-constexpr std::uint32_t kInterruptConfig = 2;
-constexpr std::uint16_t kQueueSize = kMaxQueueSize;
 constexpr unsigned kRx = 0, kTx = 1;
 constexpr std::size_t kHeaderBytes = 12;  // virtio_net_hdr, version 1
 constexpr std::size_t kFrameLimit = kMaxFrameBytes;
 
-std::uint32_t low(std::uint64_t v) { return static_cast<std::uint32_t>(v); }
-std::uint32_t high(std::uint64_t v) { return static_cast<std::uint32_t>(v >> 32); }
-void set_low(std::uint64_t& v, std::uint64_t x) { v = (v & 0xffffffff00000000ull) | (x & 0xffffffffull); }
-void set_high(std::uint64_t& v, std::uint64_t x) { v = (v & 0xffffffffull) | (x << 32); }
-
-class StateWriter {
-public:
-    template <typename T>
-    void put(const T& v) {
-        const auto* p = reinterpret_cast<const std::byte*>(&v);
-        out.insert(out.end(), p, p + sizeof v);
-    }
-    std::vector<std::byte> out;
-};
-
-class StateReader {
-public:
-    explicit StateReader(std::span<const std::byte> in) : in_(in) {}
-    template <typename T>
-    T get() {
-        if (in_.size() - at_ < sizeof(T)) throw Error("virtio-net state: cut short");
-        T v;
-        std::memcpy(&v, in_.data() + at_, sizeof v);
-        at_ += sizeof v;
-        return v;
-    }
-    std::vector<std::byte> bytes(std::size_t n) {
-        if (in_.size() - at_ < n) throw Error("virtio-net state: cut short");
-        std::vector<std::byte> out(in_.begin() + static_cast<std::ptrdiff_t>(at_),
-                                   in_.begin() + static_cast<std::ptrdiff_t>(at_ + n));
-        at_ += n;
-        return out;
-    }
-    [[nodiscard]] bool done() const { return at_ == in_.size(); }
-
-private:
-    std::span<const std::byte> in_;
-    std::size_t at_ = 0;
-};
-
 }  // namespace
 
 VirtioNet::VirtioNet(VifConfig config, DeviceMemory& memory, std::function<void()> interrupt)
-    : config_(std::move(config)), memory_(memory), interrupt_(std::move(interrupt)) {}
+    : config_(std::move(config)), memory_(memory), interrupt_(std::move(interrupt)), regs_(kNetDevice, kOffered, 2) {}
 
 VirtioNet::~VirtioNet() { stop_reader(); }
 
 // --- registers
 
-bool VirtioNet::running_locked() const {
-    return (regs_.status & kStatusDriverOk) != 0 && (regs_.status & kStatusNeedsReset) == 0;
-}
+bool VirtioNet::running_locked() const { return regs_.running(); }
 
-void VirtioNet::reset_locked() {
-    regs_ = Registers{};
-    backlog_.clear();
-}
-
-void VirtioNet::fail_locked(const std::string&) {
+void VirtioNet::fail_locked() {
     // The guest broke its own queues: stop using them until it resets the device.
-    regs_.status |= kStatusNeedsReset;
-    raise_locked(kInterruptConfig);
+    regs_.set_needs_reset();
+    if (interrupt_) interrupt_();
 }
 
 void VirtioNet::raise_locked(std::uint32_t cause) {
-    regs_.interrupt_status |= cause;
+    regs_.raise(cause);
     if (interrupt_) interrupt_();
 }
 
@@ -119,22 +55,7 @@ std::uint64_t VirtioNet::read(std::uint64_t offset, unsigned width) {
         }
         return value;
     }
-    if (width != 4) return 0;
-    const QueueState& q = regs_.queues[std::min<std::uint32_t>(regs_.queue_sel, 1)];
-    const bool valid_queue = regs_.queue_sel < 2;
-    switch (offset) {
-        case kMagic: return kMagicValue;
-        case kVersion: return 2;
-        case kDeviceId: return kNetDevice;
-        case kVendorId: return kVendor;
-        case kDeviceFeatures: return regs_.device_features_sel == 0 ? low(kOffered) : regs_.device_features_sel == 1 ? high(kOffered) : 0;
-        case kQueueNumMax: return valid_queue ? kQueueSize : 0;
-        case kQueueReady: return valid_queue && q.ready ? 1 : 0;
-        case kInterruptStatus: return regs_.interrupt_status;
-        case kStatus: return regs_.status;
-        case kConfigGeneration: return regs_.config_generation;
-        default: return 0;
-    }
+    return width == 4 ? regs_.read(offset) : 0;
 }
 
 void VirtioNet::write(std::uint64_t offset, unsigned width, std::uint64_t value) {
@@ -150,51 +71,12 @@ void VirtioNet::write(std::uint64_t offset, unsigned width, std::uint64_t value)
         return;
     }
     std::lock_guard lock(mutex_);
-    QueueState* q = regs_.queue_sel < 2 ? &regs_.queues[regs_.queue_sel] : nullptr;
-    // A ready queue's size and rings were checked when it became ready (alignment, inside RAM):
-    // a driver may change them only with the queue not ready (virtio spec 4.2.3.2), so later
-    // writes are ignored instead of letting unchecked rings in.
-    QueueState* layout = q != nullptr && !q->ready ? q : nullptr;
-    switch (offset) {
-        case kDeviceFeaturesSel: regs_.device_features_sel = v; break;
-        case kDriverFeaturesSel: regs_.driver_features_sel = v; break;
-        case kDriverFeatures:
-            if (regs_.driver_features_sel == 0) set_low(regs_.driver_features, v & low(kOffered));
-            else if (regs_.driver_features_sel == 1) set_high(regs_.driver_features, v & high(kOffered));
-            break;
-        case kQueueSel: regs_.queue_sel = v; break;
-        case kQueueNum: if (layout) layout->size = static_cast<std::uint16_t>(std::min<std::uint32_t>(v, 0xffff)); break;
-        case kQueueReady:
-            if (!q) break;
-            if (v == 1) {
-                try {
-                    check_queue(memory_, *q);
-                    q->ready = true;
-                } catch (const Error& e) {
-                    fail_locked(e.what());
-                }
-            } else {
-                q->ready = false;
-            }
-            break;
-        case kInterruptAck: regs_.interrupt_status &= ~v; break;
-        case kStatus:
-            if (v == 0) {
-                reset_locked();
-            } else {
-                // DEVICE_NEEDS_RESET is the device's to set and only a reset clears it: a driver
-                // writing its status bits back must not bring the broken queues into use again.
-                regs_.status = v | (regs_.status & kStatusNeedsReset);
-                if (running_locked()) receive_backlog_locked();
-            }
-            break;
-        case kQueueDescLow: if (layout) set_low(layout->desc, v); break;
-        case kQueueDescHigh: if (layout) set_high(layout->desc, v); break;
-        case kQueueDriverLow: if (layout) set_low(layout->driver, v); break;
-        case kQueueDriverHigh: if (layout) set_high(layout->driver, v); break;
-        case kQueueDeviceLow: if (layout) set_low(layout->device, v); break;
-        case kQueueDeviceHigh: if (layout) set_high(layout->device, v); break;
-        default: break;
+    switch (regs_.write(memory_, offset, v)) {
+        case Registers::Effect::reset: backlog_.clear(); break;
+        case Registers::Effect::broken: if (interrupt_) interrupt_(); break;
+        case Registers::Effect::status: if (running_locked()) receive_backlog_locked(); break;
+        case Registers::Effect::none:
+        case Registers::Effect::notify: break;
     }
 }
 
@@ -204,7 +86,7 @@ void VirtioNet::transmit_from_guest() {
     std::vector<std::vector<std::byte>> frames;
     {
         std::lock_guard lock(mutex_);
-        QueueState& q = regs_.queues[kTx];
+        QueueState& q = regs_.queue(kTx);
         if (!running_locked() || !q.ready || paused_) return;
         bool used = false;
         try {
@@ -228,7 +110,7 @@ void VirtioNet::transmit_from_guest() {
                 if (!too_long && bytes.size() > kHeaderBytes) frames.emplace_back(bytes.begin() + kHeaderBytes, bytes.end());
             }
         } catch (const Error& e) {
-            fail_locked(e.what());
+            fail_locked();
         }
         if (used && wants_interrupt(memory_, q)) raise_locked(kInterruptUsed);
     }
@@ -244,7 +126,7 @@ void VirtioNet::transmit_from_guest() {
 
 void VirtioNet::receive_backlog_locked() {
     if (paused_ || !running_locked()) return;
-    QueueState& q = regs_.queues[kRx];
+    QueueState& q = regs_.queue(kRx);
     if (!q.ready) return;
     bool used = false;
     try {
@@ -273,7 +155,7 @@ void VirtioNet::receive_backlog_locked() {
             backlog_.pop_front();
         }
     } catch (const Error& e) {
-        fail_locked(e.what());
+        fail_locked();
         return;
     }
     if (used && wants_interrupt(memory_, q)) raise_locked(kInterruptUsed);
@@ -295,7 +177,7 @@ void VirtioNet::set_paused(bool paused) {
 
 std::uint32_t VirtioNet::device_status() const {
     std::lock_guard lock(mutex_);
-    return regs_.status;
+    return regs_.status();
 }
 
 // --- host side
@@ -391,22 +273,7 @@ void VirtioNet::reader_main() {
 std::vector<std::byte> VirtioNet::save_state() const {
     std::lock_guard lock(mutex_);
     StateWriter w;
-    w.put(regs_.driver_features);
-    w.put(regs_.device_features_sel);
-    w.put(regs_.driver_features_sel);
-    w.put(regs_.queue_sel);
-    w.put(regs_.status);
-    w.put(regs_.interrupt_status);
-    w.put(regs_.config_generation);
-    for (const QueueState& q : regs_.queues) {
-        w.put(q.size);
-        w.put(q.next_avail);
-        w.put(q.next_used);
-        w.put(static_cast<std::uint16_t>(q.ready ? 1 : 0));
-        w.put(q.desc);
-        w.put(q.driver);
-        w.put(q.device);
-    }
+    regs_.save(w);
     w.put(static_cast<std::uint32_t>(backlog_.size()));
     for (const auto& frame : backlog_) {
         w.put(static_cast<std::uint32_t>(frame.size()));
@@ -416,38 +283,18 @@ std::vector<std::byte> VirtioNet::save_state() const {
 }
 
 void VirtioNet::restore_state(std::span<const std::byte> state) {
-    StateReader r(state);
-    Registers regs;
-    regs.driver_features = r.get<std::uint64_t>();
-    regs.device_features_sel = r.get<std::uint32_t>();
-    regs.driver_features_sel = r.get<std::uint32_t>();
-    regs.queue_sel = r.get<std::uint32_t>();
-    regs.status = r.get<std::uint32_t>();
-    regs.interrupt_status = r.get<std::uint32_t>();
-    regs.config_generation = r.get<std::uint32_t>();
-    if ((regs.driver_features & ~kOffered) != 0) throw Error("virtio-net state: features this NIC does not offer");
-    for (QueueState& q : regs.queues) {
-        q.size = r.get<std::uint16_t>();
-        q.next_avail = r.get<std::uint16_t>();
-        q.next_used = r.get<std::uint16_t>();
-        const auto ready = r.get<std::uint16_t>();
-        if (ready > 1) throw Error("virtio-net state: queue ready is " + std::to_string(ready));
-        q.ready = ready == 1;
-        q.desc = r.get<std::uint64_t>();
-        q.driver = r.get<std::uint64_t>();
-        q.device = r.get<std::uint64_t>();
-        if (q.ready) check_queue(memory_, q);
-    }
+    StateReader r(state, "virtio-net state");
+    Registers regs(kNetDevice, kOffered, 2);
+    regs.load(r, memory_);
     const auto count = r.get<std::uint32_t>();
-    if (count > kMaxBacklog) throw Error("virtio-net state: " + std::to_string(count) + " frames waiting, at most " +
-                                         std::to_string(kMaxBacklog));
+    if (count > kMaxBacklog) r.fail(std::to_string(count) + " frames waiting, at most " + std::to_string(kMaxBacklog));
     std::deque<std::vector<std::byte>> backlog;
     for (std::uint32_t i = 0; i < count; ++i) {
         const auto size = r.get<std::uint32_t>();
-        if (size == 0 || size > kFrameLimit) throw Error("virtio-net state: a waiting frame of " + std::to_string(size) + " bytes");
+        if (size == 0 || size > kFrameLimit) r.fail("a waiting frame of " + std::to_string(size) + " bytes");
         backlog.push_back(r.bytes(size));
     }
-    if (!r.done()) throw Error("virtio-net state: trailing bytes");
+    if (!r.done()) r.fail("trailing bytes");
     std::lock_guard lock(mutex_);
     regs_ = regs;
     backlog_ = std::move(backlog);

@@ -37,6 +37,7 @@
 #include "backends/tap_device.hpp"
 #include "backends/unique_fd.hpp"
 #include "kvm/devices/mmio_device.hpp"
+#include "kvm/devices/virtio_mmio.hpp"
 #include "kvm/devices/virtqueue.hpp"
 
 namespace colo::kvm {
@@ -45,7 +46,7 @@ class VirtioNet final : public MmioDevice, public GuestNic {
 public:
     static constexpr std::uint32_t kStateVersion = 1;
     static constexpr std::size_t kMaxBacklog = 256;
-    static constexpr std::uint64_t kRegisterBytes = 0x1000;
+    static constexpr std::uint64_t kRegisterBytes = virtio_mmio::kRegisterBytes;
 
     // `interrupt` pulses the NIC's interrupt line. The NIC starts detached (no TAP).
     VirtioNet(VifConfig config, DeviceMemory& memory, std::function<void()> interrupt);
@@ -77,15 +78,7 @@ public:
     [[nodiscard]] std::uint32_t device_status() const;
 
 private:
-    struct Registers {
-        std::uint64_t driver_features = 0;
-        std::uint32_t device_features_sel = 0, driver_features_sel = 0, queue_sel = 0;
-        std::uint32_t status = 0, interrupt_status = 0, config_generation = 0;
-        QueueState queues[2];
-        bool operator==(const Registers&) const = default;
-    };
-    void reset_locked();
-    void fail_locked(const std::string& why);
+    void fail_locked();
     [[nodiscard]] bool running_locked() const;
     void transmit_from_guest();
     void receive_backlog_locked();
@@ -98,7 +91,7 @@ private:
     std::function<void()> interrupt_;
 
     mutable std::mutex mutex_;  // registers, queues, backlog, paused_
-    Registers regs_;
+    virtio_mmio::Registers regs_;
     std::deque<std::vector<std::byte>> backlog_;
     bool paused_ = true;
 

@@ -176,13 +176,16 @@ EntryState load_linux(const GuestConfig& config, std::span<std::byte> low_ram, s
         params.ramdisk_gpa = at;
         params.ramdisk_size = initrd.size();
     }
-    // NIC N of the config is virtio-mmio slot N, as KvmBackend maps it (kvm/layout.hpp).
+    // NIC N of the config is virtio-mmio slot N, disk N slot kMaxVifs + N, as KvmBackend maps
+    // them (kvm/layout.hpp).
     std::vector<AcpiMmioDevice> mmio_devices;
-    for (std::size_t i = 0; i < config.vifs.size(); ++i) {
-        mmio_devices.push_back({static_cast<std::uint32_t>(layout::kVirtioMmioBase.value + i * layout::kVirtioMmioSlotBytes),
+    const auto add_slot = [&](std::size_t slot) {
+        mmio_devices.push_back({static_cast<std::uint32_t>(layout::kVirtioMmioBase.value + slot * layout::kVirtioMmioSlotBytes),
                                 static_cast<std::uint32_t>(layout::kVirtioMmioSlotBytes),
-                                layout::kVirtioFirstGsi + static_cast<std::uint32_t>(i)});
-    }
+                                layout::kVirtioFirstGsi + static_cast<std::uint32_t>(slot)});
+    };
+    for (std::size_t i = 0; i < config.vifs.size(); ++i) add_slot(i);
+    for (std::size_t i = 0; i < config.disks.size(); ++i) add_slot(kMaxVifs + i);
     const std::vector<std::byte> acpi = build_acpi_tables(config.vcpus, mmio_devices, kAcpiTables.value);
     if (acpi.size() > kAcpiTablesCapacity) {
         throw Error("ACPI tables for " + std::to_string(config.vcpus) + " vCPUs (" + std::to_string(acpi.size()) +

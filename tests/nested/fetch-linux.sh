@@ -6,9 +6,10 @@
 # That folder holds `bzImage` (the kernel exactly as Debian ships it) and `vmlinux` (its
 # uncompressed ELF image). Both are booted by our loader (kvm/linux/): on ordinary hardware KVM the
 # bzImage, inside the nested L1 the vmlinux, because the bzImage's decompressor alone takes minutes
-# under QEMU's TCG. `modules/` holds, from the same package, what the kernel needs for a NIC on our
-# VMM (virtio-net over virtio-mmio): the cloud kernel builds every virtio piece as a module
-# (CONFIG_VIRTIO=m, VIRTIO_MMIO=m, VIRTIO_NET=m, NET_FAILOVER=m), and `modules/order` lists them
+# under QEMU's TCG. `modules/` holds, from the same package, what the kernel needs for a NIC and a
+# disk on our VMM (virtio-net and virtio-blk over virtio-mmio, ext4 on the disk): the cloud kernel
+# builds every virtio piece as a module (CONFIG_VIRTIO=m, VIRTIO_MMIO=m, VIRTIO_NET=m,
+# NET_FAILOVER=m, VIRTIO_BLK=m), and `modules/order` lists them
 # in the order insmod must load them, none that the kernel has built in (examples/linux/
 # build-initramfs.sh puts them in the guest).
 #
@@ -29,10 +30,16 @@ pkg=$(apt-cache depends "$META" 2>/dev/null | awk '/Depends: linux-image-[0-9]/{
 kver=${pkg#linux-image-}
 out="$CACHE/linux/$kver"
 # Each after the ones it depends on (their .modinfo `depends=`): virtio_net needs virtio,
-# virtio_ring and net_failover, which needs failover; virtio_mmio needs virtio and virtio_ring.
-nic_modules="drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_mmio.ko
-             net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko"
-if [ -s "$out/vmlinux" ] && [ -s "$out/bzImage" ] && [ -e "$out/modules/order" ]; then
+# virtio_ring and net_failover, which needs failover; virtio_mmio and virtio_blk need virtio and
+# virtio_ring; ext4 (for a file system on the disk) needs jbd2, mbcache, crc16 and crc32c (Debian
+# 12's cloud kernel builds the ext4 ones in, so only the virtio ones land in modules/order).
+modules="drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_mmio.ko
+         net/core/failover.ko drivers/net/net_failover.ko drivers/net/virtio_net.ko
+         drivers/block/virtio_blk.ko
+         lib/crc16.ko crypto/crc32c_generic.ko fs/mbcache.ko fs/jbd2/jbd2.ko fs/ext4/ext4.ko"
+wanted=$(echo $modules)  # one line: a cache made for another list is made again
+if [ -s "$out/vmlinux" ] && [ -s "$out/bzImage" ] && [ -e "$out/modules/order" ] &&
+    [ "$(cat "$out/modules/wanted" 2>/dev/null)" = "$wanted" ]; then
     ln -sfn "$kver" "$CACHE/linux/current"
     echo "$out"
     exit 0
@@ -76,9 +83,9 @@ try_magic '\xfd\x37\x7a\x58\x5a\x00' xz -dc --single-stream ||
 readelf -h "$work/vmlinux" 2>/dev/null | grep -q 'Advanced Micro Devices X86-64' ||
     die "the decompressed payload of $bz is not an x86-64 ELF kernel"
 
-# The NIC modules, uncompressed as Debian 12 ships them (busybox insmod in the guest reads them).
+# The NIC and disk modules, uncompressed as Debian 12 ships them (busybox insmod in the guest reads them).
 mkdir -p "$work/modules"
-for m in $nic_modules; do
+for m in $modules; do
     src="$work/root/lib/modules/$kver/kernel/$m"
     if [ -f "$src" ]; then
         cp "$src" "$work/modules/" && basename "$m" .ko >> "$work/modules/order"
@@ -87,6 +94,7 @@ for m in $nic_modules; do
     fi
 done
 touch "$work/modules/order"  # all built in: an empty list
+echo "$wanted" > "$work/modules/wanted"
 
 mkdir -p "$out"
 rm -rf "$out/modules" && mv "$work/modules" "$out/modules"

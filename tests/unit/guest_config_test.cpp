@@ -143,3 +143,58 @@ TEST_CASE("guest config: bad vifs name the line and the problem") {
     CHECK(error_of("name=\"a\"\nvif = [ 'ip=10.0.0.2',\n") == "t.cfg:3: unterminated list (missing ']')");
     CHECK(error_of("name=\"a\"\nmemory = [ 'x' ]\n") == "t.cfg:2: memory must be a number, not a list");
 }
+
+TEST_CASE("guest config: disk lists in xl's disk syntax, positional and key=value") {
+    const auto c = parse_guest_config("name=\"d\"\n"
+                                      "disk = [ '/img/demo.img,raw,xvda,rw',  # positional\n"
+                                      "         'format=raw, vdev=xvdb, access=ro, target=/img/a,b.img',\n"
+                                      "         '/img/c.img,,sdc', 'vdev=hdd,target=/img/d.img' ]\n"
+                                      "disk_rate = 50; disk_blocks = 64; disk_writes = 1000; disk_flush_every = 0\n",
+                                      "t.cfg");
+    REQUIRE(c.disks.size() == 4);
+    CHECK(c.disks[0] == colo::DiskConfig{"/img/demo.img", "xvda", false});
+    CHECK(c.disks[1] == colo::DiskConfig{"/img/a,b.img", "xvdb", true});  // target= takes the rest, commas and all
+    CHECK(c.disks[2] == colo::DiskConfig{"/img/c.img", "sdc", false});    // empty format: raw; no access: rw
+    CHECK(c.disks[3] == colo::DiskConfig{"/img/d.img", "hdd", false});
+    CHECK(parse_guest_config("name='d'\ndisk=['/img/e.img,raw,vda,r']", "t.cfg").disks.at(0) ==
+          colo::DiskConfig{"/img/e.img", "vda", true});
+    CHECK(c.disk_rate == 50);
+    CHECK(c.disk_blocks == 64);
+    CHECK(c.disk_writes == 1000);
+    CHECK(c.disk_flush_every == 0);
+    CHECK(colo::format_disk(c.disks[1]) == "format=raw,vdev=xvdb,access=ro,target=/img/a,b.img");
+    const auto again = parse_guest_config(colo::format_guest_config(c), "again");
+    CHECK(again.disks == c.disks);
+    CHECK(again.disk_rate == 50);
+    CHECK(again.disk_blocks == 64);
+    CHECK(again.disk_writes == 1000);
+    CHECK(again.disk_flush_every == 0);
+    // A path holding a quote round-trips too (written in the other quotes).
+    colo::GuestConfig q = c;
+    q.disks = {colo::DiskConfig{"/img/it's.img", "xvda", false}};
+    CHECK(parse_guest_config(colo::format_guest_config(q), "again").disks == q.disks);
+    const auto defaults = parse_guest_config("name=\"d\"\n", "t.cfg");
+    CHECK(defaults.disks.empty());
+    CHECK(defaults.disk_rate == 200);
+    CHECK(defaults.disk_blocks == 0);
+    CHECK(defaults.disk_writes == 0);
+    CHECK(defaults.disk_flush_every == 8);
+}
+
+TEST_CASE("guest config: bad disks name the line and the problem") {
+    const auto disk = [](const std::string& list) { return error_of("name=\"a\"\n\ndisk = " + list + "\n"); };
+    CHECK(disk("'/i.img,raw,xvda'") == "t.cfg:3: disk must be a list: disk = [ '...', ... ]");
+    CHECK(disk("[ '/i.img,qcow2,xvda,rw' ]") == "t.cfg:3: disk '/i.img,qcow2,xvda,rw': format 'qcow2' is not supported (only raw)");
+    CHECK(disk("[ 'format=vhd,vdev=xvda,target=/i' ]") == "t.cfg:3: disk 'format=vhd,vdev=xvda,target=/i': format 'vhd' is not supported (only raw)");
+    CHECK(disk("[ '/i.img,raw,xvda,rx' ]") == "t.cfg:3: disk '/i.img,raw,xvda,rx': access 'rx' must be rw (w) or ro (r)");
+    CHECK(disk("[ '/i.img,raw,xvda,rw,extra' ]") == "t.cfg:3: disk '/i.img,raw,xvda,rw,extra': 'extra' is one field too many (target,format,vdev,access)");
+    CHECK(disk("[ '/i.img,raw' ]") == "t.cfg:3: disk '/i.img,raw': no vdev (xvda, xvdb, ...)");
+    CHECK(disk("[ ',raw,xvda' ]") == "t.cfg:3: disk ',raw,xvda': no target (the raw image file)");
+    CHECK(disk("[ '/i.img,raw,eth0' ]") == "t.cfg:3: disk '/i.img,raw,eth0': vdev 'eth0' must be xvd, sd, hd or vd and 1 to 3 letters (xvda, ...)");
+    CHECK(disk("[ '/i.img,raw,xvda1' ]") == "t.cfg:3: disk '/i.img,raw,xvda1': vdev 'xvda1' must be xvd, sd, hd or vd and 1 to 3 letters (xvda, ...)");
+    CHECK(disk("[ 'script=block,target=/i' ]") == "t.cfg:3: disk 'script=block,target=/i': key 'script' is not supported (keys: target, format, vdev, access)");
+    CHECK(disk("[ '/a,raw,xvda', '/b,raw,xvda' ]") == "t.cfg:3: disk 0 and disk 1 have the same vdev xvda");
+    CHECK(disk("[ '/a,,xvda', '/b,,xvdb', '/c,,xvdc', '/d,,xvdd', '/e,,xvde' ]") == "t.cfg:3: disk lists 5 disks, at most 4 are supported");
+    CHECK(error_of("name=\"a\"\ndisk_rate = -1\n") == "t.cfg:2: disk_rate must be a number, not '-1'");
+    CHECK(error_of("name=\"a\"\ndisk_blocks = 1048577\n") == "t.cfg:2: disk_blocks = 1048577 is out of range (0..1048576)");
+}

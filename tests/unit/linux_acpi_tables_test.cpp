@@ -273,3 +273,33 @@ TEST_CASE("linux acpi: load_linux describes each vif's virtio-mmio slot in the D
     }
     CHECK_FALSE(contains(w.dsdt, {'V', '0', '0', '3'}));
 }
+
+TEST_CASE("linux acpi: load_linux describes each disk at virtio-mmio slot kMaxVifs + N, after the vifs") {
+    namespace layout = colo::kvm::layout;
+    namespace boot = colo::kvm::boot_layout;
+    linux_test::TempDir dir;
+    colo::GuestConfig c;
+    c.name = "lx";
+    c.guest = colo::GuestKind::linux_kernel;
+    c.memory_mib = 64;
+    c.vcpus = 1;
+    c.kernel = dir.write("vmlinux", linux_test::make_elf());
+    c.vifs.resize(1);
+    c.disks = {colo::DiskConfig{"/a.img", "xvda", false}, colo::DiskConfig{"/b.img", "xvdb", true}};
+    std::vector<std::byte> ram(64u << 20);
+    (void)colo::kvm::load_linux(c, ram, ram.size());
+
+    const std::span<const std::byte> block = std::span<const std::byte>(ram).subspan(boot::kAcpiTables.value, boot::kAcpiTablesCapacity);
+    const Walk w = walk(block, boot::kAcpiTables.value);
+    for (const unsigned slot : {0u, 4u, 5u}) {
+        CAPTURE(slot);
+        const auto base = static_cast<std::uint32_t>(layout::kVirtioMmioBase.value + slot * layout::kVirtioMmioSlotBytes);
+        CHECK(contains(w.dsdt, {0x86, 0x09, 0x00, 0x01, static_cast<std::uint8_t>(base), static_cast<std::uint8_t>(base >> 8),
+                                static_cast<std::uint8_t>(base >> 16), static_cast<std::uint8_t>(base >> 24), 0x00, 0x10, 0x00, 0x00}));
+        CHECK(contains(w.dsdt, {0x89, 0x06, 0x00, 0x03, 0x01, static_cast<std::uint8_t>(layout::kVirtioFirstGsi + slot), 0x00, 0x00, 0x00}));
+    }
+    // Three LNRO0005 devices, V000..V002, and no slot between the NIC and the first disk.
+    CHECK(contains(w.dsdt, {'V', '0', '0', '2'}));
+    CHECK_FALSE(contains(w.dsdt, {'V', '0', '0', '3'}));
+    CHECK_FALSE(contains(w.dsdt, {0x89, 0x06, 0x00, 0x03, 0x01, static_cast<std::uint8_t>(layout::kVirtioFirstGsi + 1), 0x00, 0x00, 0x00}));
+}

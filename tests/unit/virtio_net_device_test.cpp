@@ -3,36 +3,18 @@
 // hostile rings and descriptors, and the state round trip. The real guest is in the kvm tier.
 #include <doctest/doctest.h>
 
-#include <cstring>
 #include <string>
 #include <vector>
 
 #include "kvm/devices/virtio_net.hpp"
 #include "kvm/devices/virtqueue.hpp"
+#include "tests/unit/plain_device_memory.hpp"
 
 using namespace colo::kvm;
 
 namespace {
 
-// 64 KiB of "guest RAM" at guest-physical 0; remembers what the device wrote.
-class PlainMemory final : public DeviceMemory {
-public:
-    std::vector<std::byte> ram = std::vector<std::byte>(64 * 1024);
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> writes;
-    std::span<std::byte> map(std::uint64_t gpa, std::uint64_t bytes) override {
-        if (gpa > ram.size() || bytes > ram.size() - gpa) throw colo::Error("outside RAM");
-        return {ram.data() + gpa, bytes};
-    }
-    void written(std::uint64_t gpa, std::uint64_t bytes) override { writes.emplace_back(gpa, bytes); }
-    template <typename T>
-    void put(std::uint64_t gpa, T value) { std::memcpy(ram.data() + gpa, &value, sizeof value); }
-    template <typename T>
-    T get(std::uint64_t gpa) const {
-        T value;
-        std::memcpy(&value, ram.data() + gpa, sizeof value);
-        return value;
-    }
-};
+using device_test::PlainMemory;
 
 constexpr std::uint64_t kDesc = 0x1000, kAvail = 0x2000, kUsed = 0x3000, kBuffers = 0x8000;
 
