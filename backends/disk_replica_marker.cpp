@@ -31,9 +31,9 @@ void DiskReplicaMarker::refuse_if_marked(const std::filesystem::path& image) {
     while (!line.empty() && line.back() == ' ') line.pop_back();
     std::string what;
     if (line.rfind("applying ", 0) == 0) {
-        what = "its secondary died while writing checkpoint " + line.substr(9) + " into it: it is not a consistent disk";
+        what = "not a consistent disk: its secondary died while writing checkpoint " + line.substr(9) + " into it";
     } else if (line.rfind("committed ", 0) == 0) {
-        what = "a secondary's copy at checkpoint " + line.substr(10) + ", never taken over";
+        what = "a secondary's copy at checkpoint " + line.substr(10) + " that was never taken over";
     } else {
         what = "a secondary's copy whose initial sync never finished";
     }

@@ -207,7 +207,7 @@ TEST_CASE("pipeline disk: the copy is marked while it is a replica; a half-appli
     pair.secondary = std::make_unique<Secondary>(pair.svm, *pair.to_primary, secondary_config(ProtectionMode::remus), pair.secondary_out.sink());
     pair.protect();
     CHECK(error_of([&] { DiskReplicaMarker::refuse_if_marked(image); }) ==
-          "disk image " + image.string() + " is a secondary's copy at checkpoint 0, never taken over (" + image.string() +
+          "disk image " + image.string() + " is a secondary's copy at checkpoint 0 that was never taken over (" + image.string() +
               ".colo-replica); protect the guest again to bring it up to date, or remove copy.img.colo-replica to use it as it is");
     REQUIRE(pair.checkpoint());
     // The copy's disk fails while checkpoint 2 is written into it: the secondary gives up
@@ -220,7 +220,7 @@ TEST_CASE("pipeline disk: the copy is marked while it is a replica; a half-appli
     CHECK_FALSE(pair.primary->await_checkpoint());
     CHECK(pair.primary->role() == Role::unprotected);
     CHECK(error_of([&] { DiskReplicaMarker::refuse_if_marked(image); }).find(
-              "its secondary died while writing checkpoint 2 into it: it is not a consistent disk") != std::string::npos);
+              "is not a consistent disk: its secondary died while writing checkpoint 2 into it") != std::string::npos);
     std::filesystem::remove_all(dir);
 }
 

@@ -42,6 +42,8 @@ void DiskMirror::Io::write(std::uint64_t offset, std::span<const std::byte> data
             throw;
         }
         mirror_.queue_locked(offset, data.size(), data);
+        ++mirror_.stats_.writes;
+        mirror_.stats_.write_bytes += data.size();
     }
     if (mirror_.wake_) mirror_.wake_();
 }
@@ -51,6 +53,7 @@ void DiskMirror::Io::discard(std::uint64_t offset, std::uint64_t length) {
         std::lock_guard lock(mirror_.mutex_);
         mirror_.disk_.image().discard(offset, length);
         mirror_.queue_locked(offset, length, {});
+        ++mirror_.stats_.writes;
     }
     if (mirror_.wake_) mirror_.wake_();
 }
@@ -128,8 +131,6 @@ void DiskMirror::send_queued(const DeviceSend& send) {
             if (queue_.empty()) return;
             write = std::move(queue_.front());
             queue_.pop_front();
-            stats_.writes += 1;
-            stats_.write_bytes += write.length;
         }
         // Sent outside the mutex: a slow link must not hold up the guest's writes. Only this
         // thread takes from the queue, so the order stays.

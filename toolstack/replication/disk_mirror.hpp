@@ -45,7 +45,7 @@ struct MirrorStats {
     std::uint64_t sync_bytes_sent = 0;    // data bytes of those (all-zero blocks carry none)
     std::uint64_t sync_ms = 0;            // start until every block was looked at
     std::uint64_t writes = 0;             // guest writes (and discards) mirrored
-    std::uint64_t write_bytes = 0;
+    std::uint64_t write_bytes = 0;        // data bytes of those writes
 };
 
 class DiskMirror {
