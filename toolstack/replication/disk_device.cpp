@@ -1,6 +1,9 @@
 #include "toolstack/replication/disk_device.hpp"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <variant>
 
 #include "backends/error.hpp"
@@ -14,6 +17,13 @@ namespace {
 constexpr std::uint64_t kSyncStepBytes = 4 * 1024 * 1024;
 // The secondary hashes at most this many blocks per poll (heartbeats go on in between).
 constexpr std::uint64_t kHashBlocksPerPoll = 256;
+
+// Fault injection for the end-to-end tests (tests/e2e: disk-secondary-killed-mid-apply): the
+// process dies by SIGKILL right after the first write of this checkpoint went into the copy.
+std::uint64_t die_applying_checkpoint() {
+    const char* value = std::getenv("COLO_FAULT_DIE_APPLYING_DISK_CHECKPOINT");
+    return value ? std::strtoull(value, nullptr, 10) : 0;
+}
 
 template <typename T>
 bool is_for(const protocol::Message& message, std::uint32_t disk) {
@@ -80,7 +90,7 @@ void Primary::teardown() noexcept { mirror_.stop(); }
 // --- Secondary
 
 Secondary::Secondary(GuestDisk& disk, std::uint32_t index, ProtectionMode mode, std::function<void()> wake)
-    : disk_(disk), index_(index), mode_(mode), wake_(std::move(wake)) {}
+    : disk_(disk), index_(index), mode_(mode), wake_(std::move(wake)), die_applying_(die_applying_checkpoint()) {}
 
 Secondary::~Secondary() {
     if (overlay_) disk_.set_io(nullptr);
@@ -208,6 +218,7 @@ void Secondary::commit() {
         while (!pending_.empty() && pending_.front().index <= staged_->writes_through) {
             apply(pending_.front());
             pending_.pop_front();
+            if (epoch == die_applying_) ::raise(SIGKILL);
         }
         if (staged_->flushed) {
             disk_.image().flush();

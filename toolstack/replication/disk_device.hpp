@@ -119,6 +119,7 @@ private:
     const std::uint32_t index_;
     const ProtectionMode mode_;
     const std::function<void()> wake_;
+    const std::uint64_t die_applying_;  // fault injection (disk_device.cpp); 0: none
     std::unique_ptr<DiskReplicaMarker> marker_;
     // The initial sync's hashing: blocks first..total of block_bytes still to hash.
     std::uint32_t block_bytes_ = 0;
