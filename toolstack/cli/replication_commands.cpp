@@ -83,7 +83,12 @@ int run_protect(const po::variables_map& vm, Io& io) {
     }
     io.out << "Protected " << name << " (" << status["mode"] << ") on " << to_string(peer) << ": "
            << status["pages_migrated"] << " pages in " << status["migration_rounds"]
-           << " rounds, entered COLO in " << ms(status["time_to_enter_colo_us"]) << "\n";
+           << " rounds, entered COLO in " << ms(status["time_to_enter_colo_us"]);
+    if (status["disk_sync_blocks"] != "0") {
+        io.out << "; disks: " << status["disk_sync_blocks_sent"] << " of " << status["disk_sync_blocks"]
+               << " blocks differed, " << status["disk_sync_bytes"] << " bytes sent in " << status["disk_sync_ms"] << " ms";
+    }
+    io.out << "\n";
     return kExitOk;
 }
 
