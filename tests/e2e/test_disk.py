@@ -15,7 +15,6 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..'))
 
 from console_sequence import check_sequence, overlay  # noqa: E402
-from disk_pattern import image_digest  # noqa: E402
 from hosts import TestFailure, check, read_bytes, wait_until  # noqa: E402
 
 DISK_LINE = re.compile(rb'^disk-(check|done) ')
@@ -67,6 +66,7 @@ def done_digest(data):
 
 def check_image(path, seed, digest, what):
     """The image's blocks read back to the digest the guest printed; returns a summary."""
+    from disk_pattern import image_digest  # tests/disk_pattern.py, shared with the kvm tier
     got, problems = image_digest(path, DISK_BLOCKS, seed)
     check(not problems, '%s: %s' % (what, '; '.join(problems[:5])))
     check(got == digest, '%s: the image reads back to digest %s, the guest expects %s' % (what, got, digest))
