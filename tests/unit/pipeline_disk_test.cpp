@@ -31,6 +31,20 @@ std::vector<std::byte> slice(const std::vector<std::byte>& image, std::uint64_t 
     return {image.begin() + static_cast<std::ptrdiff_t>(offset), image.begin() + static_cast<std::ptrdiff_t>(offset + length)};
 }
 
+// A pair whose SVM copy is a file path (so it gets a replica mark); the sides are made again
+// after the disks are added, as Pair makes them.
+std::unique_ptr<Pair> pair_with_copy_at(const std::filesystem::path& image, ProtectionMode mode) {
+    std::filesystem::create_directories(image.parent_path());
+    auto pair = std::make_unique<Pair>(primary_config(mode), secondary_config(mode));
+    pair->pvm.add_disk(kDiskBytes);
+    pair->svm.add_disk(0, DiskConfig{image, "xvda", false});
+    pair->primary.reset();  // its destructor takes the console sink away: before the new one is made
+    pair->secondary.reset();
+    pair->primary = std::make_unique<Primary>(pair->pvm, *pair->to_secondary, primary_config(mode), pair->primary_out.sink());
+    pair->secondary = std::make_unique<Secondary>(pair->svm, *pair->to_primary, secondary_config(mode), pair->secondary_out.sink());
+    return pair;
+}
+
 void kill_primary(Pair& pair) {
     pair.to_secondary->close();
     CHECK(pair.secondary->process(Secondary::Clock::now() + Millis{50}) == Secondary::Outcome::failed_over);
@@ -197,14 +211,9 @@ TEST_CASE("pipeline disk: a secondary refuses a checkpoint whose writes did not 
 
 TEST_CASE("pipeline disk: the copy is marked while it is a replica; a half-applied one is refused") {
     const auto dir = std::filesystem::temp_directory_path() / ("colo-disk-test-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
     const auto image = dir / "copy.img";
-    Pair pair(primary_config(ProtectionMode::remus), secondary_config(ProtectionMode::remus), 0, {});
-    // Disks added by hand: the SVM's copy has a path, so it gets a mark.
-    pair.pvm.add_disk(kDiskBytes);
-    pair.svm.add_disk(0, DiskConfig{image, "xvda", false});
-    pair.primary = std::make_unique<Primary>(pair.pvm, *pair.to_secondary, primary_config(ProtectionMode::remus), pair.primary_out.sink());
-    pair.secondary = std::make_unique<Secondary>(pair.svm, *pair.to_primary, secondary_config(ProtectionMode::remus), pair.secondary_out.sink());
+    auto owned = pair_with_copy_at(image, ProtectionMode::remus);
+    Pair& pair = *owned;
     pair.protect();
     CHECK(error_of([&] { DiskReplicaMarker::refuse_if_marked(image); }) ==
           "disk image " + image.string() + " is a secondary's copy at checkpoint 0 that was never taken over (" + image.string() +
@@ -226,13 +235,9 @@ TEST_CASE("pipeline disk: the copy is marked while it is a replica; a half-appli
 
 TEST_CASE("pipeline disk: a takeover makes the copy the guest's own disk (the mark goes)") {
     const auto dir = std::filesystem::temp_directory_path() / ("colo-disk-takeover-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
     const auto image = dir / "copy.img";
-    Pair pair(primary_config(ProtectionMode::colo), secondary_config(ProtectionMode::colo), 0, {});
-    pair.pvm.add_disk(kDiskBytes);
-    pair.svm.add_disk(0, DiskConfig{image, "xvda", false});
-    pair.primary = std::make_unique<Primary>(pair.pvm, *pair.to_secondary, primary_config(ProtectionMode::colo), pair.primary_out.sink());
-    pair.secondary = std::make_unique<Secondary>(pair.svm, *pair.to_primary, secondary_config(ProtectionMode::colo), pair.secondary_out.sink());
+    auto owned = pair_with_copy_at(image, ProtectionMode::colo);
+    Pair& pair = *owned;
     pair.protect();
     CHECK(std::filesystem::exists(DiskReplicaMarker::path_for(image)));
     kill_primary(pair);
