@@ -26,7 +26,7 @@
 
 namespace colo::protocol {
 
-inline constexpr std::uint32_t kStreamVersion = 3;
+inline constexpr std::uint32_t kStreamVersion = 4;
 
 // First thing on every stream. Not a record: fixed layout, its own CRC (see stream_header.hpp).
 struct StreamHeader {
