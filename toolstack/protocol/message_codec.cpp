@@ -1,6 +1,8 @@
 #include "toolstack/protocol/message_codec.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -211,11 +213,24 @@ void append_text(std::vector<std::byte>& out, std::string_view text) {
 }
 
 void encode_body(std::vector<std::byte>& out, const GuestConfigText& m) { append_text(out, m.text); }
+bool all_zero(std::span<const std::byte> page) {
+    static const std::array<std::byte, kPageSize> zero{};
+    return std::memcmp(page.data(), zero.data(), kPageSize) == 0;
+}
+
 void encode_body(std::vector<std::byte>& out, const PageBatch& m) {
     append_u32(out, static_cast<std::uint32_t>(m.frames.size()));
     append_u32(out, 0);
-    for (const Pfn pfn : m.frames) append_u64(out, pfn.value);
-    append_bytes(out, m.data);
+    const std::span<const std::byte> data(m.data);
+    const auto page = [&](std::size_t i) { return data.subspan(i * kPageSize, kPageSize); };
+    std::vector<bool> zero(m.frames.size());
+    for (std::size_t i = 0; i < m.frames.size(); ++i) {
+        zero[i] = all_zero(page(i));
+        append_u64(out, m.frames[i].value | (zero[i] ? kZeroPageBit : 0));
+    }
+    for (std::size_t i = 0; i < m.frames.size(); ++i) {
+        if (!zero[i]) append_bytes(out, page(i));
+    }
 }
 void encode_body(std::vector<std::byte>& out, const DeviceState& m) {
     append_u32(out, m.state.tag);
@@ -356,12 +371,33 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
             in.reserved32();
             if (n > kMaxPagesPerBatch)
                 fail(type, std::to_string(n) + " frames, the limit is " + std::to_string(kMaxPagesPerBatch));
-            in.expect_size(8 + std::size_t{n} * (8 + kPageSize));
+            if (in.remaining() < std::size_t{n} * 8)
+                fail(type, "body is " + std::to_string(in.size()) + " bytes, too short for " + std::to_string(n) + " frames");
             PageBatch batch;
             batch.frames.reserve(n);
-            for (std::uint32_t i = 0; i < n; ++i) batch.frames.push_back(Pfn{in.u64()});
+            std::vector<bool> zero(n);
+            std::size_t zeros = 0;
+            for (std::uint32_t i = 0; i < n; ++i) {
+                const std::uint64_t word = in.u64();
+                zero[i] = (word & kZeroPageBit) != 0;
+                zeros += zero[i] ? 1 : 0;
+                batch.frames.push_back(Pfn{word & ~kZeroPageBit});
+            }
+            in.expect_size(8 + std::size_t{n} * 8 + (n - zeros) * kPageSize);
+            // The pages that came go to their places, from the last one back (none moves down
+            // over one not yet moved); the zero pages between them are cleared.
             batch.data = std::move(body);
             batch.data.erase(batch.data.begin(), batch.data.begin() + 8 + 8 * std::ptrdiff_t{n});
+            batch.data.resize(std::size_t{n} * kPageSize);
+            std::size_t from = n - zeros;
+            for (std::size_t i = n; i-- > 0;) {
+                std::byte* to = batch.data.data() + i * kPageSize;
+                if (zero[i]) {
+                    std::memset(to, 0, kPageSize);
+                } else if (--from != i) {
+                    std::memmove(to, batch.data.data() + from * kPageSize, kPageSize);
+                }
+            }
             return batch;
         }
         case RecordType::device_state: {

@@ -64,6 +64,9 @@ inline constexpr std::uint32_t kMaxRecordBody = 32 * 1024 * 1024;  // any record
 
 // Page frame numbers above this cannot be turned into a 64-bit guest-physical address.
 inline constexpr std::uint64_t kMaxPfn = (std::uint64_t{1} << (64 - kPageShift)) - 1;
+// In a page-batch's frame list: this page is all zero bytes and its 4 KiB are not in the body
+// (a fresh guest's memory is mostly zero; sending it whole made protect send all of it twice over).
+inline constexpr std::uint64_t kZeroPageBit = std::uint64_t{1} << 63;
 
 struct RecordTypeInfo {
     RecordType type;
