@@ -137,6 +137,18 @@ std::vector<GuestNic*> FakeBackend::nics() {
     return out;
 }
 
+std::vector<GuestDisk*> FakeBackend::disks() {
+    std::vector<GuestDisk*> out;
+    for (auto& disk : disks_) out.push_back(disk.get());
+    return out;
+}
+
+FakeDisk& FakeBackend::add_disk(std::uint64_t size_bytes, DiskConfig config) {
+    if (config.vdev.empty()) config.vdev = "xvd" + std::string(1, static_cast<char>('a' + disks_.size()));
+    disks_.push_back(std::make_unique<FakeDisk>(std::move(config), size_bytes));
+    return *disks_.back();
+}
+
 FakeNic& FakeBackend::add_nic(VifConfig config, bool attached) {
     nics_.push_back(std::make_unique<FakeNic>(std::move(config), attached));
     return *nics_.back();

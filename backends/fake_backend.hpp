@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "backends/fake_disk.hpp"
 #include "backends/fake_nic.hpp"
 
 namespace colo {
@@ -42,6 +43,10 @@ public:
     // A NIC (vif) more; `attached` false makes it an incoming guest's NIC, with no TAP yet.
     FakeNic& add_nic(VifConfig config = {}, bool attached = true);
     [[nodiscard]] FakeNic& nic(std::size_t index) { return *nics_.at(index); }
+    [[nodiscard]] std::vector<GuestDisk*> disks() override;
+    // A disk more, with an image of `size_bytes` zeros.
+    FakeDisk& add_disk(std::uint64_t size_bytes, DiskConfig config = {});
+    [[nodiscard]] FakeDisk& disk(std::size_t index) { return *disks_.at(index); }
 
     // --- calls, and failures on demand
     enum class Call { pause, resume, start_dirty_log, stop_dirty_log, harvest_dirty, save_state, restore_state,
@@ -104,6 +109,7 @@ private:
     std::vector<Call> calls_;
     std::vector<std::pair<Call, unsigned>> armed_;  // call, occurrences still to let through
     std::vector<std::unique_ptr<FakeNic>> nics_;
+    std::vector<std::unique_ptr<FakeDisk>> disks_;
 };
 
 // Record tag FakeBackend uses for its single piece of state.

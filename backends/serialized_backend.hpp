@@ -10,7 +10,7 @@
 // the guest; GuestThrottle arbitrates its spells with the pipeline's pause).
 //
 // Threading: any method from any thread. memory() is the inner backend's: reading and writing
-// pages is the pipeline's alone, as Backend says. nics() too are the inner backend's. The console sink is called as the inner
+// pages is the pipeline's alone, as Backend says. nics() and disks() too are the inner backend's. The console sink is called as the inner
 // backend calls it, possibly while a call here holds the mutex, so it must not call back into the
 // backend (Backend's contract already says so).
 #pragma once
@@ -45,6 +45,7 @@ public:
     // The inner backend's NICs, unserialised: a GuestNic orders its own calls (guest_nic.hpp), and
     // its sinks run on the backend's threads while a call here may hold the mutex.
     [[nodiscard]] std::vector<GuestNic*> nics() override { return inner_->nics(); }
+    [[nodiscard]] std::vector<GuestDisk*> disks() override { return inner_->disks(); }
 
 private:
     mutable std::mutex mutex_;

@@ -275,7 +275,11 @@ void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client
                                 " passes=" + std::to_string(result.passes) + " pages=" + std::to_string(result.pages_sent) +
                                 " pages_final=" + std::to_string(result.pages_final) +
                                 " bytes=" + std::to_string(result.bytes_sent) + " total_us=" + std::to_string(result.total.count()) +
-                                " throttle_percent=" + std::to_string(result.throttle_percent));
+                                " throttle_percent=" + std::to_string(result.throttle_percent) +
+                                (guest.disks().empty() ? std::string()
+                                                       : " disk_sync_bytes=" + std::to_string(result.disk_sync_bytes) +
+                                                             " disk_sync_ms=" + std::to_string(result.disk_sync_ms) +
+                                                             " disk_write_bytes=" + std::to_string(result.disk_write_bytes)));
             } catch (...) {
                 std::lock_guard lock(migration_mutex_);
                 migration_channel_ = nullptr;

@@ -64,9 +64,21 @@ IncomingRequest read_incoming_request(ReplicationLink& link, std::chrono::millis
     return request;
 }
 
+namespace {
+
+// Where this host keeps its copies of the guest's disks (the config the guest runs with here).
+GuestConfig with_local_disks(GuestConfig config, const ReceiveOptions& options) {
+    if (options.disk_dir) {
+        for (DiskConfig& disk : config.disks) disk.target = *options.disk_dir / (config.name + "-" + disk.vdev + ".img");
+    }
+    return config;
+}
+
+}  // namespace
+
 int serve_incoming_guest(ReplicationLink& link, const IncomingRequest& request, const ReceiveOptions& options) {
     Channel& channel = link.channel();
-    const GuestConfig& config = request.config;
+    const GuestConfig config = with_local_disks(request.config, options);
     const protocol::ReplicationSetup& setup = request.setup;
     if (control::connect_guest_if_running(config.name)) {
         const std::string message = "a guest named '" + config.name + "' already runs on this host";

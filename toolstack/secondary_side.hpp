@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
@@ -23,6 +24,9 @@ class GuestService;
 
 struct ReceiveOptions {
     std::optional<std::string> console_log;  // released output is written here by console offset
+    // The copy of disk VDEV of guest NAME is DIR/NAME-VDEV.img; none: the primary's path (another
+    // host, the same layout, as with xl remus and DRBD).
+    std::optional<std::filesystem::path> disk_dir;
     bool console_to_stdout = false;
     std::chrono::milliseconds peer_timeout{800};
     // Called with the incoming guest's service once it serves, and with nullptr before the

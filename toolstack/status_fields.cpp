@@ -65,6 +65,12 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"net_released_frames", std::to_string(s.net_released_frames)},
         {"net_held_frames", std::to_string(s.net_held_frames)},
         {"net_compare_checkpoints", std::to_string(s.net_compare_checkpoints)},
+        {"disk_sync_blocks", std::to_string(s.disk_sync_blocks)},
+        {"disk_sync_blocks_sent", std::to_string(s.disk_sync_blocks_sent)},
+        {"disk_sync_bytes", std::to_string(s.disk_sync_bytes)},
+        {"disk_sync_ms", std::to_string(s.disk_sync_ms)},
+        {"disk_writes_mirrored", std::to_string(s.disk_writes_mirrored)},
+        {"disk_write_bytes_mirrored", std::to_string(s.disk_write_bytes_mirrored)},
         {"phase", s.phase},
     };
     if (!s.net_last_compare_reason.empty()) f.emplace_back("net_last_compare_reason", s.net_last_compare_reason);
@@ -101,6 +107,14 @@ StatusFields status_fields(const SecondaryStats& s) {
         {"net_takeover_svm_sent", std::to_string(s.net_takeover_svm_sent)},
         {"net_takeover_ingress_replayed", std::to_string(s.net_takeover_ingress_replayed)},
         {"net_takeover_tcp_translated", std::to_string(s.net_takeover_tcp_translated)},
+        {"disk_sync_hashed_blocks", std::to_string(s.disk_sync_hashed_blocks)},
+        {"disk_writes_applied", std::to_string(s.disk_writes_applied)},
+        {"disk_bytes_applied", std::to_string(s.disk_bytes_applied)},
+        {"disk_writes_pending", std::to_string(s.disk_writes_pending)},
+        {"disk_flushes", std::to_string(s.disk_flushes)},
+        {"disk_overlay_bytes_dropped", std::to_string(s.disk_overlay_bytes_dropped)},
+        {"disk_takeover_overlay_bytes", std::to_string(s.disk_takeover_overlay_bytes)},
+        {"disk_takeover_dropped_writes", std::to_string(s.disk_takeover_dropped_writes)},
         {"phase", s.phase},
     };
     if (!s.stopped_reason.empty()) f.emplace_back("stopped", s.stopped_reason);

@@ -143,9 +143,9 @@ class Host:
         self.binary, self.run_dir = binary, run_dir
         os.makedirs(run_dir, exist_ok=True)
 
-    def run(self, *args, timeout=60):
+    def run(self, *args, timeout=60, env=None):
         argv = [self.binary] + [str(a) for a in args]
-        env = dict(os.environ, COLO_RUN_DIR=self.run_dir)
+        env = dict(os.environ, **(env or {}), COLO_RUN_DIR=self.run_dir)
         try:
             p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                errors='replace', timeout=timeout)
@@ -153,8 +153,8 @@ class Host:
             raise TestFailure('`%s` did not finish within %ds' % (' '.join(argv[1:]), timeout))
         return Result(argv, p.returncode, p.stdout, p.stderr)
 
-    def ok(self, *args, timeout=60):
-        r = self.run(*args, timeout=timeout)
+    def ok(self, *args, timeout=60, env=None):
+        r = self.run(*args, timeout=timeout, env=env)
         check(r.code == 0, r.describe())
         return r
 
@@ -170,10 +170,10 @@ class Host:
         check(m, 'restore printed no pid: %r' % r.out)
         return int(m.group(1))
 
-    def receive(self, console_log, heartbeat_ms):
+    def receive(self, console_log, heartbeat_ms, *extra, env=None):
         """Starts a detached receiver on an ephemeral loopback port; returns (address, pid, log)."""
         r = self.ok('receive', '-l', '127.0.0.1:0', '--console-log', console_log,
-                    '--heartbeat-timeout', heartbeat_ms)
+                    '--heartbeat-timeout', heartbeat_ms, *extra, env=env)
         m = re.search(r'Listening on (\S+) \(pid (\d+); log: ([^)]+)\)', r.out)
         check(m, 'receive printed no address/pid/log: %r' % r.out)
         address, pid, log = m.group(1), int(m.group(2)), m.group(3)

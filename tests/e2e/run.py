@@ -11,6 +11,7 @@ runs per mode (default 20); COLO_E2E_KEEP=1 keeps a failed test's files.
 """
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -25,7 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from console_sequence import SEQ_LINE, check_joined, check_sequence, count_seq_lines  # noqa: E402
 from hostile_stream import STREAM_VERSION, garbage, stream_header  # noqa: E402
 from test_network import TestNetwork, check_replies, wait_answering  # noqa: E402
-from test_disk import test_disk_local  # noqa: E402
+from test_disk import (check_image, corrupt_lines, disk_keys, done_digest, joined_report, make_image,  # noqa: E402
+                       test_disk_local, wait_done)
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
                    one_line_error, read_bytes, wait_exit, wait_until)
 
@@ -1047,6 +1049,174 @@ def test_survivor_protected_again(binary):
         ws.close(keep=keep)
 
 
+# --- disks ---------------------------------------------------------------------------------------
+def disk_pair(ws, name, seed, receive_env=None, **disk):
+    """A receiver keeping its disk copies in its own dir (one host, two images) and a guest with a
+    4 MiB disk running the block workload. Returns (a, b, log_a, log_b, address, receiver, pid, copy)."""
+    a, b = ws.host('hostA'), ws.host('hostB')
+    log_a, log_b = ws.path('a.log'), ws.path('b.log')
+    disks = os.path.join(b.run_dir, 'disks')
+    os.makedirs(disks, exist_ok=True)
+    address, receiver, _ = b.receive(log_b, HEARTBEAT_MS, '--disk-dir', disks, env=receive_env)
+    image = make_image(ws.path('%s.img' % name))
+    pid = a.create(guest_config(ws, name, seed=seed, **disk_keys(image, **disk)), log_a)
+    return a, b, log_a, log_b, address, receiver, pid, os.path.join(disks, '%s-xvda.img' % name)
+
+
+def disk_failover_run(binary, mode, run, delay, rng_seed):
+    """Protect a guest writing its disk, SIGKILL the primary `delay` s later; the survivor writes on
+    to the end of its workload: no CORRUPT, its last read-back clean, and its image what the guest's
+    memory expects. Returns (ok, details)."""
+    ws = Workspace(binary, 'disk-%s-%d' % (mode, run))
+    keep = False
+    try:
+        a, b, log_a, log_b, address, receiver, pid, copy = disk_pair(ws, 'dsk', rng_seed)
+        wait_lines(log_a, 2, 10, 'the guest to print')
+        extra = ['--remus', '-i', '100'] if mode == 'remus' else []
+        a.ok('protect', 'dsk', address, '--heartbeat-timeout', HEARTBEAT_MS, *extra)
+        if delay > 0:
+            time.sleep(delay)  # the random moment of the death, not a wait for a condition
+        os.kill(pid, signal.SIGKILL)
+        wait_exit(pid, 5, 'the killed primary to end')
+        wait_until(lambda: b.state('dsk') == 'active', 10, 'the secondary to become active')
+        status = b.status('dsk') or {}
+        digest = wait_done(log_b, 60, 'the survivor to finish its disk workload (disk-done)') if not done_digest(read_bytes(log_a)) else None
+        report, joined = joined_report(log_a, log_b)
+        digest = done_digest(joined)
+        check(digest, 'no disk-done line in the joined logs')
+        b.ok('pause', 'dsk')  # the image holds still while it is read
+        problems = list(report.problems)
+        try:
+            check_image(copy, rng_seed, digest, 'survivor image')
+        except TestFailure as e:
+            problems.append(str(e))
+        if os.path.exists(copy + '.colo-replica'):
+            problems.append('the survivor image still carries its replica mark')
+        b.run('destroy', 'dsk')
+        wait_exit(receiver, 5, 'the survivor to end after destroy')
+        dropped = int(status.get('disk_takeover_dropped_writes', 0))
+        overlay_bytes = int(status.get('disk_takeover_overlay_bytes', 0))
+        if problems:
+            keep = os.environ.get('COLO_E2E_KEEP') == '1'
+            return False, 'run %d (delay %.3fs): %s%s' % (run, delay, '; '.join(problems),
+                                                        ' (kept %s)' % ws.root if keep else '')
+        return True, (dropped, overlay_bytes)
+    except TestFailure as e:
+        keep = os.environ.get('COLO_E2E_KEEP') == '1'
+        return False, 'run %d (delay %.3fs): %s%s' % (run, delay, e, ' (kept %s)' % ws.root if keep else '')
+    finally:
+        ws.close(keep=keep)
+
+
+def make_disk_failover_test(mode, runs, seed):
+    def test(binary):
+        rng = random.Random('disk-%s-%d' % (mode, seed))
+        failures, dropped, overlays = [], 0, 0
+        for run, delay in enumerate(kill_moments(rng, runs)):
+            ok, result = disk_failover_run(binary, mode, run, delay, rng.randint(1, 1 << 30))
+            if ok:
+                dropped += 1 if result[0] else 0
+                overlays += 1 if result[1] else 0
+            else:
+                failures.append(result)
+        if failures:
+            raise TestFailure('%d of %d runs broke (seed %d): %s' % (len(failures), runs, seed, ' || '.join(failures)))
+        return ('%d runs, seed %d: survivor images equal to the guests\' expected state; %d takeovers dropped '
+                'uncommitted writes%s' % (runs, seed, dropped,
+                                           ', %d wrote the SVM\'s own writes into the copy' % overlays if mode == 'colo' else ''))
+    return test
+
+
+def test_disk_secondary_killed_mid_apply(binary):
+    """The secondary dies while it writes checkpoint 5 into its copy (a fault injected there): the
+    primary runs on unprotected and intact; the half-applied copy is refused as a disk; protecting
+    again to it sends only the blocks that differ, and a takeover from it then is exact."""
+    ws = Workspace(binary, 'disk-midapply')
+    try:
+        a, b, log_a, log_b, address, receiver, pid, copy = disk_pair(
+            ws, 'dma', 11, receive_env={'COLO_FAULT_DIE_APPLYING_DISK_CHECKPOINT': '5'}, rate=400, writes=4000)
+        wait_lines(log_a, 2, 10, 'the guest to print')
+        a.ok('protect', 'dma', address, '--heartbeat-timeout', HEARTBEAT_MS, '--remus', '-i', '50')
+        wait_exit(receiver, 20, 'the secondary to die applying checkpoint 5')
+        wait_until(lambda: a.state('dma') == 'unprotected', 10, 'the primary to report unprotected')
+        n = seq_count(log_a)
+        wait_lines(log_a, n + 10, 10, 'the unprotected primary to go on')
+        mark = open(copy + '.colo-replica').read().strip()
+        check(mark.endswith('applying 5'), 'the copy\'s mark says %r, expected applying 5' % mark)
+        # Nobody may run a guest on it.
+        cfg = guest_config(ws, 'onit', **disk_keys(copy))
+        r = b.run('create', cfg, '--console-log', ws.path('onit.log'))
+        check(r.code != 0, 'create on the half-applied copy succeeded')
+        err = one_line_error(r)
+        check('not a consistent disk' in err and 'checkpoint 5' in err, 'create said: %r' % err)
+        # Protect again to the same copy: it is resynced, not copied whole.
+        address, receiver, _ = b.receive(log_b, HEARTBEAT_MS, '--disk-dir', os.path.dirname(copy))
+        a.ok('protect', 'dma', address, '--heartbeat-timeout', HEARTBEAT_MS, '--remus', '-i', '50')
+        status = a.status('dma')
+        sent, blocks = int(status['disk_sync_blocks_sent']), int(status['disk_sync_blocks'])
+        check(0 < sent < blocks, 'the resync sent %d of %d blocks' % (sent, blocks))
+        os.kill(pid, signal.SIGKILL)
+        wait_exit(pid, 5, 'the killed primary to end')
+        wait_until(lambda: b.state('dma') == 'active', 10, 'the secondary to become active')
+        wait_done(log_b, 60, 'the survivor to finish its disk workload')
+        report, joined = joined_report(log_a, log_b)
+        check(report.ok, '; '.join(report.problems))
+        b.ok('pause', 'dma')
+        summary = check_image(copy, 11, done_digest(joined), 'survivor image')
+        b.run('destroy', 'dma')
+        return 'mark "%s", create refused: "%s"; resync sent %d of %d blocks; %s' % (mark, err[:90], sent, blocks, summary)
+    finally:
+        ws.close()
+
+
+def test_disk_migration(binary):
+    """migrate a guest writing its disk: the destination's copy is synced, then follows the guest's
+    writes until the final pause; the guest finishes its workload there with its image exact."""
+    ws = Workspace(binary, 'disk-migrate')
+    try:
+        a, b, log_a, log_b, address, receiver, pid, copy = disk_pair(ws, 'dmg', 5, rate=400, writes=2400)
+        wait_lines(log_a, 2, 10, 'the guest to print')
+        r = a.ok('migrate', 'dmg', address)
+        wait_exit(pid, 10, 'the source to end after the migration')
+        wait_done(log_b, 60, 'the migrated guest to finish its disk workload')
+        report, joined = joined_report(log_a, log_b)
+        check(report.ok, '; '.join(report.problems))
+        b.ok('pause', 'dmg')
+        summary = check_image(copy, 5, done_digest(joined), 'destination image')
+        check(not os.path.exists(copy + '.colo-replica'), 'the migrated image still carries its replica mark')
+        m = re.search(r'disk_sync_bytes=(\d+)', r.out)
+        b.run('destroy', 'dmg')
+        return '%s; disk sync %s bytes' % (summary, m.group(1) if m else '?')
+    finally:
+        ws.close()
+
+
+def test_disk_same_image_refused(binary):
+    """A secondary on the same host without --disk-dir would write the primary's own image: the
+    image lock refuses it, protect fails with one line, and the guest runs on unharmed."""
+    ws = Workspace(binary, 'disk-same')
+    try:
+        a, b = ws.host('hostA'), ws.host('hostB')
+        log_a = ws.path('a.log')
+        address, receiver, _ = b.receive(ws.path('b.log'), HEARTBEAT_MS)
+        image = make_image(ws.path('same.img'))
+        pid = a.create(guest_config(ws, 'same', **disk_keys(image, writes=0)), log_a)
+        wait_lines(log_a, 2, 10, 'the guest to print')
+        r = a.run('protect', 'same', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        check(r.code != 0, 'protect onto the primary\'s own image succeeded')
+        err = one_line_error(r)
+        check('in use by another process' in err, 'protect said: %r' % err)
+        n = seq_count(log_a)
+        wait_lines(log_a, n + 5, 10, 'the guest to go on')
+        check(alive(pid) and not corrupt_lines(read_bytes(log_a)), 'the guest was harmed')
+        r = b.run('receive', '--disk-dir', ws.path('nowhere'))
+        check(r.code != 0 and 'is not a directory' in one_line_error(r), 'receive --disk-dir nowhere: %s' % r.describe())
+        a.ok('destroy', 'same')
+        return 'protect refused: "%s"' % err[:120]
+    finally:
+        ws.close()
+
+
 def main(argv):
     if len(argv) < 2:
         print('usage: run.py PATH/TO/colo-replicate [TEST...]', file=sys.stderr)
@@ -1079,6 +1249,11 @@ def main(argv):
         ('remus-net-sigkill-primary', make_net_failover_test('remus', runs, seed)),
         ('colo-net-sigkill-primary', make_net_failover_test('colo', runs, seed)),
         ('disk-local', test_disk_local),
+        ('colo-disk-sigkill-primary', make_disk_failover_test('colo', runs, seed)),
+        ('remus-disk-sigkill-primary', make_disk_failover_test('remus', runs, seed)),
+        ('disk-secondary-killed-mid-apply', test_disk_secondary_killed_mid_apply),
+        ('disk-migration', test_disk_migration),
+        ('disk-same-image-refused', test_disk_same_image_refused),
     ]
     wanted = argv[2:]
     failed = 0

@@ -98,6 +98,29 @@ TEST_CASE("pipeline migration: what the guest prints the moment it runs on the d
     CHECK(m.out.problems.empty());
 }
 
+TEST_CASE("pipeline migration: a disk moves with the guest: its blocks first, then its writes until the pause") {
+    Migration m;
+    constexpr std::uint64_t kDisk = 4 * 65536;
+    FakeDisk& source = m.source.add_disk(kDisk);
+    FakeDisk& destination = m.destination.add_disk(0);
+    source.guest_write(65536, std::vector<std::byte>(65536, std::byte{0x42}));
+    // The guest writes its disk while memory is pre-copied.
+    m.source.on_harvest([&](FakeBackend&) { source.guest_write(3 * 65536, std::vector<std::byte>(512, std::byte{0x43})); });
+    m.start_receiver();
+    MigrateConfig mc;
+    mc.log = m.log.fn();
+    const MigrationResult result = migrate(m.source, *m.sender_end, mc);
+    m.receiver.join();
+    REQUIRE(m.outcome == Secondary::Outcome::migrated);
+    CHECK(destination.image_bytes() == source.image_bytes());
+    CHECK(destination.image_bytes()[3 * 65536] == std::byte{0x43});
+    CHECK(result.disk_sync_bytes == 65536);  // only the block with data carried data
+    CHECK(result.disk_write_bytes >= 512);
+    // The destination's guest writes straight to its disk now.
+    destination.guest_write(0, std::vector<std::byte>(512, std::byte{1}));
+    CHECK(destination.image_bytes()[0] == std::byte{1});
+}
+
 TEST_CASE("pipeline migration: the round limit ends pre-copy even when the guest never slows down") {
     Migration m;
     m.source.on_harvest([&](FakeBackend& guest) {

@@ -5,9 +5,13 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <atomic>
+#include <chrono>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -132,10 +136,16 @@ struct Pair {
 
     // `nics`: vifs of the guest, made before the sides (which take them over when made): the
     // PVM's attached to a host network, the SVM's not yet (an incoming guest's).
-    Pair(PrimaryConfig pc, SecondaryConfig sc, unsigned nics = 0) {
+    // `disk_bytes`: one disk per entry, that big on the PVM, empty on the SVM (an incoming guest's
+    // new copy, sized by the initial sync).
+    Pair(PrimaryConfig pc, SecondaryConfig sc, unsigned nics = 0, std::vector<std::uint64_t> disk_bytes = {}) {
         for (unsigned i = 0; i < nics; ++i) {
             pvm.add_nic({}, true);
             svm.add_nic({}, false);
+        }
+        for (const std::uint64_t bytes : disk_bytes) {
+            pvm.add_disk(bytes);
+            svm.add_disk(0);
         }
         auto ends = MemoryChannel::make_pair();
         to_secondary = std::move(ends.first);
@@ -153,7 +163,19 @@ struct Pair {
     Secondary::Outcome settle() { return secondary->process(Secondary::Clock::now()); }
 
     void protect() {
-        primary->send_initial_sync();
+        if (pvm.disks().empty()) {
+            primary->send_initial_sync();
+        } else {
+            // A disk's initial sync is a conversation (the secondary's hashes come back before
+            // blocks go): the secondary answers on its own thread, as in the real tool.
+            std::atomic<bool> synced{false};
+            std::thread secondary_side([&] {
+                while (!synced) (void)secondary->process(Secondary::Clock::now() + std::chrono::milliseconds(5));
+            });
+            primary->send_initial_sync();
+            synced = true;
+            secondary_side.join();
+        }
         REQUIRE(settle() == Secondary::Outcome::running);
         REQUIRE(primary->await_colo_entry());
     }

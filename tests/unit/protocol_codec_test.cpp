@@ -151,7 +151,8 @@ TEST_CASE("protocol codec: message names") {
                                             "checkpoint-end", "checkpoint-loaded", "heartbeat",
                                             "secondary-output", "released-output", "goodbye", "failure", "replication-setup",
                                             "checkpoint-output", "net-ingress", "net-egress", "net-released",
-                                            "net-checkpoint"});
+                                            "net-checkpoint", "disk-sync-begin", "disk-hashes", "disk-write",
+                                            "disk-checkpoint"});
 }
 
 TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {
@@ -232,4 +233,44 @@ TEST_CASE("protocol codec: replication-setup refuses an unknown purpose or flag"
     CHECK(read_message(good) == Message{ReplicationSetup{ReplicationPurpose::colo, true}});
     CHECK(error_of([&] { (void)encode(ReplicationSetup{static_cast<ReplicationPurpose>(7), true}); }) ==
           "replication-setup: purpose 7 is not 1 (migrate), 2 (colo) or 3 (remus)");
+}
+
+TEST_CASE("protocol codec: zero pages cross as a marked frame number, without their 4 KiB") {
+    // Frames 10 and 12 all zero, 11 and 13 data (13's last byte only): the order and every byte
+    // come back; the record carries only the two data pages.
+    PageBatch batch = sample_pages({10, 11, 12, 13});
+    std::fill_n(batch.data.begin(), colo::kPageSize, std::byte{0});
+    std::fill_n(batch.data.begin() + 2 * colo::kPageSize, colo::kPageSize, std::byte{0});
+    std::fill_n(batch.data.begin() + 3 * colo::kPageSize, colo::kPageSize, std::byte{0});
+    batch.data[4 * colo::kPageSize - 1] = std::byte{1};
+    const auto bytes = encode(Message{batch});
+    const auto all_data = encode(Message{sample_pages({10, 11, 12, 13})});
+    CHECK(all_data.size() - bytes.size() == 2 * colo::kPageSize);
+    MemorySource source(bytes);
+    CHECK(read_message(source) == Message{batch});
+
+    SUBCASE("all zero") {
+        PageBatch zeros;
+        zeros.frames = {Pfn{1}, Pfn{2}, Pfn{3}};
+        zeros.data.assign(3 * colo::kPageSize, std::byte{0});
+        const auto encoded = encode(Message{zeros});
+        MemorySource in(encoded);
+        CHECK(read_message(in) == Message{zeros});
+        CHECK(encoded.size() < colo::kPageSize);
+    }
+}
+
+TEST_CASE("protocol codec: a page-batch whose zero marks and body disagree is refused") {
+    PageBatch batch = sample_pages({10, 11});
+    std::fill_n(batch.data.begin(), colo::kPageSize, std::byte{0});  // frame 10: zero, sent without data
+    auto bytes = encode(Message{batch});
+    // Clear the zero mark of frame 10 (the top byte of the first frame word, after the 8-byte
+    // record header and the batch's 8-byte head): the body now lacks a page its frames promise.
+    REQUIRE(bytes[16 + 7] == std::byte{0x80});
+    bytes[16 + 7] = std::byte{0};
+    // ...and give the record a right CRC (over all but its last 8 bytes), so only the layout is wrong.
+    const std::uint32_t crc = crc32c(std::span<const std::byte>(bytes).first(bytes.size() - 8));
+    for (int i = 0; i < 4; ++i) bytes[bytes.size() - 8 + i] = static_cast<std::byte>(crc >> (8 * i));
+    MemorySource source(bytes);
+    CHECK(error_of([&] { (void)read_message(source); }).find("page-batch") != std::string::npos);
 }

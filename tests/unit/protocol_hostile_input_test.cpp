@@ -294,3 +294,44 @@ TEST_CASE("protocol hostile input: network records that lie about their frames")
     CHECK(error_of([] { (void)encode(NetCheckpoint{0, 1, 10, 0, {HeldFrame{3, pattern_bytes(60, 1)}}}); }) ==
           "net-checkpoint: 1 held frames in a piece of 0");
 }
+
+TEST_CASE("protocol hostile input: disk records that lie about their data") {
+    auto read_one = [](std::uint32_t type, const std::vector<std::byte>& body) {
+        std::vector<std::byte> bytes;
+        append_record(bytes, type, body);
+        MemorySource source(bytes);
+        return error_of([&] { (void)read_message(source, sample_header()); });
+    };
+    // disk-write: {disk, flags, index, offset, length} then data.
+    std::vector<std::byte> zeros_with_data(32 + 512, std::byte{0});
+    zeros_with_data[4] = std::byte{1};   // flags: zeros
+    zeros_with_data[8] = std::byte{1};   // index 1
+    zeros_with_data[25] = std::byte{2};  // length 512
+    CHECK(read_one(22, zeros_with_data) == "disk-write: a write of zeros carries data");
+    std::vector<std::byte> short_data(32 + 511, std::byte{0});
+    short_data[8] = std::byte{1};
+    short_data[25] = std::byte{2};  // length 512, 511 bytes of data
+    CHECK(read_one(22, short_data) == "disk-write: 511 bytes of data for length 512");
+    std::vector<std::byte> flags(32, std::byte{0});
+    flags[4] = std::byte{6};
+    CHECK(read_one(22, flags) == "disk-write: unknown flags 6");
+    // disk-hashes: a count the body does not hold.
+    std::vector<std::byte> hashes(24, std::byte{0});
+    hashes[4] = std::byte{2};
+    hashes[16] = std::byte{2};  // 2 blocks in all
+    CHECK(read_one(21, hashes) == "disk-hashes: body is 24 bytes, expected 88");
+    CHECK(error_of([] { (void)encode(DiskHashes{0, 3, 4, pattern_bytes(2 * kDiskHashBytes, 1)}); }) ==
+          "disk-hashes: blocks 3 + 2 pass the total 4");
+    CHECK(error_of([] { (void)encode(DiskWrite{0, 0, 0, 512, pattern_bytes(512, 1)}); }) ==
+          "disk-write: write index 0 (indices count from 1)");
+    CHECK(error_of([] { (void)encode(DiskWrite{0, 1, 100, 512, pattern_bytes(512, 1)}); }) ==
+          "disk-write: offset 100 is not a multiple of 512");
+    CHECK(error_of([] { (void)encode(DiskWrite{0, 1, 0, 2 * 1024 * 1024, pattern_bytes(2 * 1024 * 1024, 1)}); }) ==
+          "disk-write: 2097152 bytes of data, the limit is 1048576");
+    CHECK(error_of([] { (void)encode(DiskWrite{0, 1, ~std::uint64_t{511}, 1024, {}}); }) ==
+          "disk-write: offset 18446744073709551104 plus length overflows");
+    CHECK(error_of([] { (void)encode(DiskSyncBegin{0, 3000, 4096}); }) ==
+          "disk-sync-begin: block size 3000 is not a power of two from 4096 to 1048576");
+    CHECK(error_of([] { (void)encode(DiskSyncBegin{0, 65536, 1000}); }) ==
+          "disk-sync-begin: size 1000 is not a multiple of 512");
+}

@@ -59,6 +59,10 @@ inline std::vector<Message> one_of_each_message() {
         NetEgress{3, 77, pattern_bytes(1514, 9)},
         NetReleased{0, 40, {42, 45}, 38, {41}},
         NetCheckpoint{2, 500, 90, 2, {HeldFrame{70, pattern_bytes(64, 10)}, HeldFrame{89, pattern_bytes(1514, 11)}}},
+        DiskSyncBegin{1, 65536, 0x40000000ull},
+        DiskHashes{0, 16, 40, pattern_bytes(3 * kDiskHashBytes, 12)},
+        DiskWrite{2, 0x100000001ull, 0x7e00, 1024, pattern_bytes(1024, 13)},
+        DiskCheckpoint{3, true, 0x123456789ull},
     };
 }
 

@@ -118,6 +118,7 @@ std::vector<Command> make_table() {
                      o.add_options()("listen,l", po::value<std::string>()->default_value("0.0.0.0:8471"), "listen on HOST[:PORT]")
                                     ("foreground,F", "stay in the foreground");
                      o.add_options()("heartbeat-timeout", po::value<unsigned>()->default_value(800), "ms of silence after which the primary counts as dead");
+                     o.add_options()("disk-dir", po::value<std::string>(), "keep the copy of the guest's disk VDEV as DIR/NAME-VDEV.img (default: the primary's path)");
                      console_log_option(o);
                      backend_option(o);
                  },

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <thread>
 
+#include "backends/disk_replica_marker.hpp"
 #include "backends/error.hpp"
 #include "toolstack/backends_available.hpp"
 #include "toolstack/cli/commands.hpp"
@@ -53,6 +54,17 @@ void serve_guest(std::unique_ptr<Backend> backend, const GuestConfig& config, co
     g_service = nullptr;
 }
 
+// A guest runs on its disks only when they are disks: present, and not a secondary's replica
+// that was never taken over (backends/disk_replica_marker.hpp).
+void check_disks_usable(const GuestConfig& config) {
+    for (const DiskConfig& disk : config.disks) {
+        if (!std::filesystem::exists(disk.target)) {
+            throw Error("disk image " + disk.target.string() + " (" + disk.vdev + ") does not exist");
+        }
+        DiskReplicaMarker::refuse_if_marked(disk.target);
+    }
+}
+
 }  // namespace
 
 int run_guest(const GuestConfig& config, const po::variables_map& vm,
@@ -77,6 +89,7 @@ int run_create(const po::variables_map& vm, Io& io) {
     if (control::connect_guest_if_running(config.name)) {
         throw Error("a guest named '" + config.name + "' already runs");
     }
+    check_disks_usable(config);
     return run_guest(config, vm, [&] { return factory.create(config); }, io);
 }
 
@@ -104,6 +117,7 @@ int run_restore(const po::variables_map& vm, Io& io) {
     if (control::connect_guest_if_running(config.name)) {
         throw Error("a guest named '" + config.name + "' already runs");
     }
+    check_disks_usable(config);
     return run_guest(config, vm, [&] {
         FileSource source(file);
         GuestImageReader reader(source);

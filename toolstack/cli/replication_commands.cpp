@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -82,7 +83,12 @@ int run_protect(const po::variables_map& vm, Io& io) {
     }
     io.out << "Protected " << name << " (" << status["mode"] << ") on " << to_string(peer) << ": "
            << status["pages_migrated"] << " pages in " << status["migration_rounds"]
-           << " rounds, entered COLO in " << ms(status["time_to_enter_colo_us"]) << "\n";
+           << " rounds, entered COLO in " << ms(status["time_to_enter_colo_us"]);
+    if (status["disk_sync_blocks"] != "0") {
+        io.out << "; disks: " << status["disk_sync_blocks_sent"] << " of " << status["disk_sync_blocks"]
+               << " blocks differed, " << status["disk_sync_bytes"] << " bytes sent in " << status["disk_sync_ms"] << " ms";
+    }
+    io.out << "\n";
     return kExitOk;
 }
 
@@ -170,6 +176,12 @@ int run_receive(const po::variables_map& vm, Io& io) {
     const TcpListener& listener = *listening;
     ReceiveOptions options;
     if (vm.count("console-log") != 0) options.console_log = vm["console-log"].as<std::string>();
+    if (vm.count("disk-dir") != 0) {
+        options.disk_dir = vm["disk-dir"].as<std::string>();
+        if (!std::filesystem::is_directory(*options.disk_dir)) {
+            throw Error("--disk-dir " + options.disk_dir->string() + " is not a directory");
+        }
+    }
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
     options.on_service = on_incoming_service;
     const auto serve = [&] {

@@ -1,6 +1,8 @@
 #include "toolstack/protocol/message_codec.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -32,6 +34,10 @@ constexpr RecordType type_for() {
     else if constexpr (std::is_same_v<T, NetEgress>) return RecordType::net_egress;
     else if constexpr (std::is_same_v<T, NetReleased>) return RecordType::net_released;
     else if constexpr (std::is_same_v<T, NetCheckpoint>) return RecordType::net_checkpoint;
+    else if constexpr (std::is_same_v<T, DiskSyncBegin>) return RecordType::disk_sync_begin;
+    else if constexpr (std::is_same_v<T, DiskHashes>) return RecordType::disk_hashes;
+    else if constexpr (std::is_same_v<T, DiskWrite>) return RecordType::disk_write;
+    else if constexpr (std::is_same_v<T, DiskCheckpoint>) return RecordType::disk_checkpoint;
     else {
         static_assert(std::is_same_v<T, Failure>, "every message needs a record type");
         return RecordType::failure;
@@ -149,6 +155,41 @@ void validate_one(const NetCheckpoint& m, std::span<const MemoryRegion>) {
     if (bytes > kMaxNetCheckpointBytes)
         fail(type, std::to_string(bytes) + " bytes, the limit is " + std::to_string(kMaxNetCheckpointBytes));
 }
+void check_sectors(RecordType type, const char* what, std::uint64_t value) {
+    if (value % kSectorBytes != 0)
+        fail(type, std::string(what) + " " + std::to_string(value) + " is not a multiple of " + std::to_string(kSectorBytes));
+}
+void validate_one(const DiskSyncBegin& m, std::span<const MemoryRegion>) {
+    constexpr RecordType type = RecordType::disk_sync_begin;
+    if (m.block_bytes < kMinDiskBlockBytes || m.block_bytes > kMaxDiskBlockBytes || (m.block_bytes & (m.block_bytes - 1)) != 0)
+        fail(type, "block size " + std::to_string(m.block_bytes) + " is not a power of two from " +
+                       std::to_string(kMinDiskBlockBytes) + " to " + std::to_string(kMaxDiskBlockBytes));
+    check_sectors(type, "size", m.size_bytes);
+}
+void validate_one(const DiskHashes& m, std::span<const MemoryRegion>) {
+    constexpr RecordType type = RecordType::disk_hashes;
+    if (m.hashes.size() % kDiskHashBytes != 0)
+        fail(type, std::to_string(m.hashes.size()) + " bytes of hashes is not a whole number of " +
+                       std::to_string(kDiskHashBytes) + "-byte hashes");
+    const std::uint64_t count = m.hashes.size() / kDiskHashBytes;
+    if (count > kMaxDiskHashesPerRecord)
+        fail(type, std::to_string(count) + " hashes, the limit is " + std::to_string(kMaxDiskHashesPerRecord));
+    if (m.first_block > m.blocks_total || count > m.blocks_total - m.first_block)
+        fail(type, "blocks " + std::to_string(m.first_block) + " + " + std::to_string(count) + " pass the total " +
+                       std::to_string(m.blocks_total));
+}
+void validate_one(const DiskWrite& m, std::span<const MemoryRegion>) {
+    constexpr RecordType type = RecordType::disk_write;
+    if (m.index == 0) fail(type, "write index 0 (indices count from 1)");
+    check_sectors(type, "offset", m.offset);
+    check_sectors(type, "length", m.length);
+    if (m.length == 0) fail(type, "length 0");
+    if (!m.data.empty() && m.data.size() != m.length)
+        fail(type, std::to_string(m.data.size()) + " bytes of data for length " + std::to_string(m.length));
+    if (m.data.size() > kMaxDiskWriteBytes)
+        fail(type, std::to_string(m.data.size()) + " bytes of data, the limit is " + std::to_string(kMaxDiskWriteBytes));
+    if (m.offset + m.length < m.offset) fail(type, "offset " + std::to_string(m.offset) + " plus length overflows");
+}
 void validate_one(const ReplicationSetup& m, std::span<const MemoryRegion>) {
     const auto purpose = static_cast<std::uint32_t>(m.purpose);
     if (purpose < 1 || purpose > 3)
@@ -172,11 +213,24 @@ void append_text(std::vector<std::byte>& out, std::string_view text) {
 }
 
 void encode_body(std::vector<std::byte>& out, const GuestConfigText& m) { append_text(out, m.text); }
+bool all_zero(std::span<const std::byte> page) {
+    static const std::array<std::byte, kPageSize> zero{};
+    return std::memcmp(page.data(), zero.data(), kPageSize) == 0;
+}
+
 void encode_body(std::vector<std::byte>& out, const PageBatch& m) {
     append_u32(out, static_cast<std::uint32_t>(m.frames.size()));
     append_u32(out, 0);
-    for (const Pfn pfn : m.frames) append_u64(out, pfn.value);
-    append_bytes(out, m.data);
+    const std::span<const std::byte> data(m.data);
+    const auto page = [&](std::size_t i) { return data.subspan(i * kPageSize, kPageSize); };
+    std::vector<bool> zero(m.frames.size());
+    for (std::size_t i = 0; i < m.frames.size(); ++i) {
+        zero[i] = all_zero(page(i));
+        append_u64(out, m.frames[i].value | (zero[i] ? kZeroPageBit : 0));
+    }
+    for (std::size_t i = 0; i < m.frames.size(); ++i) {
+        if (!zero[i]) append_bytes(out, page(i));
+    }
 }
 void encode_body(std::vector<std::byte>& out, const DeviceState& m) {
     append_u32(out, m.state.tag);
@@ -238,6 +292,31 @@ void encode_body(std::vector<std::byte>& out, const NetCheckpoint& m) {
         append_bytes(out, held.frame);
     }
 }
+void encode_body(std::vector<std::byte>& out, const DiskSyncBegin& m) {
+    append_u32(out, m.disk);
+    append_u32(out, m.block_bytes);
+    append_u64(out, m.size_bytes);
+}
+void encode_body(std::vector<std::byte>& out, const DiskHashes& m) {
+    append_u32(out, m.disk);
+    append_u32(out, static_cast<std::uint32_t>(m.hashes.size() / kDiskHashBytes));
+    append_u64(out, m.first_block);
+    append_u64(out, m.blocks_total);
+    append_bytes(out, m.hashes);
+}
+void encode_body(std::vector<std::byte>& out, const DiskWrite& m) {
+    append_u32(out, m.disk);
+    append_u32(out, m.data.empty() ? 1 : 0);  // flags: bit 0, zeros (no data)
+    append_u64(out, m.index);
+    append_u64(out, m.offset);
+    append_u64(out, m.length);
+    append_bytes(out, m.data);
+}
+void encode_body(std::vector<std::byte>& out, const DiskCheckpoint& m) {
+    append_u32(out, m.disk);
+    append_u32(out, m.flushed ? 1 : 0);
+    append_u64(out, m.writes_through);
+}
 void encode_body(std::vector<std::byte>& out, const Goodbye& m) { append_text(out, m.reason); }
 void encode_body(std::vector<std::byte>& out, const Failure& m) { append_text(out, m.message); }
 void encode_body(std::vector<std::byte>& out, const ReplicationSetup& m) {
@@ -292,12 +371,33 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
             in.reserved32();
             if (n > kMaxPagesPerBatch)
                 fail(type, std::to_string(n) + " frames, the limit is " + std::to_string(kMaxPagesPerBatch));
-            in.expect_size(8 + std::size_t{n} * (8 + kPageSize));
+            if (in.remaining() < std::size_t{n} * 8)
+                fail(type, "body is " + std::to_string(in.size()) + " bytes, too short for " + std::to_string(n) + " frames");
             PageBatch batch;
             batch.frames.reserve(n);
-            for (std::uint32_t i = 0; i < n; ++i) batch.frames.push_back(Pfn{in.u64()});
+            std::vector<bool> zero(n);
+            std::size_t zeros = 0;
+            for (std::uint32_t i = 0; i < n; ++i) {
+                const std::uint64_t word = in.u64();
+                zero[i] = (word & kZeroPageBit) != 0;
+                zeros += zero[i] ? 1 : 0;
+                batch.frames.push_back(Pfn{word & ~kZeroPageBit});
+            }
+            in.expect_size(8 + std::size_t{n} * 8 + (n - zeros) * kPageSize);
+            // The pages that came go to their places, from the last one back (none moves down
+            // over one not yet moved); the zero pages between them are cleared.
             batch.data = std::move(body);
             batch.data.erase(batch.data.begin(), batch.data.begin() + 8 + 8 * std::ptrdiff_t{n});
+            batch.data.resize(std::size_t{n} * kPageSize);
+            std::size_t from = n - zeros;
+            for (std::size_t i = n; i-- > 0;) {
+                std::byte* to = batch.data.data() + i * kPageSize;
+                if (zero[i]) {
+                    std::memset(to, 0, kPageSize);
+                } else if (--from != i) {
+                    std::memmove(to, batch.data.data() + from * kPageSize, kPageSize);
+                }
+            }
             return batch;
         }
         case RecordType::device_state: {
@@ -385,6 +485,49 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
                 checkpoint.held.push_back(std::move(held));
             }
             if (in.remaining() != 0) fail(type, std::to_string(in.remaining()) + " bytes after the last held frame");
+            return checkpoint;
+        }
+        case RecordType::disk_sync_begin: {
+            in.expect_size(16);
+            DiskSyncBegin begin;
+            begin.disk = in.u32();
+            begin.block_bytes = in.u32();
+            begin.size_bytes = in.u64();
+            return begin;
+        }
+        case RecordType::disk_hashes: {
+            DiskHashes hashes;
+            hashes.disk = in.u32();
+            const std::uint32_t count = in.u32();
+            if (count > kMaxDiskHashesPerRecord)
+                fail(type, std::to_string(count) + " hashes, the limit is " + std::to_string(kMaxDiskHashesPerRecord));
+            in.expect_size(24 + std::size_t{count} * kDiskHashBytes);
+            hashes.first_block = in.u64();
+            hashes.blocks_total = in.u64();
+            hashes.hashes = in.rest();
+            return hashes;
+        }
+        case RecordType::disk_write: {
+            DiskWrite write;
+            write.disk = in.u32();
+            const std::uint32_t flags = in.u32();
+            if ((flags & ~1U) != 0) fail(type, "unknown flags " + std::to_string(flags));
+            write.index = in.u64();
+            write.offset = in.u64();
+            write.length = in.u64();
+            write.data = in.rest();
+            if ((flags & 1U) != 0 && !write.data.empty()) fail(type, "a write of zeros carries data");
+            if ((flags & 1U) == 0 && write.data.empty()) fail(type, "a write without data is not marked as zeros");
+            return write;
+        }
+        case RecordType::disk_checkpoint: {
+            in.expect_size(16);
+            DiskCheckpoint checkpoint;
+            checkpoint.disk = in.u32();
+            const std::uint32_t flags = in.u32();
+            if ((flags & ~1U) != 0) fail(type, "unknown flags " + std::to_string(flags));
+            checkpoint.flushed = (flags & 1U) != 0;
+            checkpoint.writes_through = in.u64();
             return checkpoint;
         }
         case RecordType::goodbye: return Goodbye{in.rest_text()};

@@ -12,6 +12,9 @@
 //                    ReleasedOutput (primary → secondary), Goodbye, Failure
 //   network, per NIC NetIngress, NetReleased (primary → secondary), NetEgress (secondary →
 //                    primary); NetCheckpoint+ inside a checkpoint
+//   disk, per disk   initial sync: DiskSyncBegin (primary → secondary) ← DiskHashes*, then
+//                    DiskWrite* (primary → secondary) from the sync on; DiskCheckpoint inside a
+//                    checkpoint
 #pragma once
 
 #include <cstddef>
@@ -26,7 +29,7 @@
 
 namespace colo::protocol {
 
-inline constexpr std::uint32_t kStreamVersion = 3;
+inline constexpr std::uint32_t kStreamVersion = 4;
 
 // First thing on every stream. Not a record: fixed layout, its own CRC (see stream_header.hpp).
 struct StreamHeader {
@@ -204,10 +207,57 @@ struct NetCheckpoint {
     bool operator==(const NetCheckpoint&) const = default;
 };
 
+// The disk device's records (toolstack/replication/disk_device.hpp, disk_mirror.hpp). `disk` is
+// the index of the guest's disk in its config. Offsets and lengths are bytes, whole sectors.
+
+// Primary → secondary, first for each disk (migrate and protect alike): the image is
+// `size_bytes` long; hash it in blocks of `block_bytes` and answer with DiskHashes.
+struct DiskSyncBegin {
+    std::uint32_t disk = 0;
+    std::uint32_t block_bytes = 0;
+    std::uint64_t size_bytes = 0;
+    bool operator==(const DiskSyncBegin&) const = default;
+};
+
+inline constexpr std::size_t kDiskHashBytes = 32;  // SHA-256
+
+// Secondary → primary: the SHA-256 of blocks first_block.. of its copy (after sizing it), in
+// ascending pieces that together cover all `blocks_total` blocks.
+struct DiskHashes {
+    std::uint32_t disk = 0;
+    std::uint64_t first_block = 0;
+    std::uint64_t blocks_total = 0;
+    std::vector<std::byte> hashes;  // kDiskHashBytes per block
+    bool operator==(const DiskHashes&) const = default;
+};
+
+// Primary → secondary: write `index` (counting from 1 per disk, from DiskSyncBegin; blocks of the
+// initial sync and the guest's writes share the sequence, in the order they reached the primary's
+// image). `data` empty: `length` bytes of zeros (a discard, or a sync block that is all zero).
+struct DiskWrite {
+    std::uint32_t disk = 0;
+    std::uint64_t index = 0;
+    std::uint64_t offset = 0;
+    std::uint64_t length = 0;
+    std::vector<std::byte> data;
+    bool operator==(const DiskWrite&) const = default;
+};
+
+// Inside a checkpoint, one per disk: at the pause the PVM's image had had writes up to
+// `writes_through`; `flushed`: the guest flushed since the previous checkpoint (the secondary makes
+// its copy durable before it acknowledges).
+struct DiskCheckpoint {
+    std::uint32_t disk = 0;
+    bool flushed = false;
+    std::uint64_t writes_through = 0;
+    bool operator==(const DiskCheckpoint&) const = default;
+};
+
 using Message = std::variant<GuestConfigText, PageBatch, DeviceState, MigrationCommit, EnterColo,
                              CheckpointBegin, CheckpointEnd, CheckpointLoaded, Heartbeat,
                              SecondaryOutput, ReleasedOutput, Goodbye, Failure, ReplicationSetup,
-                             CheckpointOutput, NetIngress, NetEgress, NetReleased, NetCheckpoint>;
+                             CheckpointOutput, NetIngress, NetEgress, NetReleased, NetCheckpoint,
+                             DiskSyncBegin, DiskHashes, DiskWrite, DiskCheckpoint>;
 
 // The message's name as used in logs ("checkpoint-begin").
 [[nodiscard]] const char* message_name(const Message& message);

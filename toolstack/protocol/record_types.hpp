@@ -35,6 +35,10 @@ enum class RecordType : std::uint32_t {
     net_egress = 17,
     net_released = 18,
     net_checkpoint = 19,
+    disk_sync_begin = 20,
+    disk_hashes = 21,
+    disk_write = 22,
+    disk_checkpoint = 23,
 };
 
 inline constexpr std::uint32_t kOptionalRecordBit = 0x80000000u;
@@ -52,11 +56,17 @@ inline constexpr std::uint32_t kMaxCheckpointOutputBytes = 1024 * 1024;  // per 
 inline constexpr std::uint32_t kMaxNetFrameBytes = 64 * 1024;  // one Ethernet frame (a NIC's MTU is far below)
 inline constexpr std::uint32_t kMaxNetReleasedIndices = 65536;  // per record, each side
 inline constexpr std::uint32_t kMaxNetCheckpointBytes = 4 * 1024 * 1024;  // per record; a checkpoint may carry several
+inline constexpr std::uint32_t kMaxDiskWriteBytes = 1024 * 1024;  // per record; a larger write is split
+inline constexpr std::uint32_t kMaxDiskHashesPerRecord = 4096;
+inline constexpr std::uint32_t kMinDiskBlockBytes = 4096, kMaxDiskBlockBytes = 1024 * 1024;
 inline constexpr std::uint32_t kMaxReasonBytes = 4096;  // Goodbye reason, Failure message
 inline constexpr std::uint32_t kMaxRecordBody = 32 * 1024 * 1024;  // any record, known or not
 
 // Page frame numbers above this cannot be turned into a 64-bit guest-physical address.
 inline constexpr std::uint64_t kMaxPfn = (std::uint64_t{1} << (64 - kPageShift)) - 1;
+// In a page-batch's frame list: this page is all zero bytes and its 4 KiB are not in the body
+// (a fresh guest's memory is mostly zero; sending it whole made protect send all of it twice over).
+inline constexpr std::uint64_t kZeroPageBit = std::uint64_t{1} << 63;
 
 struct RecordTypeInfo {
     RecordType type;
@@ -64,7 +74,7 @@ struct RecordTypeInfo {
     std::uint32_t max_body;     // bytes
 };
 
-inline constexpr std::array<RecordTypeInfo, 19> kRecordTypes{{
+inline constexpr std::array<RecordTypeInfo, 23> kRecordTypes{{
     {RecordType::guest_config_text, "guest-config-text", kMaxConfigTextBytes},
     {RecordType::page_batch, "page-batch", 8 + kMaxPagesPerBatch * (8 + static_cast<std::uint32_t>(kPageSize))},
     {RecordType::device_state, "device-state", 8 + kMaxDeviceStateBytes},
@@ -84,6 +94,10 @@ inline constexpr std::array<RecordTypeInfo, 19> kRecordTypes{{
     {RecordType::net_egress, "net-egress", 16 + kMaxNetFrameBytes},
     {RecordType::net_released, "net-released", 32 + 2 * 8 * kMaxNetReleasedIndices},
     {RecordType::net_checkpoint, "net-checkpoint", kMaxNetCheckpointBytes},
+    {RecordType::disk_sync_begin, "disk-sync-begin", 16},
+    {RecordType::disk_hashes, "disk-hashes", 24 + kMaxDiskHashesPerRecord * 32},
+    {RecordType::disk_write, "disk-write", 32 + kMaxDiskWriteBytes},
+    {RecordType::disk_checkpoint, "disk-checkpoint", 16},
 }};
 
 // The description of a known type, or nullptr.

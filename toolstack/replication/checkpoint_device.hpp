@@ -1,5 +1,5 @@
 // Checkpoint devices: everything a protected guest has outside its RAM and vCPU state that must
-// take part in every checkpoint (its console today; a NIC and a disk next). Each device has a
+// take part in every checkpoint (its console, its NICs, its disks). Each device has a
 // half on each side of the link, and the transaction (checkpoint_transaction.hpp) drives both
 // halves through these hooks, as libxl drives its checkpoint devices (setup, postsuspend,
 // preresume, commit, teardown) and cloud-hypervisor its Pausable/Snapshottable devices. A device
@@ -26,6 +26,13 @@ namespace colo {
 // Sends one message to the other side. Throws LinkDown (or colo::Error) like Channel::send.
 using DeviceSend = std::function<void(const protocol::Message&)>;
 
+// How far a device's own initial sync is (PrimaryDevice::sync_step).
+enum class SyncProgress {
+    done,     // all of it went
+    sent,     // a piece went; more follows
+    waiting,  // nothing to send until the secondary answers
+};
+
 class PrimaryDevice {
 public:
     virtual ~PrimaryDevice() = default;
@@ -34,6 +41,15 @@ public:
     // Whether `message`, from the secondary, is one of this device's records.
     [[nodiscard]] virtual bool owns(const protocol::Message& message) const = 0;
 
+    // The initial sync begins (before the pre-copy of memory): a device with state of its own to
+    // bring over (a disk's image) starts here. The PVM runs.
+    virtual void start_sync(const DeviceSend& /*send*/) {}
+    // Sends a bounded piece of that state (the final pause waits until all of it went, so it costs
+    // no pause time). Called until done, with incoming messages read in between.
+    [[nodiscard]] virtual SyncProgress sync_step(const DeviceSend& /*send*/) { return SyncProgress::done; }
+    // Between the pre-copy's page batches, and at the final pause before the guest's state:
+    // what accumulated since the last call.
+    virtual void drain(const DeviceSend& /*send*/) {}
     // The PVM has just paused (the initial sync's final pause, or a checkpoint's), before its
     // state is saved: input for it waits in the device until preresume, so the saved state has
     // exactly what the device says it was given.

@@ -12,7 +12,8 @@ Step primary_step(PrimaryPhase phase, RecordType type) noexcept {
     switch (type) {
         case RecordType::heartbeat: return Step::alive;
         case RecordType::secondary_output:
-        case RecordType::net_egress: return Step::device;
+        case RecordType::net_egress:
+        case RecordType::disk_hashes: return Step::device;
         case RecordType::checkpoint_loaded:
             return phase == PrimaryPhase::entering || phase == PrimaryPhase::awaiting_ack ? Step::acknowledge
                                                                                           : Step::refuse;
@@ -27,7 +28,9 @@ Step secondary_step(SecondaryPhase phase, RecordType type) noexcept {
         case SecondaryPhase::migrating:
             switch (type) {
                 case RecordType::heartbeat: return Step::alive;
-                case RecordType::released_output: return Step::device;
+                case RecordType::released_output:
+                case RecordType::disk_sync_begin:
+                case RecordType::disk_write: return Step::device;
                 case RecordType::page_batch: return Step::memory;
                 case RecordType::device_state: return Step::migration_state;
                 case RecordType::migration_commit: return Step::commit_migration;
@@ -40,7 +43,8 @@ Step secondary_step(SecondaryPhase phase, RecordType type) noexcept {
                 case RecordType::heartbeat: return Step::alive;
                 case RecordType::released_output:
                 case RecordType::net_ingress:
-                case RecordType::net_released: return Step::device;
+                case RecordType::net_released:
+                case RecordType::disk_write: return Step::device;
                 case RecordType::enter_colo: return Step::enter_colo;
                 case RecordType::goodbye: return Step::migrated;
                 case RecordType::failure: return Step::abandon;
@@ -51,7 +55,8 @@ Step secondary_step(SecondaryPhase phase, RecordType type) noexcept {
                 case RecordType::heartbeat: return Step::alive;
                 case RecordType::released_output:
                 case RecordType::net_ingress:
-                case RecordType::net_released: return Step::device;
+                case RecordType::net_released:
+                case RecordType::disk_write: return Step::device;
                 case RecordType::page_batch: return Step::cache;
                 case RecordType::checkpoint_begin: return Step::begin;
                 case RecordType::goodbye:
@@ -63,11 +68,13 @@ Step secondary_step(SecondaryPhase phase, RecordType type) noexcept {
                 case RecordType::heartbeat: return Step::alive;
                 case RecordType::released_output:
                 case RecordType::net_ingress:
-                case RecordType::net_released: return Step::device;
+                case RecordType::net_released:
+                case RecordType::disk_write: return Step::device;
                 case RecordType::page_batch: return Step::cache;
                 case RecordType::device_state: return Step::stage_state;
                 case RecordType::checkpoint_output:
-                case RecordType::net_checkpoint: return Step::stage_device;
+                case RecordType::net_checkpoint:
+                case RecordType::disk_checkpoint: return Step::stage_device;
                 case RecordType::checkpoint_end: return Step::apply;
                 case RecordType::goodbye:
                 case RecordType::failure: return Step::stop;

@@ -21,6 +21,8 @@ using transaction::Step;
 constexpr const char* kWho = "primary";
 // Longest time the loop blocks in receive() before it looks at divergence, requests and stop.
 constexpr Millis kMaxWait{10};
+// While a device waits for the secondary during the initial sync (a disk for its hashes).
+constexpr Millis kSyncWait{10};
 // Checkpoint staging made ready before the first checkpoint: 4 batches of 256 pages (4 MiB), as
 // much as a checkpoint at 10k dirty pages/s carries with room to spare; more grow on demand.
 constexpr std::size_t kStagingBatches = 4;
@@ -53,8 +55,17 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
         nics_.push_back(nic.get());
         devices_.push_back(std::move(nic));
     }
+    const auto disks = pvm_.disks();
+    for (std::uint32_t i = 0; i < disks.size(); ++i) {
+        auto disk = std::make_unique<disk_device::Primary>(*disks[i], i, [this] { channel_.wake(); });
+        disks_.push_back(disk.get());
+        devices_.push_back(std::move(disk));
+    }
     for (auto& device : devices) devices_.push_back(std::move(device));
     device_send_ = [this](const protocol::Message& message) { send(message); };
+    precopy_.set_between_batches([this] {
+        for (auto& device : devices_) device->drain(device_send_);
+    });
     stats_.mode = to_string(config_.mode);
 }
 
@@ -230,10 +241,13 @@ void Primary::send_initial_sync() {
         throw Error("primary: initial sync runs once, before protection");
     }
     guarded([&] {
+        sync_devices();
+        if (state_.role() != Role::syncing) return;
         precopy_.send_live();
         sync_paused_at_ = Clock::now();
         precopy_.send_final([&] {
             for (auto& device : devices_) device->quiesce();
+            for (auto& device : devices_) device->drain(device_send_);
         });
         // Paused: the PVM is exactly what the secondary has. Entering COLO is checkpoint 0.
         pending_ = precopy_.pending();  // empty unless a send failed
@@ -256,6 +270,23 @@ void Primary::send_initial_sync() {
         }
         staging_.prepare(kStagingBatches, config_.precopy.batch_pages);
     });
+}
+
+void Primary::sync_devices() {
+    for (auto& device : devices_) device->start_sync(device_send_);
+    // Until every device is done: a piece each, then whatever the secondary sent (its hashes,
+    // heartbeats) without waiting. pump ends protection if the secondary goes silent.
+    for (;;) {
+        bool done = true, sent = false;
+        for (auto& device : devices_) {
+            const SyncProgress progress = device->sync_step(device_send_);
+            done = done && progress == SyncProgress::done;
+            sent = sent || progress == SyncProgress::sent;
+        }
+        if (done) return;
+        // Nothing was sent: the devices wait for the secondary (its hashes), so wait for it too.
+        if (!pump(Clock::now() + (sent ? Millis{0} : kSyncWait), {})) return;
+    }
 }
 
 bool Primary::await_loaded() {
@@ -298,8 +329,15 @@ bool Primary::await_colo_entry() {
     if (!await_loaded()) return false;
     if (!state_.transition(Role::syncing, Role::protecting)) return false;
     phase_ = PrimaryPhase::running;
+    std::string disks;
+    if (!disks_.empty()) {
+        const PrimaryStats now = status();
+        disks = "; disks synced: " + std::to_string(now.disk_sync_blocks_sent) + " of " +
+                std::to_string(now.disk_sync_blocks) + " blocks sent (" + std::to_string(now.disk_sync_bytes) +
+                " bytes) in " + std::to_string(now.disk_sync_ms) + " ms";
+    }
     config_.log(LogLevel::notice, "colo primary: guest " + pvm_.name() + " is protected (" +
-                                      to_string(config_.mode) + ")");
+                                      to_string(config_.mode) + ")" + disks);
     last_stream_ = Clock::now();
     std::lock_guard lock(stats_mutex_);
     stats_.time_to_enter_colo = elapsed_since(sync_paused_at_);
@@ -471,6 +509,15 @@ PrimaryStats Primary::status() const {
         out.net_held_frames += net.held_frames;
         out.net_compare_checkpoints += net.compare_checkpoints;
         if (!net.last_compare_reason.empty()) out.net_last_compare_reason = net.last_compare_reason;
+    }
+    for (const auto* disk : disks_) {
+        const disk::MirrorStats d = disk->stats();
+        out.disk_sync_blocks += d.sync_blocks;
+        out.disk_sync_blocks_sent += d.sync_blocks_sent;
+        out.disk_sync_bytes += d.sync_bytes_sent;
+        out.disk_sync_ms = std::max(out.disk_sync_ms, d.sync_ms);
+        out.disk_writes_mirrored += d.writes;
+        out.disk_write_bytes_mirrored += d.write_bytes;
     }
     return out;
 }

@@ -8,8 +8,10 @@
 //      └────────── secondary lost ──────────────────────────────────────▲
 //   syncing/protecting ──stop()──▶ stopped (Goodbye sent; the secondary stops, no failover)
 //
-// Initial sync (send_initial_sync, await_colo_entry): the pre-copy of PrecopySender, except that
-// the PVM keeps running afterwards:
+// Initial sync (send_initial_sync, await_colo_entry): the devices' own state first (a disk:
+// DiskSyncBegin ← DiskHashes*, DiskWrite* of the blocks that differ; disk_device.hpp), then the
+// pre-copy of PrecopySender (with the guest's disk writes between page batches), except that the
+// PVM keeps running afterwards:
 //   PageBatch* (full pass, dirty rounds)  [pause PVM]  PageBatch* DeviceState* MigrationCommit
 //   devices: setup (the console: ReleasedOutput{console offset})  EnterColo{0}  [resume PVM]
 //   ← CheckpointLoaded{0}: devices commit, as for a checkpoint.
@@ -81,6 +83,7 @@
 #include "toolstack/replication/checkpoint_device.hpp"
 #include "toolstack/replication/checkpoint_transaction.hpp"
 #include "toolstack/replication/console_device.hpp"
+#include "toolstack/replication/disk_device.hpp"
 #include "toolstack/replication/net_device.hpp"
 #include "toolstack/replication/page_batches.hpp"
 #include "toolstack/replication/failover_state.hpp"
@@ -163,12 +166,15 @@ private:
     // Devices torn down, dirty logging stopped, the PVM resumed; what failed is returned.
     std::string leave_protection() noexcept;
     [[nodiscard]] Millis checkpoint_period() const;
+    // The devices' own initial sync (a disk's image), before the pre-copy of memory.
+    void sync_devices();
 
     Backend& pvm_;
     Channel& channel_;
     PrimaryConfig config_;
     console_device::Primary* console_ = nullptr;       // devices_[0]
     std::vector<net_device::Primary*> nics_;           // devices_[1..], one per vif
+    std::vector<disk_device::Primary*> disks_;         // after the NICs, one per disk
     std::vector<std::unique_ptr<PrimaryDevice>> devices_;
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};

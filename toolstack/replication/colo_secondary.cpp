@@ -48,6 +48,12 @@ Secondary::Secondary(Backend& svm, Channel& channel, SecondaryConfig config, Out
         nics_.push_back(nic.get());
         devices_.push_back(std::move(nic));
     }
+    const auto disks = svm_.disks();
+    for (std::uint32_t i = 0; i < disks.size(); ++i) {
+        auto disk = std::make_unique<disk_device::Secondary>(*disks[i], i, config_.mode, [this] { channel_.wake(); });
+        disks_.push_back(disk.get());
+        devices_.push_back(std::move(disk));
+    }
     for (auto& device : devices) devices_.push_back(std::move(device));
     device_send_ = [this](const protocol::Message& message) { send(message); };
     stats_.mode = to_string(config_.mode);
@@ -433,6 +439,17 @@ SecondaryStats Secondary::status() const {
         out.net_takeover_svm_sent += report.svm_sent;
         out.net_takeover_ingress_replayed += report.ingress_replayed;
         out.net_takeover_tcp_translated += report.tcp_translated;
+    }
+    for (const auto* disk : disks_) {
+        const disk_device::SecondaryDiskStats d = disk->stats();
+        out.disk_sync_hashed_blocks += d.sync_hashed_blocks;
+        out.disk_writes_applied += d.writes_applied;
+        out.disk_bytes_applied += d.bytes_applied;
+        out.disk_writes_pending += d.writes_pending;
+        out.disk_flushes += d.flushes;
+        out.disk_overlay_bytes_dropped += d.overlay_bytes_dropped;
+        out.disk_takeover_overlay_bytes += d.takeover_overlay_bytes;
+        out.disk_takeover_dropped_writes += d.takeover_dropped_writes;
     }
     return out;
 }

@@ -64,6 +64,7 @@
 #include "toolstack/replication/checkpoint_device.hpp"
 #include "toolstack/replication/checkpoint_transaction.hpp"
 #include "toolstack/replication/console_device.hpp"
+#include "toolstack/replication/disk_device.hpp"
 #include "toolstack/replication/net_device.hpp"
 #include "toolstack/replication/failover_state.hpp"
 #include "toolstack/replication/peer_monitor.hpp"
@@ -143,6 +144,7 @@ private:
     SecondaryConfig config_;
     console_device::Secondary* console_ = nullptr;  // devices_[0]
     std::vector<net_device::Secondary*> nics_;      // devices_[1..], one per vif
+    std::vector<disk_device::Secondary*> disks_;    // after the NICs, one per disk
     std::vector<std::unique_ptr<SecondaryDevice>> devices_;
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};

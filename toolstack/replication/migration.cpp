@@ -1,7 +1,11 @@
 #include "toolstack/replication/migration.hpp"
 
+#include <memory>
 #include <string>
 #include <variant>
+#include <vector>
+
+#include "toolstack/replication/disk_mirror.hpp"
 
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
@@ -43,16 +47,68 @@ void await_receiver(Channel& channel, const MigrateConfig& config) {
     }
 }
 
+using Mirrors = std::vector<std::unique_ptr<disk::DiskMirror>>;
+
+// Brings the receiver's copy of every disk up to date (disk_mirror.hpp) before memory moves.
+void sync_disks(const Mirrors& mirrors, Channel& channel, const MigrateConfig& config, const DeviceSend& send) {
+    for (const auto& mirror : mirrors) mirror->start(send);
+    auto deadline = Clock::now() + config.link.peer_timeout;
+    for (;;) {
+        bool synced = true, sent = false;
+        for (const auto& mirror : mirrors) {
+            if (mirror->synced()) continue;
+            sent = mirror->send_some(send, 4 * 1024 * 1024) || sent;
+            synced = synced && mirror->synced();
+        }
+        if (synced) return;
+        // Whatever the receiver sent; when nothing could be sent, wait a moment for its hashes.
+        for (auto wait = Clock::now() + (sent ? Millis{0} : Millis{10});;) {
+            auto message = channel.receive(wait);
+            if (!message) break;
+            wait = Clock::now();
+            log_received(config.log, "migrate", *message);
+            deadline = Clock::now() + config.link.peer_timeout;
+            if (const auto* hashes = std::get_if<protocol::DiskHashes>(&*message)) {
+                if (hashes->disk >= mirrors.size()) throw Error("migration: disk-hashes for disk " + std::to_string(hashes->disk) + ", the guest has " + std::to_string(mirrors.size()));
+                mirrors[hashes->disk]->take_hashes(*hashes);
+            } else if (const auto* failure = std::get_if<protocol::Failure>(&*message)) {
+                throw Error("migration: the receiver failed: " + failure->message);
+            } else if (!std::holds_alternative<protocol::Heartbeat>(*message)) {
+                throw Error(std::string("migration: unexpected ") + protocol::message_name(*message) +
+                            " from the receiver while the disks are synced");
+            }
+        }
+        if (!sent && Clock::now() > deadline) {
+            throw LinkDown("migration: the receiver did not answer for " +
+                           std::to_string(config.link.peer_timeout.count()) + " ms while the disks are synced");
+        }
+    }
+}
+
 }  // namespace
 
 MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig& config) {
     const auto start = Clock::now();
     PrecopySender sender(backend, channel, config.precopy, config.log, "migrate");
     MigrationResult result;
+    const DeviceSend send = [&](const protocol::Message& message) {
+        log_sent(config.log, "migrate", message);
+        channel.send(message);
+    };
+    Mirrors mirrors;
+    const auto disks = backend.disks();
+    for (std::uint32_t i = 0; i < disks.size(); ++i) {
+        mirrors.push_back(std::make_unique<disk::DiskMirror>(*disks[i], i, [&channel] { channel.wake(); }));
+    }
+    const auto send_disk_writes = [&] {
+        for (const auto& mirror : mirrors) mirror->send_queued(send);
+    };
+    sender.set_between_batches(send_disk_writes);
     try {
+        sync_disks(mirrors, channel, config, send);
         sender.send_live();
         const auto paused_at = Clock::now();
-        sender.send_final();
+        sender.send_final(send_disk_writes);
         // Paused for good unless this fails: the destination (maybe this very host) takes the
         // guest's TAP names over. Taken back below if the migration fails.
         for (GuestNic* nic : backend.nics()) nic->detach_host();
@@ -93,6 +149,12 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
     result.pages_final = sender.pages_final();
     result.bytes_sent = sender.bytes_sent();
     result.throttle_percent = sender.throttle_percent();
+    for (const auto& mirror : mirrors) {
+        const disk::MirrorStats d = mirror->stats();
+        result.disk_sync_bytes += d.sync_bytes_sent;
+        result.disk_sync_ms = std::max(result.disk_sync_ms, d.sync_ms);
+        result.disk_write_bytes += d.write_bytes;
+    }
     result.total = elapsed_since(start);
     return result;
 }

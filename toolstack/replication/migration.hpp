@@ -1,6 +1,8 @@
 // `migrate`: live-migrate a running guest to a receiver (a Secondary, which handles both plain
 // migration and COLO). The transaction, sender's view:
 //
+//   DiskSyncBegin ← DiskHashes*, DiskWrite* (each disk's differing blocks, then the guest's writes
+//   as they happen, until the final pause)                                disk_mirror.hpp
 //   PageBatch* (full pass) PageBatch* (dirty rounds, guest running)       PrecopySender::send_live
 //   [pause] PageBatch* DeviceState* MigrationCommit                        PrecopySender::send_final
 //   Goodbye{"migration complete"}      the receiver restores, resumes the guest and answers
@@ -26,6 +28,9 @@ struct MigrationResult {
     std::uint64_t pages_final = 0;   // sent while paused
     std::uint64_t bytes_sent = 0;    // page and state payload
     unsigned throttle_percent = 0;   // the highest auto-converge throttle (0: none was needed)
+    // Disks: data bytes of the blocks the receiver's copies lacked, the time to send them, and
+    // the data bytes the guest wrote meanwhile and until the final pause.
+    std::uint64_t disk_sync_bytes = 0, disk_sync_ms = 0, disk_write_bytes = 0;
     Micros downtime{0};              // pause → the receiver acknowledged it runs the guest
     Micros total{0};
 };

@@ -52,6 +52,7 @@ std::uint64_t PrecopySender::send_pending() {
             const auto& batch = std::get<protocol::PageBatch>(message);
             for (const Pfn pfn : batch.frames) pending_.clear(pfn);
             bytes_sent_ += batch.data.size();
+            if (between_) between_();
         });
     pages_sent_ += sent;
     return sent;

@@ -28,6 +28,8 @@ class PrecopySender {
 public:
     PrecopySender(Backend& backend, Channel& channel, PrecopyConfig config, LogFn log, const char* who);
 
+    // Called after every page batch (checkpoint devices' drain: a disk's writes meanwhile).
+    void set_between_batches(std::function<void()> between) { between_ = std::move(between); }
     void send_live();
     // `paused` runs once the guest is paused, before its state is saved (checkpoint devices'
     // quiesce hook).
@@ -51,6 +53,7 @@ private:
     PrecopyConfig config_;
     LogFn log_;
     const char* who_;
+    std::function<void()> between_;
     DirtyBitmap pending_;
     unsigned passes_ = 0;
     std::uint64_t pages_sent_ = 0;

@@ -52,6 +52,10 @@ struct PrimaryStats {
     std::uint64_t net_ingress_frames = 0, net_egress_frames = 0, net_released_frames = 0, net_held_frames = 0;
     std::uint64_t net_compare_checkpoints = 0;
     std::string net_last_compare_reason;
+    // All disks: the initial sync (blocks of the images, those sent because the secondary's copy
+    // differed, their data bytes, its time), and the guest's writes mirrored since (bytes).
+    std::uint64_t disk_sync_blocks = 0, disk_sync_blocks_sent = 0, disk_sync_bytes = 0, disk_sync_ms = 0;
+    std::uint64_t disk_writes_mirrored = 0, disk_write_bytes_mirrored = 0;
     std::string protection_lost_reason;    // why, once unprotected
     std::optional<std::chrono::system_clock::time_point> protection_lost_at;  // when
     std::string phase;                     // of the checkpoint transaction (checkpoint_transaction.hpp)
@@ -75,6 +79,13 @@ struct SecondaryStats {
     // not released; colo: the SVM's own nobody released) and ingress given to the guest again.
     std::uint64_t net_takeover_held_sent = 0, net_takeover_svm_sent = 0, net_takeover_ingress_replayed = 0;
     std::uint64_t net_takeover_tcp_translated = 0;
+    // All disks (disk_device.hpp): blocks hashed in the initial sync; writes into the copy; writes
+    // kept for a checkpoint not committed yet; fdatasyncs of epochs that flushed; colo: bytes of
+    // the SVM's own writes the commits replaced; at takeover, bytes of the SVM's own writes kept
+    // and writes of no committed checkpoint dropped.
+    std::uint64_t disk_sync_hashed_blocks = 0, disk_writes_applied = 0, disk_bytes_applied = 0;
+    std::uint64_t disk_writes_pending = 0, disk_flushes = 0, disk_overlay_bytes_dropped = 0;
+    std::uint64_t disk_takeover_overlay_bytes = 0, disk_takeover_dropped_writes = 0;
     std::string phase;                        // of the checkpoint transaction
     std::string stopped_reason;               // why, once stopped or failed
 };
