@@ -108,6 +108,10 @@ public:
     // The guest runs here from now on (takeover, or the end of a migration): release what the
     // primary might not have, then act as the guest's own device.
     virtual void take_over() = 0;
+    // After setup, commit and take_over: make durable what they must (a disk's fdatasync). It may
+    // take long on a busy host, so the transaction runs it off the pipeline thread while that
+    // thread keeps the heartbeats going. Throws colo::Error.
+    virtual void make_durable() {}
 };
 
 }  // namespace colo

@@ -1,6 +1,7 @@
 #include "toolstack/replication/colo_secondary.hpp"
 
 #include <algorithm>
+#include <future>
 #include <variant>
 
 #include "toolstack/protocol/message_codec.hpp"
@@ -69,6 +70,17 @@ const RamCache& Secondary::cache() const {
 void Secondary::send(const protocol::Message& message) {
     log_sent(config_.log, kWho, message);
     channel_.send(message);
+}
+
+void Secondary::make_devices_durable() {
+    auto done = std::async(std::launch::async, [this] {
+        for (auto& device : devices_) device->make_durable();
+    });
+    while (done.wait_until(monitor_.next_heartbeat()) != std::future_status::ready) {
+        const auto now = Clock::now();
+        if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()});
+    }
+    done.get();
 }
 
 void Secondary::set_stopped_reason(const std::string& reason) {
@@ -248,6 +260,7 @@ Secondary::Outcome Secondary::finish_migration() {
         device->setup();
         device->take_over();
     }
+    make_devices_durable();
     svm_.resume();
     try {
         send(protocol::CheckpointLoaded{0});
@@ -271,6 +284,7 @@ void Secondary::enter_colo(std::uint64_t epoch) {
     svm_.start_dirty_log();
     received_.clear_all();
     for (auto& device : devices_) device->setup();
+    make_devices_durable();
     epoch_ = epoch;
     if (!state_.transition(Role::syncing, Role::protecting)) return;
     phase_ = SecondaryPhase::protecting;
@@ -330,6 +344,7 @@ void Secondary::apply_checkpoint(const protocol::CheckpointEnd& end) {
     svm_.restore_state(staged_->state);
     // The SVM runs from the PVM's state now; its devices continue from the checkpoint too.
     for (auto& device : devices_) device->commit();
+    make_devices_durable();
     received_.clear_all();
     epoch_ = end.epoch;
     staged_.reset();

@@ -138,6 +138,9 @@ private:
     // A bad stream or a failed checkpoint: Failure to the primary, phase failed. Never throws.
     void fail(const std::string& reason) noexcept;
     void set_stopped_reason(const std::string& reason);
+    // The devices' make_durable, on a thread of its own while this one sends heartbeats: an
+    // fdatasync that takes seconds on a busy host must not look like a dead secondary.
+    void make_devices_durable();
 
     Backend& svm_;
     Channel& channel_;

@@ -178,8 +178,8 @@ void Secondary::apply(const protocol::DiskWrite& write) {
 
 void Secondary::setup() {
     if (block_bytes_ != 0 && hashing_) throw Error(name() + ": protection starts before the disk was hashed");
-    // The copy is the PVM's image at the final pause: durable from here on.
-    disk_.image().flush();
+    // The copy is the PVM's image at the final pause: durable before protection starts.
+    flush_due_ = true;
     protecting_ = true;
     if (mode_ == ProtectionMode::colo) {
         overlay_ = std::make_unique<disk::DiskOverlay>(disk_.image());
@@ -221,7 +221,7 @@ void Secondary::commit() {
             if (epoch == die_applying_) ::raise(SIGKILL);
         }
         if (staged_->flushed) {
-            disk_.image().flush();
+            flush_due_ = true;
             std::lock_guard lock(stats_mutex_);
             ++stats_.flushes;
         }
@@ -257,7 +257,8 @@ void Secondary::take_over() {
         disk_.set_io(nullptr);
         overlay_.reset();
     }
-    disk_.image().flush();
+    disk_.image().flush();  // before the mark goes: from here on the copy is a disk
+    flush_due_ = false;
     if (marker_) {
         marker_->remove();
         marker_.reset();
@@ -266,6 +267,12 @@ void Secondary::take_over() {
     stats_.takeover_overlay_bytes = overlay_bytes;
     stats_.takeover_dropped_writes = dropped;
     stats_.writes_pending = 0;
+}
+
+void Secondary::make_durable() {
+    if (!flush_due_) return;
+    disk_.image().flush();
+    flush_due_ = false;
 }
 
 SecondaryDiskStats Secondary::stats() const {

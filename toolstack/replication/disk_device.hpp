@@ -103,6 +103,7 @@ public:
     void abort() noexcept override;
     void poll(const DeviceSend& send) override;
     void take_over() override;
+    void make_durable() override;
 
     [[nodiscard]] SecondaryDiskStats stats() const;
 
@@ -129,6 +130,7 @@ private:
     std::uint64_t next_index_ = 1;
     bool protecting_ = false;  // from setup (EnterColo): writes wait for their checkpoint
     bool active_ = false;      // took over
+    bool flush_due_ = false;   // make_durable has an fdatasync to do
     std::deque<protocol::DiskWrite> pending_;
     std::uint64_t epoch_ = 0;  // commits since setup
     std::optional<Staged> staged_;
