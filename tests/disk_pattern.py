@@ -107,12 +107,12 @@ def self_test():
         _, problems = image_digest(path, 5, seed)
         kinds = [p.split(': ')[1].split(' ')[0] for p in problems]
         assert kinds == ['garbled', 'torn', 'foreign', 'short'], problems
-    print('disk_pattern self-test: ok')
 
 
 def main(argv):
     if argv[1:] == ['--self-test']:
         self_test()
+        print('disk_pattern self-test: ok')
         return 0
     if len(argv) != 4:
         print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)

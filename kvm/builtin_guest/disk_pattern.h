@@ -18,6 +18,8 @@
 
 #include <stdint.h>
 
+#include "kvm/builtin_guest/mix.h"
+
 #define COLO_DISK_BLOCK_BYTES 4096u
 #define COLO_DISK_SECTORS_PER_BLOCK 8u
 #define COLO_DISK_MAGIC 0x42445243u /* "CRDB" */
@@ -36,14 +38,7 @@ enum colo_disk_verdict {
     COLO_DISK_GARBLED = 3, /* neither zero nor a header of this pattern */
 };
 
-static inline uint64_t colo_disk_mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
+static inline uint64_t colo_disk_mix(uint64_t x) { return colo_mix64(x); }
 
 static inline uint64_t colo_disk_base(uint64_t seed, uint64_t block, uint64_t generation) {
     return colo_disk_mix(seed ^ colo_disk_mix(block * COLO_DISK_BLOCK_STEP + generation));

@@ -25,6 +25,7 @@
 #include "kvm/builtin_guest/decimal.h"
 #include "kvm/builtin_guest/disk.h"
 #include "kvm/builtin_guest/image_header.h"
+#include "kvm/builtin_guest/mix.h"
 #include "kvm/builtin_guest/net.h"
 #include "kvm/builtin_guest/params.h"
 
@@ -40,15 +41,7 @@ static inline uint64_t rdtsc(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 
-/* A 64-bit finaliser (murmur3's): good avalanche, no tables. */
-static uint64_t mix(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
+static uint64_t mix(uint64_t x) { return colo_mix64(x); }
 
 /* Word i of a page is base + i * odd constant: one multiply-add per word to fill or check. */
 static uint64_t page_base(uint64_t seed, uint64_t page, uint32_t generation) {

@@ -264,9 +264,10 @@ std::uint32_t VirtioBlk::serve_chain_locked(const Chain& chain) {
     } catch (const Refused& r) {
         status = r.status;
         written = 0;
-    } catch (const Error&) {
-        // The DiskIo could not do it (the disk's owner logs why if it cares): an I/O error for
-        // the guest, whose driver retries or fails the request; the VMM runs on.
+    } catch (const std::exception&) {
+        // The DiskIo could not do it (colo::Error by its contract; the disk's owner logs why if it
+        // cares), or a bounce buffer could not be had: an I/O error for the guest, whose driver
+        // retries or fails the request; the vCPU and the VMM run on.
         status = kStatusIoErr;
         written = 0;
     }

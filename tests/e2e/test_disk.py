@@ -105,6 +105,8 @@ def test_disk_local(binary):
     """One host, no replication: the workload runs to its end and the image agrees with the guest;
     save and restore in the middle continue it without a CORRUPT; a missing, misfit, busy or
     non-raw image is a one-line error that leaves nothing running."""
+    from disk_pattern import self_test
+    self_test()  # the checker itself, on blocks it makes: clean ones, a torn, a foreign, a garbled one
     ws = Workspace(binary, 'disk-local')
     seed = 5
     try:

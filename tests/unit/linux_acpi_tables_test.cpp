@@ -248,8 +248,10 @@ TEST_CASE("linux acpi: vCPU counts outside 1..254 and too many devices are error
     CHECK_THROWS_WITH_AS((void)build_dsdt(nics(1001)), "ACPI DSDT: 1001 virtio-mmio devices (at most 1000)", colo::Error);
 }
 
-TEST_CASE("linux acpi: load_linux describes each vif's virtio-mmio slot in the DSDT it writes") {
-    namespace layout = colo::kvm::layout;
+namespace {
+
+// The DSDT load_linux writes for a guest with `vifs` NICs and `disks` disks.
+std::vector<std::byte> dsdt_for(std::size_t vifs, std::size_t disks) {
     namespace boot = colo::kvm::boot_layout;
     linux_test::TempDir dir;
     colo::GuestConfig c;
@@ -258,48 +260,41 @@ TEST_CASE("linux acpi: load_linux describes each vif's virtio-mmio slot in the D
     c.memory_mib = 64;
     c.vcpus = 1;
     c.kernel = dir.write("vmlinux", linux_test::make_elf());
-    c.vifs.resize(3);
+    c.vifs.resize(vifs);
+    for (std::size_t i = 0; i < disks; ++i) {
+        c.disks.push_back(colo::DiskConfig{"/d" + std::to_string(i) + ".img", std::string("xvd") + char('a' + i), false});
+    }
     std::vector<std::byte> ram(64u << 20);
     (void)colo::kvm::load_linux(c, ram, ram.size());
-
     const std::span<const std::byte> block = std::span<const std::byte>(ram).subspan(boot::kAcpiTables.value, boot::kAcpiTablesCapacity);
-    const Walk w = walk(block, boot::kAcpiTables.value);
-    for (unsigned i = 0; i < 3; ++i) {
-        CAPTURE(i);
-        const auto base = static_cast<std::uint32_t>(layout::kVirtioMmioBase.value + i * layout::kVirtioMmioSlotBytes);
-        CHECK(contains(w.dsdt, {0x86, 0x09, 0x00, 0x01, static_cast<std::uint8_t>(base), static_cast<std::uint8_t>(base >> 8),
-                                static_cast<std::uint8_t>(base >> 16), static_cast<std::uint8_t>(base >> 24), 0x00, 0x10, 0x00, 0x00}));
-        CHECK(contains(w.dsdt, {0x89, 0x06, 0x00, 0x03, 0x01, static_cast<std::uint8_t>(layout::kVirtioFirstGsi + i), 0x00, 0x00, 0x00}));
-    }
-    CHECK_FALSE(contains(w.dsdt, {'V', '0', '0', '3'}));
+    const auto dsdt = walk(block, boot::kAcpiTables.value).dsdt;
+    return {dsdt.begin(), dsdt.end()};
+}
+
+// Whether the DSDT holds virtio-mmio slot N's window and interrupt.
+bool describes_slot(const std::vector<std::byte>& dsdt, unsigned slot) {
+    namespace layout = colo::kvm::layout;
+    const auto base = static_cast<std::uint32_t>(layout::kVirtioMmioBase.value + slot * layout::kVirtioMmioSlotBytes);
+    return contains(dsdt, {0x86, 0x09, 0x00, 0x01, static_cast<std::uint8_t>(base), static_cast<std::uint8_t>(base >> 8),
+                           static_cast<std::uint8_t>(base >> 16), static_cast<std::uint8_t>(base >> 24), 0x00, 0x10, 0x00, 0x00}) &&
+           contains(dsdt, {0x89, 0x06, 0x00, 0x03, 0x01, static_cast<std::uint8_t>(colo::kvm::layout::kVirtioFirstGsi + slot), 0x00,
+                           0x00, 0x00});
+}
+
+}  // namespace
+
+TEST_CASE("linux acpi: load_linux describes each vif's virtio-mmio slot in the DSDT it writes") {
+    const auto dsdt = dsdt_for(3, 0);
+    for (unsigned slot : {0u, 1u, 2u}) CHECK(describes_slot(dsdt, slot));
+    CHECK_FALSE(describes_slot(dsdt, 3));
+    CHECK_FALSE(contains(dsdt, {'V', '0', '0', '3'}));
 }
 
 TEST_CASE("linux acpi: load_linux describes each disk at virtio-mmio slot kMaxVifs + N, after the vifs") {
-    namespace layout = colo::kvm::layout;
-    namespace boot = colo::kvm::boot_layout;
-    linux_test::TempDir dir;
-    colo::GuestConfig c;
-    c.name = "lx";
-    c.guest = colo::GuestKind::linux_kernel;
-    c.memory_mib = 64;
-    c.vcpus = 1;
-    c.kernel = dir.write("vmlinux", linux_test::make_elf());
-    c.vifs.resize(1);
-    c.disks = {colo::DiskConfig{"/a.img", "xvda", false}, colo::DiskConfig{"/b.img", "xvdb", true}};
-    std::vector<std::byte> ram(64u << 20);
-    (void)colo::kvm::load_linux(c, ram, ram.size());
-
-    const std::span<const std::byte> block = std::span<const std::byte>(ram).subspan(boot::kAcpiTables.value, boot::kAcpiTablesCapacity);
-    const Walk w = walk(block, boot::kAcpiTables.value);
-    for (const unsigned slot : {0u, 4u, 5u}) {
-        CAPTURE(slot);
-        const auto base = static_cast<std::uint32_t>(layout::kVirtioMmioBase.value + slot * layout::kVirtioMmioSlotBytes);
-        CHECK(contains(w.dsdt, {0x86, 0x09, 0x00, 0x01, static_cast<std::uint8_t>(base), static_cast<std::uint8_t>(base >> 8),
-                                static_cast<std::uint8_t>(base >> 16), static_cast<std::uint8_t>(base >> 24), 0x00, 0x10, 0x00, 0x00}));
-        CHECK(contains(w.dsdt, {0x89, 0x06, 0x00, 0x03, 0x01, static_cast<std::uint8_t>(layout::kVirtioFirstGsi + slot), 0x00, 0x00, 0x00}));
-    }
+    const auto dsdt = dsdt_for(1, 2);
+    for (unsigned slot : {0u, 4u, 5u}) CHECK(describes_slot(dsdt, slot));
     // Three LNRO0005 devices, V000..V002, and no slot between the NIC and the first disk.
-    CHECK(contains(w.dsdt, {'V', '0', '0', '2'}));
-    CHECK_FALSE(contains(w.dsdt, {'V', '0', '0', '3'}));
-    CHECK_FALSE(contains(w.dsdt, {0x89, 0x06, 0x00, 0x03, 0x01, static_cast<std::uint8_t>(layout::kVirtioFirstGsi + 1), 0x00, 0x00, 0x00}));
+    CHECK(contains(dsdt, {'V', '0', '0', '2'}));
+    CHECK_FALSE(contains(dsdt, {'V', '0', '0', '3'}));
+    for (unsigned slot : {1u, 2u, 3u, 6u}) CHECK_FALSE(describes_slot(dsdt, slot));
 }

@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -124,6 +125,7 @@ public:
     std::vector<std::pair<std::uint64_t, std::vector<std::byte>>> writes;
     unsigned flushes = 0, reads = 0, discards = 0;
     bool fail = false;
+    bool fail_otherwise = false;  // not a colo::Error: the device still answers IOERR
     bool block = false;
     std::mutex mutex;
     std::condition_variable changed;
@@ -150,6 +152,7 @@ public:
     }
     void flush() override {
         if (fail) throw colo::SystemError("fdatasync test.img", EIO);
+        if (fail_otherwise) throw std::runtime_error("out of something");
         ++flushes;
     }
 };
@@ -322,7 +325,11 @@ TEST_CASE("virtio-blk device: set_io puts a DiskIo in between; one that throws g
     CHECK(d.request(kOut, 4, 1024) == kIoErr);
     CHECK(d.request(kIn, 4, 1024) == kIoErr);
     CHECK(d.request(kFlush, 0, 0) == kIoErr);
-    CHECK(d.disk->stats().errors == 3);
+    io.fail = false;
+    io.fail_otherwise = true;
+    CHECK(d.request(kFlush, 0, 0) == kIoErr);
+    io.fail_otherwise = false;
+    CHECK(d.disk->stats().errors == 4);
     CHECK((d.disk->device_status() & 64) == 0);
     d.disk->set_io(nullptr);  // back to the image
     d.put_data(data);
