@@ -19,6 +19,10 @@ void register_backend(BackendRegistry& registry) {
             throw Error("xen: vif is for the KVM backend; a Xen domain's NICs are those of its xl config, "
                         "and colo-replicate does not replicate them yet");
         }
+        if (!config.disks.empty()) {
+            throw Error("xen: disk is for the KVM backend; a Xen domain's disks are those of its xl config, "
+                        "and colo-replicate does not replicate them yet");
+        }
         auto calls = std::make_unique<LibxcCalls>();
         const DomainId domain = calls->domain_by_name(config.name);
         return std::make_unique<XenBackend>(std::move(calls), domain, config.name);

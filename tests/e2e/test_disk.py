@@ -29,8 +29,8 @@ def make_image(path, size=DISK_BYTES):
     return path
 
 
-def disk_keys(image, rate=500, writes=2000, flush_every=8):
-    return dict(disk=['%s,raw,xvda,rw' % image], disk_rate=rate, disk_blocks=DISK_BLOCKS,
+def disk_keys(image, rate=500, writes=2000, flush_every=8, blocks=DISK_BLOCKS):
+    return dict(disk=['%s,raw,xvda,rw' % image], disk_rate=rate, disk_blocks=blocks,
                 disk_writes=writes, disk_flush_every=flush_every)
 
 
@@ -64,10 +64,10 @@ def done_digest(data):
     return None
 
 
-def check_image(path, seed, digest, what):
+def check_image(path, seed, digest, what, blocks=DISK_BLOCKS):
     """The image's blocks read back to the digest the guest printed; returns a summary."""
     from disk_pattern import image_digest  # tests/disk_pattern.py, shared with the kvm tier
-    got, problems = image_digest(path, DISK_BLOCKS, seed)
+    got, problems = image_digest(path, blocks, seed)
     check(not problems, '%s: %s' % (what, '; '.join(problems[:5])))
     check(got == digest, '%s: the image reads back to digest %s, the guest expects %s' % (what, got, digest))
     return 'image digest %s' % digest

@@ -501,6 +501,12 @@ PrimaryStats Primary::status() const {
     out.pause_p99 = pauses_.percentile(99);
     out.pause_max = pauses_.max();
     out.output_released = console_->gate().released();
+    if (role == Role::syncing) {  // progress of the initial sync, live
+        out.pages_migrated = precopy_.pages_sent();
+        out.migration_rounds = precopy_.passes();
+        out.sync_throttle_percent = precopy_.throttle_percent();
+        out.bytes_sent = precopy_.bytes_sent();
+    }
     for (const auto* nic : nics_) {
         const net_device::NetStats net = nic->stats();
         out.net_ingress_frames += net.ingress_frames;

@@ -13,6 +13,7 @@
 // Pages harvested but not yet sent stay in pending() (a failed send loses none of them).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -55,11 +56,12 @@ private:
     const char* who_;
     std::function<void()> between_;
     DirtyBitmap pending_;
-    unsigned passes_ = 0;
-    std::uint64_t pages_sent_ = 0;
+    // Atomic: `status` reads them from another thread while the pre-copy runs (progress).
+    std::atomic<unsigned> passes_{0};
+    std::atomic<std::uint64_t> pages_sent_{0};
     std::uint64_t pages_final_ = 0;
-    std::uint64_t bytes_sent_ = 0;
-    unsigned throttle_percent_ = 0;
+    std::atomic<std::uint64_t> bytes_sent_{0};
+    std::atomic<unsigned> throttle_percent_{0};
     // Auto-converge, from send_live until send_final has paused the guest through it.
     std::unique_ptr<GuestThrottle> throttle_;
 };
