@@ -66,6 +66,7 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"net_held_frames", std::to_string(s.net_held_frames)},
         {"net_compare_checkpoints", std::to_string(s.net_compare_checkpoints)},
         {"disk_sync_blocks", std::to_string(s.disk_sync_blocks)},
+        {"disk_sync_blocks_done", std::to_string(s.disk_sync_blocks_done)},
         {"disk_sync_blocks_sent", std::to_string(s.disk_sync_blocks_sent)},
         {"disk_sync_bytes", std::to_string(s.disk_sync_bytes)},
         {"disk_sync_ms", std::to_string(s.disk_sync_ms)},

@@ -22,6 +22,7 @@ inline constexpr int kExitUsage = 2;
 struct Io {
     std::ostream& out;
     std::ostream& err;
+    bool terminal = false;  // `out` is a terminal: progress redraws one line instead of printing lines
 };
 
 struct Command {

@@ -1,5 +1,7 @@
 // colo-replicate: the operator's command. Everything is in the command table; main only turns
 // argv into strings and makes sure no exception escapes without a one-line message.
+#include <unistd.h>
+
 #include <exception>
 #include <iostream>
 #include <string>
@@ -9,7 +11,7 @@
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
-    colo::cli::Io io{std::cout, std::cerr};
+    colo::cli::Io io{std::cout, std::cerr, ::isatty(STDOUT_FILENO) == 1};
     try {
         return colo::cli::dispatch(args, io);
     } catch (const std::exception& e) {

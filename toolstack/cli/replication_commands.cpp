@@ -46,6 +46,56 @@ bool warn_caveat(const std::string& line, const char* command, Io& io) {
     return true;
 }
 
+std::uint64_t number(const std::map<std::string, std::string>& status, const char* key) {
+    const auto found = status.find(key);
+    return found == status.end() || found->second.empty() ? 0 : std::stoull(found->second);
+}
+
+// The initial sync's progress from `status`: round, pages, MB/s since the last look, throttle, and
+// the disks' blocks compared.
+class SyncProgress {
+public:
+    explicit SyncProgress(Io& io) : io_(io), last_(std::chrono::steady_clock::now()), printed_(last_) {}
+
+    void show(const std::map<std::string, std::string>& status) {
+        const auto now = std::chrono::steady_clock::now();
+        if (!io_.terminal && now < printed_ + std::chrono::seconds(1)) return;
+        const std::uint64_t bytes = number(status, "bytes_sent");
+        const double seconds = std::chrono::duration<double>(now - last_).count();
+        if (seconds > 0 && bytes >= bytes_) rate_ = static_cast<double>(bytes - bytes_) / seconds / 1e6;
+        bytes_ = bytes;
+        last_ = now;
+        char line[200];
+        std::snprintf(line, sizeof line, "syncing: pass %llu, %llu pages sent, %.1f MB/s, throttle %llu%%",
+                      static_cast<unsigned long long>(number(status, "migration_rounds") + 1),
+                      static_cast<unsigned long long>(number(status, "pages_migrated")), rate_,
+                      static_cast<unsigned long long>(number(status, "sync_throttle_percent")));
+        std::string text = line;
+        if (const std::uint64_t blocks = number(status, "disk_sync_blocks"); blocks != 0) {
+            text += ", disks " + std::to_string(number(status, "disk_sync_blocks_done")) + "/" + std::to_string(blocks) +
+                    " blocks compared, " + std::to_string(number(status, "disk_sync_blocks_sent")) + " sent";
+        }
+        if (io_.terminal) {
+            io_.out << "\r" << text << "\x1b[K" << std::flush;
+            drawn_ = true;
+        } else {
+            io_.out << text << "\n";
+        }
+        printed_ = now;
+    }
+    void done() {
+        if (drawn_) io_.out << "\r\x1b[K" << std::flush;
+    }
+
+private:
+    Io& io_;
+    std::chrono::steady_clock::time_point last_;
+    std::chrono::steady_clock::time_point printed_;
+    std::uint64_t bytes_ = 0;
+    double rate_ = 0;
+    bool drawn_ = false;
+};
+
 std::string ms(const std::string& micros) {
     const double us = std::stod(micros.empty() ? "0" : micros);
     char text[32];
@@ -70,13 +120,17 @@ int run_protect(const po::variables_map& vm, Io& io) {
     request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
     for (const auto& line : control::request(name, request)) warn_caveat(line, "protect", io);
 
-    // The initial sync runs in the guest's process; report once it is over.
+    // The initial sync runs in the guest's process; its progress is shown while it runs (a line
+    // redrawn on a terminal, a line a second otherwise) and the result once it is over.
     std::map<std::string, std::string> status;
+    SyncProgress progress(io);
     for (;;) {
         status = status_of(name);
         if (status["state"] != "syncing") break;
+        progress.show(status);
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
+    progress.done();
     if (status["state"] != "protected") {
         throw Error("protection of " + name + " failed: " +
                     (status["protection_lost"].empty() ? status["state"] : status["protection_lost"]));

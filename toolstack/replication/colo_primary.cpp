@@ -519,6 +519,7 @@ PrimaryStats Primary::status() const {
     for (const auto* disk : disks_) {
         const disk::MirrorStats d = disk->stats();
         out.disk_sync_blocks += d.sync_blocks;
+        out.disk_sync_blocks_done += d.sync_blocks_done;
         out.disk_sync_blocks_sent += d.sync_blocks_sent;
         out.disk_sync_bytes += d.sync_bytes_sent;
         out.disk_sync_ms = std::max(out.disk_sync_ms, d.sync_ms);

@@ -153,6 +153,7 @@ bool DiskMirror::send_some(const DeviceSend& send, std::uint64_t budget) {
             const BlockHash mine = hash_block(block);
             const bool same = std::memcmp(mine.data(), remote_.data() + cursor_ * protocol::kDiskHashBytes, mine.size()) == 0;
             ++cursor_;
+            stats_.sync_blocks_done = cursor_;
             spent += length;
             if (!same) {
                 ++stats_.sync_blocks_sent;

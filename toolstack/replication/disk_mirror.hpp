@@ -41,6 +41,7 @@ inline constexpr std::uint32_t kSyncBlockBytes = 64 * 1024;
 struct MirrorStats {
     std::uint64_t size_bytes = 0;
     std::uint64_t sync_blocks = 0;        // blocks of the image
+    std::uint64_t sync_blocks_done = 0;   // of those, compared so far
     std::uint64_t sync_blocks_sent = 0;   // of those, sent because the receiver's copy differed
     std::uint64_t sync_bytes_sent = 0;    // data bytes of those (all-zero blocks carry none)
     std::uint64_t sync_ms = 0;            // start until every block was looked at

@@ -52,9 +52,9 @@ std::uint64_t PrecopySender::send_pending() {
             const auto& batch = std::get<protocol::PageBatch>(message);
             for (const Pfn pfn : batch.frames) pending_.clear(pfn);
             bytes_sent_ += batch.data.size();
+            pages_sent_ += batch.frames.size();  // per batch: `status` shows the progress
             if (between_) between_();
         });
-    pages_sent_ += sent;
     return sent;
 }
 

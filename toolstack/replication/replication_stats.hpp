@@ -54,7 +54,8 @@ struct PrimaryStats {
     std::string net_last_compare_reason;
     // All disks: the initial sync (blocks of the images, those sent because the secondary's copy
     // differed, their data bytes, its time), and the guest's writes mirrored since (bytes).
-    std::uint64_t disk_sync_blocks = 0, disk_sync_blocks_sent = 0, disk_sync_bytes = 0, disk_sync_ms = 0;
+    std::uint64_t disk_sync_blocks = 0, disk_sync_blocks_done = 0, disk_sync_blocks_sent = 0, disk_sync_bytes = 0;
+    std::uint64_t disk_sync_ms = 0;
     std::uint64_t disk_writes_mirrored = 0, disk_write_bytes_mirrored = 0;
     std::string protection_lost_reason;    // why, once unprotected
     std::optional<std::chrono::system_clock::time_point> protection_lost_at;  // when
