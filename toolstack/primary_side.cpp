@@ -133,6 +133,7 @@ StatusFields PrimarySide::status() const {
                           : primary_ ? status_fields(primary_->status())
                                      : StatusFields{{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
     if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) fields.emplace_back("caveat", caveat);
+    add_disk_fields(service_.backend(), fields);
     return fields;
 }
 

@@ -122,6 +122,27 @@ StatusFields status_fields(const SecondaryStats& s) {
     return f;
 }
 
+void add_disk_fields(Backend& backend, StatusFields& fields) {
+    const auto disks = backend.disks();
+    if (disks.empty()) return;
+    DiskStats sum;
+    for (const GuestDisk* disk : disks) {
+        const DiskStats d = disk->stats();
+        sum.writes += d.writes;
+        sum.write_bytes += d.write_bytes;
+        sum.flushes += d.flushes;
+        sum.errors += d.errors;
+        sum.recent_flush_p50_us = std::max(sum.recent_flush_p50_us, d.recent_flush_p50_us);
+        sum.recent_flush_p99_us = std::max(sum.recent_flush_p99_us, d.recent_flush_p99_us);
+    }
+    fields.emplace_back("disk_guest_writes", std::to_string(sum.writes));
+    fields.emplace_back("disk_guest_write_bytes", std::to_string(sum.write_bytes));
+    fields.emplace_back("disk_guest_flushes", std::to_string(sum.flushes));
+    fields.emplace_back("disk_guest_flush_p50_us", std::to_string(sum.recent_flush_p50_us));
+    fields.emplace_back("disk_guest_flush_p99_us", std::to_string(sum.recent_flush_p99_us));
+    fields.emplace_back("disk_guest_errors", std::to_string(sum.errors));
+}
+
 std::string to_json(const StatusFields& fields) {
     std::string out = "{";
     for (std::size_t i = 0; i < fields.size(); ++i) {

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "backends/backend.hpp"
 #include "toolstack/replication/replication_stats.hpp"
 
 namespace colo {
@@ -14,6 +15,11 @@ using StatusFields = std::vector<std::pair<std::string, std::string>>;
 
 [[nodiscard]] StatusFields status_fields(const PrimaryStats& stats);
 [[nodiscard]] StatusFields status_fields(const SecondaryStats& stats);
+
+// The guest's disks as their devices saw them, all disks summed (none: nothing added):
+// disk_guest_writes, disk_guest_write_bytes, disk_guest_flushes, disk_guest_flush_p50_us and
+// disk_guest_flush_p99_us (of the last flushes; the largest of the disks'), disk_guest_errors.
+void add_disk_fields(Backend& backend, StatusFields& fields);
 
 [[nodiscard]] std::string to_json(const StatusFields& fields);
 [[nodiscard]] std::string to_text(const StatusFields& fields);

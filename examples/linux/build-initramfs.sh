@@ -14,8 +14,10 @@
 # The archive is an uncompressed cpio (newc): a guest that runs slowly (nested, emulated paging)
 # would otherwise spend seconds decompressing it. Parameters come from the kernel command line
 # (the config's `extra`): workload.mib=, workload.ms=, workload.rate=, workload.count= (see
-# workload.c), and net.ip=ADDR/PREFIX: /init gives eth0 that address (the vif's `ip=`; the loader
-# does not pass it on) and starts tcp_seq_server before the workload.
+# workload.c), net.ip=ADDR/PREFIX: /init gives eth0 that address (the vif's `ip=`; the loader
+# does not pass it on) and starts tcp_seq_server before the workload, and disk.fs=DEVICE: /init
+# mounts that ext4 file system (the config's disk: /dev/vda) on /mnt and starts
+# examples/linux/fsync_writer.c there (numbered files, each fsynced before `fsynced N` is printed).
 # Needs the Debian packages busybox-static, cpio, gcc, libc6-dev.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,10 +37,11 @@ command -v cpio >/dev/null || { echo "build-initramfs.sh: cpio is missing (apt-g
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
-mkdir -p "$root"/{bin,dev,proc,sys,tmp}
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,mnt}
 cp "$busybox" "$root/bin/busybox"
 gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/workload" "$here/workload.c"
 gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/tcp_seq_server" "$here/tcp_seq_server.c"
+gcc -static -O2 -Wall -Wextra -Werror -o "$root/bin/fsync_writer" "$here/fsync_writer.c"
 if [ -f "$modules/order" ]; then
     mkdir -p "$root/modules"
     while read -r m; do cp "$modules/$m.ko" "$root/modules/"; done < "$modules/order"
@@ -60,9 +63,21 @@ if [ -f /modules/order ]; then
     done < /modules/order
 fi
 address=""
+fs=""
 for word in $(/bin/busybox cat /proc/cmdline); do
-    case "$word" in net.ip=*) address=${word#net.ip=} ;; esac
+    case "$word" in
+        net.ip=*) address=${word#net.ip=} ;;
+        disk.fs=*) fs=${word#disk.fs=} ;;
+    esac
 done
+if [ -n "$fs" ]; then
+    if /bin/busybox mount -t ext4 "$fs" /mnt; then
+        echo "colo-guest: $fs mounted on /mnt"
+        /bin/fsync_writer /mnt &
+    else
+        echo "colo-guest: cannot mount $fs (no disk, or no virtio-blk device in the DSDT?)"
+    fi
+fi
 if [ -n "$address" ]; then
     /bin/busybox ip link set lo up
     if /bin/busybox ip addr add "$address" dev eth0 && /bin/busybox ip link set eth0 up; then

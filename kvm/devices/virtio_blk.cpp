@@ -228,6 +228,13 @@ std::uint32_t VirtioBlk::serve_chain_locked(const Chain& chain) {
                 std::lock_guard lock(stats_mutex_);
                 ++stats_.flushes;
                 stats_.flush_ns += static_cast<std::uint64_t>(ns.count());
+                const auto us = static_cast<std::uint32_t>(std::min<std::int64_t>(ns.count() / 1000, UINT32_MAX));
+                if (recent_flush_us_.size() < kRecentFlushes) {
+                    recent_flush_us_.push_back(us);
+                } else {
+                    recent_flush_us_[recent_next_] = us;
+                    recent_next_ = (recent_next_ + 1) % kRecentFlushes;
+                }
                 break;
             }
             case kTypeGetId: {
@@ -283,7 +290,9 @@ void VirtioBlk::set_io(DiskIo* io) {
 
 DiskStats VirtioBlk::stats() const {
     std::lock_guard lock(stats_mutex_);
-    return stats_;
+    DiskStats out = stats_;
+    recent_flush_percentiles(recent_flush_us_, out);
+    return out;
 }
 
 std::uint32_t VirtioBlk::device_status() const {

@@ -94,6 +94,8 @@ private:
 
     mutable std::mutex stats_mutex_;  // its own, so stats() never waits for a request
     DiskStats stats_;
+    std::vector<std::uint32_t> recent_flush_us_;  // a ring of the last kRecentFlushes flush times
+    std::size_t recent_next_ = 0;
 };
 
 }  // namespace colo::kvm

@@ -35,10 +35,17 @@
 #                     device or no DSDT for it.
 #   linux-net-migrate-save-restore  then, unprotected, a new client stream keeps its connection
 #                     through `migrate` to a new run dir and `save` + `restore` into a new process.
+#   linux-disk-colo-sigkill  (linux_disk.sh, one L1 run for both) a Linux guest with ext4 on a
+#   linux-disk-remus-sigkill virtio-blk disk writes numbered files (examples/linux/fsync_writer.c),
+#                     printing `fsynced N` after each file's fsync; COLO then Remus, it is protected
+#                     to a `receive --disk-dir` in a new run dir and the primary SIGKILLed 0.5-3 s
+#                     later; the survivor writes on; its copy of the image, taken with the guest
+#                     paused, must pass `e2fsck -fn` after journal replay and hold every file any
+#                     released console reported fsynced, intact.
 #
 # Whole tier: about 3-4 minutes here (3 min measured, kernel cached). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
 # NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED,
-# NESTED_ONLY (the groups to run, of "kvm boot lifecycle network"; default all: `scons bench` runs
+# NESTED_ONLY (the groups to run, of "kvm boot lifecycle network disk"; default all: `scons bench` runs
 # "network" alone for the TCP throughput table).
 set -uo pipefail
 build=${1:?usage: nested_tests.sh BUILD_DIR}
@@ -46,7 +53,7 @@ build=$(cd "$build" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 l1="$here/run-in-l1.sh"
 timeout_s=${NESTED_TIMEOUT:-300}
-only=" ${NESTED_ONLY:-kvm boot lifecycle network} "
+only=" ${NESTED_ONLY:-kvm boot lifecycle network disk} "
 wants() { [[ "$only" == *" $1 "* ]]; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -65,7 +72,7 @@ if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
     why="no L1 kernel: $(tail -1 "$work/prepare.log")"
     for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage \
              linux-xsave-consistent linux-save-restore-3x linux-migrate linux-failover \
-             linux-net-colo-sigkill linux-net-remus-sigkill; do
+             linux-net-colo-sigkill linux-net-remus-sigkill linux-disk-colo-sigkill linux-disk-remus-sigkill; do
         echo "SKIP $t: $why"
     done
     exit 0
@@ -291,4 +298,37 @@ else
         -f "$here/linux_network.sh" -- sh "$here/linux_network.sh" "$cli" "$work/tcp_seq_client" "$cfg" "$work/network" \
         "${NET_RUNS:-3}" "${NET_SEED:-$RANDOM}" > "$log" 2>&1
     script_results "$log" "$start" $? linux_network.sh $net_tests
+fi
+
+# --- linux-disk-colo-sigkill, linux-disk-remus-sigkill: one L1 run of linux_disk.sh, with
+# e2fsprogs' mke2fs, e2fsck and debugfs from this host (-f brings their libraries) and the
+# example's fsync_writer, built static here, as the checker.
+disk_tests="linux-disk-colo-sigkill linux-disk-remus-sigkill"
+skip_disk=$skip_linux
+if [ -z "$skip_disk" ] && [ ! -f "$top/kvm/devices/virtio_blk.cpp" ]; then
+    skip_disk="the KVM VMM has no virtio-blk device in this tree (kvm/devices/virtio_blk.cpp)"
+elif [ -z "$skip_disk" ]; then
+    for tool in mke2fs e2fsck debugfs; do
+        command -v "$tool" > /dev/null || skip_disk="$tool is missing (apt-get install e2fsprogs)"
+    done
+fi
+if [ -z "$skip_disk" ] && ! gcc -static -O2 -Wall -Wextra -Werror -o "$work/fsync_writer" "$top/examples/linux/fsync_writer.c" 2> "$work/writer-build.log"; then
+    skip_disk="cannot build fsync_writer: $(tail -1 "$work/writer-build.log")"
+fi
+if ! wants disk; then
+    :
+elif [ -n "$skip_disk" ]; then
+    for t in $disk_tests; do echo "SKIP $t: $skip_disk"; done
+else
+    cfg="$work/disk.cfg" log="$work/disk.log"
+    linux_cfg "$cfg" nested-disk 1 "$kdir/vmlinux" "quiet workload.mib=8 workload.ms=200 workload.rate=32 disk.fs=/dev/vda"
+    echo "disk = [ '$work/disk/nested-disk.img,raw,xvda,rw' ]" >> "$cfg"
+    mkdir -p "$work/disk"
+    start=$SECONDS
+    disk_timeout=$((timeout_s > 480 ? timeout_s : 480))
+    "$l1" -t "$disk_timeout" -f "$cli" -f "$work/fsync_writer" -f "$(command -v mke2fs)" -f "$(command -v e2fsck)" \
+        -f "$(command -v debugfs)" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" -f "$here/linux_disk.sh" -- \
+        sh "$here/linux_disk.sh" "$cli" "$cfg" "$work/disk" "$work/fsync_writer" "$(command -v mke2fs)" \
+        "$(command -v e2fsck)" "$(command -v debugfs)" "${DISK_SEED:-$RANDOM}" > "$log" 2>&1
+    script_results "$log" "$start" $? linux_disk.sh $disk_tests
 fi
