@@ -20,6 +20,7 @@ void FakeDisk::resize(std::uint64_t bytes) {
 }
 
 void FakeDisk::set_io(DiskIo* io) {
+    if (on_set_io_) on_set_io_();
     std::lock_guard lock(request_mutex_);
     io_ = io;
 }

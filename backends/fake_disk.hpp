@@ -4,6 +4,7 @@
 // image), as a device's requests would. image_bytes() is the image as the host would see it.
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <vector>
 
@@ -32,6 +33,8 @@ public:
     [[nodiscard]] unsigned image_flushes() const;
     // Writes to the image fail from now on (an I/O error of the host's disk).
     void fail_image_writes(bool fail);
+    // Called at every set_io, before it changes anything (a test looks at the guest then).
+    void on_set_io(std::function<void()> hook) { on_set_io_ = std::move(hook); }
 
 private:
     class Image final : public DiskIo {
@@ -57,6 +60,7 @@ private:
     std::mutex request_mutex_;  // held while a request runs: set_io waits for it
     DiskIo* io_ = nullptr;
     DiskStats stats_;
+    std::function<void()> on_set_io_;
 };
 
 }  // namespace colo

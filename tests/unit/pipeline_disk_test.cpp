@@ -167,6 +167,19 @@ TEST_CASE("pipeline disk: a COLO SVM writes an overlay that every checkpoint dro
     CHECK(pair.secondary->status().disk_takeover_overlay_bytes == 512);
 }
 
+TEST_CASE("pipeline disk: a COLO takeover changes the SVM's disk over with the SVM paused") {
+    // Otherwise a write the running SVM makes while its overlay goes into the copy is lost or
+    // overwritten (the nested tier's ext4 check found a corrupt directory that way).
+    Pair pair(primary_config(ProtectionMode::colo), secondary_config(ProtectionMode::colo), 0, {kDiskBytes});
+    pair.protect();
+    CHECK_FALSE(pair.svm.paused());
+    std::vector<bool> paused_at_change;
+    pair.svm.disk(0).on_set_io([&] { paused_at_change.push_back(pair.svm.paused()); });
+    kill_primary(pair);
+    CHECK(paused_at_change == std::vector<bool>{true});
+    CHECK_FALSE(pair.svm.paused());  // and it runs on afterwards
+}
+
 TEST_CASE("pipeline disk: a flush on the PVM makes the copy durable when its checkpoint commits") {
     Pair pair(primary_config(ProtectionMode::remus), secondary_config(ProtectionMode::remus), 0, {kDiskBytes});
     pair.protect();

@@ -394,6 +394,10 @@ Secondary::Outcome Secondary::fail_over(const std::string& reason) {
     // (remus) or runs on from it (colo).
     staged_.reset();
     try {
+        // A COLO SVM runs: it is paused while its devices change hands, or a disk write it made
+        // while its overlay went into the copy would land in the overlay after it was written back
+        // (and be lost) or in the copy before older overlay data (and be overwritten).
+        svm_.pause();
         for (auto& device : devices_) {
             device->abort();
             device->take_over();
