@@ -29,6 +29,18 @@ public:
         return changed_.wait_for(lock, timeout, [&] { return text_.find(needle) != std::string::npos; });
     }
 
+    // Waits until a whole line (its newline arrived) starts with `prefix`: a line found by its
+    // first words may still be half printed.
+    bool wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, timeout, [&] {
+            for (std::size_t at = 0; (at = text_.find(prefix, at)) != std::string::npos; at += prefix.size()) {
+                if ((at == 0 || text_[at - 1] == '\n') && text_.find('\n', at) != std::string::npos) return true;
+            }
+            return false;
+        });
+    }
+
     // Waits until at least `count` complete lines have arrived.
     bool wait_for_lines(std::size_t count, std::chrono::milliseconds timeout) {
         std::unique_lock lock(mutex_);

@@ -118,7 +118,7 @@ TEST_CASE("virtio-blk: the built-in guest's disk workload finishes clean and the
     CHECK(guest->disks()[0]->size_bytes() == 1 << 20);
     guest->set_console_sink(console.sink());
     guest->resume();
-    const bool done = console.wait_for("disk-done", 30s);
+    const bool done = console.wait_for_line("disk-done", 30s);
     guest->pause();
     INFO("console: " << console.text().substr(0, 3000));
     INFO("vcpu failure: " << guest->vcpu_failure());
@@ -192,7 +192,7 @@ TEST_CASE("virtio-blk: save and restore into a new VM mid-workload continues wit
     guest.reset();
     next->set_console_sink(after.sink());
     next->resume();
-    const bool done = after.wait_for("disk-done", 30s);
+    const bool done = after.wait_for_line("disk-done", 30s);
     next->pause();
     INFO("before: " << before.text().substr(0, 2000));
     INFO("after: " << after.text().substr(0, 3000));
