@@ -258,7 +258,7 @@ if [ -z "$failed" ]; then
     moves
     [ -z "$moved_problem" ] || dump moves
 else
-    moved_problem="not run: the guest is in an unknown state after the failed kill run"
+    moved="" moved_problem="not run: the guest is in an unknown state after the failed kill run"
 fi
 
 # After a failure the client, a receiver or the guest may still run (on a hardware-KVM host this
