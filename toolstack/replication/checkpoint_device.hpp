@@ -112,6 +112,8 @@ public:
     // take long on a busy host, so the transaction runs it off the pipeline thread while that
     // thread keeps the heartbeats going. Throws colo::Error.
     virtual void make_durable() {}
+    // Whether make_durable has anything to do (most checkpoints: no; no thread is started then).
+    [[nodiscard]] virtual bool durable_due() const { return false; }
 };
 
 }  // namespace colo

@@ -73,6 +73,7 @@ void Secondary::send(const protocol::Message& message) {
 }
 
 void Secondary::make_devices_durable() {
+    if (std::none_of(devices_.begin(), devices_.end(), [](const auto& d) { return d->durable_due(); })) return;
     auto done = std::async(std::launch::async, [this] {
         for (auto& device : devices_) device->make_durable();
     });

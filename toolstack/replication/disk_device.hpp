@@ -104,6 +104,7 @@ public:
     void poll(const DeviceSend& send) override;
     void take_over() override;
     void make_durable() override;
+    [[nodiscard]] bool durable_due() const override { return flush_due_; }
 
     [[nodiscard]] SecondaryDiskStats stats() const;
 
