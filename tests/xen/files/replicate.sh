@@ -92,7 +92,7 @@ fi
 primary_pid=$(sed -n 's/.*(pid \([0-9][0-9]*\)).*/\1/p' /tmp/create.out)
 t0=$(uptime_s)
 if ! primary protect $MODE_FLAGS -i $INTERVAL --heartbeat-timeout $PRIMARY_HEARTBEAT_MS "$NAME" 127.0.0.1:$PORT >/tmp/protect.out 2>&1; then
-    fail ${TAG}_protect "colo-replicate protect: $(oneline </tmp/protect.out)"
+    fail ${TAG}_protect "colo-replicate protect: $(grep -v '^syncing: ' /tmp/protect.out | oneline)"
     give_up ${TAG}_protect
 fi
 t1=$(uptime_s)
