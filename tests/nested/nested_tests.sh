@@ -87,7 +87,7 @@ kvm_tests="$build/tests/kvm/kvm_tests"
 dirty_cases='kvm dirty log*'
 # Long guest workloads with fixed waits are left to the host's kvm tier: under TCG they take 10-50x
 # longer, and a loaded machine pushes them past their waits (a timing failure, not a KVM one).
-long_cases='kvm COLO pattern*,kvm save/restore: 20 restores*,kvm live copy*'
+long_cases='kvm COLO pattern*,kvm save/restore: 20 restores*,kvm live copy*,virtio-blk: the built-in guest*,virtio-blk: save and restore*'
 if ! wants kvm; then
     :
 elif [ ! -x "$kvm_tests" ]; then
