@@ -2,7 +2,7 @@
 # Runs inside L1 (busybox sh): a Linux guest with ext4 on its replicated disk keeps every file it
 # reported as fsynced through the SIGKILL of its primary, in COLO and in Remus.
 #
-#   linux_disk.sh COLO_REPLICATE CONFIG WORKDIR WRITER MKE2FS E2FSCK DEBUGFS [SEED]
+#   linux_disk.sh COLO_REPLICATE CONFIG WORKDIR WRITER MKE2FS E2FSCK DEBUGFS [SEED [RUNS_PER_MODE]]
 #
 # CONFIG is a Linux guest (examples/linux initramfs) with `disk = [ 'IMAGE,raw,xvda,rw' ]` and
 # disk.fs=/dev/vda in `extra`, so /init mounts the disk's ext4 on /mnt and runs WRITER
@@ -10,19 +10,24 @@
 # `fsynced N` goes to the console. The console is replicated and released only when it is safe,
 # so a released `fsynced N` is the guest's promise that files 1..N are on the disk its survivor
 # runs on. This script makes IMAGE an empty ext4 (MKE2FS), creates the guest in run dir host1,
-# then once per mode, COLO then Remus (`--remus -i 100`):
+# then RUNS_PER_MODE times (default 1) per mode, COLO then Remus (`--remus -i 100`) alternating:
 #   - `receive --disk-dir` in the next run dir (the next "host": its own copy of the image),
 #     `protect` there, SIGKILL of the primary a random 0.5-3 s later (seed SEED);
 #   - the receiver must become active and its guest go on writing (10 more files released);
 #   - the survivor is paused, its copy of the image copied (what a crash of that host would leave,
-#     as the guest had written it) and resumed; on the copy E2FSCK replays the journal
-#     (-E journal_only, as a mount would, fixing nothing else), then `e2fsck -fn` must find it
-#     clean, and every file 1..N the released consoles reported fsynced must be there and intact
-#     (DEBUGFS rdump, WRITER --check).
+#     as the guest had written it) and resumed; the copy is checked (check_image below).
 #   The survivor is the next run's primary: the guest boots once and moves host to host.
-# Prints `PASS linux-disk-colo-sigkill: ...` / `FAIL ...: why` and the same for remus.
+# Then the baseline without replication (linux-disk-unprotected-sigkill): the last survivor, now
+# running alone, is SIGKILLed and its own image checked the same way; and the checker must refuse
+# that image when asked for 50 files more than were reported (it sees a missing file), so a PASS
+# above is not a checker that accepts anything.
+# check_image: E2FSCK replays the journal (-E journal_only, as a mount would, fixing nothing
+# else), then `e2fsck -fn` must find the file system clean, and every file 1..N the released
+# consoles reported fsynced must be there and intact (DEBUGFS rdump, WRITER --check).
+# Prints `PASS linux-disk-colo-sigkill: ...` / `FAIL ...: why`, the same for remus, then for
+# linux-disk-unprotected-sigkill (`SKIP` when a protected run failed: the guest may be gone).
 set -u
-bin=${1:?usage: linux_disk.sh COLO_REPLICATE CONFIG WORKDIR WRITER MKE2FS E2FSCK DEBUGFS [SEED]}
+bin=${1:?usage: linux_disk.sh COLO_REPLICATE CONFIG WORKDIR WRITER MKE2FS E2FSCK DEBUGFS [SEED [RUNS_PER_MODE]]}
 cfg=${2:?config}
 work=${3:?workdir}
 writer=${4:?writer}
@@ -30,6 +35,7 @@ mke2fs=${5:?mke2fs}
 e2fsck=${6:?e2fsck}
 debugfs=${7:?debugfs}
 seed=${8:-1}
+runs=${9:-1}
 name=$(sed -n 's/^name *= *"\(.*\)".*/\1/p' "$cfg")
 image=$(sed -n "s/^disk *= *\[ *'\([^,]*\),.*/\1/p" "$cfg")
 mkdir -p "$work"
@@ -67,6 +73,26 @@ while [ "$(fsynced "$work/console1")" -lt 3 ]; do
     sleep 0.5
 done
 echo "guest up, writing its disk after $(since "$t0") s: $(tr -d '\r\000' < "$work/console1" | grep 'colo-guest: /dev' | head -1)"
+
+# check_image IMAGE N TAG: IMAGE (changed: its journal is replayed) must be a clean ext4 holding
+# files 1..N intact; on failure sets $problem and returns 1, else sets $checked (the checker's
+# line) and returns 0. TAG names the work files.
+check_image() {
+    local image=$1 count=$2 tag=$3 rc dir out
+    # Replay the journal only (as mounting it would), fixing nothing: then e2fsck -n must find no fault.
+    "$e2fsck" -p -E journal_only "$image" > "$work/replay$tag.log" 2>&1 ||
+        { problem="e2fsck -E journal_only: $(tail -2 "$work/replay$tag.log" | tr '\n' ' ')"; return 1; }
+    "$e2fsck" -fn "$image" > "$work/fsck$tag.log" 2>&1
+    rc=$?
+    [ $rc = 0 ] || { problem="e2fsck -fn exit $rc: $(grep -v '^e2fsck\|^Pass' "$work/fsck$tag.log" | head -6 | tr '\n' ' '); journal replay said: $(tr '\n' ' ' < "$work/replay$tag.log")"; return 1; }
+    rm -rf "$work/out$tag" && mkdir -p "$work/out$tag"
+    "$debugfs" -R "rdump / $work/out$tag" "$image" > "$work/debugfs$tag.log" 2>&1
+    dir=$(dirname "$(find "$work/out$tag" -name f000001 | head -1)")
+    [ -n "$dir" ] && [ -f "$dir/f000001" ] || { problem="no f000001 on the disk: $(tail -2 "$work/debugfs$tag.log" | tr '\n' ' ')"; return 1; }
+    out=$("$writer" --check "$dir" "$count" 2>&1) || { problem="files the guest reported fsynced: $(echo "$out" | head -3 | tr '\n' ' ')"; return 1; }
+    checked=$out
+    checked_dir=$dir
+}
 
 # one_run N MODE: on failure sets $problem; on success sets $summary; the survivor becomes the
 # next run's primary.
@@ -106,34 +132,65 @@ one_run() {
     files=$(fsynced "$work"/console*)
     cp "$copy" "$work/snap$n.img" || { problem="copying $copy failed"; return; }
     host $next unpause "$name" > /dev/null 2>&1 || { problem="unpause on host$next failed"; return; }
-    # Replay the journal only (as mounting it would), fixing nothing: then e2fsck -n must find no fault.
-    "$e2fsck" -p -E journal_only "$work/snap$n.img" > "$work/replay$n.log" 2>&1 ||
-        { problem="e2fsck -E journal_only: $(tail -2 "$work/replay$n.log" | tr '\n' ' ')"; return; }
-    "$e2fsck" -fn "$work/snap$n.img" > "$work/fsck$n.log" 2>&1
-    rc=$?
-    [ $rc = 0 ] || { problem="e2fsck -fn exit $rc: $(grep -v '^e2fsck\|^Pass' "$work/fsck$n.log" | head -6 | tr '\n' ' '); journal replay said: $(tr '\n' ' ' < "$work/replay$n.log")"; return; }
-    rm -rf "$work/out$n" && mkdir -p "$work/out$n"
-    "$debugfs" -R "rdump / $work/out$n" "$work/snap$n.img" > "$work/debugfs$n.log" 2>&1
-    dir=$(dirname "$(find "$work/out$n" -name f000001 | head -1)")
-    [ -n "$dir" ] && [ -f "$dir/f000001" ] || { problem="no f000001 on the survivor's disk: $(tail -2 "$work/debugfs$n.log" | tr '\n' ' ')"; return; }
-    out=$("$writer" --check "$dir" "$files" 2>&1) || { problem="files the guest reported fsynced: $(echo "$out" | head -3 | tr '\n' ' ')"; return; }
-    rm -rf "$work/out$n" "$work/snap$n.img"
-    summary="protect ($sync_line), SIGKILL $delay s after protect, takeover ${took} s; $before files fsynced at the kill; survivor's disk at $files: journal replayed, e2fsck -fn clean, $out"
+    check_image "$work/snap$n.img" "$files" "$n" || return
+    rm -f "$work/snap$n.img"
+    summary="protect ($sync_line), SIGKILL $delay s after protect, takeover ${took} s; $before files fsynced at the kill; survivor's disk at $files: journal replayed, e2fsck -fn clean, $checked"
     primary=$receiver
     at=$next
 }
 
 n=1
-for mode in colo remus; do
-    one_run $n $mode
-    if [ -n "$problem" ]; then
-        echo "FAIL linux-disk-$mode-sigkill: run $n (host$at -> host$((n + 1))): $problem"
-        dump
-    else
-        echo "PASS linux-disk-$mode-sigkill: $summary"
-    fi
-    n=$((n + 1))
-    [ -z "$problem" ] || break
+i=0
+problem="" failed_mode=""
+: > "$work/results"
+while [ $i -lt "$runs" ] && [ -z "$problem" ]; do
+    for mode in colo remus; do
+        one_run $n $mode
+        if [ -n "$problem" ]; then
+            echo "FAIL linux-disk-$mode-sigkill: run $n (host$at -> host$((n + 1))): $problem"
+            dump
+            failed_mode=$mode
+            break
+        fi
+        echo "$mode: $summary" >> "$work/results"
+        n=$((n + 1))
+    done
+    i=$((i + 1))
 done
+for mode in colo remus; do
+    k=$(grep -c "^$mode: " "$work/results")
+    [ "$mode" = "$failed_mode" ] && continue  # its FAIL line is out
+    if [ "$k" = 0 ]; then
+        echo "SKIP linux-disk-$mode-sigkill: not run (linux-disk-$failed_mode-sigkill failed first)"
+    else
+        echo "PASS linux-disk-$mode-sigkill: $k of $runs run(s): $(sed -n "s/^$mode: //p" "$work/results" | awk '{ printf "%s%s", (NR > 1 ? " | " : ""), $0 }')"
+    fi
+done
+if [ -n "$problem" ]; then
+    echo "SKIP linux-disk-unprotected-sigkill: not run (a protected run failed; the guest may be gone)"
+    host $at destroy "$name" > /dev/null 2>&1
+    exit 0
+fi
+
+# The baseline without replication: the last survivor runs alone; a SIGKILL of it leaves its own
+# image (copy or original), which must hold every file a console showed as fsynced.
+image_now=$image
+[ $at -gt 1 ] && image_now="$work/disks$at/$name-xvda.img"
+kill -9 "$primary"
+t_kill=$(now)
+while ! gone "$primary"; do
+    older "$t_kill" 5 && { echo "FAIL linux-disk-unprotected-sigkill: host$at's process $primary survived SIGKILL"; exit 0; }
+    sleep 0.05
+done
+files=$(fsynced "$work"/console*)
+if ! check_image "$image_now" "$files" base; then
+    echo "FAIL linux-disk-unprotected-sigkill: host$at's own image after SIGKILL: $problem"
+    dump
+elif out=$("$writer" --check "$checked_dir" $((files + 50)) 2>&1); then
+    echo "FAIL linux-disk-unprotected-sigkill: the checker accepted $((files + 50)) files where the guest had reported $files: $out"
+else
+    echo "PASS linux-disk-unprotected-sigkill: host$at's own image after SIGKILL at $files files fsynced: journal replayed, e2fsck -fn clean, $checked; asked for $((files + 50)) the checker refuses ($(echo "$out" | grep -c '^BAD') missing)"
+fi
+rm -rf "$work"/out*
 host $at destroy "$name" > /dev/null 2>&1
 exit 0

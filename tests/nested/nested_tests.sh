@@ -41,10 +41,13 @@
 #                     to a `receive --disk-dir` in a new run dir and the primary SIGKILLed 0.5-3 s
 #                     later; the survivor writes on; its copy of the image, taken with the guest
 #                     paused, must pass `e2fsck -fn` after journal replay and hold every file any
-#                     released console reported fsynced, intact.
+#                     released console reported fsynced, intact (DISK_RUNS runs per mode, default 1).
+#   linux-disk-unprotected-sigkill  then the baseline without replication: the last survivor,
+#                     running alone, SIGKILLed; its own image passes the same checks, and the
+#                     checker refuses it when asked for 50 files more than were reported.
 #
 # Whole tier: about 3-4 minutes here (3 min measured, kernel cached). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
-# NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED,
+# NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED, DISK_RUNS, DISK_SEED,
 # NESTED_ONLY (the groups to run, of "kvm boot lifecycle network disk"; default all: `scons bench` runs
 # "network" alone for the TCP throughput table).
 set -uo pipefail
@@ -72,7 +75,8 @@ if ! "$l1" --prepare > "$work/prepare.log" 2>&1; then
     why="no L1 kernel: $(tail -1 "$work/prepare.log")"
     for t in kvm-tests-in-l1 kvm-dirty-log-exact-in-l1 linux-boot-1vcpu linux-boot-2vcpu-moved linux-boot-bzimage \
              linux-xsave-consistent linux-save-restore-3x linux-migrate linux-failover \
-             linux-net-colo-sigkill linux-net-remus-sigkill linux-disk-colo-sigkill linux-disk-remus-sigkill; do
+             linux-net-colo-sigkill linux-net-remus-sigkill linux-disk-colo-sigkill linux-disk-remus-sigkill \
+             linux-disk-unprotected-sigkill; do
         echo "SKIP $t: $why"
     done
     exit 0
@@ -300,10 +304,10 @@ else
     script_results "$log" "$start" $? linux_network.sh $net_tests
 fi
 
-# --- linux-disk-colo-sigkill, linux-disk-remus-sigkill: one L1 run of linux_disk.sh, with
-# e2fsprogs' mke2fs, e2fsck and debugfs from this host (-f brings their libraries) and the
-# example's fsync_writer, built static here, as the checker.
-disk_tests="linux-disk-colo-sigkill linux-disk-remus-sigkill"
+# --- linux-disk-colo-sigkill, linux-disk-remus-sigkill, linux-disk-unprotected-sigkill: one L1 run
+# of linux_disk.sh, with e2fsprogs' mke2fs, e2fsck and debugfs from this host (-f brings their
+# libraries) and the example's fsync_writer, built static here, as the checker.
+disk_tests="linux-disk-colo-sigkill linux-disk-remus-sigkill linux-disk-unprotected-sigkill"
 skip_disk=$skip_linux
 if [ -z "$skip_disk" ] && [ ! -f "$top/kvm/devices/virtio_blk.cpp" ]; then
     skip_disk="the KVM VMM has no virtio-blk device in this tree (kvm/devices/virtio_blk.cpp)"
@@ -329,6 +333,6 @@ else
     "$l1" -t "$disk_timeout" -f "$cli" -f "$work/fsync_writer" -f "$(command -v mke2fs)" -f "$(command -v e2fsck)" \
         -f "$(command -v debugfs)" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" -f "$here/linux_disk.sh" -- \
         sh "$here/linux_disk.sh" "$cli" "$cfg" "$work/disk" "$work/fsync_writer" "$(command -v mke2fs)" \
-        "$(command -v e2fsck)" "$(command -v debugfs)" "${DISK_SEED:-$RANDOM}" > "$log" 2>&1
+        "$(command -v e2fsck)" "$(command -v debugfs)" "${DISK_SEED:-$RANDOM}" "${DISK_RUNS:-1}" > "$log" 2>&1
     script_results "$log" "$start" $? linux_disk.sh $disk_tests
 fi
