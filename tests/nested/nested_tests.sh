@@ -46,7 +46,7 @@
 #                     running alone, SIGKILLed; its own image passes the same checks, and the
 #                     checker refuses it when asked for 50 files more than were reported.
 #
-# Whole tier: about 3-4 minutes here (3 min measured, kernel cached). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
+# Whole tier: about 3-4 minutes here (3 min measured, kernel cached; the disk group adds about 90 s). Environment: COLO_CACHE (kernel cache, see fetch-linux.sh),
 # NESTED_TIMEOUT (seconds per L1 run, default 300; the network run gets at least 480), NET_RUNS, NET_SEED, DISK_RUNS, DISK_SEED,
 # NESTED_ONLY (the groups to run, of "kvm boot lifecycle network disk"; default all: `scons bench` runs
 # "network" alone for the TCP throughput table).
