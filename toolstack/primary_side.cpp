@@ -9,6 +9,7 @@
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/guest_image.hpp"
 #include "toolstack/replication/migration.hpp"
+#include "toolstack/transport/link_security.hpp"
 #include "toolstack/status_fields.hpp"
 #include "toolstack/transport/endpoint.hpp"
 #include "toolstack/transport/file_stream.hpp"
@@ -41,6 +42,14 @@ public:
         return n;
     }
     bool flag(const std::string& key, bool fallback) const { return number(key, fallback ? 1 : 0) != 0; }
+    // The link's TLS setup from key=PATH or tls_cert/tls_key/tls_ca=PATH (link_security.hpp).
+    LinkSecurity security() const {
+        LinkSecurity s;
+        s.key_file = text("key", "");
+        s.certificates = {text("tls_cert", ""), text("tls_key", ""), text("tls_ca", "")};
+        s.validate();
+        return s;
+    }
     std::string text(const std::string& key, const std::string& fallback) const {
         const auto it = values_.find(key);
         return it == values_.end() ? fallback : it->second;
@@ -132,6 +141,7 @@ StatusFields PrimarySide::status() const {
     StatusFields fields = migrating_ ? StatusFields{{"role", "primary"}, {"state", "migrating"}, {"mode", "-"}}
                           : primary_ ? status_fields(primary_->status())
                                      : StatusFields{{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
+    if (primary_) fields.emplace_back("link_security", link_security_);
     if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) fields.emplace_back("caveat", caveat);
     add_disk_fields(service_.backend(), fields);
     return fields;
@@ -160,7 +170,8 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     if (protecting()) throw Error("the guest is already protected");
     if (migrating_) throw Error("the guest is being migrated");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
-                                 "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge"});
+                                 "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge",
+                                 "key", "tls_cert", "tls_key", "tls_ca"});
     const Endpoint peer = parse_endpoint(args[0]);
     PrimaryConfig config;
     const std::string mode = options.text("mode", "colo");
@@ -179,6 +190,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     config.precopy.auto_converge = options.flag("auto_converge", true);
     config.log = notice_log(service_.config().name);
     const bool cache_backup = options.flag("cache_backup", true);
+    const auto tls = options.security().context(TlsRole::client);
     // Every value is checked before anything is connected, sent or paused: a refusal leaves the
     // guest and the would-be secondary exactly as they were.
     validate(config);
@@ -197,7 +209,8 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     link_.reset();
 
     const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
-    link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
+    link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout, tls);
+    link_security_ = tls != nullptr ? "tls1.3 " + tls->describe() : "none (in clear)";
     link_->channel().send(protocol::GuestConfigText{guest_config});
     link_->channel().send(protocol::ReplicationSetup{
         config.mode == ProtectionMode::remus ? protocol::ReplicationPurpose::remus : protocol::ReplicationPurpose::colo,
@@ -234,7 +247,8 @@ void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client
     refuse_unless_primary();
     if (protecting()) throw Error("the guest is protected; stop protection before migrating it");
     if (migrating_) throw Error("the guest is already being migrated");
-    const Options options(args, {"heartbeat_timeout", "auto_converge"});
+    const Options options(args, {"heartbeat_timeout", "auto_converge", "key", "tls_cert", "tls_key", "tls_ca"});
+    const auto tls = options.security().context(TlsRole::client);
     const Endpoint peer = parse_endpoint(args[0]);
     MigrateConfig config;
     config.precopy.auto_converge = options.flag("auto_converge", true);
@@ -255,14 +269,14 @@ void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client
     migrating_ = true;
     const std::string mode_before = service_.mode();
     service_.set_mode("migrating");
-    migration_ = std::jthread([this, peer, config, mode_before, client = std::move(client)] {
+    migration_ = std::jthread([this, peer, config, tls, mode_before, client = std::move(client)] {
         std::vector<std::string> lines;
         std::string failure;
         try {
             Backend& guest = service_.backend();
             if (const std::string caveat = guest.replication_caveat(); !caveat.empty()) lines.push_back("caveat " + caveat);
             const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
-            auto link = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout);
+            auto link = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout, tls);
             {
                 std::lock_guard lock(migration_mutex_);
                 if (migration_cancelled_) throw Error("the guest is being destroyed");

@@ -75,6 +75,7 @@ private:
 
     control::GuestService& service_;
     Arrival arrival_;
+    std::string link_security_ = "-";  // status: how the protection's link is secured
     std::unique_ptr<ReplicationLink> link_;
     std::unique_ptr<Primary> primary_;
     std::jthread worker_;

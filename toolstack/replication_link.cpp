@@ -45,9 +45,13 @@ void refuse_header(TcpConnection& connection, protocol::HeaderVerdict verdict) n
 }
 
 TcpConnection duplicate(const TcpConnection& connection, std::chrono::milliseconds timeout) {
-    UniqueFd copy(check_syscall(::fcntl(connection.fd(), F_DUPFD_CLOEXEC, 0), "fcntl(F_DUPFD_CLOEXEC)"));
-    return TcpConnection(std::move(copy), connection.peer(), ConnectionOptions{timeout, timeout});
+    TcpConnection copy = connection.duplicate();  // shares the TLS session, when there is one
+    copy.set_io_timeout(timeout);
+    return copy;
 }
+
+// The first byte of a TLS connection: a handshake record (RFC 8446, 5.1).
+constexpr std::byte kTlsHandshakeRecord{0x16};
 }  // namespace
 
 ReplicationLink::ReplicationLink(TcpConnection connection, protocol::StreamHeader header, bool header_is_peers)
@@ -66,8 +70,19 @@ ReplicationLink::~ReplicationLink() {
 }
 
 std::unique_ptr<ReplicationLink> ReplicationLink::connect(const Endpoint& peer, const protocol::StreamHeader& header,
-                                                          std::chrono::milliseconds peer_timeout) {
+                                                          std::chrono::milliseconds peer_timeout,
+                                                          std::shared_ptr<const TlsContext> tls) {
     auto connection = TcpConnection::connect(peer, ConnectionOptions{std::chrono::milliseconds(3000), peer_timeout});
+    if (tls != nullptr) {
+        try {
+            connection.start_tls(tls, std::max(std::chrono::milliseconds(3000), peer_timeout));
+        } catch (const Error& e) {
+            std::string why = e.what();
+            if (why.find("the peer closed the connection") != std::string::npos || why.find("reset by peer") != std::string::npos)
+                why += " (a receiver without --key hangs up on a TLS handshake; one with another key refuses it: its log says which)";
+            throw Error(why);
+        }
+    }
     protocol::write_header(connection, header);
     connection.flush();
     // Nothing more is sent until the receiver has taken the header (stream_header.hpp).
@@ -82,6 +97,8 @@ std::unique_ptr<ReplicationLink> ReplicationLink::connect(const Endpoint& peer, 
     }
     if (answer.verdict == protocol::HeaderVerdict::version_differs || answer.version != protocol::kStreamVersion)
         throw Error(protocol::version_mismatch(answer.version));
+    if (answer.verdict == protocol::HeaderVerdict::tls_required)
+        throw Error("the receiver at " + to_string(peer) + " takes TLS connections only: give this side --key with the receiver's key file");
     if (answer.verdict != protocol::HeaderVerdict::accepted)
         throw Error("the receiver at " + to_string(peer) + " refused our stream header (its log says why)");
     return std::unique_ptr<ReplicationLink>(new ReplicationLink(std::move(connection), header, false));
@@ -96,29 +113,87 @@ struct UnheardPeer {
     std::chrono::steady_clock::time_point deadline;
     std::vector<std::byte> bytes;
     std::size_t wanted = protocol::kStreamHeaderFixedBytes;
+    bool first_byte_seen = false;  // check_first_byte has decided
+    bool secured = false;          // ready for the header (the TLS handshake is done, with a TlsContext)
 };
 
 enum class Heard { more, header, gone };
 
 // Reads what `peer` has sent so far. `header` once it holds a whole valid header; `gone` (with
 // `why` set, the connection answered where an answer helps) when it is not a sender.
-Heard listen_to(UnheardPeer& peer, protocol::StreamHeader& header, std::string& why) {
+// A TLS receiver's first look at a connection: a TLS handshake goes on (true); anything else is
+// refused, a clear stream header answered with tls_required. A receiver without TLS refuses a
+// connection that starts a handshake. Sets `why` when it refuses.
+enum class FirstByte { wait, ok, refused };
+FirstByte check_first_byte(UnheardPeer& peer, bool want_tls, std::string& why) {
+    if (peer.first_byte_seen) return FirstByte::ok;
+    std::byte first{};
+    const auto n = ::recv(peer.connection.fd(), &first, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return FirstByte::wait;
+    if (n <= 0) return FirstByte::ok;  // closed or failed: the read that follows says how
+    peer.first_byte_seen = true;
+    const bool is_tls = first == kTlsHandshakeRecord;
+    if (is_tls == want_tls) return FirstByte::ok;
+    if (is_tls) {
+        why = "began a TLS handshake, but this receiver has no --key (start receive with the sender's key file)";
+        return FirstByte::refused;
+    }
+    const std::byte bytes[1] = {first};
+    if (protocol::may_start_stream_header(bytes)) {
+        try {
+            protocol::write_header_answer(peer.connection, {protocol::kStreamVersion, protocol::HeaderVerdict::tls_required});
+            peer.connection.flush();
+        } catch (...) {  // best effort, as any refusal
+        }
+        why = "sent its stream header in clear; this receiver takes TLS only (give the sender --key)";
+    } else {
+        why = "neither TLS nor a colo-replicate stream; this receiver takes TLS only";
+    }
+    return FirstByte::refused;
+}
+
+// Reads what `peer` has sent so far. `header` once it holds a whole valid header; `gone` (with
+// `why` set, the connection answered where an answer helps) when it is not a sender.
+Heard listen_to(UnheardPeer& peer, protocol::StreamHeader& header, std::string& why,
+                const std::shared_ptr<const TlsContext>& tls) {
+    if (!peer.secured) {
+        switch (check_first_byte(peer, tls != nullptr, why)) {
+            case FirstByte::refused: return Heard::gone;
+            case FirstByte::wait: return Heard::more;
+            case FirstByte::ok: break;
+        }
+        if (tls != nullptr) {
+            try {
+                if (!peer.connection.step_tls(tls)) return Heard::more;
+            } catch (const protocol::StreamTruncated&) {
+                why = "closed the connection during the TLS handshake";
+                return Heard::gone;
+            } catch (const Error& e) {
+                why = e.what();
+                return Heard::gone;
+            }
+        }
+        peer.secured = true;
+    }
     for (;;) {
         std::byte buffer[4096];
         const std::size_t want = std::min(sizeof buffer, peer.wanted - peer.bytes.size());
-        const auto n = ::recv(peer.connection.fd(), buffer, want, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Heard::more;
-        if (n < 0) {
-            why = std::string("connection failed before a stream header: ") + std::strerror(errno);
-            return Heard::gone;
-        }
-        if (n == 0) {
+        std::size_t n = 0;
+        try {
+            n = peer.connection.receive_available(std::span(buffer, want));
+        } catch (const protocol::StreamTruncated&) {
             why = peer.bytes.empty() ? "closed the connection without a word"
                                      : "closed the connection after " + std::to_string(peer.bytes.size()) +
                                            " bytes, before its stream header was complete";
             return Heard::gone;
+        } catch (const SystemError& e) {
+            why = std::string("connection failed before a stream header: ") + std::strerror(e.error_number());
+            return Heard::gone;
+        } catch (const Error& e) {
+            why = e.what();
+            return Heard::gone;
         }
+        if (n == 0) return Heard::more;
         peer.bytes.insert(peer.bytes.end(), buffer, buffer + n);
         try {
             if (!protocol::may_start_stream_header(peer.bytes)) throw Error("not a colo-replicate stream (bad magic)");
@@ -145,7 +220,8 @@ Heard listen_to(UnheardPeer& peer, protocol::StreamHeader& header, std::string& 
 
 std::unique_ptr<ReplicationLink> ReplicationLink::accept(TcpListener& listener, std::chrono::milliseconds accept_timeout,
                                                          std::chrono::milliseconds peer_timeout,
-                                                         const std::function<void(const std::string&)>& refused) {
+                                                         const std::function<void(const std::string&)>& refused,
+                                                         std::shared_ptr<const TlsContext> tls) {
     using Clock = std::chrono::steady_clock;
     if (accept_timeout.count() == 0) accept_timeout = std::chrono::hours(24);
     const auto give_up = Clock::now() + accept_timeout;
@@ -160,7 +236,7 @@ std::unique_ptr<ReplicationLink> ReplicationLink::accept(TcpListener& listener, 
         for (std::size_t i = 0; i < unheard.size();) {
             protocol::StreamHeader header;
             std::string why;
-            switch (listen_to(unheard[i], header, why)) {
+            switch (listen_to(unheard[i], header, why, tls)) {
                 case Heard::more: ++i; break;
                 case Heard::gone: drop(i, why); break;
                 case Heard::header: {
@@ -204,7 +280,7 @@ std::unique_ptr<ReplicationLink> ReplicationLink::accept(TcpListener& listener, 
                 // The oldest has had the longest to speak; a sender speaks at once.
                 drop(0, "dropped unheard: " + std::to_string(kMaxUnheardPeers) + " newer connections wait for their header");
             }
-            unheard.push_back(UnheardPeer{std::move(*connection), Clock::now() + peer_timeout, {}, protocol::kStreamHeaderFixedBytes});
+            unheard.push_back(UnheardPeer{std::move(*connection), Clock::now() + peer_timeout, {}, protocol::kStreamHeaderFixedBytes, false, false});
         }
     }
 }

@@ -40,6 +40,14 @@ void replication_options(po::options_description& o) {
     auto_converge_option(o);
 }
 
+void link_security_options(po::options_description& o) {
+    o.add_options()
+        ("key", po::value<std::string>(), "authenticate and encrypt the replication link (TLS 1.3) with the pre-shared key in FILE, the same file on both hosts (`colo-replicate keygen FILE` writes one)")
+        ("tls-cert", po::value<std::string>(), "x509 instead of a key: this host's certificate (PEM)")
+        ("tls-key", po::value<std::string>(), "x509: this host's private key (PEM)")
+        ("tls-ca", po::value<std::string>(), "x509: the CA a peer's certificate must be signed by (PEM)");
+}
+
 void console_log_option(po::options_description& o) {
     o.add_options()("console-log", po::value<std::string>(), "write the guest's released console output to FILE, byte k of its console stream at position k");
 }
@@ -100,6 +108,7 @@ std::vector<Command> make_table() {
                                     ("host", po::value<std::string>(), "destination HOST[:PORT]");
                      p.add("name", 1).add("host", 1);
                      auto_converge_option(o);
+                     link_security_options(o);
                  },
                  run_migrate});
     t.push_back({"protect", "Protect a guest with COLO (or Remus) replication", "[options] NAME HOST[:PORT]",
@@ -110,6 +119,7 @@ std::vector<Command> make_table() {
                                     ("host", po::value<std::string>(), "secondary HOST[:PORT]");
                      p.add("name", 1).add("host", 1);
                      replication_options(o);
+                     link_security_options(o);
                  },
                  run_protect});
     t.push_back({"receive", "Receive a migrated or protected guest (the secondary)", "[options]",
@@ -121,8 +131,14 @@ std::vector<Command> make_table() {
                      o.add_options()("disk-dir", po::value<std::string>(), "keep the copy of the guest's disk VDEV as DIR/NAME-VDEV.img (default: the primary's path)");
                      console_log_option(o);
                      backend_option(o);
+                     link_security_options(o);
+                     o.add_options()("insecure", "accept a sender in clear on an address other hosts can reach (anyone who reaches the port can then push a guest into this host and read its memory on the way)");
                  },
                  run_receive});
+    t.push_back({"keygen", "Write a new pre-shared key for the replication link", "FILE",
+                 "Writes 32 random bytes to FILE (mode 0600; never over an existing file). Copy FILE to the "
+                 "other host over a channel you trust and give it to protect, migrate and receive as --key.",
+                 [](auto& o, auto& p) { positional(o, p, "file", "key file to create"); }, run_keygen});
     t.push_back({"status", "Show a guest's replication status", "[options] NAME",
                  "Mode, epoch, last checkpoint, pause statistics, bytes, pages sent while paused vs streamed.",
                  [](auto& o, auto& p) {

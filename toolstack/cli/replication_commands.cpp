@@ -22,7 +22,9 @@
 #include "toolstack/replication_link.hpp"
 #include "toolstack/secondary_side.hpp"
 #include "toolstack/status_fields.hpp"
+#include "toolstack/transport/address_lookup.hpp"
 #include "toolstack/transport/endpoint.hpp"
+#include "toolstack/transport/link_security.hpp"
 #include "toolstack/transport/tcp_listener.hpp"
 
 namespace colo::cli {
@@ -96,6 +98,25 @@ private:
     bool drawn_ = false;
 };
 
+// --key or --tls-cert/--tls-key/--tls-ca, checked now (a missing or unsafe file is reported before
+// anything connects).
+LinkSecurity security_of(const po::variables_map& vm) {
+    const auto text = [&vm](const char* name) { return vm.count(name) != 0 ? vm[name].as<std::string>() : std::string(); };
+    LinkSecurity security;
+    security.key_file = text("key");
+    security.certificates = {text("tls-cert"), text("tls-key"), text("tls-ca")};
+    security.validate();
+    return security;
+}
+
+// A sender in clear to another host is allowed (the receiver decides whether it takes one) but
+// said out loud.
+void warn_if_in_clear(const LinkSecurity& security, const Endpoint& peer, const char* command, Io& io) {
+    if (security.secured() || is_loopback(peer)) return;
+    io.err << "colo-replicate " << command << ": warning: the link to " << to_string(peer)
+           << " is neither authenticated nor encrypted (no --key): guest memory crosses the network in clear\n";
+}
+
 std::string ms(const std::string& micros) {
     const double us = std::stod(micros.empty() ? "0" : micros);
     char text[32];
@@ -118,6 +139,9 @@ int run_protect(const po::variables_map& vm, Io& io) {
     request += " cache_backup=" + std::string(vm.count("no-cache-backup") ? "0" : "1");
     request += " early_resume=" + std::string(vm.count("no-early-resume") ? "0" : "1");
     request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
+    const LinkSecurity security = security_of(vm);
+    for (const auto& argument : security.request_arguments()) request += " " + argument;
+    warn_if_in_clear(security, peer, "protect", io);
     for (const auto& line : control::request(name, request)) warn_caveat(line, "protect", io);
 
     // The initial sync runs in the guest's process; its progress is shown while it runs (a line
@@ -149,8 +173,10 @@ int run_protect(const po::variables_map& vm, Io& io) {
 int run_migrate(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
     const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
-    const std::string request = "migrate " + to_string(peer) + " auto_converge=" +
-                                (vm.count("no-auto-converge") ? "0" : "1");
+    std::string request = "migrate " + to_string(peer) + " auto_converge=" + (vm.count("no-auto-converge") ? "0" : "1");
+    const LinkSecurity security = security_of(vm);
+    for (const auto& argument : security.request_arguments()) request += " " + argument;
+    warn_if_in_clear(security, peer, "migrate", io);
     auto reply = control::request(name, request, std::chrono::hours(1));
     if (!reply.empty() && warn_caveat(reply.front(), "migrate", io)) reply.erase(reply.begin());
     io.out << "Migrated " << name << " to " << to_string(peer) << (reply.empty() ? "" : ": " + reply[0]) << "\n";
@@ -226,8 +252,7 @@ private:
 }  // namespace
 
 int run_receive(const po::variables_map& vm, Io& io) {
-    std::optional<TcpListener> listening(std::in_place, parse_endpoint(vm["listen"].as<std::string>()));
-    const TcpListener& listener = *listening;
+    const Endpoint listen_on = parse_endpoint(vm["listen"].as<std::string>());
     ReceiveOptions options;
     if (vm.count("console-log") != 0) options.console_log = vm["console-log"].as<std::string>();
     if (vm.count("disk-dir") != 0) {
@@ -238,6 +263,13 @@ int run_receive(const po::variables_map& vm, Io& io) {
     }
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
     options.on_service = on_incoming_service;
+    const auto tls = security_of(vm).context(TlsRole::server);
+    if (tls == nullptr && vm.count("insecure") == 0 && !is_loopback(listen_on)) {
+        throw Error("receive on " + to_string(listen_on) + " without --key would let anyone who reaches the port push a guest "
+                    "into this host: give --key FILE (`colo-replicate keygen FILE` writes one), or --insecure");
+    }
+    std::optional<TcpListener> listening(std::in_place, listen_on);
+    const TcpListener& listener = *listening;
     const auto serve = [&] {
         // Anyone who reaches the port may connect: a connection that is not a sender (a probe,
         // garbage, an idle socket, a header or request that is not valid) is refused with a line
@@ -247,7 +279,7 @@ int run_receive(const po::variables_map& vm, Io& io) {
         IncomingRequest request;
         for (;;) {
             link = ReplicationLink::accept(*listening, std::chrono::milliseconds(0), options.peer_timeout,
-                                           [&refusals](const std::string& why) { refusals.add(why); });
+                                           [&refusals](const std::string& why) { refusals.add(why); }, tls);
             try {
                 request = read_incoming_request(*link, options.peer_timeout);
                 break;
@@ -283,6 +315,15 @@ int run_receive(const po::variables_map& vm, Io& io) {
         if (code != 0) throw Error("receive ended with status " + std::to_string(code));
     });
     io.out << "Listening on " << listener.address() << " (pid " << pid << "; log: " << log.string() << ")\n";
+    return kExitOk;
+}
+
+int run_keygen(const po::variables_map& vm, Io& io) {
+    if (vm.count("file") == 0) throw Error("keygen needs the FILE to write");
+    const std::string file = vm["file"].as<std::string>();
+    const LinkKey key = LinkKey::generate(file);
+    io.out << "Wrote a new key to " << file << " (id " << key.id() << "); copy it to the other host and give both sides --key "
+           << file << "\n";
     return kExitOk;
 }
 

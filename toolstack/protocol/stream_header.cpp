@@ -84,7 +84,7 @@ HeaderAnswer read_header_answer(ByteSource& source) {
                     hex32(computed) + ")");
     if (const std::uint32_t reserved = reader.u32(); reserved != 0)
         throw Error("stream header answer: reserved field is " + hex32(reserved) + ", must be 0");
-    if (verdict > static_cast<std::uint32_t>(HeaderVerdict::refused))
+    if (verdict > static_cast<std::uint32_t>(HeaderVerdict::tls_required))
         throw Error("stream header answer: unknown verdict " + std::to_string(verdict));
     answer.verdict = static_cast<HeaderVerdict>(verdict);
     return answer;

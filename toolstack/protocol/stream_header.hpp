@@ -67,6 +67,7 @@ enum class HeaderVerdict : std::uint32_t {
     accepted = 0,
     version_differs = 1,  // the receiver speaks the version in the answer, not the sender's
     refused = 2,          // the header is invalid in some other way (the receiver's log says how)
+    tls_required = 3,     // the receiver takes TLS connections only; this one sent its header in clear
 };
 
 struct HeaderAnswer {

@@ -1,5 +1,8 @@
 #include "toolstack/transport/address_lookup.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstring>
 
 #include "backends/error.hpp"
@@ -28,6 +31,23 @@ std::string describe_address(const sockaddr* address, socklen_t length) {
         return "(unknown address)";
     if (address->sa_family == AF_INET6) return "[" + std::string(host) + "]:" + port;
     return std::string(host) + ":" + port;
+}
+
+bool is_loopback(const Endpoint& endpoint) {
+    if (endpoint.host.empty()) return false;  // every address of this host
+    const AddrinfoList addresses = lookup_tcp(endpoint, false);
+    for (const addrinfo* a = addresses.get(); a != nullptr; a = a->ai_next) {
+        if (a->ai_family == AF_INET) {
+            const auto* v4 = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+            if ((ntohl(v4->sin_addr.s_addr) >> 24) != 127) return false;
+        } else if (a->ai_family == AF_INET6) {
+            const auto* v6 = reinterpret_cast<const sockaddr_in6*>(a->ai_addr);
+            if (!IN6_IS_ADDR_LOOPBACK(&v6->sin6_addr)) return false;
+        } else {
+            return false;
+        }
+    }
+    return addresses != nullptr;
 }
 
 }  // namespace colo

@@ -21,6 +21,10 @@ using AddrinfoList = std::unique_ptr<addrinfo, AddrinfoDeleter>;
 // not resolve.
 [[nodiscard]] AddrinfoList lookup_tcp(const Endpoint& endpoint, bool passive);
 
+// True when every address `endpoint` names is a loopback address (127.0.0.0/8, ::1): traffic to it
+// never leaves this host. Throws as lookup_tcp does.
+[[nodiscard]] bool is_loopback(const Endpoint& endpoint);
+
 // The numeric "address:port" of a socket address.
 [[nodiscard]] std::string describe_address(const sockaddr* address, socklen_t length);
 

@@ -115,23 +115,50 @@ void TcpConnection::wait_for(short events, const char* waiting_for) {
                     " " + peer_ + ")");
 }
 
-std::size_t TcpConnection::receive_some(std::span<std::byte> out) {
+// One attempt to read: bytes read, or 0 with `wait` set to what to poll for.
+std::size_t TcpConnection::receive_once(std::span<std::byte> out, short& wait) {
+    if (tls_ != nullptr) {
+        TlsWait tls_wait = TlsWait::none;
+        const std::size_t n = tls_->read(out, tls_wait);
+        wait = tls_wait == TlsWait::writable ? POLLOUT : POLLIN;
+        return n;
+    }
     for (;;) {
         const ssize_t n = ::recv(socket_.get(), out.data(), out.size(), MSG_DONTWAIT);
         if (n > 0) return static_cast<std::size_t>(n);
         if (n == 0) throw protocol::StreamTruncated("truncated stream: " + peer_ + " closed the connection");
         if (errno == EINTR) continue;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            wait_for(POLLIN, "waiting for data from");
-            continue;
+            wait = POLLIN;
+            return 0;
         }
         if (is_lost_connection(errno)) throw SystemError("recv", errno, "connection to " + peer_ + " lost");
         throw SystemError("recv", errno, "connection to " + peer_);
     }
 }
 
+std::size_t TcpConnection::receive_some(std::span<std::byte> out) {
+    for (;;) {
+        short wait = POLLIN;
+        if (const std::size_t n = receive_once(out, wait); n > 0) return n;
+        wait_for(wait, "waiting for data from");
+    }
+}
+
+std::size_t TcpConnection::receive_available(std::span<std::byte> out) {
+    short wait = POLLIN;
+    return receive_once(out, wait);
+}
+
 void TcpConnection::send_all(std::span<const std::byte> bytes) {
     while (!bytes.empty()) {
+        if (tls_ != nullptr) {
+            TlsWait wait = TlsWait::none;
+            const std::size_t n = tls_->write(bytes, wait);
+            bytes = bytes.subspan(n);
+            if (n == 0) wait_for(wait == TlsWait::readable ? POLLIN : POLLOUT, "not reading from");
+            continue;
+        }
         const ssize_t n = ::send(socket_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0) {
             bytes = bytes.subspan(static_cast<std::size_t>(n));
@@ -145,6 +172,25 @@ void TcpConnection::send_all(std::span<const std::byte> bytes) {
         if (is_lost_connection(errno)) throw SystemError("send", errno, "connection to " + peer_ + " lost");
         throw SystemError("send", errno, "connection to " + peer_);
     }
+}
+
+bool TcpConnection::step_tls(std::shared_ptr<const TlsContext> context) {
+    if (tls_ == nullptr) tls_ = std::make_shared<TlsSession>(std::move(context), socket_.get(), peer_);
+    tls_ready_ = tls_->handshake() == TlsWait::none;
+    return tls_ready_;
+}
+
+void TcpConnection::start_tls(std::shared_ptr<const TlsContext> context, std::chrono::milliseconds timeout) {
+    tls_ = std::make_shared<TlsSession>(std::move(context), socket_.get(), peer_);
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+        const TlsWait wait = tls_->handshake();
+        if (wait == TlsWait::none) break;
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+        if (left.count() <= 0 || !poll_within(socket_.get(), wait == TlsWait::readable ? POLLIN : POLLOUT, left))
+            throw Error("TLS handshake with " + peer_ + " failed: no answer within " + std::to_string(timeout.count()) + " ms");
+    }
+    tls_ready_ = true;
 }
 
 void TcpConnection::read_exact(std::span<std::byte> out) {
@@ -191,7 +237,10 @@ void TcpConnection::shutdown_both() noexcept {
 TcpConnection TcpConnection::duplicate() const {
     UniqueFd copy(::fcntl(socket_.get(), F_DUPFD_CLOEXEC, 0));
     if (!copy.valid()) throw SystemError("fcntl(F_DUPFD_CLOEXEC)", errno, "connection to " + peer_);
-    return TcpConnection(std::move(copy), peer_, options_);
+    TcpConnection twin(std::move(copy), peer_, options_);
+    twin.tls_ = tls_;
+    twin.tls_ready_ = tls_ready_;
+    return twin;
 }
 
 void TcpConnection::shutdown_write() {

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -25,6 +26,7 @@
 #include "backends/unique_fd.hpp"
 #include "toolstack/protocol/byte_stream.hpp"
 #include "toolstack/transport/endpoint.hpp"
+#include "toolstack/transport/tls_session.hpp"
 
 namespace colo {
 
@@ -61,6 +63,19 @@ public:
     // Channel::close(); never throws.
     void shutdown_both() noexcept;
 
+    // TLS from here on (before anything else crossed the connection): runs the handshake, waiting
+    // up to `timeout` for the peer, then every read and write goes through the session. Throws
+    // colo::Error naming why the handshake failed (wrong key, no TLS at the peer, silence).
+    void start_tls(std::shared_ptr<const TlsContext> context, std::chrono::milliseconds timeout);
+    // The same, one non-blocking step at a time, for a receiver serving many connections: true
+    // once the handshake is done, false while it waits for the peer (poll fd() for input).
+    bool step_tls(std::shared_ptr<const TlsContext> context);
+    [[nodiscard]] bool secured() const noexcept { return tls_ != nullptr && tls_ready_; }
+
+    // What has arrived, without waiting: 0 when nothing has (yet). Throws as read_exact does when
+    // the connection ended.
+    [[nodiscard]] std::size_t receive_available(std::span<std::byte> out);
+
     // A second object on a dup() of the same socket, with its own buffers, so one thread can read
     // while another writes (each object itself is single-threaded).
     [[nodiscard]] TcpConnection duplicate() const;
@@ -74,6 +89,7 @@ private:
     std::size_t receive_some(std::span<std::byte> out);
     void send_all(std::span<const std::byte> bytes);
     void wait_for(short events, const char* waiting_for);
+    std::size_t receive_once(std::span<std::byte> out, short& wait);
 
     UniqueFd socket_;
     std::string peer_;
@@ -82,6 +98,8 @@ private:
     std::size_t read_begin_ = 0;
     std::size_t read_end_ = 0;
     std::vector<std::byte> write_buffer_;  // size() bytes pending, capacity kWriteBuffer
+    std::shared_ptr<TlsSession> tls_;      // shared with duplicates: one session, both directions
+    bool tls_ready_ = false;
 };
 
 // Turns on TCP_NODELAY (a checkpoint's last record must not wait for Nagle) and keepalive (so an
