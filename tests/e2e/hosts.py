@@ -138,13 +138,23 @@ class Result:
         return '`%s` exited %s: %s' % (' '.join(self.argv[1:]), self.code, text[:300])
 
 
+# The commands that open a replication link: given the workspace's key unless told otherwise.
+LINK_COMMANDS = ('protect', 'migrate', 'receive')
+
+
 class Host:
-    def __init__(self, binary, run_dir):
-        self.binary, self.run_dir = binary, run_dir
+    def __init__(self, binary, run_dir, key=None):
+        """key: a key file every link command gets as --key (unless it names --key, --tls-cert
+        or --insecure itself, or is run with clear=True)."""
+        self.binary, self.run_dir, self.key = binary, run_dir, key
         os.makedirs(run_dir, exist_ok=True)
 
-    def run(self, *args, timeout=60, env=None):
-        argv = [self.binary] + [str(a) for a in args]
+    def run(self, *args, timeout=60, env=None, clear=False):
+        args = [str(a) for a in args]
+        if (self.key and not clear and args and args[0] in LINK_COMMANDS
+                and not {'--key', '--tls-cert', '--insecure'} & set(args)):
+            args = [args[0], '--key', self.key] + args[1:]
+        argv = [self.binary] + args
         env = dict(os.environ, **(env or {}), COLO_RUN_DIR=self.run_dir)
         try:
             p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -153,8 +163,8 @@ class Host:
             raise TestFailure('`%s` did not finish within %ds' % (' '.join(argv[1:]), timeout))
         return Result(argv, p.returncode, p.stdout, p.stderr)
 
-    def ok(self, *args, timeout=60, env=None):
-        r = self.run(*args, timeout=timeout, env=env)
+    def ok(self, *args, timeout=60, env=None, clear=False):
+        r = self.run(*args, timeout=timeout, env=env, clear=clear)
         check(r.code == 0, r.describe())
         return r
 
@@ -170,10 +180,10 @@ class Host:
         check(m, 'restore printed no pid: %r' % r.out)
         return int(m.group(1))
 
-    def receive(self, console_log, heartbeat_ms, *extra, env=None):
+    def receive(self, console_log, heartbeat_ms, *extra, env=None, clear=False):
         """Starts a detached receiver on an ephemeral loopback port; returns (address, pid, log)."""
         r = self.ok('receive', '-l', '127.0.0.1:0', '--console-log', console_log,
-                    '--heartbeat-timeout', heartbeat_ms, *extra, env=env)
+                    '--heartbeat-timeout', heartbeat_ms, *extra, env=env, clear=clear)
         m = re.search(r'Listening on (\S+) \(pid (\d+); log: ([^)]+)\)', r.out)
         check(m, 'receive printed no address/pid/log: %r' % r.out)
         address, pid, log = m.group(1), int(m.group(2)), m.group(3)
@@ -207,9 +217,12 @@ class LinkProxy:
     """A TCP relay on loopback between a primary and its secondary whose network can vanish the
     way a dead host's does: after cut() it forwards nothing more, either way, and closes nothing,
     so neither side ever sees a FIN or a reset (a process killed after the cut closes its socket
-    to us only). Whatever it had read but not yet forwarded is lost, like packets in flight."""
+    to us only). Whatever it had read but not yet forwarded is lost, like packets in flight.
+    tamper(towards_target, offset, data) -> bytes, when given, may change, drop or repeat what
+    passes (a man in the middle); offset counts the bytes already read in that direction."""
 
-    def __init__(self, target):
+    def __init__(self, target, tamper=None):
+        self._tamper = tamper
         host, port = target.rsplit(':', 1)
         self._target = (host, int(port))
         self._listener = socket.create_server(('127.0.0.1', 0))
@@ -240,8 +253,8 @@ class LinkProxy:
                     inside, _ = self._listener.accept()
                     outside = socket.create_connection(self._target)
                     self._sockets += [inside, outside]
-                    selector.register(inside, selectors.EVENT_READ, outside)
-                    selector.register(outside, selectors.EVENT_READ, inside)
+                    selector.register(inside, selectors.EVENT_READ, [outside, True, 0])
+                    selector.register(outside, selectors.EVENT_READ, [inside, False, 0])
                     continue
                 with self._lock:
                     if self._cut:
@@ -251,11 +264,15 @@ class LinkProxy:
                         data = key.fileobj.recv(65536)
                     except OSError:
                         data = b''
+                    peer, towards_target, offset = key.data
                     try:
                         if data:
-                            key.data.sendall(data)
+                            key.data[2] += len(data)
+                            if self._tamper:
+                                data = self._tamper(towards_target, offset, data)
+                            peer.sendall(data)
                             continue
-                        key.data.shutdown(socket.SHUT_WR)  # an end before the cut is passed on
+                        peer.shutdown(socket.SHUT_WR)  # an end before the cut is passed on
                     except OSError:
                         pass
                     selector.unregister(key.fileobj)
@@ -265,13 +282,19 @@ class LinkProxy:
 class Workspace:
     """A fresh temp dir for one test, with its hosts; everything started under it dies with it."""
 
-    def __init__(self, binary, label):
+    def __init__(self, binary, label, tls=True):
+        """tls: the hosts' links run over TLS with one pre-shared key (`keygen`), as an operator's
+        would; False: in clear (loopback needs no key)."""
         self.binary = binary
         self.root = tempfile.mkdtemp(prefix='colo-e2e-%s-' % label)
         self.failed = False
+        self.key = None
+        if tls:
+            self.key = os.path.join(self.root, 'link.key')
+            Host(binary, os.path.join(self.root, 'keygen')).ok('keygen', self.key)
 
     def host(self, name):
-        return Host(self.binary, os.path.join(self.root, name))
+        return Host(self.binary, os.path.join(self.root, name), self.key)
 
     def path(self, name):
         return os.path.join(self.root, name)

@@ -562,7 +562,7 @@ def test_hostile_streams(binary):
     version = subprocess.run([binary, '--version'], stdout=subprocess.PIPE, text=True).stdout
     check('(stream format %d)' % STREAM_VERSION in version,
           'hostile_stream.STREAM_VERSION is %d, the binary says %s' % (STREAM_VERSION, version.strip()))
-    ws = Workspace(binary, 'hostile')
+    ws = Workspace(binary, 'hostile', tls=False)  # what reaches a receiver's header reader
     try:
         a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'hs')
         log = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
@@ -862,7 +862,7 @@ def test_receive_sigterm(binary):
 def test_old_peer_version(binary):
     """protect and migrate to a receiver of stream version 1 (which hangs up on a header it does not
     speak, without an answer) fail at connect time with one line; no page is sent, the guest runs on."""
-    ws = Workspace(binary, 'oldpeer')
+    ws = Workspace(binary, 'oldpeer', tls=False)  # an old receiver speaks no TLS
     listener = socket.socket()
     try:
         listener.bind(('127.0.0.1', 0))
@@ -1217,6 +1217,72 @@ def test_disk_same_image_refused(binary):
     finally:
         ws.close()
 
+# --- TLS ---------------------------------------------------------------------------------------
+FLIP_AT = 1024 * 1024  # bytes into the primary's stream: inside the initial memory sync
+
+
+def flip_one_bit(towards_target, offset, data):
+    """A man in the middle: one bit of the primary's stream, FLIP_AT bytes in, changed."""
+    if towards_target and offset <= FLIP_AT < offset + len(data):
+        i = FLIP_AT - offset
+        data = data[:i] + bytes([data[i] ^ 0x10]) + data[i + 1:]
+    return data
+
+
+def test_tls_link(binary):
+    """The link runs over TLS with the workspace's key. A sender with another key, or in clear, is
+    refused before anything reaches the receiving host, one line on both sides; a relay that flips
+    one bit of the encrypted stream is detected (the record fails authentication), the incomplete
+    replica is dropped and the guest runs on unprotected, unharmed; then the right key protects it."""
+    ws = Workspace(binary, 'tls')
+    proxy = None
+    try:
+        a, b, log_a, log_b, address, receiver, pid = start_pair(ws, 'tl')
+        rlog = os.path.join(b.run_dir, 'receive-%s.log' % address.rsplit(':', 1)[1])
+        details = []
+        other_key = ws.path('other.key')
+        a.ok('keygen', other_key)
+        for label, args, clear, said, logged in (
+                ('another key', ('--key', other_key), False, 'TLS handshake', "is not this host's"),
+                ('in clear', (), True, 'takes TLS connections only', 'in clear')):
+            before = len(refusal_lines(rlog))
+            r = a.run('protect', 'tl', address, '--heartbeat-timeout', HEARTBEAT_MS, *args, clear=clear)
+            line = one_line_error(r)
+            check(r.code == 1 and said in line, '%s: protect %s' % (label, r.describe()))
+            lines = wait_until(lambda: refusal_lines(rlog)[before:], 10, '%s: a refusal line in the receive log' % label)
+            check(len(lines) == 1 and logged in lines[0], '%s: receive log %r' % (label, lines))
+            check(alive(receiver) and b.guests() == {}, '%s: host B has %s' % (label, b.guests()))
+            check(a.state('tl') == 'unprotected', '%s: the guest is %s' % (label, a.state('tl')))
+            details.append('%s: "%s" / "%s"' % (label, line[:90], lines[0][len('colo-replicate receive: refused '):][:90]))
+        proxy = LinkProxy(address, tamper=flip_one_bit)
+        r = a.run('protect', 'tl', proxy.address, '--heartbeat-timeout', HEARTBEAT_MS, timeout=60)
+        check(r.code == 1, 'protect through a bit-flipping relay: %s' % r.describe())
+        text = wait_until(lambda: (lambda t: t if 'failed authentication' in t else None)(
+            read_bytes(rlog).decode(errors='replace')), 10, 'the receiver to report a record that failed authentication '
+            '(protect: %s; receive log: %r)' % (one_line_error(r), read_bytes(rlog)[-600:]))
+        wait_exit(receiver, 15, 'the receive to end with its incomplete replica')
+        check(b.guests() == {}, 'host B keeps %s after the tampered sync' % b.guests())
+        check(a.state('tl') == 'unprotected', 'after the tampered sync the guest is %s' % a.state('tl'))
+        n = seq_count(log_a)
+        wait_lines(log_a, n + 5, 10, 'the guest to go on after the tampered sync')
+        check(not corrupt_lines(read_bytes(log_a), read_bytes(log_b)), 'a guest printed CORRUPT')
+        flagged = [l for l in text.split('\n') if 'failed authentication' in l][0]
+        details.append('bit flipped %d bytes in: protect "%s"; receiver "%s"' % (FLIP_AT, one_line_error(r)[:80], flagged[:120]))
+        address, receiver, _ = b.receive(ws.path('b2.log'), HEARTBEAT_MS)
+        a.ok('protect', 'tl', address, '--heartbeat-timeout', HEARTBEAT_MS)
+        status = wait_until(lambda: (lambda s: s if s and s.get('state') == 'protected' else None)(a.status('tl')),
+                            20, 'the guest to be protected with the right key')
+        wait_until(lambda: checkpoints_applied(b, 'tl') >= 3, 20, '3 checkpoints applied over TLS')
+        check(status.get('link_security', '').startswith('tls1.3 key '), 'status link_security: %s' % status.get('link_security'))
+        details.append('right key: protected, link_security "%s"' % status['link_security'])
+        a.ok('destroy', 'tl')
+        wait_exit(pid, 10, 'the primary to end after destroy')
+        return '; '.join(details)
+    finally:
+        if proxy:
+            proxy.close()
+        ws.close()
+
 
 def main(argv):
     if len(argv) < 2:
@@ -1244,6 +1310,7 @@ def main(argv):
         ('protect-refused-values', test_protect_refused_values),
         ('receive-sigterm', test_receive_sigterm),
         ('old-peer-version', test_old_peer_version),
+        ('tls-link', test_tls_link),
         ('receive-too-big', test_receive_too_big),
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),

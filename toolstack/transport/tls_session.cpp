@@ -37,6 +37,18 @@ TlsSession::TlsSession(std::shared_ptr<const TlsContext> context, int socket, st
 TlsSession::~TlsSession() { SSL_free(ssl_); }
 
 TlsWait TlsSession::wait_or_throw(int result, const char* operation) {
+    try {
+        return classify(result, operation);
+    } catch (...) {
+        // The session is dead; the other direction's next call reports the same cause (a record
+        // that failed authentication on the reading side shows up on the writing side as a bare
+        // broken pipe otherwise, and whichever thread reports first names the failure).
+        failure_ = std::current_exception();
+        throw;
+    }
+}
+
+TlsWait TlsSession::classify(int result, const char* operation) {
     const int error = SSL_get_error(ssl_, result);
     const int saved_errno = errno;
     switch (error) {
@@ -95,6 +107,7 @@ TlsWait TlsSession::handshake() {
 
 std::size_t TlsSession::read(std::span<std::byte> out, TlsWait& wait) {
     std::lock_guard lock(mutex_);
+    if (failure_) std::rethrow_exception(failure_);
     ERR_clear_error();
     errno = 0;
     std::size_t n = 0;
@@ -109,6 +122,7 @@ std::size_t TlsSession::read(std::span<std::byte> out, TlsWait& wait) {
 
 std::size_t TlsSession::write(std::span<const std::byte> bytes, TlsWait& wait) {
     std::lock_guard lock(mutex_);
+    if (failure_) std::rethrow_exception(failure_);
     ERR_clear_error();
     errno = 0;
     std::size_t n = 0;

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -47,12 +48,14 @@ public:
 
 private:
     TlsWait wait_or_throw(int result, const char* operation);
+    TlsWait classify(int result, const char* operation);
 
     std::shared_ptr<const TlsContext> context_;
     UniqueFd socket_;
     std::string peer_;
     std::string refusal_;  // why our PSK callback refused the peer's key, when it did
     SSL* ssl_ = nullptr;
+    std::exception_ptr failure_;  // the first fatal error, under mutex_
     std::mutex mutex_;
 };
 
