@@ -9,6 +9,7 @@
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/guest_image.hpp"
 #include "toolstack/replication/migration.hpp"
+#include "toolstack/replication/ownership_arbiter.hpp"
 #include "toolstack/transport/link_security.hpp"
 #include "toolstack/status_fields.hpp"
 #include "toolstack/transport/endpoint.hpp"
@@ -171,7 +172,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     if (migrating_) throw Error("the guest is being migrated");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
                                  "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge",
-                                 "key", "tls_cert", "tls_key", "tls_ca"});
+                                 "key", "tls_cert", "tls_key", "tls_ca", "witness"});
     const Endpoint peer = parse_endpoint(args[0]);
     PrimaryConfig config;
     const std::string mode = options.text("mode", "colo");
@@ -191,6 +192,11 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     config.log = notice_log(service_.config().name);
     const bool cache_backup = options.flag("cache_backup", true);
     const auto tls = options.security().context(TlsRole::client);
+    std::shared_ptr<OwnershipArbiter> arbiter;
+    if (const std::string url = options.text("witness", ""); !url.empty()) {
+        arbiter = std::make_shared<OwnershipArbiter>(open_witness(url), service_.config().name,
+                                                     OwnershipArbiter::owner_id("primary", service_.config().name));
+    }
     // Every value is checked before anything is connected, sent or paused: a refusal leaves the
     // guest and the would-be secondary exactly as they were.
     validate(config);
@@ -209,6 +215,14 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     link_.reset();
 
     const std::string guest_config = format_guest_config(config_for_receiver(service_.config(), guest));
+    if (arbiter) {
+        // This copy runs the guest: it is the owner the secondary will have to find unchanged
+        // before it may take over. No witness answer, no protection.
+        arbiter->claim_at_protect();
+        config.arbiter = arbiter;
+        // Lost to a takeover: this copy must not run again. The service ends (the guest with it).
+        config.fenced = [this](const std::string&) { service_.request_stop(); };
+    }
     link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout, tls);
     link_security_ = tls != nullptr ? "tls1.3 " + tls->describe() : "none (in clear)";
     link_->channel().send(protocol::GuestConfigText{guest_config});

@@ -11,6 +11,7 @@
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/primary_side.hpp"
 #include "toolstack/replication/colo_secondary.hpp"
+#include "toolstack/replication/ownership_arbiter.hpp"
 #include "toolstack/status_fields.hpp"
 
 namespace colo {
@@ -118,6 +119,19 @@ int serve_incoming_guest(ReplicationLink& link, const IncomingRequest& request, 
     secondary_config.log = [name](LogLevel level, std::string_view text) {
         if (level == LogLevel::notice) std::cerr << "colo-replicate[" << name << "]: " << text << std::endl;
     };
+    if (options.witness && setup.purpose != protocol::ReplicationPurpose::migrate) {
+        // The primary claimed the guest before it connected: its revision is what a takeover
+        // must still find. No witness answer, no protection (nobody could arbitrate a takeover).
+        auto arbiter = std::make_shared<OwnershipArbiter>(options.witness, name, OwnershipArbiter::owner_id("secondary", name));
+        try {
+            arbiter->learn_owner();
+        } catch (const Error& e) {
+            const std::string message = std::string("the secondary's witness: ") + e.what();
+            channel.send(protocol::Failure{message});
+            throw Error(message);
+        }
+        secondary_config.arbiter = std::move(arbiter);
+    }
     Secondary secondary(service.backend(), channel, secondary_config,
                         [&service](std::uint64_t offset, std::span<const std::byte> bytes) { service.console().publish(offset, bytes); });
     // Once the guest runs here (migrated, or taken over), it is a primary like any other.

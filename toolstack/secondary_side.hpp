@@ -14,6 +14,7 @@
 #include <string>
 
 #include "backends/guest_config.hpp"
+#include "toolstack/failover/witness.hpp"
 #include "toolstack/replication_link.hpp"
 
 namespace colo {
@@ -29,6 +30,8 @@ struct ReceiveOptions {
     std::optional<std::filesystem::path> disk_dir;
     bool console_to_stdout = false;
     std::chrono::milliseconds peer_timeout{800};
+    // --witness: a takeover must first win the guest on it (ownership_arbiter.hpp); null: none.
+    std::shared_ptr<Witness> witness;
     // Called with the incoming guest's service once it serves, and with nullptr before the
     // service ends: `receive` points SIGTERM/SIGINT at it (request_stop()).
     std::function<void(control::GuestService*)> on_service;

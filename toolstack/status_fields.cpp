@@ -76,6 +76,8 @@ StatusFields status_fields(const PrimaryStats& s) {
     };
     if (!s.net_last_compare_reason.empty()) f.emplace_back("net_last_compare_reason", s.net_last_compare_reason);
     if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
+    if (!s.witness.empty()) f.emplace_back("witness", s.witness);
+    if (!s.arbitration.empty()) f.emplace_back("arbitration", s.arbitration);
     // In milliseconds since the epoch: how long after a cut the loss was declared is measurable.
     if (s.protection_lost_at) {
         f.emplace_back("protection_lost_at_ms",
@@ -119,6 +121,8 @@ StatusFields status_fields(const SecondaryStats& s) {
         {"phase", s.phase},
     };
     if (!s.stopped_reason.empty()) f.emplace_back("stopped", s.stopped_reason);
+    if (!s.witness.empty()) f.emplace_back("witness", s.witness);
+    if (!s.arbitration.empty()) f.emplace_back("arbitration", s.arbitration);
     return f;
 }
 

@@ -48,6 +48,10 @@ void link_security_options(po::options_description& o) {
         ("tls-ca", po::value<std::string>(), "x509: the CA a peer's certificate must be signed by (PEM)");
 }
 
+void witness_option(po::options_description& o) {
+    o.add_options()("witness", po::value<std::string>(), "etcd://HOST:PORT[/PREFIX]: before a side goes live without its peer it must win the guest on this etcd (the same URL on protect and receive); without it a partition can leave two live copies");
+}
+
 void console_log_option(po::options_description& o) {
     o.add_options()("console-log", po::value<std::string>(), "write the guest's released console output to FILE, byte k of its console stream at position k");
 }
@@ -120,6 +124,7 @@ std::vector<Command> make_table() {
                      p.add("name", 1).add("host", 1);
                      replication_options(o);
                      link_security_options(o);
+                     witness_option(o);
                  },
                  run_protect});
     t.push_back({"receive", "Receive a migrated or protected guest (the secondary)", "[options]",
@@ -132,6 +137,7 @@ std::vector<Command> make_table() {
                      console_log_option(o);
                      backend_option(o);
                      link_security_options(o);
+                     witness_option(o);
                      o.add_options()("insecure", "accept a sender in clear on an address other hosts can reach (anyone who reaches the port can then push a guest into this host and read its memory on the way)");
                  },
                  run_receive});

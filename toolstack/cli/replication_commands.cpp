@@ -19,6 +19,7 @@
 #include "toolstack/control/daemon.hpp"
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/control/run_dir.hpp"
+#include "toolstack/failover/witness.hpp"
 #include "toolstack/replication_link.hpp"
 #include "toolstack/secondary_side.hpp"
 #include "toolstack/status_fields.hpp"
@@ -142,6 +143,14 @@ int run_protect(const po::variables_map& vm, Io& io) {
     const LinkSecurity security = security_of(vm);
     for (const auto& argument : security.request_arguments()) request += " " + argument;
     warn_if_in_clear(security, peer, "protect", io);
+    if (vm.count("witness") != 0) {
+        const std::string url = vm["witness"].as<std::string>();
+        (void)open_witness(url);  // a URL it does not take is refused here, before anything starts
+        request += " witness=" + url;
+    } else {
+        io.err << "colo-replicate protect: warning: no --witness: a partition of the replication link can leave "
+                  "two live copies of " << name << " (split brain)\n";
+    }
     for (const auto& line : control::request(name, request)) warn_caveat(line, "protect", io);
 
     // The initial sync runs in the guest's process; its progress is shown while it runs (a line
@@ -263,6 +272,7 @@ int run_receive(const po::variables_map& vm, Io& io) {
     }
     options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
     options.on_service = on_incoming_service;
+    if (vm.count("witness") != 0) options.witness = open_witness(vm["witness"].as<std::string>());
     const auto tls = security_of(vm).context(TlsRole::server);
     if (tls == nullptr && vm.count("insecure") == 0 && !is_loopback(listen_on)) {
         throw Error("receive on " + to_string(listen_on) + " without --key would let anyone who reaches the port push a guest "

@@ -7,6 +7,7 @@
 #include "toolstack/protocol/record_types.hpp"
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
+#include "toolstack/replication/ownership_arbiter.hpp"
 #include "toolstack/replication/pipeline_clock.hpp"
 #include "toolstack/replication/stream_schedule.hpp"
 #include "toolstack/replication/page_batches.hpp"
@@ -151,6 +152,7 @@ void Primary::lose_secondary(const std::string& reason) noexcept {
         // The link is gone; there is nobody to tell.
     }
     channel_.close();
+    if (config_.arbiter && !win_arbitration()) return;
     const std::string trouble = leave_protection();
     try {
         config_.log(LogLevel::notice, "colo primary: secondary lost (" + reason + "); guest " + pvm_.name() +
@@ -162,6 +164,66 @@ void Primary::lose_secondary(const std::string& reason) noexcept {
     } catch (...) {
         // Out of memory for a message: the role and phase already say what happened.
     }
+}
+
+void Primary::set_arbitration(const std::string& text) {
+    std::lock_guard lock(stats_mutex_);
+    stats_.arbitration = text;
+    stats_.witness = config_.arbiter->describe();
+}
+
+bool Primary::win_arbitration() noexcept {
+    arbitrating_ = true;
+    std::string lost;
+    try {
+        // Held output: a paused guest makes none, and what the gate holds stays held until the
+        // witness says this copy is the guest (the secondary may be taking over right now).
+        pvm_.pause();
+        set_arbitration("holding output (guest paused): asking the witness");
+        bool told = false;
+        const auto verdict = config_.arbiter->arbitrate(
+            [this] { return stop_.stop_requested(); },
+            [&](const std::string& why) {
+                set_arbitration("holding output (guest paused): the witness cannot be reached: " + why);
+                if (!told) {
+                    config_.log(LogLevel::notice, "colo primary: secondary lost; guest " + pvm_.name() +
+                                                      " paused, its output held, until the witness answers: " + why);
+                    told = true;
+                }
+            });
+        if (verdict == OwnershipArbiter::Verdict::won) {
+            set_arbitration("won: this copy owns the guest (" + config_.arbiter->describe() + ")");
+            arbitrating_ = false;
+            return true;
+        }
+        lost = verdict == OwnershipArbiter::Verdict::lost
+                   ? "the witness names " + config_.arbiter->winner() + " as the owner (the secondary took over): this copy is stopped for good"
+                   : "stopped while waiting for the witness";
+    } catch (const std::exception& e) {
+        lost = std::string("arbitration failed: ") + e.what();
+    }
+    // This copy must never run again: devices dropped without releasing what they hold, the
+    // PVM left paused, and the caller ends it.
+    if (in_flight_) in_flight_.reset();
+    for (auto& device : devices_) device->abort();
+    try {
+        pvm_.stop_dirty_log();
+    } catch (...) {
+    }
+    {
+        std::lock_guard lock(stats_mutex_);
+        (void)state_.transition(Role::unprotected, Role::stopped);
+        phase_ = PrimaryPhase::stopped;
+        stats_.protection_lost_reason += "; " + lost;
+        stats_.arbitration = "lost: " + lost;
+    }
+    arbitrating_ = false;
+    try {
+        config_.log(LogLevel::notice, "colo primary: guest " + pvm_.name() + ": " + lost);
+        if (config_.fenced) config_.fenced(lost);
+    } catch (...) {
+    }
+    return false;
 }
 
 PrimaryDevice& Primary::device_for(const protocol::Message& message) {
@@ -441,6 +503,7 @@ std::uint64_t Primary::stream_pass() {
 }
 
 void Primary::run(std::stop_token stop) noexcept {
+    stop_ = stop;
     try {
         if (state_.role() == Role::syncing && phase_ == PrimaryPhase::syncing && !protect()) return;
         while (state_.role() == Role::protecting) {
@@ -493,7 +556,8 @@ PrimaryStats Primary::status() const {
     std::lock_guard lock(stats_mutex_);
     PrimaryStats out = stats_;
     const Role role = state_.role();
-    out.state = role == Role::protecting ? "protected" : to_string(role);
+    out.state = arbitrating_ ? "arbitrating" : role == Role::protecting ? "protected" : to_string(role);
+    if (config_.arbiter && out.witness.empty()) out.witness = config_.arbiter->describe();
     out.phase = transaction::to_string(phase_.load());
     out.epoch = epoch_;
     out.checkpoints = stats_.checkpoints;

@@ -165,6 +165,10 @@ private:
     void lose_link(const std::exception& error) noexcept;
     // Devices torn down, dirty logging stopped, the PVM resumed; what failed is returned.
     std::string leave_protection() noexcept;
+    // With a witness, after the secondary is lost: the PVM paused (output held) until this copy
+    // won the guest; false when it lost (this copy is stopped for good) or was stopped waiting.
+    bool win_arbitration() noexcept;
+    void set_arbitration(const std::string& text);
     [[nodiscard]] Millis checkpoint_period() const;
     // The devices' own initial sync (a disk's image), before the pre-copy of memory.
     void sync_devices();
@@ -178,6 +182,8 @@ private:
     std::vector<std::unique_ptr<PrimaryDevice>> devices_;
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};
+    std::stop_token stop_;                 // run()'s: a stop ends a wait for the witness
+    std::atomic<bool> arbitrating_{false};
     std::atomic<transaction::PrimaryPhase> phase_{transaction::PrimaryPhase::syncing};
     PeerMonitor monitor_;
     PrecopySender precopy_;

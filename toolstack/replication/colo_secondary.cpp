@@ -6,6 +6,7 @@
 
 #include "toolstack/protocol/message_codec.hpp"
 #include "toolstack/replication/message_log.hpp"
+#include "toolstack/replication/ownership_arbiter.hpp"
 #include "toolstack/replication/pipeline_clock.hpp"
 #include "toolstack/replication/page_batches.hpp"
 
@@ -90,6 +91,7 @@ void Secondary::set_stopped_reason(const std::string& reason) {
 }
 
 Secondary::Outcome Secondary::run(std::stop_token stop) {
+    stop_ = stop;
     for (;;) {
         if (stop.stop_requested()) {
             const Role role = state_.role();
@@ -384,6 +386,45 @@ std::optional<Secondary::Outcome> Secondary::read_last_messages() {
     return std::nullopt;
 }
 
+void Secondary::set_arbitration(const std::string& text) {
+    std::lock_guard lock(stats_mutex_);
+    stats_.arbitration = text;
+    stats_.witness = config_.arbiter->describe();
+}
+
+bool Secondary::win_arbitration() {
+    // A COLO SVM stands still while the witness decides: it may yet be dropped.
+    svm_.pause();
+    set_arbitration("asking the witness before taking over");
+    bool told = false;
+    const auto verdict = config_.arbiter->arbitrate(
+        [this] { return stop_.stop_requested(); },
+        [&](const std::string& why) {
+            set_arbitration("not taking over until the witness answers: " + why);
+            if (!told) {
+                config_.log(LogLevel::notice, "colo secondary: primary lost; guest " + svm_.name() +
+                                                  " takes over only once the witness answers: " + why);
+                told = true;
+            }
+        });
+    if (verdict == OwnershipArbiter::Verdict::won) {
+        set_arbitration("won: this copy owns the guest (" + config_.arbiter->describe() + ")");
+        return true;
+    }
+    const std::string why = verdict == OwnershipArbiter::Verdict::lost
+                                ? "the witness names " + config_.arbiter->winner() +
+                                      " as the owner (the primary is alive): this replica is dropped"
+                                : "stopped while waiting for the witness";
+    (void)state_.transition(Role::failing_over, Role::stopped);
+    phase_ = SecondaryPhase::stopped;
+    staged_.reset();
+    for (auto& device : devices_) device->abort();
+    set_stopped_reason(why);
+    set_arbitration("lost: " + why);
+    config_.log(LogLevel::notice, "colo secondary: guest " + svm_.name() + ": " + why);
+    return false;
+}
+
 Secondary::Outcome Secondary::fail_over(const std::string& reason) {
     if (!state_.transition(Role::protecting, Role::failing_over)) {
         return state_.role() == Role::active ? Outcome::failed_over : Outcome::stopped;
@@ -391,6 +432,7 @@ Secondary::Outcome Secondary::fail_over(const std::string& reason) {
     config_.log(LogLevel::notice, "colo secondary: primary lost (" + reason + "); guest " + svm_.name() +
                                       " takes over from checkpoint " + std::to_string(epoch_.load()));
     channel_.close();
+    if (config_.arbiter && !win_arbitration()) return Outcome::stopped;
     // A partial checkpoint only ever reached the cache; the SVM is the last committed checkpoint
     // (remus) or runs on from it (colo).
     staged_.reset();
@@ -447,6 +489,7 @@ SecondaryStats Secondary::status() const {
     SecondaryStats out = stats_;
     const Role role = state_.role();
     out.state = role == Role::protecting ? "protecting" : to_string(role);
+    if (config_.arbiter && out.witness.empty()) out.witness = config_.arbiter->describe();
     out.phase = transaction::to_string(phase_.load());
     out.epoch = epoch_;
     out.pause_p50 = pauses_.percentile(50);

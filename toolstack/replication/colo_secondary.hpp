@@ -134,6 +134,10 @@ private:
     // After LinkDown: what already arrived. An outcome when the primary turns out to be alive.
     std::optional<Outcome> read_last_messages();
     Outcome fail_over(const std::string& reason);
+    // With a witness, before taking over: the SVM paused until this copy won the guest; false
+    // (role stopped, the replica to be dropped) when the primary kept it or a stop came first.
+    bool win_arbitration();
+    void set_arbitration(const std::string& text);
     Outcome stop_protection(const std::string& reason);
     // A bad stream or a failed checkpoint: Failure to the primary, phase failed. Never throws.
     void fail(const std::string& reason) noexcept;
@@ -159,6 +163,7 @@ private:
     std::optional<Staged> staged_;
     std::atomic<std::uint64_t> epoch_{0};  // last applied
     std::atomic<bool> failover_requested_{false};
+    std::stop_token stop_;  // run()'s: a stop ends a wait for the witness
 
     mutable std::mutex stats_mutex_;
     SecondaryStats stats_;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <string_view>
 
 namespace colo {
@@ -13,6 +14,7 @@ namespace colo {
 namespace net_device {
 class EgressCompare;
 }
+class OwnershipArbiter;
 
 using Millis = std::chrono::milliseconds;
 
@@ -79,6 +81,11 @@ struct PrimaryConfig {
     // COLO: makes each NIC's frame compare; empty: the one of toolstack/network (tests give
     // their own to drive the network device's bookkeeping frame by frame).
     std::function<std::unique_ptr<net_device::EgressCompare>()> make_net_compare;
+    // The witness that decides who goes live once the secondary is lost (ownership_arbiter.hpp);
+    // null: none (the primary goes on unprotected at once, as before). `fenced(why)` is called
+    // when this copy lost: the caller ends the guest for good.
+    std::shared_ptr<OwnershipArbiter> arbiter;
+    std::function<void(const std::string&)> fenced;
     LogFn log = default_log();
 };
 
@@ -94,6 +101,8 @@ struct SecondaryConfig {
     // COLO copies nothing while paused. Off: entering COLO copies all of memory into the cache.
     bool cache_backup = true;
     Millis console_poll{5};  // how often SVM console bytes are forwarded to the primary
+    // The witness a takeover must win first (ownership_arbiter.hpp); null: none.
+    std::shared_ptr<OwnershipArbiter> arbiter;
     LogFn log = default_log();
 };
 

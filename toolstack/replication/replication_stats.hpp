@@ -59,6 +59,8 @@ struct PrimaryStats {
     std::uint64_t disk_writes_mirrored = 0, disk_write_bytes_mirrored = 0;
     std::string protection_lost_reason;    // why, once unprotected
     std::optional<std::chrono::system_clock::time_point> protection_lost_at;  // when
+    std::string witness;                   // the witness and the owner it names (none: empty)
+    std::string arbitration;               // after the secondary was lost: held, won or lost, and why
     std::string phase;                     // of the checkpoint transaction (checkpoint_transaction.hpp)
 };
 
@@ -89,6 +91,8 @@ struct SecondaryStats {
     std::uint64_t disk_takeover_overlay_bytes = 0, disk_takeover_dropped_writes = 0;
     std::string phase;                        // of the checkpoint transaction
     std::string stopped_reason;               // why, once stopped or failed
+    std::string witness;                      // the witness and the owner it names (none: empty)
+    std::string arbitration;                  // after the primary was lost: waiting, won or lost
 };
 
 }  // namespace colo
