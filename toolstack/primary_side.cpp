@@ -9,6 +9,7 @@
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/guest_image.hpp"
 #include "toolstack/replication/migration.hpp"
+#include "toolstack/failover/open_witness.hpp"
 #include "toolstack/replication/ownership_arbiter.hpp"
 #include "toolstack/transport/link_security.hpp"
 #include "toolstack/status_fields.hpp"

@@ -14,7 +14,7 @@
 #include <string>
 
 #include "backends/guest_config.hpp"
-#include "toolstack/failover/witness.hpp"
+#include "toolstack/failover/open_witness.hpp"
 #include "toolstack/replication_link.hpp"
 
 namespace colo {

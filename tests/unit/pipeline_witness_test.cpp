@@ -25,17 +25,21 @@ public:
         const auto it = keys_.find(guest);
         return it == keys_.end() ? Owner{} : it->second;
     }
-    bool claim(const std::string& guest, const std::string& owner, std::int64_t expected) override {
+    bool claim(const std::string& guest, const std::string& owner, std::int64_t expected, Owner* now) override {
         std::lock_guard lock(mutex_);
         check_reachable();
         const auto it = keys_.find(guest);
         const std::int64_t current = it == keys_.end() ? 0 : it->second.revision;
-        if (current != expected) return false;
+        if (current != expected) {
+            if (now) *now = it == keys_.end() ? Owner{} : it->second;
+            return false;
+        }
         keys_[guest] = Owner{owner, ++revision_};
+        if (now) *now = keys_[guest];
         ++claims_won;
         return true;
     }
-    std::string url() const override { return "fake://witness"; }
+    std::string describe() const override { return "fake://witness"; }
 
     std::atomic<bool> reachable{true};
     std::atomic<int> claims_won{0};

@@ -19,7 +19,7 @@
 #include "toolstack/control/daemon.hpp"
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/control/run_dir.hpp"
-#include "toolstack/failover/witness.hpp"
+#include "toolstack/failover/open_witness.hpp"
 #include "toolstack/replication_link.hpp"
 #include "toolstack/secondary_side.hpp"
 #include "toolstack/status_fields.hpp"

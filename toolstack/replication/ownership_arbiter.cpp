@@ -25,23 +25,22 @@ std::string OwnershipArbiter::owner_id(const std::string& role, const std::strin
 void OwnershipArbiter::claim_at_protect() {
     // Another protect (or a takeover) may move the key between our read and our claim: read again.
     for (int attempt = 0; attempt < 5; ++attempt) {
-        const Owner now = witness_->read_owner(guest_);
-        if (witness_->claim(guest_, self_, now.revision)) {
-            const Owner mine = witness_->read_owner(guest_);
-            if (mine.id != self_) break;  // claimed and at once taken: someone else is arbitrating
+        const Owner before = witness_->read_owner(guest_);
+        Owner now;
+        if (witness_->claim(guest_, self_, before.revision, &now)) {
             std::lock_guard lock(mutex_);
-            known_ = mine;
+            known_ = now;
             return;
         }
     }
-    throw Error("the witness " + witness_->url() + " would not let this host claim " + guest_ +
+    throw Error("the witness " + witness_->describe() + " would not let this host claim " + guest_ +
                 ": its owner keeps changing (another protect or takeover of the same guest?)");
 }
 
 void OwnershipArbiter::learn_owner() {
     const Owner now = witness_->read_owner(guest_);
     if (now.revision == 0) {
-        throw Error("the witness " + witness_->url() + " names no owner of " + guest_ +
+        throw Error("the witness " + witness_->describe() + " names no owner of " + guest_ +
                     " (give the primary's protect the same --witness as this receive)");
     }
     std::lock_guard lock(mutex_);
@@ -59,16 +58,19 @@ OwnershipArbiter::Verdict OwnershipArbiter::arbitrate(const std::function<bool()
     for (;;) {
         if (give_up()) return Verdict::gave_up;
         try {
-            if (witness_->claim(guest_, self_, from.revision)) {
-                const Owner mine = witness_->read_owner(guest_);
+            Owner now;
+            if (witness_->claim(guest_, self_, from.revision, &now)) {
                 std::lock_guard lock(mutex_);
-                known_ = mine.id == self_ ? mine : Owner{self_, from.revision};
+                known_ = now;
                 return Verdict::won;
             }
-            const Owner now = witness_->read_owner(guest_);
+            // A claim whose answer was lost may have been applied: then the key names us (owner
+            // ids are unique per process), and this retry found it moved by our own hand.
+            now = witness_->read_owner(guest_);
             std::lock_guard lock(mutex_);
-            winner_ = now.id.empty() ? "(nobody: the key was removed)" : now.id;
             known_ = now;
+            if (now.id == self_) return Verdict::won;
+            winner_ = now.id.empty() ? "(nobody: the key was removed)" : now.id;
             return Verdict::lost;
         } catch (const std::exception& e) {
             // Unreachable, or an answer we cannot read: nobody goes live on a guess.
@@ -84,7 +86,7 @@ OwnershipArbiter::Verdict OwnershipArbiter::arbitrate(const std::function<bool()
 
 std::string OwnershipArbiter::describe() const {
     std::lock_guard lock(mutex_);
-    return witness_->url() + ": owner " + (known_.id.empty() ? "-" : known_.id) + " at revision " + std::to_string(known_.revision);
+    return witness_->describe() + ": owner " + (known_.id.empty() ? "-" : known_.id) + " at revision " + std::to_string(known_.revision);
 }
 
 std::string OwnershipArbiter::winner() const {
