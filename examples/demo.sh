@@ -41,8 +41,10 @@ last_seq() { seqs "$1" | tail -1; }
 
 if [ ! -w /dev/kvm ]; then echo "demo: /dev/kvm is not available here" >&2; exit 1; fi
 echo "== colo-replicate demo: $("$bin" --version | head -1)"
-echo "== host B (secondary): colo-replicate receive -l 127.0.0.1:$port"
-B receive -l "127.0.0.1:$port" --console-log "$hostB/console.log" --heartbeat-timeout 500
+echo "== the link's key, the same file on both hosts: colo-replicate keygen"
+A keygen "$work/link.key" | sed 's/^/   /'
+echo "== host B (secondary): colo-replicate receive --key link.key -l 127.0.0.1:$port"
+B receive --key "$work/link.key" -l "127.0.0.1:$port" --console-log "$hostB/console.log" --heartbeat-timeout 500
 config=$here/builtin-guest.cfg
 if [ $net = 1 ]; then
     net_cleanup  # leftovers of an interrupted demo
@@ -72,8 +74,8 @@ if [ $net = 1 ]; then
     ip netns exec crdemo python3 "$here/udp-client.py" 10.77.200.2 --progress >"$work/client.out" 2>&1 &
     client_pid=$!
 fi
-echo "== host A: colo-replicate protect demo 127.0.0.1:$port"
-A protect demo "127.0.0.1:$port" --heartbeat-timeout 500 | sed 's/^/   /'
+echo "== host A: colo-replicate protect --key link.key demo 127.0.0.1:$port (TLS 1.3)"
+A protect --key "$work/link.key" demo "127.0.0.1:$port" --heartbeat-timeout 500 | sed 's/^/   /'
 
 echo "== protected; checkpoints as they happen (${seconds}s):"
 end=$((SECONDS + seconds))

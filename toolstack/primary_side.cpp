@@ -136,6 +136,7 @@ std::string PrimarySide::owner() const {
     }
     if (migrating_) return "being migrated; wait for the migration to end";
     if (protecting()) return "protected (" + service_.mode() + "); destroy its secondary to end protection first";
+    if (primary_ && primary_->arbitrating()) return "waiting for the witness after losing its secondary (status: arbitration)";
     return {};
 }
 
@@ -170,6 +171,8 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     if (args.empty()) throw Error("usage: protect HOST[:PORT] [key=value...]");
     refuse_unless_primary();
     if (protecting()) throw Error("the guest is already protected");
+    if (primary_ && primary_->arbitrating())
+        throw Error("the guest lost its secondary and waits for the witness to say whether it may go on (status: arbitration)");
     if (migrating_) throw Error("the guest is being migrated");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
                                  "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge",

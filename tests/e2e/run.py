@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from console_sequence import SEQ_LINE, check_joined, check_sequence, count_seq_lines  # noqa: E402
 from hostile_stream import STREAM_VERSION, garbage, stream_header  # noqa: E402
 from test_network import TestNetwork, check_replies, wait_answering  # noqa: E402
+from test_partition import make_frozen_primary_test, make_partition_test  # noqa: E402
 from test_disk import (DISK_BLOCKS, check_image, corrupt_lines, disk_keys, done_digest, joined_report,  # noqa: E402
                        make_image, test_disk_local, wait_done)
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
@@ -1311,6 +1312,8 @@ def main(argv):
         ('receive-sigterm', test_receive_sigterm),
         ('old-peer-version', test_old_peer_version),
         ('tls-link', test_tls_link),
+        ('partitions-with-witness', make_partition_test(int(os.environ.get('COLO_PARTITION_RUNS') or runs), seed, guest_config)),
+        ('frozen-primary-with-witness', make_frozen_primary_test(guest_config)),
         ('receive-too-big', test_receive_too_big),
         ('forced-failover', test_forced_failover),
         ('survivor-protected-again', test_survivor_protected_again),

@@ -220,7 +220,7 @@ bool Primary::win_arbitration() noexcept {
     arbitrating_ = false;
     try {
         config_.log(LogLevel::notice, "colo primary: guest " + pvm_.name() + ": " + lost);
-        if (config_.fenced) config_.fenced(lost);
+        if (config_.fenced && !stop_.stop_requested()) config_.fenced(lost);
     } catch (...) {
     }
     return false;

@@ -137,6 +137,8 @@ public:
     [[nodiscard]] Role role() const { return state_.role(); }
     [[nodiscard]] transaction::PrimaryPhase phase() const { return phase_.load(); }
     [[nodiscard]] PrimaryStats status() const;
+    // Waiting for the witness after the secondary was lost (the PVM paused, output held).
+    [[nodiscard]] bool arbitrating() const { return arbitrating_; }
 
     // Harvested pages not yet delivered (tests: nothing is lost when a send fails).
     [[nodiscard]] const DirtyBitmap& pending() const { return pending_; }
