@@ -109,13 +109,16 @@ def percentile(values, p):
 class Host:
     """One run directory standing in for one host; every process it starts is recorded by pid."""
 
-    def __init__(self, binary, run_dir):
-        self.binary, self.run_dir = binary, run_dir
+    def __init__(self, binary, run_dir, cpus=None):
+        """cpus: the CPU list (taskset) this host's processes run on: what they start inherits it,
+        so a guest's process and its threads stay there, as on a host of its own."""
+        self.binary, self.run_dir, self.cpus = binary, run_dir, cpus
         os.makedirs(run_dir, exist_ok=True)
 
     def run(self, *args, check=True, timeout=120):
         env = dict(os.environ, COLO_RUN_DIR=self.run_dir)
-        proc = subprocess.run([self.binary, *args], env=env, stdin=subprocess.DEVNULL,
+        pin = ['taskset', '-c', self.cpus] if self.cpus is not None else []
+        proc = subprocess.run([*pin, self.binary, *args], env=env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
@@ -141,6 +144,19 @@ class Host:
             except OSError:
                 pass
         return [pid for pid in found if pid != os.getpid()]
+
+    def rss_mib(self):
+        """Resident memory of this host's processes (MiB)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                with open('/proc/%d/status' % pid) as f:
+                    for line in f:
+                        if line.startswith('VmRSS:'):
+                            total += int(line.split()[1])
+            except OSError:
+                pass
+        return total / 1024.0
 
     def clean_up(self):
         try:
@@ -191,12 +207,22 @@ def guest_metrics(watcher, start, end):
         raise BenchError('the guest printed fewer than 2 console lines in %.1f s' % (end - start))
     (t0, _, w0), (t1, _, w1) = lines[0], lines[-1]
     gaps = [(b[0] - a[0]) * 1000 for a, b in zip(lines, lines[1:])]
+    # Output latency: the guest prints line N on a fixed schedule (N print intervals after its
+    # start); how much later than the least delayed line of the window it appeared is how long
+    # it waited to be released (held by the output gate, or the guest stalled).
+    lag = [t - seq * PRINT_INTERVAL_MS / 1000.0 for t, seq, _ in lines]
+    least = min(lag)
+    waited = sorted((l - least) * 1000 for l in lag)
     return dict(writes_per_s=(w1 - w0) / (t1 - t0), lines_per_s=(len(lines) - 1) / (t1 - t0),
-                gaps_ms=gaps, max_gap_ms=max(gaps))
+                gaps_ms=gaps, max_gap_ms=max(gaps), out_p50_ms=percentile(waited, 50), out_p99_ms=percentile(waited, 99))
+
+
+# Host A's processes on one core, host B's on the other: two hosts never share a core.
+CPUS_A, CPUS_B = '0', '1'
 
 
 def run_unprotected(binary, work, dirty_rate, seconds):
-    host = Host(binary, os.path.join(work, 'baseline'))
+    host = Host(binary, os.path.join(work, 'baseline'), CPUS_A)
     config = os.path.join(host.run_dir, 'guest.cfg')
     log = os.path.join(host.run_dir, 'console.log')
     write_config(config, dirty_rate)
@@ -225,9 +251,10 @@ def link_arguments(work, options):
 
 def run_protected(binary, work, dirty_rate, seconds, options):
     tag = 'protected' + ''.join(options).replace('-', '_')
-    options, link = link_arguments(work, options)
-    host_a = Host(binary, os.path.join(work, tag, 'hostA'))
-    host_b = Host(binary, os.path.join(work, tag, 'hostB'))
+    pinned = '--unpinned' not in options
+    options, link = link_arguments(work, [o for o in options if o != '--unpinned'])
+    host_a = Host(binary, os.path.join(work, tag, 'hostA'), CPUS_A if pinned else None)
+    host_b = Host(binary, os.path.join(work, tag, 'hostB'), CPUS_B if pinned else None)
     config = os.path.join(host_a.run_dir, 'guest.cfg')
     log_a = os.path.join(host_a.run_dir, 'console.log')
     log_b = os.path.join(host_b.run_dir, 'console.log')
@@ -248,6 +275,7 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         time.sleep(seconds)
         end = time.monotonic()
         last, secondary = host_a.status(), host_b.status()
+        rss_a, rss_b = host_a.rss_mib(), host_b.rss_mib()
         if last.get('state') != 'protected':
             raise BenchError('the primary is %s after %.0f s (%s)' % (
                 last.get('state'), seconds, last.get('protection_lost_reason', '')))
@@ -267,7 +295,7 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         enter_colo_us=last['time_to_enter_colo_us'],
         pvm_enter_colo_pause_us=last.get('enter_colo_pause_us', 0),
         svm_enter_colo_pause_us=secondary.get('enter_colo_pause_us', 0),
-        pages_paused=paused, pages_streamed=streamed,
+        pages_paused=paused, pages_streamed=streamed, rss_a_mib=rss_a, rss_b_mib=rss_b,
         paused_per_ckpt=paused / per_ckpt, streamed_per_ckpt=streamed / per_ckpt,
         link_mb_per_s=(last['bytes_sent'] - first['bytes_sent']) / (end - start) / 1e6)
     return measured
@@ -281,8 +309,8 @@ def run_migration(binary, work, options):
     (bytes, seconds, MB/s) from migrate's own report."""
     tag = 'migrate' + ''.join(options).replace('-', '_')
     options, link = link_arguments(work, options)
-    host_a = Host(binary, os.path.join(work, tag, 'hostA'))
-    host_b = Host(binary, os.path.join(work, tag, 'hostB'))
+    host_a = Host(binary, os.path.join(work, tag, 'hostA'), CPUS_A)
+    host_b = Host(binary, os.path.join(work, tag, 'hostB'), CPUS_B)
     config = os.path.join(host_a.run_dir, 'guest.cfg')
     log_a = os.path.join(host_a.run_dir, 'console.log')
     write_config(config, 0)
@@ -316,7 +344,8 @@ def fmt_us(us):
 def table(results):
     head = ('| case | ckpts | PVM pause p50 / p99 / max (ms) | enter COLO (ms) | enter-COLO pause PVM / SVM (ms)'
             ' | pages paused (per ckpt) | pages streamed (per ckpt) | link MB/s'
-            ' | guest writes/s (vs unprotected) | longest console gap (ms; unprotected) |')
+            ' | guest writes/s (vs unprotected) | longest console gap (ms; unprotected)'
+            ' | output waited p50 / p99 (ms; unprotected) | RSS A / B (MiB) |')
     rows = [head, '|' + '---|' * head.count(' | ') + '---|']
     for r in results:
         if 'error' in r:
@@ -331,7 +360,9 @@ def table(results):
             fmt_us(r['svm_enter_colo_pause_us']),
             r['pages_paused'], r['paused_per_ckpt'], r['pages_streamed'], r['streamed_per_ckpt'],
             r['link_mb_per_s'], r['writes_per_s'], '%.0f%%' % rel if rel is not None else 'n/a',
-            r['max_gap_ms'], base['max_gap_ms']))
+            r['max_gap_ms'], base['max_gap_ms'])
+            + ' %.0f / %.0f (%.0f / %.0f) | %.0f / %.0f |' % (
+                r['out_p50_ms'], r['out_p99_ms'], base['out_p50_ms'], base['out_p99_ms'], r['rss_a_mib'], r['rss_b_mib']))
     return '\n'.join(rows)
 
 
@@ -427,6 +458,8 @@ def main(argv):
         cases.append((rate, ()))
         if rate == ABLATION_RATE:
             cases += [(rate, (opt,)) for opt in ('--no-stream', '--no-early-resume', '--no-cache-backup', '--clear')]
+        if rate in (ABLATION_RATE, 50000):
+            cases.append((rate, ('--unpinned',)))
     baselines, results, migrations = {}, [], []
     try:
         for rate, options in cases:
@@ -459,9 +492,11 @@ def main(argv):
         '# Replication benchmark',
         '',
         'Built-in guest, %d MiB RAM, %d MiB working set, 1 vCPU; checkpoint interval %d ms; '
-        'primary and secondary as two processes on loopback; %.0f s measured per case (after '
-        'protection is set up); an unprotected run of the same guest per dirty rate.'
-        % (MEMORY_MIB, WORKING_SET_MIB, CHECKPOINT_INTERVAL_MS, seconds),
+        'primary and secondary as two processes on loopback, host A\'s on CPU %s and host B\'s on CPU %s '
+        '(taskset: two hosts never share a core) except the "--unpinned" rows, where the scheduler '
+        'places them; %.0f s measured per case (after protection is set up); an unprotected run of the '
+        'same guest per dirty rate (on CPU %s).'
+        % (MEMORY_MIB, WORKING_SET_MIB, CHECKPOINT_INTERVAL_MS, CPUS_A, CPUS_B, seconds, CPUS_A),
         '',
         'Machine: %s before, %s after. Numbers are noisy on a shared machine.' % (load_before, load_after),
         '',
@@ -492,6 +527,10 @@ def main(argv):
         'the primary\'s released console log (polled every 2 ms), guest prints one every %d ms. '
         'In COLO mode it includes output held back by the gate, not only the guest\'s own stall.'
         % PRINT_INTERVAL_MS,
+        '- Output waited: the guest prints line N on a fixed schedule (N intervals after its start); '
+        'each line\'s release time minus its schedule, less that of the least delayed line in the '
+        'window: how long released output waited (the gate, or a stall of the guest), p50 and p99.',
+        '- RSS: the resident memory of all of each host\'s processes (VmRSS) at the end of the window.',
         '',
         'Targets (reported, not asserted):',
         targets(results),

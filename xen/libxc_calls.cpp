@@ -19,6 +19,7 @@ extern "C" {
 }
 
 #include "backends/error.hpp"
+#include "xen/peer_domain_policy.hpp"
 
 namespace colo::xen {
 
@@ -281,6 +282,20 @@ int LibxcCalls::do_create_domain(const std::string& config_json, const std::stri
         rc != 0) {
         return errno_of_libxl(rc);
     }
+    const libxl_domain_config& c = *config.get();
+    PeerDomainShape shape;
+    shape.disks = c.num_disks;
+    shape.nics = c.num_nics;
+    shape.pci = c.num_pcidevs;
+    shape.usb = c.num_usbctrls + c.num_usbdevs;
+    shape.vtpms = c.num_vtpms;
+    shape.p9s = c.num_p9s;
+    shape.channels = c.num_channels;
+    shape.displays = c.num_vfbs + c.num_vkbs + c.num_vdispls + c.num_vsnds;
+    shape.other = c.num_rdms + c.num_dtdevs + c.num_pvcallsifs;
+    shape.bootloader = c.b_info.bootloader != nullptr || (c.b_info.type == LIBXL_DOMAIN_TYPE_PV && c.b_info.u.pv.bootloader != nullptr);
+    shape.device_model = c.b_info.device_model != nullptr;
+    if (const std::string why = refuse_peer_domain(shape); !why.empty()) throw Error(why);
     // libxl owns the config's strings (freed by dispose with free()).
     std::free(config.get()->c_info.name);
     config.get()->c_info.name = strdup(name.c_str());

@@ -111,11 +111,11 @@ LinkSecurity security_of(const po::variables_map& vm) {
 }
 
 // A sender in clear to another host is allowed (the receiver decides whether it takes one) but
-// said out loud.
+// said out loud, once the command succeeded (a failure prints its one error line only).
 void warn_if_in_clear(const LinkSecurity& security, const Endpoint& peer, const char* command, Io& io) {
     if (security.secured() || is_loopback(peer)) return;
     io.err << "colo-replicate " << command << ": warning: the link to " << to_string(peer)
-           << " is neither authenticated nor encrypted (no --key): guest memory crosses the network in clear\n";
+           << " is neither authenticated nor encrypted (no --key): guest memory crossed the network in clear\n";
 }
 
 std::string ms(const std::string& micros) {
@@ -142,14 +142,10 @@ int run_protect(const po::variables_map& vm, Io& io) {
     request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
     const LinkSecurity security = security_of(vm);
     for (const auto& argument : security.request_arguments()) request += " " + argument;
-    warn_if_in_clear(security, peer, "protect", io);
     if (vm.count("witness") != 0) {
         const std::string url = vm["witness"].as<std::string>();
         (void)open_witness(url);  // a URL it does not take is refused here, before anything starts
         request += " witness=" + url;
-    } else {
-        io.err << "colo-replicate protect: warning: no --witness: a partition of the replication link can leave "
-                  "two live copies of " << name << " (split brain)\n";
     }
     for (const auto& line : control::request(name, request)) warn_caveat(line, "protect", io);
 
@@ -168,6 +164,12 @@ int run_protect(const po::variables_map& vm, Io& io) {
         throw Error("protection of " + name + " failed: " +
                     (status["protection_lost"].empty() ? status["state"] : status["protection_lost"]));
     }
+    warn_if_in_clear(security, peer, "protect", io);
+    if (vm.count("witness") == 0) {
+        // Said once protection holds (a failed protect prints its one error line only).
+        io.err << "colo-replicate protect: warning: no --witness: a partition of the replication link can leave "
+                  "two live copies of " << name << " (split brain)\n";
+    }
     io.out << "Protected " << name << " (" << status["mode"] << ") on " << to_string(peer) << ": "
            << status["pages_migrated"] << " pages in " << status["migration_rounds"]
            << " rounds, entered COLO in " << ms(status["time_to_enter_colo_us"]);
@@ -185,9 +187,9 @@ int run_migrate(const po::variables_map& vm, Io& io) {
     std::string request = "migrate " + to_string(peer) + " auto_converge=" + (vm.count("no-auto-converge") ? "0" : "1");
     const LinkSecurity security = security_of(vm);
     for (const auto& argument : security.request_arguments()) request += " " + argument;
-    warn_if_in_clear(security, peer, "migrate", io);
     auto reply = control::request(name, request, std::chrono::hours(1));
     if (!reply.empty() && warn_caveat(reply.front(), "migrate", io)) reply.erase(reply.begin());
+    warn_if_in_clear(security, peer, "migrate", io);
     io.out << "Migrated " << name << " to " << to_string(peer) << (reply.empty() ? "" : ": " + reply[0]) << "\n";
     for (int i = 0; i < 100 && control::connect_guest_if_running(name); ++i) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
