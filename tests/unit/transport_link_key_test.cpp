@@ -101,6 +101,15 @@ TEST_CASE("link key: load refuses a file others may read, a symlink, and text th
         const std::string error = error_of([&] { (void)LinkKey::load(link.string()); });
         CHECK(error.find("is a symbolic link") != std::string::npos);
     }
+    SUBCASE("a file of another user") {
+        const std::string path = write_file(dir.path() / "theirs.key", std::string(LinkKey::kFilePrefix) + kHex64 + "\n");
+        if (::geteuid() != 0) {
+            MESSAGE("not root: cannot give a file to another user; not checked");
+            return;
+        }
+        REQUIRE(::chown(path.c_str(), ::geteuid() + 1, static_cast<gid_t>(-1)) == 0);
+        CHECK(error_of([&] { (void)LinkKey::load(path); }).find("belongs to another user (uid " + std::to_string(::geteuid() + 1) + ")") != std::string::npos);
+    }
     SUBCASE("a missing file") {
         const std::string error = error_of([&] { (void)LinkKey::load((dir.path() / "none.key").string()); });
         CHECK(error.find("none.key") != std::string::npos);
@@ -111,20 +120,23 @@ TEST_CASE("link key: load refuses a file others may read, a symlink, and text th
         REQUIRE(::chmod((dir.path() / "dir.key").c_str(), 0700) == 0);
         CHECK(error_of([&] { (void)LinkKey::load((dir.path() / "dir.key").string()); }).find("not a regular file") != std::string::npos);
     }
-    // Each is refused as not a key, with the keygen command that writes one.
-    const std::array<std::pair<const char*, std::string>, 6> not_keys = {{
-        {"no prefix", kHex64 + "\n"},
-        {"another prefix", "colo-replicate-key-v2 " + kHex64 + "\n"},
-        {"hex one digit short", std::string(LinkKey::kFilePrefix) + kHex64.substr(1) + "\n"},
-        {"hex one byte long", std::string(LinkKey::kFilePrefix) + kHex64 + "00\n"},
-        {"a non-hex digit", std::string(LinkKey::kFilePrefix) + "g" + kHex64.substr(1) + "\n"},
-        {"empty", ""},
-    }};
-    for (const auto& [what, text] : not_keys) {
-        CAPTURE(what);
-        const std::string path = write_file(dir.path() / "bad.key", text);
-        const std::string error = error_of([&] { (void)LinkKey::load(path); });
-        CHECK(error == "key file " + path + " is not a colo-replicate key (write one with `colo-replicate keygen " + path + "`)");
+    SUBCASE("text that is not a key") {
+        // Each is refused as not a key, with the keygen command that writes one.
+        const std::array<std::pair<const char*, std::string>, 6> not_keys = {{
+            {"no prefix", kHex64 + "\n"},
+            {"another prefix", "colo-replicate-key-v2 " + kHex64 + "\n"},
+            {"hex one digit short", std::string(LinkKey::kFilePrefix) + kHex64.substr(1) + "\n"},
+            {"hex one byte long", std::string(LinkKey::kFilePrefix) + kHex64 + "00\n"},
+            {"a non-hex digit", std::string(LinkKey::kFilePrefix) + "g" + kHex64.substr(1) + "\n"},
+            {"empty", ""},
+        }};
+        for (const auto& [name, text] : not_keys) {
+            const std::string what = name;
+            CAPTURE(what);
+            const std::string path = write_file(dir.path() / "bad.key", text);
+            const std::string error = error_of([&] { (void)LinkKey::load(path); });
+            CHECK(error == "key file " + path + " is not a colo-replicate key (write one with `colo-replicate keygen " + path + "`)");
+        }
     }
 }
 
