@@ -83,17 +83,32 @@ std::unique_ptr<ReplicationLink> ReplicationLink::connect(const Endpoint& peer, 
             throw Error(why);
         }
     }
-    protocol::write_header(connection, header);
-    connection.flush();
+    // In TLS 1.3 the client's handshake is done before the server has checked the client's
+    // certificate: a receiver that does not trust ours says so (an alert, then a reset) only
+    // while we send the header or wait for its answer. That is not a version 1 receiver (none
+    // speaks TLS), nor a bare "connection reset".
+    const auto after_handshake = [&](const Error& e) {
+        return Error("the receiver at " + to_string(peer) + " ended the TLS connection before answering our stream header (" +
+                     e.what() + "): a receiver that does not trust our certificate does so; its log says why");
+    };
+    try {
+        protocol::write_header(connection, header);
+        connection.flush();
+    } catch (const Error& e) {
+        if (tls == nullptr) throw;
+        throw after_handshake(e);
+    }
     // Nothing more is sent until the receiver has taken the header (stream_header.hpp).
     protocol::HeaderAnswer answer;
     try {
         answer = protocol::read_header_answer(connection);
-    } catch (const protocol::StreamTruncated&) {
-        throw Error(hung_up_on_header(peer));
-    } catch (const SystemError& e) {
-        if (e.error_number() != ECONNRESET) throw;
-        throw Error(hung_up_on_header(peer));  // it closed with our header partly unread
+    } catch (const Error& e) {
+        if (tls != nullptr) throw after_handshake(e);
+        if (dynamic_cast<const protocol::StreamTruncated*>(&e) != nullptr) throw Error(hung_up_on_header(peer));
+        // A reset: it closed with our header partly unread.
+        if (const auto* system = dynamic_cast<const SystemError*>(&e); system != nullptr && system->error_number() == ECONNRESET)
+            throw Error(hung_up_on_header(peer));
+        throw;
     }
     if (answer.verdict == protocol::HeaderVerdict::version_differs || answer.version != protocol::kStreamVersion)
         throw Error(protocol::version_mismatch(answer.version));
