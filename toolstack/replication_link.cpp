@@ -184,7 +184,10 @@ Heard listen_to(UnheardPeer& peer, protocol::StreamHeader& header, std::string& 
                 why = "closed the connection during the TLS handshake";
                 return Heard::gone;
             } catch (const Error& e) {
+                // The refusal line names the peer already.
                 why = e.what();
+                const std::string named = "TLS handshake with " + peer.connection.peer() + " failed";
+                if (why.rfind(named, 0) == 0) why = "TLS handshake failed" + why.substr(named.size());
                 return Heard::gone;
             }
         }

@@ -97,6 +97,9 @@ TlsWait TlsSession::handshake() {
             const std::string prefix = "connection to " + peer_ + ": TLS: ";
             if (why.rfind(prefix, 0) == 0) why = why.substr(prefix.size());
         }
+        if (const long verify = SSL_get_verify_result(ssl_); verify != X509_V_OK && why.find("certificate") != std::string::npos) {
+            why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+        }
         if (why.find("decrypt error") != std::string::npos || why.find("handshake failure") != std::string::npos ||
             why.find("illegal parameter") != std::string::npos || why.find("bad key") != std::string::npos) {
             why += " (the peer refused our key or certificate: the two hosts have different key files?)";
