@@ -140,6 +140,10 @@ TEST_CASE("etcd witness: an absent key, a first claim from 0 wins once, a stale 
     // A second "create" from 0 loses and names who holds it.
     CHECK_FALSE(witness.claim("web1", "host-b:200:boot-b", 0, &now));
     CHECK(now == first);
+    // The same claim again (a retry after WitnessUnreachable whose first try was applied after
+    // all) is a win: the key names this claimer, and nothing was written.
+    CHECK(witness.claim("web1", "host-a:100:boot-a", 0, &now));
+    CHECK(now == first);
 
     // The rightful next claim moves it on; then the old revision is stale.
     REQUIRE(witness.claim("web1", "host-b:200:boot-b", first.revision, &now));
