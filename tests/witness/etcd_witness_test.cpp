@@ -19,6 +19,7 @@
 
 #include "backends/error.hpp"
 #include "backends/unique_fd.hpp"
+#include "tests/witness/witness_contract.hpp"
 #include "toolstack/failover/witness.hpp"
 
 using namespace std::chrono_literals;
@@ -124,37 +125,12 @@ double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 
 }  // namespace
 
-TEST_CASE("etcd witness: an absent key, a first claim from 0 wins once, a stale claim loses") {
+TEST_CASE("etcd witness: the claim rules (witness_contract.hpp), guests and prefixes apart") {
     EtcdProcess etcd;
     EtcdWitness witness(colo::parse_witness_url(etcd.url()));
     CHECK(witness.describe() == etcd.url());
-    CHECK(witness.read_owner("web1") == Owner{});
-
-    Owner now;
-    REQUIRE(witness.claim("web1", "host-a:100:boot-a", 0, &now));
-    CHECK(now.id == "host-a:100:boot-a");
-    CHECK(now.revision > 0);
-    CHECK(witness.read_owner("web1") == now);
-    const Owner first = now;
-
-    // A second "create" from 0 loses and names who holds it.
-    CHECK_FALSE(witness.claim("web1", "host-b:200:boot-b", 0, &now));
-    CHECK(now == first);
-    // The same claim again (a retry after WitnessUnreachable whose first try was applied after
-    // all) is a win: the key names this claimer, and nothing was written.
-    CHECK(witness.claim("web1", "host-a:100:boot-a", 0, &now));
-    CHECK(now == first);
-
-    // The rightful next claim moves it on; then the old revision is stale.
-    REQUIRE(witness.claim("web1", "host-b:200:boot-b", first.revision, &now));
-    CHECK(now.id == "host-b:200:boot-b");
-    CHECK(now.revision > first.revision);
-    const Owner second = now;
-    CHECK_FALSE(witness.claim("web1", "host-a:100:boot-a", first.revision));
-    CHECK(witness.read_owner("web1") == second);
-    // A revision from the future (never seen) loses too.
-    CHECK_FALSE(witness.claim("web1", "host-a:100:boot-a", second.revision + 1000));
-    CHECK(witness.read_owner("web1") == second);
+    colo::test::check_claim_rules(witness);
+    const Owner second = witness.read_owner("web1");
 
     // Guests are separate keys; a prefix separates clusters sharing one etcd.
     CHECK(witness.read_owner("web2") == Owner{});
