@@ -146,6 +146,7 @@ std::string answer_body(const HttpResponse& response, std::string_view path) {
     while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
     for (char& c : message)
         if (c == '\n' || c == '\r') c = ' ';  // one line
+    if (message.size() > 200) message = message.substr(0, 200) + "...";
     const std::string what = std::string(path) + ": etcd answered " + std::to_string(response.status) + " " + response.reason + ": " + message;
     if (code == kGrpcUnavailable || code == kGrpcDeadlineExceeded || response.status == 502 || response.status == 503 ||
         response.status == 504)
