@@ -1,57 +1,22 @@
 // Arbitration on a witness (ownership_arbiter.hpp): when the link between primary and secondary
 // is lost, each side claims the guest from the revision the primary's protect left, and exactly
 // one goes live; while the witness cannot be reached, neither does. The witness here is an
-// in-memory compare-and-swap store (the etcd client has its own tests against a real etcd).
+// in-memory compare-and-swap store (tests/unit/fake_witness.hpp; the etcd client has its own tests
+// against a real etcd, tests/witness/).
 #include <doctest/doctest.h>
 
 #include <atomic>
-#include <map>
-#include <mutex>
 #include <thread>
 
+#include "tests/unit/fake_witness.hpp"
 #include "tests/unit/pipeline_test_support.hpp"
 #include "toolstack/replication/failover_state.hpp"
 #include "toolstack/replication/ownership_arbiter.hpp"
 
 using namespace pipeline_test;
+using colo::test::FakeWitness;
 
 namespace {
-
-class FakeWitness final : public Witness {
-public:
-    Owner read_owner(const std::string& guest) override {
-        std::lock_guard lock(mutex_);
-        check_reachable();
-        const auto it = keys_.find(guest);
-        return it == keys_.end() ? Owner{} : it->second;
-    }
-    bool claim(const std::string& guest, const std::string& owner, std::int64_t expected, Owner* now) override {
-        std::lock_guard lock(mutex_);
-        check_reachable();
-        const auto it = keys_.find(guest);
-        const std::int64_t current = it == keys_.end() ? 0 : it->second.revision;
-        if (current != expected) {
-            if (now) *now = it == keys_.end() ? Owner{} : it->second;
-            return false;
-        }
-        keys_[guest] = Owner{owner, ++revision_};
-        if (now) *now = keys_[guest];
-        ++claims_won;
-        return true;
-    }
-    std::string describe() const override { return "fake://witness"; }
-
-    std::atomic<bool> reachable{true};
-    std::atomic<int> claims_won{0};
-
-private:
-    void check_reachable() const {
-        if (!reachable) throw WitnessUnreachable("fake://witness: no answer within 2000 ms");
-    }
-    std::mutex mutex_;
-    std::map<std::string, Owner> keys_;
-    std::int64_t revision_ = 100;
-};
 
 struct Arbitrated {
     std::shared_ptr<FakeWitness> witness = std::make_shared<FakeWitness>();
@@ -99,7 +64,7 @@ TEST_CASE("witness: a partition with the primary asking first: the primary goes 
     CHECK(pair.secondary->status().stopped_reason ==
           "the witness names primary A as the owner (the primary is alive): this replica is dropped");
     CHECK(a.fenced == 0);
-    CHECK(a.witness->claims_won == 2);  // the protect's and the primary's
+    CHECK(a.witness->read_owner("guest").id == "primary A");
 }
 
 TEST_CASE("witness: a partition with the secondary asking first: it takes over and the primary stops for good, releasing nothing") {
@@ -127,20 +92,20 @@ TEST_CASE("witness: a partition with the secondary asking first: it takes over a
 TEST_CASE("witness: while it cannot be reached the primary holds its output, paused, and goes on once it answers") {
     Arbitrated a(ProtectionMode::colo);
     Pair& pair = *a.pair;
-    a.witness->reachable = false;
+    a.witness->set_reachable(false);
     a.partition();
     std::thread primary([&] { pair.primary->poll(Primary::Clock::now()); });
     // The status poll an operator would make: arbitrating, paused, and why.
     bool seen = false;
     for (int i = 0; i < 500 && !seen; ++i) {
         const PrimaryStats s = pair.primary->status();
-        seen = s.state == "arbitrating" && s.arbitration.find("the witness cannot be reached: fake://witness: no answer") != std::string::npos;
+        seen = s.state == "arbitrating" && s.arbitration.find("the witness cannot be reached: witness fake://witness: unreachable") != std::string::npos;
         if (!seen) std::this_thread::sleep_for(Millis{10});
     }
     CHECK(seen);
     CHECK(pair.pvm.paused());
     CHECK(pair.log.has("paused, its output held, until the witness answers"));
-    a.witness->reachable = true;
+    a.witness->set_reachable(true);
     primary.join();
     CHECK(pair.primary->role() == Role::unprotected);
     CHECK_FALSE(pair.pvm.paused());
@@ -149,7 +114,7 @@ TEST_CASE("witness: while it cannot be reached the primary holds its output, pau
 TEST_CASE("witness: while it cannot be reached the secondary does not take over; once it answers, it does") {
     Arbitrated a(ProtectionMode::colo);
     Pair& pair = *a.pair;
-    a.witness->reachable = false;
+    a.witness->set_reachable(false);
     a.partition();
     Secondary::Outcome outcome = Secondary::Outcome::running;
     std::thread secondary([&] { outcome = pair.secondary->process(Secondary::Clock::now() + Millis{5000}); });
@@ -161,7 +126,7 @@ TEST_CASE("witness: while it cannot be reached the secondary does not take over;
     CHECK(seen);
     CHECK(pair.secondary->role() == Role::failing_over);
     CHECK(pair.svm.paused());  // a COLO SVM stands still meanwhile
-    a.witness->reachable = true;
+    a.witness->set_reachable(true);
     secondary.join();
     CHECK(outcome == Secondary::Outcome::failed_over);
     CHECK(pair.secondary->role() == Role::active);
@@ -170,7 +135,7 @@ TEST_CASE("witness: while it cannot be reached the secondary does not take over;
 TEST_CASE("witness: a waiting side gives up when stopped, and does not go live") {
     Arbitrated a(ProtectionMode::colo);
     Pair& pair = *a.pair;
-    a.witness->reachable = false;
+    a.witness->set_reachable(false);
     a.partition();
     std::stop_source stop;
     Secondary::Outcome outcome = Secondary::Outcome::running;
@@ -196,7 +161,7 @@ TEST_CASE("witness: the secondary needs the primary's claim; protect claims from
     // The first primary's claim is stale now: it loses.
     CHECK(first.arbitrate([] { return false; }, [](const std::string&) {}) == OwnershipArbiter::Verdict::lost);
     CHECK(first.winner() == "primary 2");
-    witness->reachable = false;
+    witness->set_reachable(false);
     CHECK_THROWS_AS(second.claim_at_protect(), WitnessUnreachable);
     CHECK(OwnershipArbiter::owner_id("primary", "web").rfind("primary web@", 0) == 0);
 }

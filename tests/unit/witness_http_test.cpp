@@ -138,16 +138,21 @@ TEST_CASE("http exchange: silence, an early close and a refused port are HttpUnr
         CHECK(took >= 300ms);
         CHECK(took < 1000ms);
     }
-    SUBCASE("half an answer, then silence: the deadline holds") {
-        colo::TcpListener listener({"127.0.0.1", 0}, colo::ConnectionOptions{});
-        auto server = std::async(std::launch::async, [&] {
+    // A server that takes the request and sends 42 bytes of a 49-byte answer; the connection
+    // stays open while the future holds it.
+    const auto half_answer = [](colo::TcpListener& listener) {
+        return std::async(std::launch::async, [&listener] {
             colo::TcpConnection connection = listener.accept(5000ms);
             (void)read_request(connection);
             const std::string half = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
             connection.write_all(std::as_bytes(std::span(half)));
             connection.flush();
-            return connection;  // held open until the client gave up
+            return connection;
         });
+    };
+    SUBCASE("half an answer, then silence: the deadline holds") {
+        colo::TcpListener listener({"127.0.0.1", 0}, colo::ConnectionOptions{});
+        auto server = half_answer(listener);
         const auto addresses = colo::lookup_tcp({"127.0.0.1", listener.port()}, false);
         const auto [message, took] = unreachable(addresses, 300ms);
         CHECK(message == "no answer within 300 ms (waiting for the answer)");
@@ -156,13 +161,7 @@ TEST_CASE("http exchange: silence, an early close and a refused port are HttpUnr
     }
     SUBCASE("closed after part of an answer") {
         colo::TcpListener listener({"127.0.0.1", 0}, colo::ConnectionOptions{});
-        auto server = std::async(std::launch::async, [&] {
-            colo::TcpConnection connection = listener.accept(5000ms);
-            (void)read_request(connection);
-            const std::string half = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc";
-            connection.write_all(std::as_bytes(std::span(half)));
-            connection.flush();
-        });
+        auto server = std::async(std::launch::async, [&] { (void)half_answer(listener).get(); });  // then closed
         const auto addresses = colo::lookup_tcp({"127.0.0.1", listener.port()}, false);
         const auto [message, took] = unreachable(addresses, 2000ms);
         server.get();

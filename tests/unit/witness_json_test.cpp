@@ -150,3 +150,35 @@ TEST_CASE("etcd json: a claim's answer, won and lost") {
     CHECK(txn(R"({"succeeded":true,"responses":[{"response_range":{}}]})") == "txn answer holds 1 responses, not 2");
     CHECK(txn(R"({"responses":[{"response_put":{}}]})") == "txn answer's last response is not a response_range");
 }
+
+TEST_CASE("etcd json: an error answer is unreachable when etcd cannot decide, an error otherwise") {
+    const auto answer = [](int status, std::string reason, std::string body) {
+        colo::HttpResponse r;
+        r.status = status;
+        r.reason = std::move(reason);
+        r.body = std::move(body);
+        return r;
+    };
+    CHECK(etcd_json::answer_body(answer(200, "OK", "{}"), "/v3/kv/range") == "{}");
+    const auto kind = [](const colo::HttpResponse& r) -> std::string {
+        try {
+            (void)etcd_json::answer_body(r, "/v3/kv/txn");
+        } catch (const colo::WitnessUnreachable& e) {
+            return std::string("unreachable: ") + e.what();
+        } catch (const colo::Error& e) {
+            return std::string("error: ") + e.what();
+        }
+        return "(no error)";
+    };
+    // What etcd 3.4.23 answered a txn with an unknown compare target.
+    CHECK(kind(answer(400, "Bad Request",
+                      R"({"error":"unknown value \"BOGUS\" for enum etcdserverpb.Compare_CompareTarget","message":"unknown value \"BOGUS\" for enum etcdserverpb.Compare_CompareTarget","code":3})")) ==
+          "error: /v3/kv/txn: etcd answered 400 Bad Request: unknown value \"BOGUS\" for enum etcdserverpb.Compare_CompareTarget");
+    CHECK(kind(answer(404, "Not Found", "404 page not found\n")) == "error: /v3/kv/txn: etcd answered 404 Not Found: 404 page not found");
+    // No leader or no quorum: nobody may act on it, as on silence.
+    CHECK(kind(answer(503, "Service Unavailable", R"({"error":"etcdserver: no leader","message":"etcdserver: no leader","code":14})")) ==
+          "unreachable: /v3/kv/txn: etcd answered 503 Service Unavailable: etcdserver: no leader");
+    CHECK(kind(answer(500, "Internal Server Error", R"({"message":"etcdserver: request timed out","code":4})")) ==
+          "unreachable: /v3/kv/txn: etcd answered 500 Internal Server Error: etcdserver: request timed out");
+    CHECK(kind(answer(502, "Bad Gateway", "<html>\r\nproxy\r\n</html>")) == "unreachable: /v3/kv/txn: etcd answered 502 Bad Gateway: <html>  proxy  </html>");
+}

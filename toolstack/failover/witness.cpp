@@ -131,26 +131,9 @@ TxnResult claim_from_txn(std::string_view json, std::string_view key) {
     return result;
 }
 
-}  // namespace etcd_json
-
-EtcdWitness::EtcdWitness(WitnessUrl url, std::chrono::milliseconds timeout)
-    : url_(std::move(url)), timeout_(timeout), addresses_(lookup_tcp(url_.endpoint, false)) {}
-
-std::string EtcdWitness::describe() const { return to_string(url_); }
-
-std::string EtcdWitness::post(std::string_view path, std::string_view body) {
-    const std::string where = "witness " + describe() + ": " + std::string(path) + ": ";
-    const auto deadline = std::chrono::steady_clock::now() + timeout_;
-    HttpResponse response;
-    try {
-        response = http_exchange(addresses_.get(), format_http_post(to_string(url_.endpoint), path, body), deadline, timeout_);
-    } catch (const HttpUnreachable& e) {
-        throw WitnessUnreachable(where + e.what());
-    } catch (const Error& e) {
-        throw Error(where + e.what());
-    }
-    if (response.status == 200) return std::move(response.body);
-    // An error answer: {"error": "...", "message": "...", "code": N} from the gateway.
+std::string answer_body(const HttpResponse& response, std::string_view path) {
+    if (response.status == 200) return response.body;
+    // An error answer from the gateway: {"error": "...", "message": "...", "code": N}.
     std::string message = response.body.substr(0, 200);
     std::int64_t code = -1;
     try {
@@ -160,11 +143,38 @@ std::string EtcdWitness::post(std::string_view path, std::string_view body) {
     } catch (const Error&) {
         // Not the gateway's JSON (a proxy's page, say): the status and the raw text say enough.
     }
-    const std::string what = where + "etcd answered " + std::to_string(response.status) + " " + response.reason + ": " + message;
+    while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
+    for (char& c : message)
+        if (c == '\n' || c == '\r') c = ' ';  // one line
+    if (message.size() > 200) message = message.substr(0, 200) + "...";
+    const std::string what = std::string(path) + ": etcd answered " + std::to_string(response.status) + " " + response.reason + ": " + message;
     if (code == kGrpcUnavailable || code == kGrpcDeadlineExceeded || response.status == 502 || response.status == 503 ||
         response.status == 504)
         throw WitnessUnreachable(what);
     throw Error(what);
+}
+
+}  // namespace etcd_json
+
+EtcdWitness::EtcdWitness(WitnessUrl url, std::chrono::milliseconds timeout)
+    : url_(std::move(url)), timeout_(timeout), addresses_(lookup_tcp(url_.endpoint, false)) {}
+
+std::string EtcdWitness::describe() const { return to_string(url_); }
+
+std::string EtcdWitness::post(std::string_view path, std::string_view body) {
+    const std::string where = "witness " + describe() + ": ";
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    try {
+        const HttpResponse response =
+            http_exchange(addresses_.get(), format_http_post(to_string(url_.endpoint), path, body), deadline, timeout_);
+        return etcd_json::answer_body(response, path);
+    } catch (const WitnessUnreachable& e) {
+        throw WitnessUnreachable(where + e.what());
+    } catch (const HttpUnreachable& e) {
+        throw WitnessUnreachable(where + std::string(path) + ": " + e.what());
+    } catch (const Error& e) {
+        throw Error(where + e.what());
+    }
 }
 
 Owner EtcdWitness::read_owner(const std::string& name) {
@@ -192,7 +202,8 @@ bool EtcdWitness::claim(const std::string& name, const std::string& new_owner_id
         throw Error("witness " + describe() + ": /v3/kv/txn: " + e.what());
     }
     if (now != nullptr) *now = result.owner;
-    return result.succeeded;
+    // Already ours: an earlier attempt that timed out was applied after all (witness.hpp).
+    return result.succeeded || result.owner.id == new_owner_id;
 }
 
 }  // namespace colo

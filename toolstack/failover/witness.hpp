@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "backends/error.hpp"
+#include "toolstack/failover/http_exchange.hpp"
 #include "toolstack/transport/address_lookup.hpp"
 #include "toolstack/transport/endpoint.hpp"
 
@@ -74,9 +75,13 @@ public:
     // names them). `now`, when given, receives the owner as this same step left it: the winner
     // with the key's new revision (the next claim's expected_revision).
     //
-    // WitnessUnreachable means the answer was lost, not that nothing happened: the step may have
-    // been applied. Before retrying, read_owner: if it names `new_owner_id`, the claim was won
-    // (so owner ids must be unique per claimer). Never go live on WitnessUnreachable.
+    // WitnessUnreachable means the answer was lost, not that nothing happened: the request may
+    // still be applied, even well after the call gave up (seen: a claim sent into a frozen etcd
+    // was applied after SIGCONT, in 4 of 12 runs, once after a read_owner had shown the old
+    // owner). So owner ids must be unique per claimer, and a claim whose transaction failed
+    // because the key already names `new_owner_id` returns true: an earlier attempt of this
+    // claimer won. Retrying the same claim after WitnessUnreachable is therefore right; never go
+    // live on WitnessUnreachable itself.
     [[nodiscard]] virtual bool claim(const std::string& name, const std::string& new_owner_id,
                                      std::int64_t expected_revision, Owner* now = nullptr) = 0;
 
@@ -125,6 +130,10 @@ struct TxnResult {
 };
 // A claim_request's answer; throws as owner_from_range.
 [[nodiscard]] TxnResult claim_from_txn(std::string_view json, std::string_view key);
+// The JSON text of an answer to `path` (200), or throws: WitnessUnreachable when etcd could not
+// decide (HTTP 502/503/504, or gRPC code UNAVAILABLE or DEADLINE_EXCEEDED: no leader, no quorum),
+// colo::Error otherwise ("/v3/kv/txn: etcd answered 400 Bad Request: <etcd's message>").
+[[nodiscard]] std::string answer_body(const HttpResponse& response, std::string_view path);
 }  // namespace etcd_json
 
 }  // namespace colo
