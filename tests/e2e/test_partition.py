@@ -124,6 +124,8 @@ def partition_run(binary, etcd, guest_config, run, rng):
             (r == ['B'] and not alive(pair.pid) and state_of(pair.b, name) == 'active')) else None)(pair.running()),
             SETTLE_S, 'exactly one side to run (running %s; A %s, B %s)' % (
                 pair.running(), state_of(pair.a, name), state_of(pair.b, name)))
+        decided = time.monotonic() - cut  # by the status polls: an upper bound
+        notes.append('decided %.2fs after the cut' % decided)
         expected = {'link+witness-a': 'B', 'link+witness-b': 'A'}.get(scenario)
         check(expected is None or winner == expected,
               '%s won though only %s reached the witness' % (winner, expected))
@@ -165,8 +167,10 @@ def make_partition_test(runs, seed, guest_config):
                 if not ok:
                     failures.append(result)
                     continue
-                scenario, winner, _ = result
-                outcomes.setdefault(scenario, []).append(winner or 'no failover')
+                scenario, winner, notes = result
+                decided = [n for n in notes if n.startswith('decided ')]
+                outcomes.setdefault(scenario, []).append((winner or 'no failover') + (
+                    ' ' + decided[0].split()[1] if decided else ''))
         finally:
             etcd.stop()
         if failures:
@@ -193,7 +197,9 @@ def make_frozen_primary_test(guest_config):
                        '3 checkpoints applied')
             os.kill(pair.pid, signal.SIGSTOP)
             frozen_size = len(read_bytes(pair.log_a))
+            frozen_at = time.monotonic()
             wait_until(lambda: state_of(pair.b, 'frozen') == 'active', 10, 'the secondary to take over')
+            takeover = time.monotonic() - frozen_at
             took = etcd.owner('frozen')
             time.sleep(3 * HEARTBEAT_MS / 1000)  # frozen on purpose, longer than the timeout
             os.kill(pair.pid, signal.SIGCONT)
@@ -205,8 +211,9 @@ def make_frozen_primary_test(guest_config):
             joined = check_joined([read_bytes(pair.log_a), read_bytes(pair.log_b)], min_lines=2)
             check(joined.ok, '; '.join(joined.problems))
             pair.b.ok('destroy', 'frozen')
-            return 'frozen %.1fs; the witness names %s; the thawed primary stopped having released nothing more' % (
-                3 * HEARTBEAT_MS / 1000, took[0] if took else None)
+            return ('frozen %.1fs; the secondary took over %.2fs after the freeze (heartbeat timeout %d ms); the '
+                    'witness names %s; the thawed primary stopped having released nothing more' % (
+                        3 * HEARTBEAT_MS / 1000, takeover, HEARTBEAT_MS, took[0] if took else None))
         finally:
             if pair:
                 pair.close()
