@@ -11,6 +11,7 @@
 #include "toolstack/replication/migration.hpp"
 #include "toolstack/failover/open_witness.hpp"
 #include "toolstack/replication/ownership_arbiter.hpp"
+#include "toolstack/replication/precopy_sender.hpp"
 #include "toolstack/transport/link_security.hpp"
 #include "toolstack/status_fields.hpp"
 #include "toolstack/transport/endpoint.hpp"
@@ -144,6 +145,16 @@ StatusFields PrimarySide::status() const {
     StatusFields fields = migrating_ ? StatusFields{{"role", "primary"}, {"state", "migrating"}, {"mode", "-"}}
                           : primary_ ? status_fields(primary_->status())
                                      : StatusFields{{"role", "primary"}, {"state", "unprotected"}, {"mode", "-"}};
+    if (migrating_) {
+        // The progress `migrate` shows: the pre-copy's counters (atomic), while it runs.
+        std::lock_guard lock(migration_mutex_);
+        if (migration_sender_ != nullptr) {
+            fields.emplace_back("migration_rounds", std::to_string(migration_sender_->passes()));
+            fields.emplace_back("pages_migrated", std::to_string(migration_sender_->pages_sent()));
+            fields.emplace_back("bytes_sent", std::to_string(migration_sender_->bytes_sent()));
+            fields.emplace_back("sync_throttle_percent", std::to_string(migration_sender_->throttle_percent()));
+        }
+    }
     if (primary_) fields.emplace_back("link_security", link_security_);
     if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) fields.emplace_back("caveat", caveat);
     add_disk_fields(service_.backend(), fields);
@@ -273,6 +284,10 @@ void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.log = notice_log(service_.config().name);
+    config.watch = [this](const PrecopySender* sender) {
+        std::lock_guard lock(migration_mutex_);
+        migration_sender_ = sender;
+    };
     // The fan-out knows where the stream stands once anything was released here; a survivor that
     // has released nothing yet knows it from its secondary (which is stale once a protection of
     // its own has come and gone: the larger of the two is right in every case).

@@ -81,11 +81,12 @@ private:
     std::jthread worker_;
 
     std::atomic<bool> migrating_{false};  // set on the control thread, cleared by a failed migration
-    std::mutex migration_mutex_;
+    mutable std::mutex migration_mutex_;
     // Guarded by migration_mutex_: the running migration's link, closed on destruction, and
     // whether destruction began (a migration still connecting then stops before it sends).
     Channel* migration_channel_ = nullptr;
     bool migration_cancelled_ = false;
+    const PrecopySender* migration_sender_ = nullptr;  // its progress, while the pre-copy runs
     std::jthread migration_;
 };
 

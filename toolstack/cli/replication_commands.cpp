@@ -187,7 +187,33 @@ int run_migrate(const po::variables_map& vm, Io& io) {
     std::string request = "migrate " + to_string(peer) + " auto_converge=" + (vm.count("no-auto-converge") ? "0" : "1");
     const LinkSecurity security = security_of(vm);
     for (const auto& argument : security.request_arguments()) request += " " + argument;
-    auto reply = control::request(name, request, std::chrono::hours(1));
+    // The migration runs in the guest's process; its progress is shown while the request waits
+    // for the result (as protect shows its initial sync).
+    std::vector<std::string> reply;
+    std::exception_ptr failed;
+    std::atomic<bool> done{false};
+    std::thread asking([&] {
+        try {
+            reply = control::request(name, request, std::chrono::hours(1));
+        } catch (...) {
+            failed = std::current_exception();
+        }
+        done = true;
+    });
+    SyncProgress progress(io);
+    while (!done) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        if (done) break;
+        try {
+            const auto status = status_of(name);
+            if (const auto it = status.find("pages_migrated"); it != status.end()) progress.show(status);
+        } catch (const Error&) {
+            // The guest's process may be ending (migrated away): the request's answer says.
+        }
+    }
+    asking.join();
+    progress.done();
+    if (failed) std::rethrow_exception(failed);
     if (!reply.empty() && warn_caveat(reply.front(), "migrate", io)) reply.erase(reply.begin());
     warn_if_in_clear(security, peer, "migrate", io);
     io.out << "Migrated " << name << " to " << to_string(peer) << (reply.empty() ? "" : ": " + reply[0]) << "\n";

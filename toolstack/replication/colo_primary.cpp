@@ -8,6 +8,7 @@
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/ownership_arbiter.hpp"
+#include "toolstack/replication/stall_watch.hpp"
 #include "toolstack/replication/pipeline_clock.hpp"
 #include "toolstack/replication/stream_schedule.hpp"
 #include "toolstack/replication/page_batches.hpp"
@@ -43,6 +44,9 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
       monitor_(config_.link, Clock::now()),
       precopy_(pvm, channel, config_.precopy, config_.log, kWho),
       pending_(pvm.memory().frame_limit()) {
+    // With a witness this copy must notice its own stalls (stall_watch.hpp); without one a
+    // partition can make two live copies anyway, and a stall changes nothing.
+    if (config_.arbiter) stall_watch_ = std::make_unique<StallWatch>(config_.link.peer_timeout);
     auto console = std::make_unique<console_device::Primary>(pvm_, std::move(sink), config_.console_offset);
     console_ = console.get();
     devices_.push_back(std::move(console));
@@ -276,6 +280,15 @@ bool Primary::pump(Clock::time_point until, const std::function<bool()>& done) {
             if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()});
             const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(), now + kMaxWait});
             message = channel_.receive(wait);
+            if (message && stall_watch_) {
+                if (const auto stall = stall_watch_->take_stall()) {
+                    // Whatever the secondary said before the stall may be stale: it may have taken
+                    // over meanwhile. Nothing of it is acted on; the witness decides.
+                    lose_secondary("this process stood still for " + std::to_string(stall->count()) +
+                                   " ms, longer than the heartbeat timeout (stopped, or its host froze): the secondary may have taken over");
+                    return false;
+                }
+            }
             if (message) {
                 monitor_.heard(Clock::now());
                 handle(*message);

@@ -94,6 +94,8 @@
 
 namespace colo {
 
+class StallWatch;
+
 class Primary {
 public:
     using Clock = std::chrono::steady_clock;
@@ -185,6 +187,7 @@ private:
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};
     std::stop_token stop_;                 // run()'s: a stop ends a wait for the witness
+    std::unique_ptr<StallWatch> stall_watch_;  // with a witness: this process's own stalls
     std::atomic<bool> arbitrating_{false};
     std::atomic<transaction::PrimaryPhase> phase_{transaction::PrimaryPhase::syncing};
     PeerMonitor monitor_;

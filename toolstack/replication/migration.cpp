@@ -90,6 +90,15 @@ void sync_disks(const Mirrors& mirrors, Channel& channel, const MigrateConfig& c
 MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig& config) {
     const auto start = Clock::now();
     PrecopySender sender(backend, channel, config.precopy, config.log, "migrate");
+    struct Watched {  // the sender is shown while it exists, whichever way migrate() ends
+        const MigrateConfig& config;
+        Watched(const MigrateConfig& c, const PrecopySender& sender) : config(c) {
+            if (config.watch) config.watch(&sender);
+        }
+        ~Watched() {
+            if (config.watch) config.watch(nullptr);
+        }
+    } watched(config, sender);
     MigrationResult result;
     const DeviceSend send = [&](const protocol::Message& message) {
         log_sent(config.log, "migrate", message);

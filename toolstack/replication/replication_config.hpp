@@ -15,6 +15,7 @@ namespace net_device {
 class EgressCompare;
 }
 class OwnershipArbiter;
+class PrecopySender;
 
 using Millis = std::chrono::milliseconds;
 
@@ -59,6 +60,9 @@ struct MigrateConfig {
     // and sent as ReleasedOutput, so the destination's released output continues at that offset
     // (not at 0). Unset: nothing is sent, and the destination's offsets start at 0.
     std::function<std::uint64_t()> console_offset;
+    // Called with the pre-copy's sender once it exists and with nullptr before it goes away, so
+    // `status` can show the migration's progress (its counters are atomic) from another thread.
+    std::function<void(const PrecopySender*)> watch;
 };
 
 struct PrimaryConfig {
