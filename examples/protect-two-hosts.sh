@@ -24,6 +24,12 @@
 #   hostA# colo-replicate migrate --key /etc/colo-replicate/link.key demo hostB
 # Without --key, receive listens only on loopback unless told --insecure (anyone who reaches the
 # port could then push a guest into host B).
+# So that a partition or a frozen host never leaves two live copies, give both sides a witness: an
+# etcd (Debian's etcd-server) on a third host both can reach:
+#   hostW# etcd --listen-client-urls http://0.0.0.0:2379 --advertise-client-urls http://hostW:2379
+#   hostB# colo-replicate receive --key /etc/colo-replicate/link.key --witness etcd://hostW:2379 ...
+#   hostA# colo-replicate protect --key /etc/colo-replicate/link.key --witness etcd://hostW:2379 demo hostB
+# The side that loses the guest on the witness stops its copy for good (status: arbitration).
 # To make host B take over on purpose (host A keeps running, unprotected):
 #   hostB# colo-replicate failover demo
 echo "This file is a walkthrough: read it (examples/demo.sh runs the same on one machine)."
