@@ -52,8 +52,11 @@ def _b64(text):
 
 class EtcdServer:
     def __init__(self, host='127.0.0.1', client_port=None, peer_port=None, wrap=(), ready_timeout=DEFAULT_READY_TIMEOUT,
-                 keep=False):
+                 keep=False, extra_client_ports=0):
+        """extra_client_ports: that many more client ports (self.extra_ports), e.g. one per host, so a
+        test can cut one host's way to the witness by port and leave the other's."""
         self.host, self.wrap, self.ready_timeout, self.keep = host, tuple(wrap), ready_timeout, keep
+        self.extra_count, self.extra_ports = extra_client_ports, []
         self._ports = (client_port, peer_port)
         self.client_port = self.peer_port = None
         self.proc = None
@@ -79,11 +82,13 @@ class EtcdServer:
     def _spawn(self):
         self.client_port = self._ports[0] or free_port(self.host)
         self.peer_port = self._ports[1] or free_port(self.host)
+        self.extra_ports = [free_port(self.host) for _ in range(self.extra_count)]
         self.dir = tempfile.mkdtemp(prefix='colo-etcd-')
         peer_url = 'http://%s:%d' % (self._bracketed(), self.peer_port)
+        listen = ','.join([self.http_url] + ['http://%s:%d' % (self._bracketed(), p) for p in self.extra_ports])
         argv = list(self.wrap) + [
             'etcd', '--name', 'witness', '--data-dir', os.path.join(self.dir, 'data'),
-            '--listen-client-urls', self.http_url, '--advertise-client-urls', self.http_url,
+            '--listen-client-urls', listen, '--advertise-client-urls', self.http_url,
             '--listen-peer-urls', peer_url, '--initial-advertise-peer-urls', peer_url,
             '--initial-cluster', 'witness=' + peer_url, '--initial-cluster-state', 'new']
         with open(self.log_path, 'wb') as log:

@@ -238,12 +238,6 @@ class LinkProxy:
         with self._lock:
             self._cut = True
 
-    def heal(self):
-        """New connections are forwarded again (those the cut silenced stay silent: a client's
-        timeout has ended them, as after a real partition)."""
-        with self._lock:
-            self._cut = False
-
     def close(self):
         self._closing.set()
         self._thread.join()

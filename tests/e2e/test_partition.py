@@ -1,9 +1,11 @@
 """Split brain: partitions of the replication link, of the witness, and of both, at random moments,
 and a frozen primary; with `--witness` on both sides (a throwaway etcd, tests/e2e/etcd_server.py).
 
-Each host reaches the witness through its own relay and the primary reaches the secondary through
-another (hosts.LinkProxy), so a partition is a relay that goes silent: no FIN, no reset, as when a
-network drops everything. After the witness relays heal, exactly one copy of the guest must run,
+The runs live in a network namespace of the test's own (netns_partition.py): each host reaches
+etcd on a port of its own and the primary reaches the secondary's receive on another, so a
+partition is an nftables rule that drops a port's packets both ways: no FIN, no reset, TCP
+retransmitting into nothing, as when a network drops everything. After the witness heals
+(the rule is removed), exactly one copy of the guest must run,
 the other must have stopped for good, and the two hosts' released console output, laid over each
 other by offset, must be one unbroken sequence with no line that differs (a line both released
 sits at the same offset with the same bytes: the survivor re-releases what its last checkpoint
@@ -16,7 +18,8 @@ import time
 
 from console_sequence import check_joined, count_seq_lines
 from etcd_server import EtcdServer, EtcdUnavailable
-from hosts import LinkProxy, TestFailure, Workspace, alive, check, read_bytes, wait_exit, wait_until
+from hosts import TestFailure, Workspace, alive, check, read_bytes, wait_exit, wait_until
+from netns_partition import NetnsPartition
 
 HEARTBEAT_MS = 800
 # What a side may take to decide once its peer is gone: the heartbeat timeout, then a claim that
@@ -36,26 +39,21 @@ def state_of(host, name):
 
 
 class Pair:
-    """Host A (primary) and host B (receive), each with its own relay to the witness, and a relay
-    for the replication link."""
+    """Host A (primary) and host B (receive), each reaching the witness on a port of its own
+    (`net`, when given, cuts them and the link by port), the primary reaching B's receive directly."""
 
-    def __init__(self, ws, etcd, name, guest_config, mode, seed):
+    def __init__(self, ws, etcd, name, guest_config, mode, seed, witness_ports=None):
         self.name = name
         self.a, self.b = ws.host('hostA'), ws.host('hostB')
         self.log_a, self.log_b = ws.path('a.log'), ws.path('b.log')
-        target = etcd.url[len('etcd://'):]
-        self.witness_a, self.witness_b = LinkProxy(target), LinkProxy(target)
+        self.witness_port_a, self.witness_port_b = witness_ports or (etcd.client_port, etcd.client_port)
         self.address, self.receiver, self.receive_log = self.b.receive(
-            self.log_b, HEARTBEAT_MS, '--witness', 'etcd://' + self.witness_b.address)
-        self.link = LinkProxy(self.address)
+            self.log_b, HEARTBEAT_MS, '--witness', 'etcd://127.0.0.1:%d' % self.witness_port_b)
+        self.link_port = int(self.address.rsplit(':', 1)[1])
         self.pid = self.a.create(guest_config(ws, name, seed=seed), self.log_a)
         extra = ['--remus', '-i', '100'] if mode == 'remus' else []
-        self.a.ok('protect', name, self.link.address, '--heartbeat-timeout', HEARTBEAT_MS,
-                  '--witness', 'etcd://' + self.witness_a.address, *extra)
-
-    def close(self):
-        for relay in (self.link, self.witness_a, self.witness_b):
-            relay.close()
+        self.a.ok('protect', name, self.address, '--heartbeat-timeout', HEARTBEAT_MS,
+                  '--witness', 'etcd://127.0.0.1:%d' % self.witness_port_a, *extra)
 
     def running(self):
         """Which hosts still run the guest: 'A' (its process alive, not stopped) and/or 'B'."""
@@ -67,7 +65,7 @@ class Pair:
         return out
 
 
-def partition_run(binary, etcd, guest_config, run, rng):
+def partition_run(binary, etcd, net, guest_config, run, rng):
     scenario = SCENARIOS[run % len(SCENARIOS)]
     mode = 'remus' if (run // len(SCENARIOS)) % 2 else 'colo'
     at = rng.uniform(0.3, 2.0)
@@ -75,19 +73,19 @@ def partition_run(binary, etcd, guest_config, run, rng):
     name = 'part%d' % run
     when = '%s %s, cut %.2fs after protect for %.2fs' % (scenario, mode, at, lasts)
     ws = Workspace(binary, 'part-%d' % run)
-    pair = None
     keep = False
     try:
-        pair = Pair(ws, etcd, name, guest_config, mode, rng.randint(1, 1 << 30))
+        pair = Pair(ws, etcd, name, guest_config, mode, rng.randint(1, 1 << 30),
+                    (etcd.client_port, etcd.extra_ports[0]))
         wait_until(lambda: state_of(pair.a, name) == 'protected', 20, 'the primary to be protected')
         time.sleep(at)  # the random moment of the partition, not a wait for a condition
         cut_link = scenario != 'witnesses'
         if scenario in ('link+witness-a', 'link+both-witnesses', 'witnesses'):
-            pair.witness_a.cut()
+            net.cut_port('witness-a', pair.witness_port_a)
         if scenario in ('link+witness-b', 'link+both-witnesses', 'witnesses'):
-            pair.witness_b.cut()
+            net.cut_port('witness-b', pair.witness_port_b)
         if cut_link:
-            pair.link.cut()
+            net.cut_port('link', pair.link_port)
         cut = time.monotonic()
         notes = []
         if scenario == 'link+both-witnesses':
@@ -106,8 +104,8 @@ def partition_run(binary, etcd, guest_config, run, rng):
             left = lasts - (time.monotonic() - cut)
             if left > 0:
                 time.sleep(left)
-        pair.witness_a.heal()
-        pair.witness_b.heal()
+        net.heal('witness-a')
+        net.heal('witness-b')
         if not cut_link:
             # A witness out of reach changes nothing while the link lives.
             before = pair.b.status(name) or {}
@@ -146,8 +144,9 @@ def partition_run(binary, etcd, guest_config, run, rng):
         keep = os.environ.get('COLO_E2E_KEEP') == '1'
         return False, 'run %d (%s): %s%s' % (run, when, e, ' (kept %s)' % ws.root if keep else '')
     finally:
-        if pair:
-            pair.close()
+        net.heal('link')
+        net.heal('witness-a')
+        net.heal('witness-b')
         ws.close(keep=keep)
 
 
@@ -156,31 +155,35 @@ def make_partition_test(runs, seed, guest_config):
     random time longer than the heartbeat timeout."""
     def test(binary):
         rng = random.Random('partition-%d' % seed)
-        try:
-            etcd = EtcdServer().start()
-        except EtcdUnavailable as e:
-            raise TestFailure('no witness: %s' % e)
-        try:
-            failures, outcomes, overlaps = [], {}, 0
-            for run in range(runs):
-                ok, result = partition_run(binary, etcd, guest_config, run, rng)
-                if not ok:
-                    failures.append(result)
-                    continue
-                scenario, winner, notes, both = result
-                overlaps += 1 if both else 0
-                settled = [n for n in notes if n.startswith('settled ')]
-                outcomes.setdefault(scenario, []).append((winner or 'no failover') + (
-                    ' ' + settled[0].split()[1] if settled else ''))
-        finally:
-            etcd.stop()
-        if failures:
-            raise TestFailure('%d of %d runs broke (seed %d): %s' % (len(failures), runs, seed, ' || '.join(failures)))
-        return ('%d runs, seed %d; winner and when exactly one ran after the cut (the partition lasted 1.5-4 s): %s; '
-                '%d runs had bytes released by both hosts (the same bytes at the same offsets: what the '
-                'survivor\'s last checkpoint carried)' % (runs, seed, '; '.join(
-                    '%s: %s' % (s, ','.join(outcomes[s])) for s in SCENARIOS if s in outcomes), overlaps))
+        with NetnsPartition('colo-part-%d' % os.getpid()) as net:
+            try:
+                etcd = EtcdServer(extra_client_ports=1).start()
+            except EtcdUnavailable as e:
+                raise TestFailure('no witness: %s' % e)
+            try:
+                return partition_runs(binary, etcd, net, guest_config, runs, seed, rng)
+            finally:
+                etcd.stop()
     return test
+
+
+def partition_runs(binary, etcd, net, guest_config, runs, seed, rng):
+    failures, outcomes, overlaps = [], {}, 0
+    for run in range(runs):
+        ok, result = partition_run(binary, etcd, net, guest_config, run, rng)
+        if not ok:
+            failures.append(result)
+            continue
+        scenario, winner, notes, both = result
+        overlaps += 1 if both else 0
+        settled = [n for n in notes if n.startswith('settled ')]
+        outcomes.setdefault(scenario, []).append((winner or 'no failover') + (' ' + settled[0].split()[1] if settled else ''))
+    if failures:
+        raise TestFailure('%d of %d runs broke (seed %d): %s' % (len(failures), runs, seed, ' || '.join(failures)))
+    return ('%d runs, seed %d, in a network namespace with nftables cuts; winner and when exactly one ran after '
+            'the cut (the partition lasted 1.5-4 s): %s; %d runs had bytes released by both hosts (the same '
+            'bytes at the same offsets: what the survivor\'s last checkpoint carried)' % (
+                runs, seed, '; '.join('%s: %s' % (s, ','.join(outcomes[s])) for s in SCENARIOS if s in outcomes), overlaps))
 
 
 def make_frozen_primary_test(guest_config):
@@ -218,8 +221,6 @@ def make_frozen_primary_test(guest_config):
                     'witness names %s; the thawed primary stopped having released nothing more' % (
                         3 * HEARTBEAT_MS / 1000, takeover, HEARTBEAT_MS, took[0] if took else None))
         finally:
-            if pair:
-                pair.close()
             ws.close()
             etcd.stop()
     return test
