@@ -187,7 +187,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     if (migrating_) throw Error("the guest is being migrated");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
                                  "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge",
-                                 "key", "tls_cert", "tls_key", "tls_ca", "witness"});
+                                 "key", "tls_cert", "tls_key", "tls_ca", "witness", "compress"});
     const Endpoint peer = parse_endpoint(args[0]);
     PrimaryConfig config;
     const std::string mode = options.text("mode", "colo");
@@ -206,6 +206,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     config.precopy.auto_converge = options.flag("auto_converge", true);
     config.log = notice_log(service_.config().name);
     const bool cache_backup = options.flag("cache_backup", true);
+    config.compress_sync = options.flag("compress", false);
     const auto tls = options.security().context(TlsRole::client);
     std::shared_ptr<OwnershipArbiter> arbiter;
     if (const std::string url = options.text("witness", ""); !url.empty()) {
@@ -276,11 +277,12 @@ void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client
     refuse_unless_primary();
     if (protecting()) throw Error("the guest is protected; stop protection before migrating it");
     if (migrating_) throw Error("the guest is already being migrated");
-    const Options options(args, {"heartbeat_timeout", "auto_converge", "key", "tls_cert", "tls_key", "tls_ca"});
+    const Options options(args, {"heartbeat_timeout", "auto_converge", "key", "tls_cert", "tls_key", "tls_ca", "compress"});
     const auto tls = options.security().context(TlsRole::client);
     const Endpoint peer = parse_endpoint(args[0]);
     MigrateConfig config;
     config.precopy.auto_converge = options.flag("auto_converge", true);
+    config.compress = options.flag("compress", false);
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.log = notice_log(service_.config().name);
@@ -324,6 +326,9 @@ void PrimarySide::migrate(const std::vector<std::string>& args, UniqueFd& client
                                 " pages_final=" + std::to_string(result.pages_final) +
                                 " bytes=" + std::to_string(result.bytes_sent) + " total_us=" + std::to_string(result.total.count()) +
                                 " throttle_percent=" + std::to_string(result.throttle_percent) +
+                                (config.compress ? " page_bytes=" + std::to_string(result.page_bytes) +
+                                                       " compressed_bytes=" + std::to_string(result.compressed_bytes)
+                                                 : std::string()) +
                                 (guest.disks().empty() ? std::string()
                                                        : " disk_sync_bytes=" + std::to_string(result.disk_sync_bytes) +
                                                              " disk_sync_ms=" + std::to_string(result.disk_sync_ms) +

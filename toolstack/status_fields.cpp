@@ -75,6 +75,10 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"phase", s.phase},
     };
     if (!s.net_last_compare_reason.empty()) f.emplace_back("net_last_compare_reason", s.net_last_compare_reason);
+    if (s.sync_page_bytes != 0) {
+        f.emplace_back("sync_page_bytes", std::to_string(s.sync_page_bytes));
+        f.emplace_back("sync_compressed_bytes", std::to_string(s.sync_compressed_bytes));
+    }
     if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
     if (!s.witness.empty()) f.emplace_back("witness", s.witness);
     if (!s.arbitration.empty()) f.emplace_back("arbitration", s.arbitration);

@@ -8,7 +8,7 @@ little-endian. The CRC is computed here so a header can be wrong in one field on
 import struct
 
 STREAM_MAGIC = b'COLOREPL'
-STREAM_VERSION = 4  # toolstack/protocol/messages.hpp kStreamVersion (test_hostile_streams checks it against --version)
+STREAM_VERSION = 5  # toolstack/protocol/messages.hpp kStreamVersion (test_hostile_streams checks it against --version)
 BACKEND_KVM = 1
 PAGE_SIZE = 4096
 

@@ -1285,6 +1285,43 @@ def test_tls_link(binary):
         ws.close()
 
 
+def test_compressed_sync(binary):
+    """migrate --compress A -> B, then protect --compress B -> C: the pages cross LZ4-compressed
+    (the built-in guest's pages compress: each is a function of its seed, page and generation), the
+    reports say how much, and the guest goes on whole: checkpoints applied on C, no CORRUPT, one
+    unbroken console across the three hosts."""
+    ws = Workspace(binary, 'compress')
+    try:
+        a, b, log_a, log_b, address, receiver_b, pid = start_pair(ws, 'cz')
+        wait_lines(log_a, 5, 10, 'the guest to print')
+        r = a.ok('migrate', '--compress', 'cz', address)
+        m = re.search(r'page_bytes=(\d+) compressed_bytes=(\d+)', r.out)
+        check(m, 'migrate --compress reported no page/compressed bytes: %r' % r.out)
+        raw, packed = int(m.group(1)), int(m.group(2))
+        check(0 < packed < raw, 'compressed %d of %d page bytes' % (packed, raw))
+        wait_exit(pid, 5, 'the migrated-away guest process to end')
+        c = ws.host('hostC')
+        log_c = ws.path('c.log')
+        address_c, receiver_c, _ = c.receive(log_c, HEARTBEAT_MS)
+        r = b.ok('protect', '--compress', 'cz', address_c, '--heartbeat-timeout', HEARTBEAT_MS)
+        m2 = re.search(r'pages compressed (\d+) -> (\d+) bytes', r.out)
+        check(m2 and 0 < int(m2.group(2)) < int(m2.group(1)), 'protect --compress printed %r' % r.out)
+        wait_until(lambda: checkpoints_applied(c, 'cz') >= 3, 20, '3 checkpoints applied on C')
+        n = seq_count(log_b)
+        wait_lines(log_b, n + 5, 10, 'the protected guest to go on printing')
+        b.ok('destroy', 'cz')
+        wait_exit(receiver_b, 10, 'the primary (a receive) to end after destroy')
+        wait_exit(receiver_c, 10, 'the secondary to end with the protection')
+        logs = [read_bytes(log_a), read_bytes(log_b)]
+        check(not corrupt_lines(*logs, read_bytes(log_c)), 'a guest printed CORRUPT')
+        joined = check_joined(logs, min_lines=10)
+        check(joined.ok, 'joined log: ' + '; '.join(joined.problems))
+        return 'migrate: %d page bytes sent as %d (%.1fx); protect: %s -> %s bytes' % (
+            raw, packed, raw / packed, m2.group(1), m2.group(2))
+    finally:
+        ws.close()
+
+
 def main(argv):
     if len(argv) < 2:
         print('usage: run.py PATH/TO/colo-replicate [TEST...]', file=sys.stderr)
@@ -1299,6 +1336,7 @@ def main(argv):
         ('lifecycle', test_lifecycle),
         ('save-restore-20x', test_save_restore),
         ('live-migration', test_migration),
+        ('compressed-sync', test_compressed_sync),
         ('colo-sigkill-primary', make_failover_test('colo', runs, seed)),
         ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
         ('colo-silent-death', make_failover_test('colo', runs, seed, silent=True)),

@@ -205,8 +205,11 @@ TEST_CASE("protocol hostile input: well-framed records with bad bodies") {
           "record checkpoint-end: body length 40 exceeds the limit of 24 bytes");
     auto batch = encode(PageBatch{{Pfn{1}}, std::vector<std::byte>(colo::kPageSize, std::byte{7})});
     std::vector<std::byte> batch_body(batch.begin() + 8, batch.begin() + 8 + 16 + colo::kPageSize);
+    batch_body[4] = std::byte{2};
+    CHECK(read_one(2, batch_body) == "page-batch: unknown flags 2");
+    // Said to be compressed, but the bytes are a raw page: LZ4 refuses them, nothing is written.
     batch_body[4] = std::byte{1};
-    CHECK(read_one(2, batch_body) == "page-batch: reserved field is 1, must be 0");
+    CHECK(read_one(2, batch_body) == "page-batch: compressed pages do not expand to the 1 pages announced (corrupt data)");
     CHECK(read_one(3, pattern_bytes(5, 1)) == "device-state: body ends 3 bytes early");
     CHECK(read_one(15, pattern_bytes(14, 1)) == "checkpoint-output: body ends 2 bytes early");
     std::vector<std::byte> wraps;  // offset UINT64_MAX - 2, end UINT64_MAX, with 4 bytes behind them

@@ -23,6 +23,10 @@ void positional(po::options_description& o, po::positional_options_description& 
     p.add(name, count);
 }
 
+void compress_option(po::options_description& o, const char* when) {
+    o.add_options()("compress", when);
+}
+
 void auto_converge_option(po::options_description& o) {
     o.add_options()("no-auto-converge", "do not throttle a guest whose pre-copy rounds do not shrink (the final pause then carries what is left after the last round)");
 }
@@ -112,6 +116,7 @@ std::vector<Command> make_table() {
                                     ("host", po::value<std::string>(), "destination HOST[:PORT]");
                      p.add("name", 1).add("host", 1);
                      auto_converge_option(o);
+                     compress_option(o, "LZ4-compress the pages on the link (worth it when the link, not the CPU, is the limit)");
                      link_security_options(o);
                  },
                  run_migrate});
@@ -123,6 +128,7 @@ std::vector<Command> make_table() {
                                     ("host", po::value<std::string>(), "secondary HOST[:PORT]");
                      p.add("name", 1).add("host", 1);
                      replication_options(o);
+                     compress_option(o, "LZ4-compress the pages of the initial synchronisation (checkpoints are not compressed: it would lengthen the pause)");
                      link_security_options(o);
                      witness_option(o);
                  },

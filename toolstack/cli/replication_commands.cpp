@@ -140,6 +140,7 @@ int run_protect(const po::variables_map& vm, Io& io) {
     request += " cache_backup=" + std::string(vm.count("no-cache-backup") ? "0" : "1");
     request += " early_resume=" + std::string(vm.count("no-early-resume") ? "0" : "1");
     request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
+    if (vm.count("compress") != 0) request += " compress=1";
     const LinkSecurity security = security_of(vm);
     for (const auto& argument : security.request_arguments()) request += " " + argument;
     if (vm.count("witness") != 0) {
@@ -173,6 +174,9 @@ int run_protect(const po::variables_map& vm, Io& io) {
     io.out << "Protected " << name << " (" << status["mode"] << ") on " << to_string(peer) << ": "
            << status["pages_migrated"] << " pages in " << status["migration_rounds"]
            << " rounds, entered COLO in " << ms(status["time_to_enter_colo_us"]);
+    if (!status["sync_compressed_bytes"].empty()) {
+        io.out << "; pages compressed " << status["sync_page_bytes"] << " -> " << status["sync_compressed_bytes"] << " bytes";
+    }
     if (status["disk_sync_blocks"] != "0") {
         io.out << "; disks: " << status["disk_sync_blocks_sent"] << " of " << status["disk_sync_blocks"]
                << " blocks differed, " << status["disk_sync_bytes"] << " bytes sent in " << status["disk_sync_ms"] << " ms";
@@ -185,6 +189,7 @@ int run_migrate(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
     const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
     std::string request = "migrate " + to_string(peer) + " auto_converge=" + (vm.count("no-auto-converge") ? "0" : "1");
+    if (vm.count("compress") != 0) request += " compress=1";
     const LinkSecurity security = security_of(vm);
     for (const auto& argument : security.request_arguments()) request += " " + argument;
     // The migration runs in the guest's process; its progress is shown while the request waits

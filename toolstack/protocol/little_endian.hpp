@@ -16,6 +16,10 @@ inline void append_u32(std::vector<std::byte>& out, std::uint32_t v) {
     for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
 }
 
+// Overwrites the 4 bytes at `at` (a field appended earlier, filled in once known).
+inline void put_u32(std::vector<std::byte>& out, std::size_t at, std::uint32_t v) {
+    for (int i = 0; i < 4; ++i) out[at + static_cast<std::size_t>(i)] = static_cast<std::byte>((v >> (8 * i)) & 0xff);
+}
 inline void append_u64(std::vector<std::byte>& out, std::uint64_t v) {
     for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::byte>(v >> (8 * i)));
 }

@@ -1,5 +1,7 @@
 #include "toolstack/protocol/message_codec.hpp"
 
+#include <lz4.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -218,8 +220,9 @@ bool all_zero(std::span<const std::byte> page) {
     return std::memcmp(page.data(), zero.data(), kPageSize) == 0;
 }
 
-void encode_body(std::vector<std::byte>& out, const PageBatch& m) {
+void encode_page_batch(std::vector<std::byte>& out, const PageBatch& m, const EncodeOptions& options) {
     append_u32(out, static_cast<std::uint32_t>(m.frames.size()));
+    const std::size_t flags_at = out.size();
     append_u32(out, 0);
     const std::span<const std::byte> data(m.data);
     const auto page = [&](std::size_t i) { return data.subspan(i * kPageSize, kPageSize); };
@@ -228,9 +231,28 @@ void encode_body(std::vector<std::byte>& out, const PageBatch& m) {
         zero[i] = all_zero(page(i));
         append_u64(out, m.frames[i].value | (zero[i] ? kZeroPageBit : 0));
     }
+    const std::size_t pages_at = out.size();
     for (std::size_t i = 0; i < m.frames.size(); ++i) {
         if (!zero[i]) append_bytes(out, page(i));
     }
+    const std::size_t raw = out.size() - pages_at;
+    if (options.page_bytes_in) *options.page_bytes_in += raw;
+    if (options.compress_pages && raw != 0) {
+        // Compressed into a buffer kept per thread, then over the raw pages: only when smaller.
+        thread_local std::vector<char> packed;
+        packed.resize(static_cast<std::size_t>(LZ4_compressBound(static_cast<int>(raw))));
+        const int n = LZ4_compress_default(reinterpret_cast<const char*>(out.data() + pages_at), packed.data(),
+                                           static_cast<int>(raw), static_cast<int>(packed.size()));
+        if (n > 0 && static_cast<std::size_t>(n) < raw) {
+            out.resize(pages_at);
+            const auto* bytes = reinterpret_cast<const std::byte*>(packed.data());
+            out.insert(out.end(), bytes, bytes + n);
+            put_u32(out, flags_at, kPagesCompressed);
+            if (options.page_bytes_out) *options.page_bytes_out += static_cast<std::uint64_t>(n);
+            return;
+        }
+    }
+    if (options.page_bytes_out) *options.page_bytes_out += raw;
 }
 void encode_body(std::vector<std::byte>& out, const DeviceState& m) {
     append_u32(out, m.state.tag);
@@ -362,13 +384,37 @@ private:
 
 // Takes the body by value: a page batch's data is the tail of its body, and moving the body
 // (then dropping its head) spares a page batch a second multi-megabyte buffer.
+// A page batch whose non-zero pages came LZ4-compressed: they must expand to exactly their size
+// (LZ4_decompress_safe never writes past the buffer, whatever the bytes).
+PageBatch expand_page_batch(RecordType type, PageBatch batch, const std::vector<bool>& zero, std::size_t zeros,
+                            std::vector<std::byte> packed) {
+    const std::size_t n = batch.frames.size();
+    const std::size_t raw = (n - zeros) * kPageSize;
+    if (raw == 0) fail(type, "compressed, but every page is a zero page");
+    std::vector<std::byte> pages(raw);
+    const int got = LZ4_decompress_safe(reinterpret_cast<const char*>(packed.data()), reinterpret_cast<char*>(pages.data()),
+                                        static_cast<int>(packed.size()), static_cast<int>(raw));
+    if (got < 0 || static_cast<std::size_t>(got) != raw) {
+        fail(type, "compressed pages do not expand to the " + std::to_string(n - zeros) + " pages announced (corrupt data)");
+    }
+    batch.data.assign(n * kPageSize, std::byte{0});
+    std::size_t from = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (zero[i]) continue;
+        std::memcpy(batch.data.data() + i * kPageSize, pages.data() + from * kPageSize, kPageSize);
+        ++from;
+    }
+    return batch;
+}
+
 Message decode_body(RecordType type, std::vector<std::byte> body) {
     BodyDecoder in(type, body);
     switch (type) {
         case RecordType::guest_config_text: return GuestConfigText{in.rest_text()};
         case RecordType::page_batch: {
             const std::uint32_t n = in.u32();
-            in.reserved32();
+            const std::uint32_t flags = in.u32();
+            if ((flags & ~kPagesCompressed) != 0) fail(type, "unknown flags " + std::to_string(flags));
             if (n > kMaxPagesPerBatch)
                 fail(type, std::to_string(n) + " frames, the limit is " + std::to_string(kMaxPagesPerBatch));
             if (in.remaining() < std::size_t{n} * 8)
@@ -383,6 +429,7 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
                 zeros += zero[i] ? 1 : 0;
                 batch.frames.push_back(Pfn{word & ~kZeroPageBit});
             }
+            if ((flags & kPagesCompressed) != 0) return expand_page_batch(type, std::move(batch), zero, zeros, in.rest());
             in.expect_size(8 + std::size_t{n} * 8 + (n - zeros) * kPageSize);
             // The pages that came go to their places, from the last one back (none moves down
             // over one not yet moved); the zero pages between them are cleared.
@@ -559,27 +606,35 @@ void validate_message(const Message& message, std::span<const MemoryRegion> regi
     std::visit([&](const auto& m) { validate_one(m, regions); }, message);
 }
 
-void encode_into(std::vector<std::byte>& out, const Message& message) {
+void encode_into(std::vector<std::byte>& out, const Message& message, const EncodeOptions& options) {
     validate_message(message);
     RecordWriter writer(out, static_cast<std::uint32_t>(record_type_of(message)));
-    std::visit([&](const auto& m) { encode_body(out, m); }, message);
+    std::visit(
+        [&](const auto& m) {
+            if constexpr (std::is_same_v<std::decay_t<decltype(m)>, PageBatch>) {
+                encode_page_batch(out, m, options);
+            } else {
+                encode_body(out, m);
+            }
+        },
+        message);
     writer.finish();
 }
 
-std::vector<std::byte> encode(const Message& message) {
+std::vector<std::byte> encode(const Message& message, const EncodeOptions& options) {
     std::vector<std::byte> out;
-    encode_into(out, message);
+    encode_into(out, message, options);
     return out;
 }
 
-void write_message(ByteSink& sink, const Message& message) {
+void write_message(ByteSink& sink, const Message& message, const EncodeOptions& options) {
     // One encoding buffer a thread, kept between messages: a page batch is a megabyte, and a
     // fresh allocation of that size is a fresh mmap whose every page faults in and is cleared
     // again (that was a third of the sender's time in a full migration pass).
     constexpr std::size_t kKeepCapacity = 8 * 1024 * 1024;
     thread_local std::vector<std::byte> buffer;
     buffer.clear();
-    encode_into(buffer, message);
+    encode_into(buffer, message, options);
     sink.write_all(buffer);
     if (buffer.capacity() > kKeepCapacity) buffer = std::vector<std::byte>();
 }

@@ -23,6 +23,9 @@
 #include <span>
 #include <vector>
 
+#include <atomic>
+#include <cstdint>
+
 #include "toolstack/protocol/byte_stream.hpp"
 #include "toolstack/protocol/messages.hpp"
 #include "toolstack/protocol/record.hpp"
@@ -37,11 +40,20 @@ namespace colo::protocol {
 // every page-batch frame must lie in one of them (sorted, as in a StreamHeader).
 void validate_message(const Message& message, std::span<const MemoryRegion> regions = {});
 
-// One whole record. encode_into appends it to `out` (to build a checkpoint in one buffer).
-[[nodiscard]] std::vector<std::byte> encode(const Message& message);
-void encode_into(std::vector<std::byte>& out, const Message& message);
+// How page batches are encoded. compress_pages: the batch's non-zero pages go LZ4-compressed (flag
+// bit 0 of the page-batch record) when that makes them smaller. The counters, when given, add up
+// the page bytes before and after (what a page batch carried in data, zero pages aside).
+struct EncodeOptions {
+    bool compress_pages = false;
+    std::atomic<std::uint64_t>* page_bytes_in = nullptr;
+    std::atomic<std::uint64_t>* page_bytes_out = nullptr;
+};
 
-void write_message(ByteSink& sink, const Message& message);
+// One whole record. encode_into appends it to `out` (to build a checkpoint in one buffer).
+[[nodiscard]] std::vector<std::byte> encode(const Message& message, const EncodeOptions& options = {});
+void encode_into(std::vector<std::byte>& out, const Message& message, const EncodeOptions& options = {});
+
+void write_message(ByteSink& sink, const Message& message, const EncodeOptions& options = {});
 
 // The message in a record read by read_record (taken by value: pass it with std::move).
 [[nodiscard]] Message decode(Record record, std::span<const MemoryRegion> regions = {});

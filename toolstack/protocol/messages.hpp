@@ -29,7 +29,7 @@
 
 namespace colo::protocol {
 
-inline constexpr std::uint32_t kStreamVersion = 4;
+inline constexpr std::uint32_t kStreamVersion = 5;
 
 // First thing on every stream. Not a record: fixed layout, its own CRC (see stream_header.hpp).
 struct StreamHeader {

@@ -67,6 +67,9 @@ inline constexpr std::uint64_t kMaxPfn = (std::uint64_t{1} << (64 - kPageShift))
 // In a page-batch's frame list: this page is all zero bytes and its 4 KiB are not in the body
 // (a fresh guest's memory is mostly zero; sending it whole made protect send all of it twice over).
 inline constexpr std::uint64_t kZeroPageBit = std::uint64_t{1} << 63;
+// In a page-batch's flags word: the non-zero pages that follow the frame list are one LZ4 block
+// (`protect --compress`, `migrate --compress`), which must expand to exactly their size.
+inline constexpr std::uint32_t kPagesCompressed = 1;
 
 struct RecordTypeInfo {
     RecordType type;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 
 #include "backends/error.hpp"
@@ -41,6 +42,14 @@ public:
     // device has something for the pipeline thread (a frame to mirror, compare or forward), which
     // must not wait for the end of the thread's longest sleep. Any thread; never throws.
     virtual void wake() noexcept {}
+
+    // Page batches sent from now on go LZ4-compressed where that makes them smaller (a link that
+    // encodes; an in-memory one ignores it). The page bytes before and after, over the link's life.
+    struct PageCompression {
+        std::uint64_t bytes_in = 0, bytes_out = 0;
+    };
+    virtual void set_compress_pages(bool /*on*/) {}
+    [[nodiscard]] virtual PageCompression page_compression() const { return {}; }
 };
 
 }  // namespace colo

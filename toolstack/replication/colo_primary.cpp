@@ -318,16 +318,25 @@ void Primary::send_initial_sync() {
     guarded([&] {
         sync_devices();
         if (state_.role() != Role::syncing) return;
+        // Compression, when asked for, is for the initial sync only: a checkpoint's pages are
+        // sent while the guest may be paused, where compressing would lengthen the pause.
+        channel_.set_compress_pages(config_.compress_sync);
         precopy_.send_live();
         sync_paused_at_ = Clock::now();
         precopy_.send_final([&] {
             for (auto& device : devices_) device->quiesce();
             for (auto& device : devices_) device->drain(device_send_);
         });
+        channel_.set_compress_pages(false);
         // Paused: the PVM is exactly what the secondary has. Entering COLO is checkpoint 0.
         pending_ = precopy_.pending();  // empty unless a send failed
         {
             std::lock_guard lock(stats_mutex_);
+            if (config_.compress_sync) {
+                const auto compression = channel_.page_compression();
+                stats_.sync_page_bytes = compression.bytes_in;
+                stats_.sync_compressed_bytes = compression.bytes_out;
+            }
             stats_.pages_migrated = precopy_.pages_sent();
             stats_.bytes_sent += precopy_.bytes_sent();
             stats_.migration_rounds = precopy_.passes();

@@ -99,6 +99,7 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
             if (config.watch) config.watch(nullptr);
         }
     } watched(config, sender);
+    channel.set_compress_pages(config.compress);
     MigrationResult result;
     const DeviceSend send = [&](const protocol::Message& message) {
         log_sent(config.log, "migrate", message);
@@ -157,6 +158,11 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
     result.pages_sent = sender.pages_sent();
     result.pages_final = sender.pages_final();
     result.bytes_sent = sender.bytes_sent();
+    if (config.compress) {
+        const auto compression = channel.page_compression();
+        result.page_bytes = compression.bytes_in;
+        result.compressed_bytes = compression.bytes_out;
+    }
     result.throttle_percent = sender.throttle_percent();
     for (const auto& mirror : mirrors) {
         const disk::MirrorStats d = mirror->stats();

@@ -27,6 +27,8 @@ struct MigrationResult {
     std::uint64_t pages_sent = 0;
     std::uint64_t pages_final = 0;   // sent while paused
     std::uint64_t bytes_sent = 0;    // page and state payload
+    // --compress: the page bytes (zero pages aside) and what they took compressed.
+    std::uint64_t page_bytes = 0, compressed_bytes = 0;
     unsigned throttle_percent = 0;   // the highest auto-converge throttle (0: none was needed)
     // Disks: data bytes of the blocks the receiver's copies lacked, the time to send them, and
     // the data bytes the guest wrote meanwhile and until the final pause.

@@ -54,6 +54,7 @@ struct PrecopyConfig {
 
 struct MigrateConfig {
     PrecopyConfig precopy;
+    bool compress = false;  // LZ4-compress the page batches (migrate --compress)
     LinkConfig link;
     LogFn log = default_log();
     // Where the guest's console stream stands, asked once the guest is paused for the last pass
@@ -79,6 +80,8 @@ struct PrimaryConfig {
     bool early_resume = true;
     // Sent to the secondary in ReplicationSetup (SecondaryConfig::cache_backup says what it does).
     bool cache_backup = true;
+    // LZ4-compress the initial sync's page batches (protect --compress).
+    bool compress_sync = false;
     // Where the guest's console stream stands: 0 for a new guest; for a guest that took over by
     // failover, Secondary::console_offset(), so released output keeps its offsets.
     std::uint64_t console_offset = 0;

@@ -45,6 +45,8 @@ struct PrimaryStats {
     unsigned migration_rounds = 0;
     unsigned sync_throttle_percent = 0;    // the highest auto-converge throttle of the initial sync
     Micros time_to_enter_colo{0};          // final pause of the initial sync → secondary ready
+    // protect --compress: the initial sync's page bytes (zero pages aside) and what they took compressed.
+    std::uint64_t sync_page_bytes = 0, sync_compressed_bytes = 0;
     Micros enter_colo_pause{0};            // the PVM's final pause of the initial sync → resumed
     std::uint64_t output_released = 0;     // console bytes released to the sink
     // All NICs: frames given to / transmitted by the PVM while protected, released, held now;

@@ -117,7 +117,7 @@ void StreamChannel::send(const protocol::Message& message) {
     }
     std::lock_guard send_lock(send_mutex_);
     try {
-        protocol::write_message(sink_, message);
+        protocol::write_message(sink_, message, {compress_pages_.load(), &page_bytes_in_, &page_bytes_out_});
         sink_.flush();
         last_send_ = Clock::now();
     } catch (const Error& e) {

@@ -52,6 +52,8 @@ public:
     StreamChannel& operator=(const StreamChannel&) = delete;
 
     void send(const protocol::Message& message) override;
+    void set_compress_pages(bool on) override { compress_pages_ = on; }
+    [[nodiscard]] PageCompression page_compression() const override { return {page_bytes_in_.load(), page_bytes_out_.load()}; }
 
     // Sends a Heartbeat whenever nothing was sent for `period`, from a thread of its own. The
     // pipeline's thread may be busy for long stretches (applying a large backlog of pages on a
@@ -63,6 +65,8 @@ public:
     void wake() noexcept override;
 
 private:
+    std::atomic<bool> compress_pages_{false};
+    std::atomic<std::uint64_t> page_bytes_in_{0}, page_bytes_out_{0};
     void read_loop();
 
     protocol::ByteSource& source_;
