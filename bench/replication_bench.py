@@ -477,7 +477,8 @@ def main(argv):
                 r = dict(case=name, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
                 print('replication_bench: %s failed: %s' % (name, r['error']), file=sys.stderr)
             results.append(r)
-        for options, name in (((), 'TLS 1.3 (--key)'), (('--clear',), 'in clear')):
+        for options, name in (((), 'TLS 1.3 (--key)'), (('--clear',), 'in clear'),
+                              (('--compress',), 'TLS 1.3 and --compress (LZ4)')):
             print('replication_bench: migrate, %s ...' % name, flush=True)
             try:
                 sent, took, rate = run_migration(binary, os.path.join(work, 'migrate'), options)
