@@ -159,7 +159,7 @@ TEST_CASE("witness: the secondary needs the primary's claim; protect claims from
     CHECK(witness->read_owner("g").id == "primary 2");
     secondary.learn_owner();
     // The first primary's claim is stale now: it loses.
-    CHECK(first.arbitrate([] { return false; }, [](const std::string&) {}) == OwnershipArbiter::Verdict::lost);
+    CHECK(first.arbitrate([] { return false; }, [](const std::string&, bool) {}) == OwnershipArbiter::Verdict::lost);
     CHECK(first.winner() == "primary 2");
     witness->set_reachable(false);
     CHECK_THROWS_AS(second.claim_at_protect(), WitnessUnreachable);

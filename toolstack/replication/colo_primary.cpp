@@ -184,15 +184,13 @@ bool Primary::win_arbitration() noexcept {
         // witness says this copy is the guest (the secondary may be taking over right now).
         pvm_.pause();
         set_arbitration("holding output (guest paused): asking the witness");
-        bool told = false;
         const auto verdict = config_.arbiter->arbitrate(
             [this] { return stop_.stop_requested(); },
-            [&](const std::string& why) {
+            [&](const std::string& why, bool first) {
                 set_arbitration("holding output (guest paused): the witness cannot be reached: " + why);
-                if (!told) {
+                if (first) {
                     config_.log(LogLevel::notice, "colo primary: secondary lost; guest " + pvm_.name() +
                                                       " paused, its output held, until the witness answers: " + why);
-                    told = true;
                 }
             });
         if (verdict == OwnershipArbiter::Verdict::won) {

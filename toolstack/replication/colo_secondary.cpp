@@ -396,15 +396,13 @@ bool Secondary::win_arbitration() {
     // A COLO SVM stands still while the witness decides: it may yet be dropped.
     svm_.pause();
     set_arbitration("asking the witness before taking over");
-    bool told = false;
     const auto verdict = config_.arbiter->arbitrate(
         [this] { return stop_.stop_requested(); },
-        [&](const std::string& why) {
+        [&](const std::string& why, bool first) {
             set_arbitration("not taking over until the witness answers: " + why);
-            if (!told) {
+            if (first) {
                 config_.log(LogLevel::notice, "colo secondary: primary lost; guest " + svm_.name() +
                                                   " takes over only once the witness answers: " + why);
-                told = true;
             }
         });
     if (verdict == OwnershipArbiter::Verdict::won) {

@@ -48,14 +48,14 @@ void OwnershipArbiter::learn_owner() {
 }
 
 OwnershipArbiter::Verdict OwnershipArbiter::arbitrate(const std::function<bool()>& give_up,
-                                                      const std::function<void(const std::string&)>& waiting,
+                                                      const std::function<void(const std::string&, bool)>& waiting,
                                                       std::chrono::milliseconds retry) noexcept {
     Owner from;
     {
         std::lock_guard lock(mutex_);
         from = known_;
     }
-    for (;;) {
+    for (bool first = true;; first = false) {
         if (give_up()) return Verdict::gave_up;
         try {
             Owner now;
@@ -75,7 +75,7 @@ OwnershipArbiter::Verdict OwnershipArbiter::arbitrate(const std::function<bool()
         } catch (const std::exception& e) {
             // Unreachable, or an answer we cannot read: nobody goes live on a guess.
             try {
-                waiting(e.what());
+                waiting(e.what(), first);
             } catch (...) {
             }
         }

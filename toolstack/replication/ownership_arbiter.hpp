@@ -42,9 +42,10 @@ public:
     void learn_owner();
 
     // Before going live: one compare-and-swap from the remembered revision. While the witness
-    // cannot be reached, tries again every `retry`, calling `waiting(why)` each time; `give_up()`
+    // cannot be reached, tries again every `retry`, calling `waiting(why, first)` each time (first:
+    // the first time, for a log line said once); `give_up()`
     // returning true ends the wait (gave_up: stopping, destroyed). Never throws.
-    Verdict arbitrate(const std::function<bool()>& give_up, const std::function<void(const std::string&)>& waiting,
+    Verdict arbitrate(const std::function<bool()>& give_up, const std::function<void(const std::string&, bool)>& waiting,
                       std::chrono::milliseconds retry = std::chrono::milliseconds(250)) noexcept;
 
     // "etcd://10.0.0.5:2379: owner <id> at revision R" (or the last failure), for status and logs.

@@ -108,34 +108,32 @@ TlsWait TlsSession::handshake() {
     throw Error("TLS handshake with " + peer_ + " failed: " + why);
 }
 
-std::size_t TlsSession::read(std::span<std::byte> out, TlsWait& wait) {
+std::size_t TlsSession::transfer(int (*call)(SSL*, void*, std::size_t, std::size_t*), void* buffer, std::size_t size,
+                                 TlsWait& wait, const char* operation) {
     std::lock_guard lock(mutex_);
     if (failure_) std::rethrow_exception(failure_);
     ERR_clear_error();
     errno = 0;
     std::size_t n = 0;
-    const int result = SSL_read_ex(ssl_, out.data(), out.size(), &n);
+    const int result = call(ssl_, buffer, size, &n);
     if (result == 1) {
         wait = TlsWait::none;
         return n;
     }
-    wait = wait_or_throw(result, "recv");
+    wait = wait_or_throw(result, operation);
     return 0;
 }
 
+std::size_t TlsSession::read(std::span<std::byte> out, TlsWait& wait) {
+    return transfer(SSL_read_ex, out.data(), out.size(), wait, "recv");
+}
+
 std::size_t TlsSession::write(std::span<const std::byte> bytes, TlsWait& wait) {
-    std::lock_guard lock(mutex_);
-    if (failure_) std::rethrow_exception(failure_);
-    ERR_clear_error();
-    errno = 0;
-    std::size_t n = 0;
-    const int result = SSL_write_ex(ssl_, bytes.data(), bytes.size(), &n);
-    if (result == 1) {
-        wait = TlsWait::none;
-        return n;
-    }
-    wait = wait_or_throw(result, "send");
-    return 0;
+    // SSL_write_ex only reads the buffer; the shared signature takes it as void*.
+    const auto write_ex = [](SSL* ssl, void* buffer, std::size_t size, std::size_t* n) {
+        return SSL_write_ex(ssl, buffer, size, n);
+    };
+    return transfer(write_ex, const_cast<std::byte*>(bytes.data()), bytes.size(), wait, "send");
 }
 
 }  // namespace colo

@@ -48,6 +48,9 @@ public:
 
 private:
     TlsWait wait_or_throw(int result, const char* operation);
+    // One SSL_read_ex or SSL_write_ex under the mutex: bytes moved, or 0 with `wait` set.
+    std::size_t transfer(int (*call)(SSL*, void*, std::size_t, std::size_t*), void* buffer, std::size_t size,
+                         TlsWait& wait, const char* operation);
     TlsWait classify(int result, const char* operation);
 
     std::shared_ptr<const TlsContext> context_;
