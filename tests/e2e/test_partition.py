@@ -29,6 +29,19 @@ SETTLE_S = 20
 SCENARIOS = ('link', 'link+witness-a', 'link+witness-b', 'link+both-witnesses', 'witnesses')
 
 
+def all_stopped(pid):
+    """Every thread of `pid` is stopped (state T in /proc)."""
+    try:
+        tasks = os.listdir('/proc/%d/task' % pid)
+        states = []
+        for task in tasks:
+            with open('/proc/%d/task/%s/stat' % (pid, task)) as f:
+                states.append(f.read().rsplit(')', 1)[1].split()[0])
+    except OSError:
+        return False
+    return bool(states) and all(state in ('T', 't') for state in states)
+
+
 def seqs(path):
     return count_seq_lines(read_bytes(path))
 
@@ -202,6 +215,9 @@ def make_frozen_primary_test(guest_config):
             wait_until(lambda: int((pair.b.status('frozen') or {}).get('checkpoints_applied', 0)) >= 3, 20,
                        '3 checkpoints applied')
             os.kill(pair.pid, signal.SIGSTOP)
+            # The signal stops each thread at its next way through the kernel: only once all stand
+            # still is the log what the primary released before the freeze.
+            wait_until(lambda: all_stopped(pair.pid), 5, 'the primary to stand still')
             frozen_size = len(read_bytes(pair.log_a))
             frozen_at = time.monotonic()
             wait_until(lambda: state_of(pair.b, 'frozen') == 'active', 10, 'the secondary to take over')
