@@ -434,6 +434,28 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
                 config.domain_config += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
             }
         }
+        else if (key == "peer") config.protection.peer = string(key, entry);
+        else if (key == "listen") config.protection.listen = string(key, entry);
+        else if (key == "protection") {
+            config.protection.mode = string(key, entry);
+            if (config.protection.mode != "colo" && config.protection.mode != "remus") {
+                parser.fail_at(entry.second, "protection must be \"colo\" or \"remus\", not \"" + config.protection.mode + "\"");
+            }
+        }
+        else if (key == "checkpoint_interval") config.protection.interval_ms = number(key, entry, 1, 3'600'000);
+        else if (key == "heartbeat_timeout") config.protection.heartbeat_timeout_ms = number(key, entry, 10, 3'600'000);
+        else if (key == "link_key") config.protection.link_key = string(key, entry);
+        else if (key == "tls_cert") config.protection.tls_cert = string(key, entry);
+        else if (key == "tls_key") config.protection.tls_key = string(key, entry);
+        else if (key == "tls_ca") config.protection.tls_ca = string(key, entry);
+        else if (key == "witness") config.protection.witness = string(key, entry);
+        else if (key == "disk_dir") config.protection.disk_dir = string(key, entry);
+        else if (key == "takeover") {
+            config.protection.takeover = string(key, entry);
+            if (config.protection.takeover != "auto" && config.protection.takeover != "manual") {
+                parser.fail_at(entry.second, "takeover must be \"auto\" or \"manual\", not \"" + config.protection.takeover + "\"");
+            }
+        }
         else if (key == "guest") {
             const auto g = string(key, entry);
             if (g == "builtin") config.guest = GuestKind::builtin;
@@ -466,6 +488,12 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
             }
         }
     }
+    const ProtectionConfig& p = config.protection;
+    const bool any_tls = !p.tls_cert.empty() || !p.tls_key.empty() || !p.tls_ca.empty();
+    if (any_tls && (p.tls_cert.empty() || p.tls_key.empty() || p.tls_ca.empty())) {
+        throw Error(origin + ": tls_cert, tls_key and tls_ca go together (x509 needs all three)");
+    }
+    if (any_tls && !p.link_key.empty()) throw Error(origin + ": link_key or tls_cert/tls_key/tls_ca, not both");
     if (config.guest == GuestKind::builtin && config.working_set_mib + 4 > config.memory_mib) {
         throw Error(origin + ": working_set (" + std::to_string(config.working_set_mib) +
                     " MiB) must leave at least 4 MiB of memory (" + std::to_string(config.memory_mib) +

@@ -10,6 +10,7 @@
 //     seed = 1              # built-in guest: PRNG seed
 //     vif = [ 'mac=52:54:00:12:34:56,bridge=br0,ip=10.0.0.2/24' ]   # NICs, xl.cfg style
 //     disk = [ '/var/lib/images/demo.img,raw,xvda,rw' ]              # disks, xl.cfg style
+//     peer = "hostb:8471"; protection = "colo"; link_key = "/etc/colo-replicate/demo.key"  # ProtectionConfig
 //
 // Keys are `key = value`; a value is a number, a "string" or 'string', or (vif) a list of strings
 // [ '...', ... ] that may span lines; `#` starts a comment;
@@ -75,6 +76,26 @@ inline constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
 // One vif element as parse_guest_config reads it back: "mac=..,bridge=..,vifname=..,ip=../N".
 [[nodiscard]] std::string format_vif(const VifConfig& vif);
 
+// Protection as the guest's config declares it (man colo-replicate.cfg(5), PROTECTION): what
+// `protect NAME` and `receive CONFIG` use where the command line says nothing. Each host keeps its
+// own file (peer names the other host); none of it crosses the link: a receiver takes only its
+// own file's. Unset fields are empty.
+struct ProtectionConfig {
+    std::string peer;                    // "HOST[:PORT]": where the secondary receives (protect)
+    std::string listen;                  // "HOST[:PORT]": where receive listens
+    std::string mode;                    // "colo" or "remus"
+    std::optional<std::uint64_t> interval_ms;          // checkpoint_interval
+    std::optional<std::uint64_t> heartbeat_timeout_ms;  // heartbeat_timeout (both sides)
+    std::filesystem::path link_key;      // --key on both sides
+    std::filesystem::path tls_cert, tls_key, tls_ca;    // x509 instead of link_key
+    std::string witness;                 // etcd://HOST:PORT[/PREFIX] (both sides)
+    std::string takeover;                // "auto" or "manual" (receive)
+    std::filesystem::path disk_dir;      // receive --disk-dir
+    // Whether the guest is meant to be protected: a peer to protect to or an address to listen on.
+    [[nodiscard]] bool declared() const { return !peer.empty() || !listen.empty(); }
+    bool operator==(const ProtectionConfig&) const = default;
+};
+
 struct GuestConfig {
     std::string name;
     std::string backend = "kvm";
@@ -96,6 +117,7 @@ struct GuestConfig {
     std::uint64_t disk_flush_every = 8;     // a FLUSH after every N writes; 0: never
     std::vector<VifConfig> vifs;            // vif = [ ... ]: at most kMaxVifs
     std::vector<DiskConfig> disks;          // disk = [ ... ]: at most kMaxDisks
+    ProtectionConfig protection;            // never sent to a receiver (format_guest_config leaves it out)
     // Filled in by a sender for its receiver, never written by hand: the backend's description
     // of the guest (Backend::domain_config; Xen: libxl's JSON). Hex-encoded in the text, since
     // config strings hold no newlines or quotes.

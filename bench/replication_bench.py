@@ -116,7 +116,7 @@ class Host:
         os.makedirs(run_dir, exist_ok=True)
 
     def run(self, *args, check=True, timeout=120):
-        env = dict(os.environ, COLO_RUN_DIR=self.run_dir)
+        env = dict(os.environ, COLO_RUN_DIR=self.run_dir, COLO_STATE_DIR=os.path.join(self.run_dir, 'state'))
         pin = ['taskset', '-c', self.cpus] if self.cpus is not None else []
         proc = subprocess.run([*pin, self.binary, *args], env=env, stdin=subprocess.DEVNULL,
                               capture_output=True, text=True, timeout=timeout)

@@ -16,8 +16,8 @@ work=$(mktemp -d /tmp/colo-demo.XXXXXX)
 hostA=$work/hostA hostB=$work/hostB
 mkdir -p "$hostA" "$hostB"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-A() { COLO_RUN_DIR=$hostA "$bin" "$@"; }
-B() { COLO_RUN_DIR=$hostB "$bin" "$@"; }
+A() { COLO_RUN_DIR=$hostA COLO_STATE_DIR=$hostA/state "$bin" "$@"; }
+B() { COLO_RUN_DIR=$hostB COLO_STATE_DIR=$hostB/state "$bin" "$@"; }
 net=0
 [ "$(id -u)" = 0 ] && command -v ip >/dev/null && net=1
 client_pid=

@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <charconv>
+#include <ctime>
+#include <thread>
 #include <iostream>
 #include <map>
 
 #include "backends/error.hpp"
 #include "toolstack/control/control_socket.hpp"
+#include "toolstack/control/primary_marker.hpp"
+#include "toolstack/protection_settings.hpp"
 #include "toolstack/guest_image.hpp"
 #include "toolstack/replication/migration.hpp"
 #include "toolstack/failover/open_witness.hpp"
@@ -76,6 +80,15 @@ GuestConfig config_for_receiver(GuestConfig config, Backend& backend) {
     return config;
 }
 
+std::string now_text() {
+    const std::time_t now = std::time(nullptr);
+    char text[40];
+    std::tm utc{};
+    (void)gmtime_r(&now, &utc);
+    std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S UTC", &utc);
+    return text;
+}
+
 LogFn notice_log(const std::string& guest) {
     return [guest](LogLevel level, std::string_view text) {
         if (level == LogLevel::notice) std::cerr << "colo-replicate[" << guest << "]: " << text << std::endl;
@@ -101,6 +114,15 @@ PrimarySide::PrimarySide(control::GuestService& service, Arrival arrival)
     // Here, not where the guest was made: a guest that arrived by migration or takeover (a
     // `receive` process) is saved like one made by `create` or `restore`.
     service_.add_command("save", [this](const auto& args, control::Reply& reply, UniqueFd&) { save(args, reply); });
+    // The config's protection keys, for a `protect NAME` that names no secondary itself.
+    service_.add_command("protection", [this](const auto& args, control::Reply& reply, UniqueFd&) {
+        if (!args.empty()) throw Error("usage: protection");
+        reply.data = protection_lines(service_.config().protection);
+    });
+    service_.add_command("handover", [this](const auto& args, control::Reply& reply, UniqueFd&) {
+        if (!args.empty()) throw Error("usage: handover");
+        hand_over(reply);
+    });
     service_.set_owner_check([this] { return owner(); });
 }
 
@@ -141,6 +163,25 @@ std::string PrimarySide::owner() const {
     return {};
 }
 
+void PrimarySide::hand_over(control::Reply& reply) {
+    if (!primary_ || primary_->role() != Role::protecting) {
+        throw Error("the guest is not protected (status: state): there is no secondary to hand it to");
+    }
+    primary_->request_handover();
+    // One checkpoint (its pause and acknowledgement) and the link's close; the deadline only
+    // guards against a pipeline that never answers.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (primary_->role() == Role::protecting && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (!primary_->handed_over()) {
+        const std::string why = primary_->status().protection_lost_reason;
+        throw Error("handover failed" + (why.empty() ? std::string() : ": " + why) + "; the guest runs on here");
+    }
+    reply.data.push_back("epoch " + std::to_string(primary_->status().epoch));
+    service_.request_stop();  // this copy ends: the secondary is the guest now
+}
+
 StatusFields PrimarySide::status() const {
     StatusFields fields = migrating_ ? StatusFields{{"role", "primary"}, {"state", "migrating"}, {"mode", "-"}}
                           : primary_ ? status_fields(primary_->status())
@@ -171,6 +212,15 @@ PrimarySide::~PrimarySide() {
     if (worker_.joinable()) {
         worker_.request_stop();
         worker_.join();
+    }
+}
+
+void PrimarySide::forget_marker_unless_secondary_may_run() noexcept {
+    if (primary_ && primary_->secondary_may_run()) return;
+    try {
+        control::clear_primary_marker(service_.config().name);
+    } catch (const std::exception& e) {
+        std::cerr << "colo-replicate[" << service_.config().name << "]: " << e.what() << std::endl;
     }
 }
 
@@ -239,6 +289,16 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         // Lost to a takeover: this copy must not run again. The service ends (the guest with it).
         config.fenced = [this](const std::string&) { service_.request_stop(); };
     }
+    // Before anything reaches the secondary: from the moment it could hold a replica, a crash
+    // of this process must leave the mark that keeps `create` from starting a second copy.
+    control::set_primary_marker(service_.config().name, "protected to " + to_string(peer) + " since " + now_text());
+    struct ForgetUnlessStarted {  // a protect that fails before its pipeline runs leaves nothing behind
+        PrimarySide& side;
+        bool started = false;
+        ~ForgetUnlessStarted() {
+            if (!started) side.forget_marker_unless_secondary_may_run();
+        }
+    } forget{*this};
     link_ = ReplicationLink::connect(peer, header_of(guest), config.link.peer_timeout, tls);
     link_security_ = tls != nullptr ? "tls1.3 " + tls->describe() : "none (in clear)";
     link_->channel().send(protocol::GuestConfigText{guest_config});
@@ -265,9 +325,11 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         primary_ = std::make_unique<Primary>(guest, link_->channel(), config, publish);
     }
     service_.set_mode(mode + " primary");
+    forget.started = true;
     worker_ = std::jthread([this](std::stop_token stop) {
         // run() ends protection itself whatever fails (the reason is in status); it never throws.
         primary_->run(stop);
+        forget_marker_unless_secondary_may_run();
         service_.set_mode(primary_->role() == Role::unprotected ? "unprotected" : "-");
     });
 }

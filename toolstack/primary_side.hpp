@@ -64,6 +64,10 @@ private:
     // `save PATH [keep]`: the guest's image to a file; without keep the guest then ends here.
     void save(const std::vector<std::string>& args, control::Reply& reply);
     void protect(const std::vector<std::string>& args);
+    // `handover`: the last checkpoint, then this copy ends (Primary::request_handover).
+    void hand_over(control::Reply& reply);
+    // The primary marker (control/primary_marker.hpp) goes unless the secondary may run the guest.
+    void forget_marker_unless_secondary_may_run() noexcept;
     void refuse_unless_primary() const;
     // Checks the request (a bad one is answered at once, by throwing), then takes `client` and
     // starts the migration's thread, which answers it when the migration ends.

@@ -44,13 +44,17 @@ const char* mode_name(protocol::ReplicationPurpose purpose) {
 
 }  // namespace
 
-IncomingRequest read_incoming_request(ReplicationLink& link, std::chrono::milliseconds peer_timeout) {
+IncomingRequest read_incoming_request(ReplicationLink& link, std::chrono::milliseconds peer_timeout,
+                                      const std::string& guest_name) {
     Channel& channel = link.channel();
     const auto timeout = std::max(peer_timeout * 4, std::chrono::milliseconds(5000));
     IncomingRequest request;
     try {
         request.config = parse_guest_config(expect<protocol::GuestConfigText>(channel, timeout).text,
                                             "guest config from " + link.peer());
+        if (!guest_name.empty() && request.config.name != guest_name) {
+            throw Error("it sends guest '" + request.config.name + "'; this receive is for '" + guest_name + "' only");
+        }
         request.setup = expect<protocol::ReplicationSetup>(channel, timeout);
     } catch (const LinkDown&) {
         throw;
@@ -69,6 +73,7 @@ namespace {
 
 // Where this host keeps its copies of the guest's disks (the config the guest runs with here).
 GuestConfig with_local_disks(GuestConfig config, const ReceiveOptions& options) {
+    config.protection = options.protection;
     if (options.disk_dir) {
         for (DiskConfig& disk : config.disks) disk.target = *options.disk_dir / (config.name + "-" + disk.vdev + ".img");
     }
@@ -113,6 +118,7 @@ int serve_incoming_guest(ReplicationLink& link, const IncomingRequest& request, 
     secondary_config.mode = setup.purpose == protocol::ReplicationPurpose::remus ? ProtectionMode::remus
                                                                                   : ProtectionMode::colo;
     secondary_config.cache_backup = setup.cache_backup;
+    secondary_config.manual_takeover = options.manual_takeover;
     secondary_config.link.peer_timeout = options.peer_timeout;
     secondary_config.link.heartbeat_period = std::max(std::chrono::milliseconds(10), options.peer_timeout / 8);
     const std::string name = config.name;
@@ -147,7 +153,9 @@ int serve_incoming_guest(ReplicationLink& link, const IncomingRequest& request, 
 
     service.add_command("failover", [&secondary](const auto& args, control::Reply&, UniqueFd&) {
         if (!args.empty()) throw Error("usage: failover");
-        if (secondary.role() != Role::protecting) throw Error("this guest is not a protected secondary");
+        if (secondary.role() != Role::protecting && !secondary.awaiting_takeover()) {
+            throw Error("this guest is not a protected secondary");
+        }
         secondary.request_failover();
     });
     service.add_command("status", [&secondary, &primary_side](const auto& args, control::Reply& reply, UniqueFd&) {

@@ -35,6 +35,12 @@ struct ReceiveOptions {
     // Called with the incoming guest's service once it serves, and with nullptr before the
     // service ends: `receive` points SIGTERM/SIGINT at it (request_stop()).
     std::function<void(control::GuestService*)> on_service;
+    // `receive CONFIG`: only a sender of this guest is taken, and the guest keeps this host's own
+    // protection keys (a survivor's `protect NAME` then protects it back to its peer).
+    std::string guest_name;
+    ProtectionConfig protection;
+    // --takeover manual: a lost primary is not taken over until `failover` (a cluster manager's).
+    bool manual_takeover = false;
 };
 
 // What a sender asks for before anything is made on this host: its guest's config and the
@@ -47,7 +53,9 @@ struct IncomingRequest {
 // Reads the request that follows an accepted stream header. Throws colo::Error (LinkDown when the
 // sender went away or stayed silent) when there is none; the sender is told why where it listens.
 // Nothing on this host has changed then: `receive` goes back to waiting for a sender.
-[[nodiscard]] IncomingRequest read_incoming_request(ReplicationLink& link, std::chrono::milliseconds peer_timeout);
+// With `guest_name`, a sender of another guest is refused the same way.
+[[nodiscard]] IncomingRequest read_incoming_request(ReplicationLink& link, std::chrono::milliseconds peer_timeout,
+                                                    const std::string& guest_name = {});
 
 // Returns the process exit code: 0 when the guest migrated here, failed over here and was later
 // destroyed, or was stopped by the primary; throws colo::Error when the stream was bad (the SVM is

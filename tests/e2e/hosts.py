@@ -155,7 +155,7 @@ class Host:
                 and not {'--key', '--tls-cert', '--insecure'} & set(args)):
             args = [args[0], '--key', self.key] + args[1:]
         argv = [self.binary] + args
-        env = dict(os.environ, **(env or {}), COLO_RUN_DIR=self.run_dir)
+        env = dict(os.environ, **(env or {}), COLO_RUN_DIR=self.run_dir, COLO_STATE_DIR=os.path.join(self.run_dir, 'state'))
         try:
             p = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                errors='replace', timeout=timeout)

@@ -27,6 +27,7 @@ from console_sequence import SEQ_LINE, check_joined, check_sequence, count_seq_l
 from hostile_stream import STREAM_VERSION, garbage, stream_header  # noqa: E402
 from test_network import TestNetwork, check_replies, wait_answering  # noqa: E402
 from test_partition import make_frozen_primary_test, make_partition_test  # noqa: E402
+from test_operations import make_operations_test  # noqa: E402
 from test_disk import (DISK_BLOCKS, check_image, corrupt_lines, disk_keys, done_digest, joined_report,  # noqa: E402
                        make_image, test_disk_local, wait_done)
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
@@ -693,7 +694,7 @@ def as_user(host, uid, gid, groups, *args, env=None):
     argv = ['setpriv', '--reuid=%d' % uid, '--regid=%d' % gid,
             ('--groups=' + ','.join(str(g) for g in groups)) if groups else '--clear-groups',
             host.binary] + [str(a) for a in args]
-    p = subprocess.run(argv, env=dict(os.environ, COLO_RUN_DIR=host.run_dir, **(env or {})),
+    p = subprocess.run(argv, env=dict(os.environ, COLO_RUN_DIR=host.run_dir, COLO_STATE_DIR=os.path.join(host.run_dir, 'state'), **(env or {})),
                        stdin=subprocess.DEVNULL, capture_output=True, text=True, errors='replace', timeout=30)
     from hosts import Result
     return Result(argv[3:], p.returncode, p.stdout, p.stderr)
@@ -1354,6 +1355,7 @@ def main(argv):
         ('frozen-primary-with-witness', make_frozen_primary_test(guest_config)),
         ('receive-too-big', test_receive_too_big),
         ('forced-failover', test_forced_failover),
+        ('protection-from-config', make_operations_test(guest_config)),
         ('survivor-protected-again', test_survivor_protected_again),
         ('remus-net-sigkill-primary', make_net_failover_test('remus', runs, seed)),
         ('colo-net-sigkill-primary', make_net_failover_test('colo', runs, seed)),

@@ -44,7 +44,7 @@ mkdir -p "$work"
 now() { cut -d' ' -f1 /proc/uptime; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 older() { [ "$(awk -v a="$1" -v b="$(now)" -v l="$2" 'BEGIN { print (b - a > l) }')" = 1 ]; }
-host() { local h=$1; shift; COLO_RUN_DIR=$work/host$h "$bin" "$@"; }
+host() { local h=$1; shift; COLO_RUN_DIR=$work/host$h COLO_STATE_DIR=$work/host$h/state "$bin" "$@"; }
 state_on() { host "$1" status "$name" 2>/dev/null | sed -n 's/^state: *//p'; }
 pid_of() { sed -n 's/.*(pid \([0-9]*\)[;)].*/\1/p'; }
 gone() { [ ! -e "/proc/$1/stat" ] || [ "$(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null)" = Z ]; }

@@ -34,9 +34,9 @@ ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 
 now() { cut -d' ' -f1 /proc/uptime; }                 # seconds, 10 ms resolution
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-on_a() { COLO_RUN_DIR=$run_a "$bin" "$@"; }
-on_b() { COLO_RUN_DIR=$run_b "$bin" "$@"; }
-on_c() { COLO_RUN_DIR=$run_c "$bin" "$@"; }
+on_a() { COLO_RUN_DIR=$run_a COLO_STATE_DIR=$run_a/state "$bin" "$@"; }
+on_b() { COLO_RUN_DIR=$run_b COLO_STATE_DIR=$run_b/state "$bin" "$@"; }
+on_c() { COLO_RUN_DIR=$run_c COLO_STATE_DIR=$run_c/state "$bin" "$@"; }
 state_on() { "on_$1" status "$name" 2>/dev/null | sed -n 's/^state: *//p'; }  # state_on b|c
 # The highest seq number whose line is complete in the given logs (0 if none).
 last_seq() { cat "$@" 2>/dev/null | tr -d '\r\000' | sed -n 's/^seq=\([0-9]*\) .*/\1/p' | tail -1 | grep . || echo 0; }

@@ -51,7 +51,7 @@ mkdir -p "$work"
 now() { cut -d' ' -f1 /proc/uptime; }                 # seconds, 10 ms resolution (the client's clock too)
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 older() { [ "$(awk -v a="$1" -v b="$(now)" -v l="$2" 'BEGIN { print (b - a > l) }')" = 1 ]; }  # older T0 SECONDS
-host() { local h=$1; shift; COLO_RUN_DIR=$work/host$h "$bin" "$@"; }
+host() { local h=$1; shift; COLO_RUN_DIR=$work/host$h COLO_STATE_DIR=$work/host$h/state "$bin" "$@"; }
 state_on() { host "$1" status "$name" 2>/dev/null | sed -n 's/^state: *//p'; }
 field_on() { host "$1" status "$name" 2>/dev/null | sed -n "s/^$2: *//p"; }
 pid_of() { sed -n 's/.*(pid \([0-9]*\)[;)].*/\1/p'; }

@@ -64,9 +64,19 @@ TEST_CASE("cli: bad command lines get one clear line and exit 2") {
     CHECK(r.code == kExitUsage);
     CHECK(r.err.find("unknown option '--bogus'") != std::string::npos);
 
-    r = run({"protect", "vm1"});
+    r = run({"protect"});
     CHECK(r.code == kExitUsage);
-    CHECK(r.err.find("missing host") != std::string::npos);
+    CHECK(r.err.find("missing name") != std::string::npos);
+    CHECK(lines(r.err) == 1);
+
+    // HOST may come from the guest's config; with no such guest running, one line says so.
+    r = run({"protect", "no-such-guest-here"});
+    CHECK(r.code == kExitFailure);
+    CHECK(r.err.find("no guest named 'no-such-guest-here'") != std::string::npos);
+    CHECK(lines(r.err) == 1);
+
+    r = run({"receive", "--takeover", "sometimes", "/nonexistent.cfg"});
+    CHECK(r.code == kExitFailure);
     CHECK(lines(r.err) == 1);
 
     r = run({"protect", "vm1", "b:1", "--interval", "soon"});

@@ -198,3 +198,35 @@ TEST_CASE("guest config: bad disks name the line and the problem") {
     CHECK(error_of("name=\"a\"\ndisk_rate = -1\n") == "t.cfg:2: disk_rate must be a number, not '-1'");
     CHECK(error_of("name=\"a\"\ndisk_blocks = 1048577\n") == "t.cfg:2: disk_blocks = 1048577 is out of range (0..1048576)");
 }
+
+TEST_CASE("guest config: protection keys, and that they never reach a receiver") {
+    const auto c = parse_guest_config(
+        "name=\"p\"\npeer = \"hostb:8471\"\nlisten=\"0.0.0.0:8472\"\nprotection=\"remus\"\ncheckpoint_interval=50\n"
+        "heartbeat_timeout=400\nlink_key=\"/etc/colo-replicate/p.key\"\nwitness=\"etcd://10.0.0.9:2379/x\"\n"
+        "takeover=\"manual\"\ndisk_dir=\"/var/lib/colo\"\n",
+        "t.cfg");
+    CHECK(c.protection.peer == "hostb:8471");
+    CHECK(c.protection.listen == "0.0.0.0:8472");
+    CHECK(c.protection.mode == "remus");
+    CHECK(c.protection.interval_ms == 50);
+    CHECK(c.protection.heartbeat_timeout_ms == 400);
+    CHECK(c.protection.link_key == "/etc/colo-replicate/p.key");
+    CHECK(c.protection.witness == "etcd://10.0.0.9:2379/x");
+    CHECK(c.protection.takeover == "manual");
+    CHECK(c.protection.disk_dir == "/var/lib/colo");
+    CHECK(c.protection.declared());
+    CHECK_FALSE(parse_guest_config("name=\"q\"\n", "t.cfg").protection.declared());
+    // Each host's own file decides its side: the text sent to a receiver carries none of it.
+    const auto sent = parse_guest_config(colo::format_guest_config(c), "sent");
+    CHECK(sent.protection == colo::ProtectionConfig{});
+}
+
+TEST_CASE("guest config: bad protection keys name the line and the problem") {
+    CHECK(error_of("name=\"a\"\nprotection=\"ha\"\n") == "t.cfg:2: protection must be \"colo\" or \"remus\", not \"ha\"");
+    CHECK(error_of("name=\"a\"\ntakeover=\"later\"\n") == "t.cfg:2: takeover must be \"auto\" or \"manual\", not \"later\"");
+    CHECK(error_of("name=\"a\"\ncheckpoint_interval=0\n") == "t.cfg:2: checkpoint_interval = 0 is out of range (1..3600000)");
+    CHECK(error_of("name=\"a\"\npeer=hostb\n") == "t.cfg:2: peer must be a quoted string");
+    CHECK(error_of("name=\"a\"\ntls_cert=\"/c\"\n") == "t.cfg: tls_cert, tls_key and tls_ca go together (x509 needs all three)");
+    CHECK(error_of("name=\"a\"\nlink_key=\"/k\"\ntls_cert=\"/c\"\ntls_key=\"/k\"\ntls_ca=\"/a\"\n") ==
+          "t.cfg: link_key or tls_cert/tls_key/tls_ca, not both");
+}

@@ -1,5 +1,6 @@
 #include "toolstack/cli/command_table.hpp"
 
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
@@ -64,6 +65,10 @@ void backend_option(po::options_description& o) {
     o.add_options()("backend", po::value<std::string>(), "hypervisor backend: kvm or xen (default: from the config, or detected)");
 }
 
+void force_option(po::options_description& o) {
+    o.add_options()("force", "start the guest although it was a protected primary here that did not end cleanly (its secondary may be running it: check the peer first)");
+}
+
 void json_option(po::options_description& o) {
     o.add_options()("json", "machine-readable output");
 }
@@ -77,6 +82,7 @@ std::vector<Command> make_table() {
                      positional(o, p, "config", "guest config file");
                      o.add_options()("foreground,F", "stay in the foreground with the console on stdout")
                                     ("paused,p", "leave the guest paused after creating it");
+                     force_option(o);
                      console_log_option(o);
                  },
                  run_create});
@@ -106,6 +112,7 @@ std::vector<Command> make_table() {
                      positional(o, p, "file", "save file");
                      o.add_options()("foreground,F", "stay in the foreground with the console on stdout")
                                     ("paused,p", "leave the guest paused after restoring it");
+                     force_option(o);
                      console_log_option(o);
                  },
                  run_restore});
@@ -120,22 +127,30 @@ std::vector<Command> make_table() {
                      link_security_options(o);
                  },
                  run_migrate});
-    t.push_back({"protect", "Protect a guest with COLO (or Remus) replication", "[options] NAME HOST[:PORT]",
+    t.push_back({"protect", "Protect a guest with COLO (or Remus) replication", "[options] NAME [HOST[:PORT]]",
                  "Replicates the guest to a `colo-replicate receive` on HOST and keeps the replica in step "
-                 "with checkpoints. If this host fails, the replica takes over.",
+                 "with checkpoints. If this host fails, the replica takes over. What the command line leaves "
+                 "out (HOST too) comes from the guest's config: peer, protection, checkpoint_interval, "
+                 "heartbeat_timeout, link_key or tls_*, witness (colo-replicate.cfg(5)).",
                  [](auto& o, auto& p) {
                      o.add_options()("name", po::value<std::string>(), "guest name")
-                                    ("host", po::value<std::string>(), "secondary HOST[:PORT]");
+                                    ("host", po::value<std::string>(), "secondary HOST[:PORT]")
+                                    ("colo", "COLO mode (the default; overrides protection = \"remus\" in the config)");
                      p.add("name", 1).add("host", 1);
                      replication_options(o);
                      compress_option(o, "LZ4-compress the pages of the initial synchronisation (checkpoints are not compressed: it would lengthen the pause)");
                      link_security_options(o);
                      witness_option(o);
                  },
-                 run_protect});
-    t.push_back({"receive", "Receive a migrated or protected guest (the secondary)", "[options]",
-                 "Listens for one incoming migration or protection stream and runs the guest it carries.",
-                 [](auto& o, auto&) {
+                 run_protect, 1});
+    t.push_back({"receive", "Receive a migrated or protected guest (the secondary)", "[options] [CONFIG]",
+                 "Listens for one incoming migration or protection stream and runs the guest it carries. With "
+                 "CONFIG it takes only that guest, and listen, link_key or tls_*, witness, takeover, "
+                 "heartbeat_timeout and disk_dir come from it where the command line says nothing "
+                 "(colo-replicate.cfg(5)).",
+                 [](auto& o, auto& p) {
+                     positional(o, p, "config", "the guest's config on this host");
+                     o.add_options()("takeover", po::value<std::string>(), "auto: take over as soon as the primary is lost (the default); manual: hold the replica until `colo-replicate failover NAME` (a cluster manager decides)");
                      o.add_options()("listen,l", po::value<std::string>()->default_value("0.0.0.0:8471"), "listen on HOST[:PORT]")
                                     ("foreground,F", "stay in the foreground");
                      o.add_options()("heartbeat-timeout", po::value<unsigned>()->default_value(800), "ms of silence after which the primary counts as dead");
@@ -146,7 +161,7 @@ std::vector<Command> make_table() {
                      witness_option(o);
                      o.add_options()("insecure", "accept a sender in clear on an address other hosts can reach (anyone who reaches the port can then push a guest into this host and read its memory on the way)");
                  },
-                 run_receive});
+                 run_receive, 0});
     t.push_back({"keygen", "Write a new pre-shared key for the replication link", "FILE",
                  "Writes 32 random bytes to FILE (mode 0600; never over an existing file). Copy FILE to the "
                  "other host over a channel you trust and give it to protect, migrate and receive as --key.",
@@ -159,8 +174,13 @@ std::vector<Command> make_table() {
                  },
                  run_status});
     t.push_back({"failover", "Make the secondary take over now", "NAME",
-                 "Forces the secondary of NAME to stop replicating and run as the primary.",
+                 "Forces the secondary of NAME to stop replicating and run as the primary (also the order a "
+                 "secondary with --takeover manual waits for once its primary is lost).",
                  [](auto& o, auto& p) { positional(o, p, "name", "guest name"); }, run_failover});
+    t.push_back({"handover", "Hand a protected guest over to its secondary", "NAME",
+                 "On the primary: one last checkpoint with the guest paused, then this copy ends; the secondary "
+                 "holds exactly that state and takes over (at once, or on `failover` with --takeover manual).",
+                 [](auto& o, auto& p) { positional(o, p, "name", "guest name"); }, run_handover});
     return t;
 }
 
@@ -260,8 +280,9 @@ int dispatch(const std::vector<std::string>& args, Io& io) {
         print_command_help(*c, io.out);
         return kExitOk;
     }
-    // Every positional argument the usage names is required.
-    for (unsigned i = 0; i < pos.max_total_count() && pos.max_total_count() < 100; ++i) {
+    // Every positional argument the usage names is required, but for the optional ones at the end.
+    const unsigned required = std::min<unsigned>(pos.max_total_count(), c->required_positionals);
+    for (unsigned i = 0; i < required && pos.max_total_count() < 100; ++i) {
         const std::string& name = pos.name_for_position(i);
         if (vm.count(name) == 0) {
             io.err << "colo-replicate " << c->name << ": missing " << name << " (usage: colo-replicate "

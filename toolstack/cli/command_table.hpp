@@ -34,6 +34,8 @@ struct Command {
     std::function<void(po::options_description&, po::positional_options_description&)> declare;
     // Runs it; empty when the command is planned but not built yet.
     std::function<int(const po::variables_map&, Io&)> run;
+    // How many of the positional arguments must be given (the rest, at the end, are optional).
+    unsigned required_positionals = ~0u;
 };
 
 [[nodiscard]] const std::vector<Command>& command_table();

@@ -34,6 +34,7 @@ int run_protect(const po::variables_map& vm, Io& io);
 int run_receive(const po::variables_map& vm, Io& io);
 int run_status(const po::variables_map& vm, Io& io);
 int run_failover(const po::variables_map& vm, Io& io);
+int run_handover(const po::variables_map& vm, Io& io);
 int run_keygen(const po::variables_map& vm, Io& io);
 
 }  // namespace colo::cli

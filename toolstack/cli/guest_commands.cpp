@@ -16,6 +16,7 @@
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/daemon.hpp"
 #include "toolstack/control/guest_service.hpp"
+#include "toolstack/control/primary_marker.hpp"
 #include "toolstack/control/run_dir.hpp"
 #include "toolstack/guest_image.hpp"
 #include "toolstack/primary_side.hpp"
@@ -65,6 +66,20 @@ void check_disks_usable(const GuestConfig& config) {
     }
 }
 
+// A guest whose last protected primary here did not end knowing its secondary holds nothing that
+// could run (primary_marker.hpp) is not started again unless the operator says so.
+void refuse_if_maybe_running_elsewhere(const std::string& name, const po::variables_map& vm) {
+    const auto marker = control::read_primary_marker(name);
+    if (!marker) return;
+    if (vm.count("force") != 0) {
+        control::clear_primary_marker(name);
+        return;
+    }
+    throw Error(name + " was a protected primary here and did not end cleanly (" + *marker +
+                "): its secondary may run it now, and starting it here would be a second live copy; check the peer, then "
+                "start it with --force (" + control::primary_marker_path(name).string() + ")");
+}
+
 }  // namespace
 
 int run_guest(const GuestConfig& config, const po::variables_map& vm,
@@ -89,6 +104,7 @@ int run_create(const po::variables_map& vm, Io& io) {
     if (control::connect_guest_if_running(config.name)) {
         throw Error("a guest named '" + config.name + "' already runs");
     }
+    refuse_if_maybe_running_elsewhere(config.name, vm);
     check_disks_usable(config);
     return run_guest(config, vm, [&] { return factory.create(config); }, io);
 }
@@ -117,6 +133,7 @@ int run_restore(const po::variables_map& vm, Io& io) {
     if (control::connect_guest_if_running(config.name)) {
         throw Error("a guest named '" + config.name + "' already runs");
     }
+    refuse_if_maybe_running_elsewhere(config.name, vm);
     check_disks_usable(config);
     return run_guest(config, vm, [&] {
         FileSource source(file);

@@ -19,7 +19,9 @@
 #include "toolstack/control/daemon.hpp"
 #include "toolstack/control/guest_service.hpp"
 #include "toolstack/control/run_dir.hpp"
+#include "toolstack/control/waiting_receive.hpp"
 #include "toolstack/failover/open_witness.hpp"
+#include "toolstack/protection_settings.hpp"
 #include "toolstack/replication_link.hpp"
 #include "toolstack/secondary_side.hpp"
 #include "toolstack/status_fields.hpp"
@@ -99,15 +101,28 @@ private:
     bool drawn_ = false;
 };
 
-// --key or --tls-cert/--tls-key/--tls-ca, checked now (a missing or unsafe file is reported before
-// anything connects).
-LinkSecurity security_of(const po::variables_map& vm) {
+// --key or --tls-cert/--tls-key/--tls-ca, or else the config's link_key or tls_* (a command line
+// that names either replaces both of the config's), checked now: a missing or unsafe file is
+// reported before anything connects.
+LinkSecurity security_of(const po::variables_map& vm, const ProtectionConfig& declared) {
     const auto text = [&vm](const char* name) { return vm.count(name) != 0 ? vm[name].as<std::string>() : std::string(); };
     LinkSecurity security;
     security.key_file = text("key");
     security.certificates = {text("tls-cert"), text("tls-key"), text("tls-ca")};
+    if (security.key_file.empty() && security.certificates.certificate.empty() && security.certificates.private_key.empty() &&
+        security.certificates.ca.empty()) {
+        security.key_file = declared.link_key;
+        security.certificates = {declared.tls_cert, declared.tls_key, declared.tls_ca};
+    }
     security.validate();
     return security;
+}
+
+// A numeric option given on the command line wins; otherwise the config's value; otherwise the
+// option's default.
+unsigned given_or(const po::variables_map& vm, const char* option, const std::optional<std::uint64_t>& declared) {
+    if (!vm[option].defaulted() || !declared) return vm[option].as<unsigned>();
+    return static_cast<unsigned>(*declared);
 }
 
 // A sender in clear to another host is allowed (the receiver decides whether it takes one) but
@@ -129,24 +144,36 @@ std::string ms(const std::string& micros) {
 
 int run_protect(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
-    const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
+    // What the command line leaves out comes from the guest's config (man 5, PROTECTION).
+    const ProtectionConfig declared = protection_from_lines(control::request(name, "protection", std::chrono::seconds(10)));
+    const std::string host = vm.count("host") != 0 ? vm["host"].as<std::string>() : declared.peer;
+    if (host.empty()) {
+        throw Error("protect " + name + " needs the secondary's HOST[:PORT]: give it, or write peer = \"HOST:PORT\" in the guest's config");
+    }
+    const Endpoint peer = parse_endpoint(host);
+    if (vm.count("remus") != 0 && vm.count("colo") != 0) throw Error("--remus and --colo exclude each other");
+    const std::string mode = vm.count("remus") != 0  ? "remus"
+                             : vm.count("colo") != 0 ? "colo"
+                                                     : (declared.mode.empty() ? "colo" : declared.mode);
+    const unsigned interval = given_or(vm, "interval", declared.interval_ms);
+    const unsigned heartbeat_timeout = given_or(vm, "heartbeat-timeout", declared.heartbeat_timeout_ms);
     std::string request = "protect " + to_string(peer);
-    request += std::string(" mode=") + (vm.count("remus") ? "remus" : "colo");
-    request += " interval=" + std::to_string(vm["interval"].as<unsigned>());
+    request += " mode=" + mode;
+    request += " interval=" + std::to_string(interval);
     request += " stream=" + std::string(vm.count("no-stream") ? "0" : "1");
     request += " stream_period=" + std::to_string(vm["stream-period"].as<unsigned>());
     request += " stream_threshold=" + std::to_string(vm["stream-threshold"].as<unsigned>());
-    request += " heartbeat_timeout=" + std::to_string(vm["heartbeat-timeout"].as<unsigned>());
+    request += " heartbeat_timeout=" + std::to_string(heartbeat_timeout);
     request += " cache_backup=" + std::string(vm.count("no-cache-backup") ? "0" : "1");
     request += " early_resume=" + std::string(vm.count("no-early-resume") ? "0" : "1");
     request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
     if (vm.count("compress") != 0) request += " compress=1";
-    const LinkSecurity security = security_of(vm);
+    const LinkSecurity security = security_of(vm, declared);
     for (const auto& argument : security.request_arguments()) request += " " + argument;
-    if (vm.count("witness") != 0) {
-        const std::string url = vm["witness"].as<std::string>();
-        (void)open_witness(url);  // a URL it does not take is refused here, before anything starts
-        request += " witness=" + url;
+    const std::string witness = vm.count("witness") != 0 ? vm["witness"].as<std::string>() : declared.witness;
+    if (!witness.empty()) {
+        (void)open_witness(witness);  // a URL it does not take is refused here, before anything starts
+        request += " witness=" + witness;
     }
     for (const auto& line : control::request(name, request)) warn_caveat(line, "protect", io);
 
@@ -166,7 +193,7 @@ int run_protect(const po::variables_map& vm, Io& io) {
                     (status["protection_lost"].empty() ? status["state"] : status["protection_lost"]));
     }
     warn_if_in_clear(security, peer, "protect", io);
-    if (vm.count("witness") == 0) {
+    if (witness.empty()) {
         // Said once protection holds (a failed protect prints its one error line only).
         io.err << "colo-replicate protect: warning: no --witness: a partition of the replication link can leave "
                   "two live copies of " << name << " (split brain)\n";
@@ -190,7 +217,7 @@ int run_migrate(const po::variables_map& vm, Io& io) {
     const Endpoint peer = parse_endpoint(vm["host"].as<std::string>());
     std::string request = "migrate " + to_string(peer) + " auto_converge=" + (vm.count("no-auto-converge") ? "0" : "1");
     if (vm.count("compress") != 0) request += " compress=1";
-    const LinkSecurity security = security_of(vm);
+    const LinkSecurity security = security_of(vm, {});
     for (const auto& argument : security.request_arguments()) request += " " + argument;
     // The migration runs in the guest's process; its progress is shown while the request waits
     // for the result (as protect shows its initial sync).
@@ -294,26 +321,48 @@ private:
 }  // namespace
 
 int run_receive(const po::variables_map& vm, Io& io) {
-    const Endpoint listen_on = parse_endpoint(vm["listen"].as<std::string>());
+    // With a config, this receive is for that guest only, and its protection keys fill in what
+    // the command line leaves out (man 5, PROTECTION).
+    std::optional<GuestConfig> local;
+    if (vm.count("config") != 0) local = load_guest_config(vm["config"].as<std::string>());
+    const ProtectionConfig declared = local ? local->protection : ProtectionConfig{};
+    const Endpoint listen_on = parse_endpoint(vm["listen"].defaulted() && !declared.listen.empty() ? declared.listen
+                                                                                                    : vm["listen"].as<std::string>());
     ReceiveOptions options;
     if (vm.count("console-log") != 0) options.console_log = vm["console-log"].as<std::string>();
-    if (vm.count("disk-dir") != 0) {
-        options.disk_dir = vm["disk-dir"].as<std::string>();
+    if (vm.count("disk-dir") != 0 || !declared.disk_dir.empty()) {
+        options.disk_dir = vm.count("disk-dir") != 0 ? std::filesystem::path(vm["disk-dir"].as<std::string>()) : declared.disk_dir;
         if (!std::filesystem::is_directory(*options.disk_dir)) {
             throw Error("--disk-dir " + options.disk_dir->string() + " is not a directory");
         }
     }
-    options.peer_timeout = std::chrono::milliseconds(vm["heartbeat-timeout"].as<unsigned>());
+    options.peer_timeout = std::chrono::milliseconds(given_or(vm, "heartbeat-timeout", declared.heartbeat_timeout_ms));
     options.on_service = on_incoming_service;
-    if (vm.count("witness") != 0) options.witness = open_witness(vm["witness"].as<std::string>());
-    const auto tls = security_of(vm).context(TlsRole::server);
+    const std::string takeover = vm.count("takeover") != 0 ? vm["takeover"].as<std::string>()
+                                 : declared.takeover.empty() ? "auto"
+                                                             : declared.takeover;
+    if (takeover != "auto" && takeover != "manual") throw Error("--takeover must be auto or manual, not '" + takeover + "'");
+    options.manual_takeover = takeover == "manual";
+    if (local) {
+        options.guest_name = local->name;
+        options.protection = declared;
+    }
+    const std::string witness = vm.count("witness") != 0 ? vm["witness"].as<std::string>() : declared.witness;
+    if (!witness.empty()) options.witness = open_witness(witness);
+    const auto tls = security_of(vm, declared).context(TlsRole::server);
     if (tls == nullptr && vm.count("insecure") == 0 && !is_loopback(listen_on)) {
         throw Error("receive on " + to_string(listen_on) + " without --key would let anyone who reaches the port push a guest "
                     "into this host: give --key FILE (`colo-replicate keygen FILE` writes one), or --insecure");
     }
+    if (local && control::connect_guest_if_running(local->name)) {
+        throw Error("a guest named '" + local->name + "' already runs on this host");
+    }
     std::optional<TcpListener> listening(std::in_place, listen_on);
     const TcpListener& listener = *listening;
     const auto serve = [&] {
+        // While it waits, `status NAME` finds it (a receive for a named guest only).
+        std::optional<control::WaitingReceive> waiting;
+        if (local) waiting.emplace(local->name, listener.address());
         // Anyone who reaches the port may connect: a connection that is not a sender (a probe,
         // garbage, an idle socket, a header or request that is not valid) is refused with a line
         // in the log and receive waits on, so a port scan cannot take the secondary away.
@@ -324,13 +373,14 @@ int run_receive(const po::variables_map& vm, Io& io) {
             link = ReplicationLink::accept(*listening, std::chrono::milliseconds(0), options.peer_timeout,
                                            [&refusals](const std::string& why) { refusals.add(why); }, tls);
             try {
-                request = read_incoming_request(*link, options.peer_timeout);
+                request = read_incoming_request(*link, options.peer_timeout, options.guest_name);
                 break;
             } catch (const Error& e) {
                 refusals.add(link->peer() + ": " + e.what());
             }
         }
         g_accepted.store(true);
+        waiting.reset();
         // One stream a receive: the port is free again as soon as a sender is accepted (a later
         // `receive` on the same port, e.g. to protect the survivor, must not find it taken).
         listening.reset();
@@ -373,6 +423,15 @@ int run_keygen(const po::variables_map& vm, Io& io) {
 int run_status(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
     StatusFields fields;
+    if (!control::connect_guest_if_running(name)) {
+        if (const auto waiting = control::find_waiting_receive(name)) {
+            // A `receive CONFIG` for it that no primary has reached yet.
+            fields = {{"role", "secondary"}, {"state", "waiting"}, {"mode", "-"}, {"listen", waiting->listen_address},
+                      {"pid", std::to_string(waiting->pid)}};
+            io.out << (vm.count("json") != 0 ? to_json(fields) + "\n" : to_text(fields));
+            return kExitOk;
+        }
+    }
     for (const auto& line : control::request(name, "status", std::chrono::seconds(10))) {
         const auto space = line.find(' ');
         fields.emplace_back(line.substr(0, space), space == std::string::npos ? "" : line.substr(space + 1));
@@ -385,13 +444,26 @@ int run_failover(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
     (void)control::request(name, "failover");
     for (int i = 0; i < 200; ++i) {
-        if (status_of(name)["state"] != "protecting") {
+        const std::string state = status_of(name)["state"];
+        if (state != "protecting" && state != "primary-lost" && state != "failing-over") {
             io.out << "Failed over: " << name << " runs here now\n";
             return kExitOk;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(25));
     }
     throw Error("the secondary did not take over within 5 s");
+}
+
+int run_handover(const po::variables_map& vm, Io& io) {
+    const std::string name = vm["name"].as<std::string>();
+    const auto reply = control::request(name, "handover", std::chrono::seconds(90));
+    io.out << "Handed " << name << " over to its secondary" << (reply.empty() ? "" : " at " + reply[0])
+           << "; it ends here\n";
+    // Return once this copy has let go of its name (and its disks and NICs).
+    for (int i = 0; i < 200 && control::connect_guest_if_running(name); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return kExitOk;
 }
 
 }  // namespace colo::cli

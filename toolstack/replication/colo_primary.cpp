@@ -195,6 +195,7 @@ bool Primary::win_arbitration() noexcept {
             });
         if (verdict == OwnershipArbiter::Verdict::won) {
             set_arbitration("won: this copy owns the guest (" + config_.arbiter->describe() + ")");
+            secondary_released_ = true;  // the witness refuses it a takeover from now on
             arbitrating_ = false;
             return true;
         }
@@ -252,6 +253,7 @@ void Primary::handle(const protocol::Message& message) {
             return;
         }
         case Step::lose_secondary:
+            secondary_released_ = true;  // it said so itself: it drops its replica, it does not take over
             if (const auto* failure = std::get_if<protocol::Failure>(&message)) {
                 lose_secondary("the secondary failed: " + failure->message);
             } else {
@@ -343,6 +345,7 @@ void Primary::send_initial_sync() {
         in_flight_ = InFlight{0, DirtyBitmap(pending_.size()), false};
         phase_ = PrimaryPhase::entering;
         for (auto& device : devices_) device->setup(config_.mode, device_send_);
+        entered_colo_ = true;  // from here the secondary may hold a complete replica
         send(protocol::EnterColo{0});
         for (auto& device : devices_) device->preresume();
         pvm_.resume();
@@ -452,9 +455,10 @@ void Primary::send_checkpoint() {
         pending_.clear_all();  // from here on the frames are in_flight_'s
         Micros pause{0};
         const auto resume = [&] {
+            pause = elapsed_since(paused_at);
+            if (keep_paused_) return;
             for (auto& device : devices_) device->preresume();
             pvm_.resume();
-            pause = elapsed_since(paused_at);
         };
         if (config_.early_resume) resume();
 
@@ -531,6 +535,10 @@ void Primary::run(std::stop_token stop) noexcept {
                 this->stop("stop requested");
                 return;
             }
+            if (handover_requested_) {
+                hand_over();
+                return;
+            }
             const auto now = Clock::now();
             if (checkpoint_due(now)) {
                 if (!checkpoint()) return;
@@ -542,7 +550,7 @@ void Primary::run(std::stop_token stop) noexcept {
             }
             auto until = next_checkpoint;
             if (config_.stream) until = std::min(until, next_stream_pass(last_stream_, next_checkpoint, config_.stream_period));
-            pump(until, [&] { return stop.stop_requested() || device_wants_checkpoint(); });
+            pump(until, [&] { return stop.stop_requested() || handover_requested_ || device_wants_checkpoint(); });
         }
     } catch (const std::exception& e) {
         // A step's own misuse check (a bug, not a failure of the guest or the link): protection
@@ -558,6 +566,7 @@ void Primary::stop(const std::string& reason) noexcept {
         phase_ = PrimaryPhase::stopped;
         try {
             send(protocol::Goodbye{reason});
+            secondary_released_ = true;
         } catch (const std::exception&) {
             // Nobody is listening; stopping anyway.
         }
@@ -572,11 +581,44 @@ void Primary::stop(const std::string& reason) noexcept {
     }
 }
 
+void Primary::hand_over() noexcept {
+    keep_paused_ = true;
+    const bool committed = checkpoint();
+    keep_paused_ = false;
+    if (!committed) {
+        // Protection was lost on the way (lose_secondary resumed the PVM): nothing was handed over.
+        if (pvm_.paused()) {
+            try {
+                pvm_.resume();
+            } catch (const std::exception&) {
+                // The role and the reason in status say what happened.
+            }
+        }
+        return;
+    }
+    // The secondary acknowledged a checkpoint of the PVM as it stands, paused: it is the guest now.
+    // No Goodbye (that would make it drop its replica); the link just ends, as at this host's loss.
+    // handed_over_ first: whoever waits for the role to change reads it right after.
+    handed_over_ = true;
+    if (!state_.transition(Role::protecting, Role::stopped)) {
+        handed_over_ = false;
+        return;
+    }
+    phase_ = PrimaryPhase::stopped;
+    channel_.close();
+    try {
+        config_.log(LogLevel::notice, "colo primary: guest " + pvm_.name() + " handed over to the secondary at checkpoint " +
+                                          std::to_string(epoch_.load()));
+    } catch (...) {
+        // The role says it.
+    }
+}
+
 PrimaryStats Primary::status() const {
     std::lock_guard lock(stats_mutex_);
     PrimaryStats out = stats_;
     const Role role = state_.role();
-    out.state = arbitrating_ ? "arbitrating" : role == Role::protecting ? "protected" : to_string(role);
+    out.state = arbitrating_ ? "arbitrating" : handed_over_ ? "handed-over" : role == Role::protecting ? "protected" : to_string(role);
     if (config_.arbiter && out.witness.empty()) out.witness = config_.arbiter->describe();
     out.phase = transaction::to_string(phase_.load());
     out.epoch = epoch_;

@@ -118,6 +118,17 @@ public:
     [[nodiscard]] bool checkpoint();
     // Ends protection on purpose: Goodbye to the secondary, output released, role stopped.
     void stop(const std::string& reason) noexcept;
+    // Any thread: ask run() to hand the guest over (`colo-replicate handover`): one last
+    // checkpoint with the PVM paused and kept paused, then the link closes without a Goodbye, so
+    // the secondary holds exactly the PVM's final state and takes over as after this host's loss
+    // (at once, or on `failover` with takeover = manual). Role handed_over then; the caller ends
+    // the PVM. If that checkpoint fails, protection is lost the usual way and the PVM runs on.
+    void request_handover() { handover_requested_ = true; }
+    [[nodiscard]] bool handed_over() const { return handed_over_; }
+    // Whether the secondary may be running (or may yet run) the guest: it held a complete
+    // replica and nothing since says it dropped it (its Goodbye or Failure, our Goodbye delivered,
+    // the witness won). A guest process that ends while this holds leaves its marker behind.
+    [[nodiscard]] bool secondary_may_run() const { return handed_over_ || (entered_colo_ && !secondary_released_); }
 
     // --- the same in steps (tests drive both sides from one thread with these); each ends
     // protection instead of throwing when something fails
@@ -157,6 +168,8 @@ private:
     void handle(const protocol::Message& message);
     // Runs `step`; whatever it throws ends protection (lose_link), and false is returned.
     bool guarded(const std::function<void()>& step);
+    // The last checkpoint of a handover, then the link closed without a Goodbye.
+    void hand_over() noexcept;
     // Heartbeats and messages until done() or `until`; false when protection ended.
     bool pump(Clock::time_point until, const std::function<bool()>& done);
     bool await_loaded();
@@ -189,6 +202,11 @@ private:
     std::stop_token stop_;                 // run()'s: a stop ends a wait for the witness
     std::unique_ptr<StallWatch> stall_watch_;  // with a witness: this process's own stalls
     std::atomic<bool> arbitrating_{false};
+    std::atomic<bool> handover_requested_{false};
+    std::atomic<bool> handed_over_{false};
+    std::atomic<bool> entered_colo_{false};
+    std::atomic<bool> secondary_released_{false};
+    bool keep_paused_ = false;  // a handover's checkpoint: the PVM does not resume after it
     std::atomic<transaction::PrimaryPhase> phase_{transaction::PrimaryPhase::syncing};
     PeerMonitor monitor_;
     PrecopySender precopy_;

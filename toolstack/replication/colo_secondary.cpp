@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <thread>
 #include <variant>
 
 #include "toolstack/protocol/message_codec.hpp"
@@ -423,6 +424,26 @@ bool Secondary::win_arbitration() {
     return false;
 }
 
+bool Secondary::await_takeover_order(const std::string& reason) {
+    // A COLO SVM stands still: it runs only once it is the guest.
+    svm_.pause();
+    awaiting_takeover_ = true;
+    config_.log(LogLevel::notice, "colo secondary: primary lost (" + reason + "); guest " + svm_.name() +
+                                      " holds checkpoint " + std::to_string(epoch_.load()) +
+                                      " and takes over only on `colo-replicate failover " + svm_.name() + "` (takeover manual)");
+    while (!failover_requested_ && !stop_.stop_requested()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    awaiting_takeover_ = false;
+    if (failover_requested_) return true;
+    const std::string why = "stopped while waiting for a takeover order";
+    (void)state_.transition(Role::failing_over, Role::stopped);
+    phase_ = SecondaryPhase::stopped;
+    staged_.reset();
+    for (auto& device : devices_) device->abort();
+    set_stopped_reason(why);
+    config_.log(LogLevel::notice, "colo secondary: guest " + svm_.name() + ": " + why);
+    return false;
+}
+
 Secondary::Outcome Secondary::fail_over(const std::string& reason) {
     if (!state_.transition(Role::protecting, Role::failing_over)) {
         return state_.role() == Role::active ? Outcome::failed_over : Outcome::stopped;
@@ -430,6 +451,7 @@ Secondary::Outcome Secondary::fail_over(const std::string& reason) {
     config_.log(LogLevel::notice, "colo secondary: primary lost (" + reason + "); guest " + svm_.name() +
                                       " takes over from checkpoint " + std::to_string(epoch_.load()));
     channel_.close();
+    if (config_.manual_takeover && !failover_requested_ && !await_takeover_order(reason)) return Outcome::stopped;
     if (config_.arbiter && !win_arbitration()) return Outcome::stopped;
     // A partial checkpoint only ever reached the cache; the SVM is the last committed checkpoint
     // (remus) or runs on from it (colo).
@@ -486,7 +508,7 @@ SecondaryStats Secondary::status() const {
     std::lock_guard lock(stats_mutex_);
     SecondaryStats out = stats_;
     const Role role = state_.role();
-    out.state = role == Role::protecting ? "protecting" : to_string(role);
+    out.state = awaiting_takeover_ ? "primary-lost" : role == Role::protecting ? "protecting" : to_string(role);
     if (config_.arbiter && out.witness.empty()) out.witness = config_.arbiter->describe();
     out.phase = transaction::to_string(phase_.load());
     out.epoch = epoch_;

@@ -103,6 +103,8 @@ public:
 
     // --- any thread
     void request_failover() { failover_requested_ = true; }
+    // With manual_takeover: the primary is lost and the replica waits for request_failover().
+    [[nodiscard]] bool awaiting_takeover() const { return awaiting_takeover_; }
     [[nodiscard]] Role role() const { return state_.role(); }
     [[nodiscard]] transaction::SecondaryPhase phase() const { return phase_.load(); }
     [[nodiscard]] SecondaryStats status() const;
@@ -137,6 +139,8 @@ private:
     // With a witness, before taking over: the SVM paused until this copy won the guest; false
     // (role stopped, the replica to be dropped) when the primary kept it or a stop came first.
     bool win_arbitration();
+    // manual_takeover: the SVM paused until request_failover(); false when stopped instead.
+    bool await_takeover_order(const std::string& reason);
     void set_arbitration(const std::string& text);
     Outcome stop_protection(const std::string& reason);
     // A bad stream or a failed checkpoint: Failure to the primary, phase failed. Never throws.
@@ -163,6 +167,7 @@ private:
     std::optional<Staged> staged_;
     std::atomic<std::uint64_t> epoch_{0};  // last applied
     std::atomic<bool> failover_requested_{false};
+    std::atomic<bool> awaiting_takeover_{false};
     std::stop_token stop_;  // run()'s: a stop ends a wait for the witness
 
     mutable std::mutex stats_mutex_;

@@ -110,6 +110,9 @@ struct SecondaryConfig {
     Millis console_poll{5};  // how often SVM console bytes are forwarded to the primary
     // The witness a takeover must win first (ownership_arbiter.hpp); null: none.
     std::shared_ptr<OwnershipArbiter> arbiter;
+    // A lost primary is not taken over at once: the replica stands still (state primary-lost)
+    // until request_failover() (`colo-replicate failover`, a cluster manager's promote).
+    bool manual_takeover = false;
     LogFn log = default_log();
 };
 

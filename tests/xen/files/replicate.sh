@@ -40,8 +40,8 @@ pass() { say "PASS $1: $2"; }
 fail() { say "FAIL $1: $2"; }
 oneline() { tr -d '\000' | tr '\n' ' ' | cut -c1-400; }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
-primary() { COLO_RUN_DIR=$PRIMARY_RUN colo-replicate "$@"; }
-secondary() { COLO_RUN_DIR=$SECONDARY_RUN colo-replicate "$@"; }
+primary() { COLO_RUN_DIR=$PRIMARY_RUN COLO_STATE_DIR=$PRIMARY_RUN/state colo-replicate "$@"; }
+secondary() { COLO_RUN_DIR=$SECONDARY_RUN COLO_STATE_DIR=$SECONDARY_RUN/state colo-replicate "$@"; }
 field() { sed -n "s/^$1: *//p" | head -1; }  # one field of `colo-replicate status` text output
 xl_state() { xl list "$1" 2>/dev/null | awk 'NR==2 {print $5}'; }
 # A console log holds byte k of the guest's console stream at position k: the survivor's starts
