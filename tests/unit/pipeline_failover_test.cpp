@@ -219,3 +219,82 @@ TEST_CASE("pipeline failover: a secondary that fails and closes is reported with
     CHECK(pair.primary->status().protection_lost_reason ==
           "the secondary failed: secondary: checkpoint-begin for epoch 9, expected 1");
 }
+
+TEST_CASE("pipeline failover: a handover ends with the SVM exactly the paused PVM, and no goodbye") {
+    for (const ProtectionMode mode : {ProtectionMode::remus, ProtectionMode::colo}) {
+        CAPTURE(to_string(mode));
+        PrimaryConfig pc = primary_config(mode);
+        pc.link = LinkConfig{Millis{10}, Millis{2000}};
+        pc.checkpoint_interval = Millis{10};
+        pc.max_checkpoint_interval = Millis{10};
+        SecondaryConfig sc = secondary_config(mode);
+        sc.link = pc.link;
+        Pair pair(pc, sc);
+        std::uint64_t round = 0;
+        pair.pvm.on_harvest([&](FakeBackend& guest) {
+            ++round;
+            for (std::uint64_t k = 0; k < 4; ++k) guest.guest_write(Pfn{(round * 7 + k) % kPages}, pattern(k, round % 200));
+        });
+        Secondary::Outcome outcome = Secondary::Outcome::running;
+        std::thread secondary([&] { outcome = pair.secondary->run(); });
+        std::jthread primary([&](std::stop_token stop) { pair.primary->run(stop); });
+        for (int i = 0; i < 400 && pair.secondary->status().checkpoints_applied < 3; ++i) std::this_thread::sleep_for(Millis{10});
+        REQUIRE(pair.secondary->status().checkpoints_applied >= 3);
+        pair.primary->request_handover();
+        primary.join();  // run() returns once it handed over
+        secondary.join();
+        CHECK(pair.primary->handed_over());
+        CHECK(pair.primary->secondary_may_run());
+        CHECK(pair.primary->status().state == "handed-over");
+        CHECK(pair.pvm.paused());  // the PVM never runs again after its last checkpoint
+        CHECK(outcome == Secondary::Outcome::failed_over);
+        CHECK_FALSE(pair.log.has("the primary ended protection"));
+        // The takeover starts from exactly where the PVM stopped.
+        CHECK(differing(pair.pvm, pair.svm, kPages).empty());
+        CHECK(pair.secondary->status().epoch == pair.primary->status().epoch);
+    }
+}
+
+TEST_CASE("pipeline failover: with manual takeover a lost primary's replica waits, paused, for the order") {
+    SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+    sc.link = LinkConfig{Millis{20}, Millis{200}};
+    sc.manual_takeover = true;
+    Pair pair(primary_config(ProtectionMode::colo), sc);
+    pair.protect();
+    const auto before = snapshot(pair.svm, kPages);
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::jthread secondary([&](std::stop_token stop) { outcome = pair.secondary->run(stop); });
+    pair.to_secondary->close();  // the primary's host is gone
+    for (int i = 0; i < 400 && !pair.secondary->awaiting_takeover(); ++i) std::this_thread::sleep_for(Millis{5});
+    REQUIRE(pair.secondary->awaiting_takeover());
+    CHECK(pair.secondary->status().state == "primary-lost");
+    CHECK(pair.svm.paused());
+    CHECK(pair.log.has("takes over only on `colo-replicate failover guest` (takeover manual)"));
+    // Past several peer timeouts nothing changes by itself.
+    std::this_thread::sleep_for(Millis{600});
+    CHECK(pair.secondary->status().state == "primary-lost");
+    CHECK(snapshot(pair.svm, kPages) == before);
+    pair.secondary->request_failover();
+    secondary.join();
+    CHECK(outcome == Secondary::Outcome::failed_over);
+    CHECK(pair.secondary->role() == Role::active);
+    CHECK_FALSE(pair.svm.paused());
+}
+
+TEST_CASE("pipeline failover: with manual takeover a stop while waiting drops the replica") {
+    SecondaryConfig sc = secondary_config(ProtectionMode::remus);
+    sc.link = LinkConfig{Millis{20}, Millis{200}};
+    sc.manual_takeover = true;
+    Pair pair(primary_config(ProtectionMode::remus), sc);
+    pair.protect();
+    Secondary::Outcome outcome = Secondary::Outcome::running;
+    std::jthread secondary([&](std::stop_token stop) { outcome = pair.secondary->run(stop); });
+    pair.to_secondary->close();
+    for (int i = 0; i < 400 && !pair.secondary->awaiting_takeover(); ++i) std::this_thread::sleep_for(Millis{5});
+    REQUIRE(pair.secondary->awaiting_takeover());
+    secondary.request_stop();
+    secondary.join();
+    CHECK(outcome == Secondary::Outcome::stopped);
+    CHECK(pair.secondary->role() == Role::stopped);
+    CHECK(pair.svm.paused());
+}
