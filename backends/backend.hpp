@@ -17,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/dirty_bitmap.hpp"
@@ -98,6 +99,10 @@ public:
     // What an operator must know before this guest is replicated, as one line, or "": state the
     // backend cannot carry to a replica. `protect` and `migrate` print it as a warning.
     [[nodiscard]] virtual std::string replication_caveat() { return {}; }
+    // What the guest itself reports to its VMM, as (status key, value) pairs for `status`; none
+    // by default. KVM's built-in test guest: its own stalls (guest_stall_max_us,
+    // guest_stall_histogram), the bench's measure of what a checkpoint costs the guest.
+    [[nodiscard]] virtual std::vector<std::pair<std::string, std::string>> guest_report() { return {}; }
 };
 
 }  // namespace colo

@@ -70,6 +70,11 @@ std::string SerializedBackend::commit_incoming() {
     return inner_->commit_incoming();
 }
 
+std::vector<std::pair<std::string, std::string>> SerializedBackend::guest_report() {
+    // Not under the lock: it only reads guest memory, and `status` must not wait for a checkpoint.
+    return inner_->guest_report();
+}
+
 std::string SerializedBackend::replication_caveat() {
     std::lock_guard lock(mutex_);
     return inner_->replication_caveat();

@@ -42,6 +42,7 @@ public:
     [[nodiscard]] std::string domain_config() override;
     [[nodiscard]] std::string commit_incoming() override;
     [[nodiscard]] std::string replication_caveat() override;
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> guest_report() override;
     // The inner backend's NICs, unserialised: a GuestNic orders its own calls (guest_nic.hpp), and
     // its sinks run on the backend's threads while a call here may hold the mutex.
     [[nodiscard]] std::vector<GuestNic*> nics() override { return inner_->nics(); }

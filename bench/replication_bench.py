@@ -217,6 +217,26 @@ def guest_metrics(watcher, start, end):
                 gaps_ms=gaps, max_gap_ms=max(gaps), out_p50_ms=percentile(waited, 50), out_p99_ms=percentile(waited, 99))
 
 
+def guest_stall_ms(first, last):
+    """The longest gap the guest's own loop saw between two `status` snapshots (its histogram of
+    gaps, status guest_stall_histogram: TSC kHz, then BUCKET:COUNT for the nonzero buckets; bucket
+    4*L + S holds gaps in [(4+S) << (L-2), (5+S) << (L-2)) TSC ticks): the upper bound of the
+    highest bucket that grew, in ms (a bucket is 25% wide at most). None when the guest says nothing."""
+    def parse(status):
+        words = str((status or {}).get('guest_stall_histogram', '')).split()
+        if not words:
+            return None, {}
+        return int(words[0]), {int(b): int(c) for b, c in (w.split(':') for w in words[1:])}
+    khz, before = parse(first)
+    _, after = parse(last)
+    grown = [b for b, c in after.items() if c > before.get(b, 0)]
+    if not khz or not grown:
+        return None
+    top = max(grown)
+    upper = top + 1 if top < 8 else (5 + top % 4) << (top // 4 - 2)
+    return upper / khz
+
+
 # Host A's processes on one core, host B's on the other: two hosts never share a core.
 CPUS_A, CPUS_B = '0', '1'
 
@@ -230,10 +250,11 @@ def run_unprotected(binary, work, dirty_rate, seconds):
     try:
         host.run('create', config, '--console-log', log)
         steady = wait_until_steady(watcher)
+        first = host.status()
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
-        return dict(guest_metrics(watcher, start, end), steady=steady)
+        return dict(guest_metrics(watcher, start, end), steady=steady, guest_stall_ms=guest_stall_ms(first, host.status()))
     finally:
         watcher.stop()
         host.clean_up()
@@ -296,6 +317,7 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         pvm_enter_colo_pause_us=last.get('enter_colo_pause_us', 0),
         svm_enter_colo_pause_us=secondary.get('enter_colo_pause_us', 0),
         pages_paused=paused, pages_streamed=streamed, rss_a_mib=rss_a, rss_b_mib=rss_b,
+        guest_stall_ms=guest_stall_ms(first, last),
         paused_per_ckpt=paused / per_ckpt, streamed_per_ckpt=streamed / per_ckpt,
         link_mb_per_s=(last['bytes_sent'] - first['bytes_sent']) / (end - start) / 1e6)
     return measured
@@ -337,6 +359,10 @@ def load_line():
         return 'load average %s (%d CPUs)' % (' '.join(f.read().split()[:3]), os.cpu_count())
 
 
+def fmt_stall(ms):
+    return 'n/a' if ms is None else '%.2f' % ms
+
+
 def fmt_us(us):
     return '%.2f' % (us / 1000.0)
 
@@ -345,7 +371,8 @@ def table(results):
     head = ('| case | ckpts | PVM pause p50 / p99 / max (ms) | enter COLO (ms) | enter-COLO pause PVM / SVM (ms)'
             ' | pages paused (per ckpt) | pages streamed (per ckpt) | link MB/s'
             ' | guest writes/s (vs unprotected) | longest console gap (ms; unprotected)'
-            ' | output waited p50 / p99 (ms; unprotected) | RSS A / B (MiB) |')
+            ' | output waited p50 / p99 (ms; unprotected) | guest\'s own longest stall (ms; unprotected)'
+            ' | RSS A / B (MiB) |')
     rows = [head, '|' + '---|' * head.count(' | ') + '---|']
     for r in results:
         if 'error' in r:
@@ -361,8 +388,9 @@ def table(results):
             r['pages_paused'], r['paused_per_ckpt'], r['pages_streamed'], r['streamed_per_ckpt'],
             r['link_mb_per_s'], r['writes_per_s'], '%.0f%%' % rel if rel is not None else 'n/a',
             r['max_gap_ms'], base['max_gap_ms'])
-            + ' %.0f / %.0f (%.0f / %.0f) | %.0f / %.0f |' % (
-                r['out_p50_ms'], r['out_p99_ms'], base['out_p50_ms'], base['out_p99_ms'], r['rss_a_mib'], r['rss_b_mib']))
+            + ' %.0f / %.0f (%.0f / %.0f) | %s (%s) | %.0f / %.0f |' % (
+                r['out_p50_ms'], r['out_p99_ms'], base['out_p50_ms'], base['out_p99_ms'],
+                fmt_stall(r.get('guest_stall_ms')), fmt_stall(base.get('guest_stall_ms')), r['rss_a_mib'], r['rss_b_mib']))
     return '\n'.join(rows)
 
 
@@ -533,6 +561,12 @@ def main(argv):
         '- Output waited: the guest prints line N on a fixed schedule (N intervals after its start); '
         'each line\'s release time minus its schedule, less that of the least delayed line in the '
         'window: how long released output waited (the gate, or a stall of the guest), p50 and p99.',
+        '- Guest\'s own longest stall: the built-in guest times every step of its own busy loops '
+        '(a page written or checked) and how late it wakes from an idle wait, with the TSC, into a '
+        'histogram in its memory that `status` reports (guest_stall_histogram); the upper bound of '
+        'the highest bucket that grew during the window (buckets are 25% wide at most). Unlike the '
+        'console gap it holds no output gating: it is what a checkpoint pause (or the host) cost the '
+        'guest\'s own work.',
         '- RSS: the resident memory of all of each host\'s processes (VmRSS) at the end of the window.',
         '',
         'Targets (reported, not asserted):',

@@ -16,6 +16,8 @@ namespace colo::kvm {
 namespace {
 
 constexpr std::uint16_t kCom1 = 0x3f8;
+static_assert(sizeof(colo_builtin_stats) <= kPageSize && layout::kBuiltinStats.value >= layout::kBuiltinParams.value + kPageSize &&
+              layout::kBuiltinNetArea.value >= layout::kBuiltinStats.value + kPageSize);
 static_assert(layout::kBuiltinNetArea.value >= layout::kBuiltinParams.value + kPageSize &&
                   layout::kBuiltinNetArea.value + COLO_BUILTIN_NET_AREA_BYTES <= layout::kBuiltinImage.value,
               "the built-in guest's network area overlaps its parameters page or image");
@@ -91,6 +93,7 @@ colo_builtin_params builtin_guest_params(const GuestConfig& config, std::uint64_
         }
     }
     p.verify_per_interval = (p.working_set_pages + intervals_per_sweep - 1) / intervals_per_sweep;
+    p.stats_gpa = layout::kBuiltinStats.value;
     p.tsc_khz = tsc_khz;
     p.interval_tsc = std::uint64_t{tsc_khz} * interval;
     // The first vif is the guest's NIC (virtio-mmio slot 0); without one the guest has no network.

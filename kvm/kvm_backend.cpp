@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -10,6 +11,7 @@
 #include <string>
 
 #include "backends/error.hpp"
+#include "kvm/builtin_guest/params.h"
 #include "kvm/builtin_guest_loader.hpp"
 #include "kvm/layout.hpp"
 #include "kvm/linux/boot_layout.hpp"
@@ -201,6 +203,21 @@ std::vector<GuestDisk*> KvmBackend::disks() {
     std::vector<GuestDisk*> out;
     for (auto& disk : disks_) out.push_back(disk.get());
     return out;
+}
+
+std::vector<std::pair<std::string, std::string>> KvmBackend::guest_report() {
+    if (config_.guest != GuestKind::builtin || tsc_khz_ == 0) return {};
+    // Read while the guest may write it: a count can be one behind, never harmful for statistics.
+    colo_builtin_stats stats{};
+    const auto bytes = ram_->host(layout::kBuiltinStats, sizeof stats);
+    std::memcpy(&stats, bytes.data(), sizeof stats);
+    if (stats.magic != COLO_BUILTIN_STATS_MAGIC) return {};  // a guest image from before its statistics
+    std::string histogram = std::to_string(tsc_khz_);
+    for (std::uint32_t bucket = 0; bucket < COLO_BUILTIN_STALL_BUCKETS; ++bucket) {
+        if (stats.histogram[bucket] != 0) histogram += " " + std::to_string(bucket) + ":" + std::to_string(stats.histogram[bucket]);
+    }
+    return {{"guest_stall_max_us", std::to_string(stats.max_gap_tsc * 1000 / tsc_khz_)},
+            {"guest_stall_histogram", histogram}};
 }
 
 KvmBackend::~KvmBackend() {

@@ -83,6 +83,7 @@ public:
     void set_console_sink(ConsoleSink sink) override;
     [[nodiscard]] std::vector<GuestNic*> nics() override;
     [[nodiscard]] std::vector<GuestDisk*> disks() override;
+    [[nodiscard]] std::vector<std::pair<std::string, std::string>> guest_report() override;
 
     // --- KVM specifics
     [[nodiscard]] std::string vcpu_failure() const;

@@ -10,6 +10,7 @@
 //   0x0000_4000  PML4, 0x5000 PDPT, 0x6000..0x9fff four PDs: 2 MiB pages identity-mapping 4 GiB
 //   0x0000_a000  ring-0 stack, 16 KiB, top at 0xe000
 //   0x0001_0000  built-in guest: parameters page (kvm/builtin_guest/params.h)
+//   0x0001_1000  built-in guest: its stall statistics (params.h, struct colo_builtin_stats; 1 page)
 //   0x0002_0000  built-in guest: network area (rings and buffers of its NIC, 288 KiB; params.h
 //                COLO_BUILTIN_NET_*), up to 0x6_8000
 //   0x0007_0000  built-in guest: disk area (ring, request header, two block buffers, 24 KiB;
@@ -56,6 +57,7 @@ inline constexpr std::uint64_t kGdtEntries = 8;  // the TSS descriptor takes two
 
 // Built-in test guest.
 inline constexpr Gpa kBuiltinParams{0x10000};
+inline constexpr Gpa kBuiltinStats{0x11000};
 inline constexpr Gpa kBuiltinImage{0x100000};
 inline constexpr std::uint64_t kBuiltinImageMaxBytes = 0x80000;
 inline constexpr Gpa kBuiltinStackTop{0x200000};

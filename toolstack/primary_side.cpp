@@ -199,6 +199,7 @@ StatusFields PrimarySide::status() const {
     if (primary_) fields.emplace_back("link_security", link_security_);
     if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) fields.emplace_back("caveat", caveat);
     add_disk_fields(service_.backend(), fields);
+    for (auto& field : service_.backend().guest_report()) fields.push_back(std::move(field));
     return fields;
 }
 

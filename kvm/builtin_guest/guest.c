@@ -123,6 +123,28 @@ static void wait_until(uint64_t deadline) {
     }
 }
 
+/* The guest's own stalls (params.h, struct colo_builtin_stats). */
+static struct colo_builtin_stats* stats;
+static uint64_t last_tick;
+
+static void stall_record(uint64_t gap) {
+    uint32_t bucket = (uint32_t)gap;
+    if (gap >= 8) {
+        const uint32_t log = 63u - (uint32_t)__builtin_clzll(gap);
+        bucket = 4u * log + (uint32_t)((gap >> (log - 2u)) & 3u);
+    }
+    if (bucket >= COLO_BUILTIN_STALL_BUCKETS) bucket = COLO_BUILTIN_STALL_BUCKETS - 1u;
+    ++stats->histogram[bucket];
+    if (gap > stats->max_gap_tsc) stats->max_gap_tsc = gap;
+}
+
+/* Between two steps of a busy loop: the time since the last is a gap the guest saw. */
+static void stall_tick(void) {
+    const uint64_t now = rdtsc();
+    if (stats) stall_record(now - last_tick);
+    last_tick = now;
+}
+
 static void fill_page(uint64_t* words, uint64_t base) {
     for (uint32_t i = 0; i < PAGE_WORDS; ++i) words[i] = base + i * WORD_STEP;
 }
@@ -177,7 +199,12 @@ void guest_main(const struct colo_builtin_params* params) {
             put_char('\n');
         }
     }
+    if (params->stats_gpa != 0) {
+        stats = (struct colo_builtin_stats*)(uintptr_t)params->stats_gpa;
+        stats->magic = COLO_BUILTIN_STATS_MAGIC;
+    }
     const uint64_t start = rdtsc();
+    last_tick = start;
 
     for (uint64_t seq = 0;; ++seq) {
         for (uint64_t w = 0; w < params->writes_per_interval; ++w) {
@@ -187,6 +214,7 @@ void guest_main(const struct colo_builtin_params* params) {
             fill_page(working_set + page * PAGE_WORDS, page_base(seed, page, generation));
             check = mix(check ^ (page << 32) ^ generation);
             ++writes;
+            stall_tick();
             if (net_up && (w & 31) == 31) net_poll(0); /* a memory read unless frames wait */
         }
         for (uint64_t v = 0; v < params->verify_per_interval; ++v) {
@@ -200,6 +228,7 @@ void guest_main(const struct colo_builtin_params* params) {
                 put_decimal(generation);
                 put_char('\n');
             }
+            stall_tick();
             if (net_up && (v & 31) == 31) net_poll(0);
         }
         disk_interval();
@@ -211,7 +240,14 @@ void guest_main(const struct colo_builtin_params* params) {
         put_hex(check);
         put_char('\n');
 
-        wait_until(start + (seq + 1) * params->interval_tsc);
+        const uint64_t deadline = start + (seq + 1) * params->interval_tsc;
+        const uint64_t idle_from = rdtsc();
+        wait_until(deadline);
+        /* Idle time is no stall, waking late is: the guest wanted to run from the deadline on (or
+         * from when it began to wait, when it is catching up and the deadline has passed). */
+        last_tick = rdtsc();
+        const uint64_t wanted = deadline > idle_from ? deadline : idle_from;
+        if (stats && last_tick > wanted) stall_record(last_tick - wanted);
     }
 }
 

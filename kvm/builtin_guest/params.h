@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #define COLO_BUILTIN_PARAMS_MAGIC 0x534d524150474243ull /* "CBGPARMS" */
-#define COLO_BUILTIN_PARAMS_VERSION 3u
+#define COLO_BUILTIN_PARAMS_VERSION 4u
 
 /* The vCPU has a TSC-deadline LAPIC timer: halt between intervals (else spin on rdtsc). */
 #define COLO_BUILTIN_FLAG_IDLE_ON_TIMER 0x1u
@@ -47,6 +47,23 @@ struct colo_builtin_params {
     uint64_t disk_writes;            /* stop writing after this many; 0: never */
     uint64_t disk_flush_every;       /* a FLUSH after every N writes; 0: never */
     uint64_t disk_sweep_intervals;   /* a full verification pass takes this many intervals */
+    /* Where the guest keeps its own stall statistics (struct colo_builtin_stats); 0: none. */
+    uint64_t stats_gpa;
+};
+
+/* The guest's own view of its stalls, for the VMM to report (status: guest_stall_*): every gap
+ * its busy loops see between two pages written or checked, and how late it wakes after an idle
+ * wait, in TSC ticks, as a histogram of COLO_BUILTIN_STALL_BUCKETS buckets, 4 per power of two:
+ * bucket 4*L + S (L >= 2) holds gaps in [(4+S) << (L-2), (5+S) << (L-2)), buckets 0..7 gaps below 8.
+ * A pause of the VM (a checkpoint), a slow exit or a descheduled vCPU thread all show here as the
+ * guest itself would feel them; the VMM only reads it, the guest only writes it. */
+#define COLO_BUILTIN_STATS_MAGIC 0x5354415453474243ull /* "CBGSTATS" */
+#define COLO_BUILTIN_STALL_BUCKETS 256u
+
+struct colo_builtin_stats {
+    uint64_t magic;
+    uint64_t max_gap_tsc;                          /* the longest since the guest started */
+    uint64_t histogram[COLO_BUILTIN_STALL_BUCKETS];
 };
 
 /* The network area: two virtqueues of COLO_BUILTIN_NET_QUEUE_SIZE entries (descriptor table,

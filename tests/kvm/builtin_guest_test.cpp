@@ -2,11 +2,13 @@
 // its own memory, and catches a page we corrupt behind its back.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/error.hpp"
@@ -61,6 +63,77 @@ TEST_CASE("builtin guest: boots, prints consecutive seq lines, memory check pass
     }
     CHECK(console.text().find("CORRUPT") == std::string::npos);
     CHECK(console.text().find("FAULT") == std::string::npos);
+}
+
+namespace {
+
+// The largest gap in TSC ticks the guest's histogram (status guest_stall_histogram) can hold:
+// the upper bound of its highest nonempty bucket.
+std::uint64_t longest_stall_ticks(const std::vector<std::pair<std::string, std::string>>& report) {
+    std::uint64_t top = 0;
+    bool any = false;
+    for (const auto& [key, value] : report) {
+        if (key != "guest_stall_histogram") continue;
+        std::size_t at = value.find(' ');
+        while (at != std::string::npos) {
+            const std::uint64_t bucket = std::stoull(value.substr(at + 1));
+            top = std::max(top, bucket);
+            any = true;
+            at = value.find(' ', at + 1);
+        }
+    }
+    if (!any) return 0;
+    return top < 8 ? top + 1 : (5 + top % 4) << (top / 4 - 2);
+}
+
+// How many gaps the histogram holds whose bucket lies wholly above `ticks`.
+std::uint64_t gaps_above(const std::vector<std::pair<std::string, std::string>>& report, std::uint64_t ticks) {
+    std::uint64_t count = 0;
+    for (const auto& [key, value] : report) {
+        if (key != "guest_stall_histogram") continue;
+        std::size_t at = value.find(' ');
+        while (at != std::string::npos) {
+            const std::size_t colon = value.find(':', at);
+            const std::uint64_t bucket = std::stoull(value.substr(at + 1, colon - at - 1));
+            const std::uint64_t lower = bucket < 8 ? bucket : (4 + bucket % 4) << (bucket / 4 - 2);
+            if (lower >= ticks) count += std::stoull(value.substr(colon + 1));
+            at = value.find(' ', at + 1);
+        }
+    }
+    return count;
+}
+
+}  // namespace
+
+TEST_CASE("builtin guest: a pause of the VM shows in the guest's own stall statistics, idling does not") {
+    GuestConfig config = small_guest(3);
+    config.dirty_rate = 40000;  // busy most of each 20 ms interval: a pause lands in its loop
+    ConsoleCapture console;
+    auto guest = KvmBackend::create(config);
+    guest->set_console_sink(console.sink());
+    guest->resume();
+    REQUIRE(console.wait_for_lines(20, 20s));
+    const std::uint64_t khz = guest->tsc_khz();
+    const auto before = guest->guest_report();
+    REQUIRE(before.size() == 2);
+    CHECK(before[0].first == "guest_stall_max_us");
+    const std::uint64_t max_before_us = std::stoull(before[0].second);
+    // A stand-still of 300 ms, as a very long checkpoint would be.
+    guest->pause();
+    std::this_thread::sleep_for(300ms);
+    guest->resume();
+    REQUIRE(console.wait_for_lines(console.lines().size() + 5, 20s));
+    const auto after = guest->guest_report();
+    REQUIRE(after.size() == 2);
+    const std::uint64_t max_after_us = std::stoull(after[0].second);
+    INFO("before: " << before[1].second << "; after: " << after[1].second);
+    // All of it, less what the guest would have idled anyway (at most one 20 ms interval).
+    CHECK(max_after_us >= 270'000);
+    CHECK(max_after_us > max_before_us);
+    CHECK(longest_stall_ticks(after) >= 270 * khz);
+    // One stall, counted once: catching up on the intervals it missed is no further stall.
+    CHECK(gaps_above(after, 100 * khz) - gaps_above(before, 100 * khz) == 1);
+    guest->pause();
 }
 
 TEST_CASE("builtin guest: the same seed prints the same bytes; another seed does not") {

@@ -50,7 +50,8 @@ TEST_CASE("builtin guest params: the first vif gives the guest its NIC, MAC and 
     second.mac = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
     config.vifs = {vif, second};
     const auto p = colo::kvm::builtin_guest_params(config, 128 << 20, 2'000'000);
-    CHECK(p.version == 3);
+    CHECK(p.version == 4);
+    CHECK(p.stats_gpa == layout::kBuiltinStats.value);  // where the guest keeps its own stall statistics
     CHECK(p.nic_mmio_gpa == layout::kVirtioMmioBase.value);  // slot 0: the first vif
     CHECK(p.nic_gsi == layout::kVirtioFirstGsi);
     CHECK(p.ioapic_gpa == 0xfec00000);
