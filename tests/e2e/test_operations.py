@@ -44,6 +44,18 @@ def make_operations_test(guest_config):
             os.rename(cfg_b, ws.path('b.cfg'))
             cfg_a, cfg_b = ws.path('a.cfg'), ws.path('b.cfg')
 
+            r = b.ok('check', cfg_b)
+            check('protection: remus to 127.0.0.1:%d' % port_a in r.out and 'takeover manual' in r.out,
+                  'check of b.cfg: %s' % r.out.strip())
+            # A receive that ends while it waits (SIGTERM exits at once, skipping destructors) is not
+            # reported as waiting any more.
+            r = b.ok('receive', cfg_b, clear=True)
+            pid = started_pid(r, r'\(pid (\d+);')
+            wait_until(lambda: (b.status('ops') or {}).get('state') == 'waiting', 10, 'the first receive to wait')
+            os.kill(pid, signal.SIGTERM)
+            wait_exit(pid, 10, 'the first receive to end on SIGTERM')
+            check(b.status('ops') is None, 'status after the waiting receive ended: %s' % b.status('ops'))
+
             # B: a bare receive for the guest; status sees it waiting before any sender came.
             r = b.ok('receive', cfg_b, '--console-log', log_b, clear=True)
             pid_b = started_pid(r, r'\(pid (\d+);')

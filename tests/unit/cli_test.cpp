@@ -75,6 +75,11 @@ TEST_CASE("cli: bad command lines get one clear line and exit 2") {
     CHECK(r.err.find("no guest named 'no-such-guest-here'") != std::string::npos);
     CHECK(lines(r.err) == 1);
 
+    r = run({"check", "/nonexistent.cfg"});
+    CHECK(r.code == kExitFailure);
+    CHECK(r.err.find("open /nonexistent.cfg") != std::string::npos);
+    CHECK(lines(r.err) == 1);
+
     r = run({"receive", "--takeover", "sometimes", "/nonexistent.cfg"});
     CHECK(r.code == kExitFailure);
     CHECK(lines(r.err) == 1);

@@ -86,6 +86,10 @@ std::vector<Command> make_table() {
                      console_log_option(o);
                  },
                  run_create});
+    t.push_back({"check", "Check a guest config file", "CONFIG",
+                 "Reads CONFIG as create and receive would (colo-replicate.cfg(5)), protection keys included, and "
+                 "prints what it declares; a bad file is one line and exit status 1. Nothing is started.",
+                 [](auto& o, auto& p) { positional(o, p, "config", "guest config file"); }, run_check});
     t.push_back({"list", "List guests", "[options]", "Lists the guests this host runs.",
                  [](auto& o, auto&) { json_option(o); }, run_list});
     t.push_back({"console", "Attach to a guest's console", "NAME",

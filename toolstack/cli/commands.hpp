@@ -15,6 +15,7 @@ using Handler = int (*)(const po::variables_map&, Io&);
 
 // Guest lifecycle (KVM: our own VMM process per guest, reached through a control socket).
 int run_create(const po::variables_map& vm, Io& io);
+int run_check(const po::variables_map& vm, Io& io);
 int run_list(const po::variables_map& vm, Io& io);
 int run_console(const po::variables_map& vm, Io& io);
 int run_destroy(const po::variables_map& vm, Io& io);

@@ -109,6 +109,30 @@ int run_create(const po::variables_map& vm, Io& io) {
     return run_guest(config, vm, [&] { return factory.create(config); }, io);
 }
 
+int run_check(const po::variables_map& vm, Io& io) {
+    const std::string file = vm["config"].as<std::string>();
+    const GuestConfig config = load_guest_config(file);
+    (void)backends_available().find(config.backend);  // a backend this build lacks is an error here too
+    io.out << file << ": guest " << config.name << " (" << config.backend << ", "
+           << (config.guest == GuestKind::builtin ? "built-in guest" : "linux") << ", " << config.memory_mib << " MiB, "
+           << config.vcpus << " vCPU" << (config.vcpus == 1 ? "" : "s") << ", " << config.vifs.size() << " NIC"
+           << (config.vifs.size() == 1 ? "" : "s") << ", " << config.disks.size() << " disk"
+           << (config.disks.size() == 1 ? "" : "s") << ")";
+    const ProtectionConfig& p = config.protection;
+    if (p.declared()) {
+        io.out << "; protection: " << (p.mode.empty() ? "colo" : p.mode);
+        if (!p.peer.empty()) io.out << " to " << p.peer;
+        if (!p.listen.empty()) io.out << ", receives on " << p.listen;
+        io.out << ", link " << (!p.link_key.empty() ? "key " + p.link_key.string() : !p.tls_cert.empty() ? std::string("x509") : std::string("in clear"));
+        io.out << ", witness " << (p.witness.empty() ? std::string("none") : p.witness);
+        io.out << ", takeover " << (p.takeover.empty() ? "auto" : p.takeover);
+    } else {
+        io.out << "; no protection declared";
+    }
+    io.out << "\n";
+    return kExitOk;
+}
+
 int run_save(const po::variables_map& vm, Io& io) {
     const auto name = name_arg(vm);
     const auto file = std::filesystem::absolute(vm["file"].as<std::string>());

@@ -359,10 +359,13 @@ int run_receive(const po::variables_map& vm, Io& io) {
     }
     std::optional<TcpListener> listening(std::in_place, listen_on);
     const TcpListener& listener = *listening;
-    const auto serve = [&] {
-        // While it waits, `status NAME` finds it (a receive for a named guest only).
-        std::optional<control::WaitingReceive> waiting;
+    // While it waits, `status NAME` finds it (a receive for a named guest only): made by the
+    // process that waits, before it says it is ready, so a status right after receive returns sees it.
+    std::optional<control::WaitingReceive> waiting;
+    const auto announce_waiting = [&] {
         if (local) waiting.emplace(local->name, listener.address());
+    };
+    const auto serve = [&] {
         // Anyone who reaches the port may connect: a connection that is not a sender (a probe,
         // garbage, an idle socket, a header or request that is not valid) is refused with a line
         // in the log and receive waits on, so a port scan cannot take the secondary away.
@@ -398,11 +401,13 @@ int run_receive(const po::variables_map& vm, Io& io) {
         control::on_termination_signal(terminate_receive);
         options.console_to_stdout = true;
         io.err << "Listening on " << listener.address() << "\n";
+        announce_waiting();
         return serve();
     }
     const auto log = control::run_dir() / ("receive-" + std::to_string(listener.port()) + ".log");
     const int pid = control::run_detached(log, [&](const auto& ready) {
         control::on_termination_signal(terminate_receive);  // before ready(): a SIGTERM may follow at once
+        announce_waiting();
         ready();
         const int code = serve();
         if (code != 0) throw Error("receive ended with status " + std::to_string(code));
