@@ -89,6 +89,8 @@ class Node:
 
 def test_ocf_tester(binary):
     """`ocf-tester` against the agent on one node; its output is printed with the result."""
+    if ocf_tester_missing():
+        return ocf_tester_missing()
     ws = Workspace(binary, 'ocf-tester')
     try:
         config = ws.write_config('solo.cfg', **guest_keys(ws, 'solo', '127.0.0.1:%d' % free_port(),
@@ -119,6 +121,8 @@ def test_transitions(binary):
     """Two nodes A and B: start both (unpromoted, waiting), promote A (creates the guest, which the
     monitor then protects to B), demote A (handover: B holds the last state, does not take over by
     itself), promote B (failover: the guest goes on from where A left it), stop."""
+    if ocf_tester_missing():
+        return ocf_tester_missing()
     ws = Workspace(binary, 'ocf')
     keep = False
     try:
@@ -191,6 +195,8 @@ def test_transitions(binary):
 
 
 def ocf_tester_missing():
+    """'SKIP: why' when resource-agents (ocf-tester and the ocf-shellfuncs the agent sources) is
+    not installed, else None."""
     if shutil.which('ocf-tester') is None:
-        return 'ocf-tester is not installed (Debian package resource-agents, see debian-packages.txt)'
+        return 'SKIP: ocf-tester is not installed (Debian package resource-agents, see debian-packages.txt)'
     return None
