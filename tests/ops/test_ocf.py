@@ -15,7 +15,7 @@ TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(TOP, 'tests', 'e2e'))
 
 from console_sequence import check_joined, count_seq_lines  # noqa: E402
-from hosts import TestFailure, Workspace, check, processes_of, read_bytes, wait_until  # noqa: E402
+from hosts import TestFailure, Workspace, alive, check, processes_of, read_bytes, wait_until  # noqa: E402
 
 AGENT = os.path.join(TOP, 'ocf', 'colo-replicate')
 OCF_ROOT = '/usr/lib/ocf'
@@ -76,6 +76,25 @@ class Node:
         got, out = self.agent(action, **reskeys)
         check(got == rc, 'node %s: %s returned %d, expected %d: %s' % (self.label, action, got, rc, out))
 
+    def start(self):
+        self.expect('monitor', OCF_NOT_RUNNING)
+        self.expect('start', OCF_SUCCESS)
+        self.expect('monitor', OCF_SUCCESS)
+        check(self.host.state('pm') == 'waiting', 'node %s after start: state %s' % (self.label, self.host.state('pm')))
+        check(self.score() == SCORE_EMPTY, 'node %s waiting: score %s' % (self.label, self.score()))
+
+    def stop(self):
+        self.expect('stop', OCF_SUCCESS)
+        self.expect('monitor', OCF_NOT_RUNNING)
+        check(self.score() is None, 'node %s stopped: score %s' % (self.label, self.score()))
+        check(not self.host.guests(), 'node %s lists %s after stop' % (self.label, self.host.guests()))
+
+    def wait_protect_attempt(self):
+        """Until the agent's background `protect` has ended (it fails while the peer has no receive)."""
+        with open(os.path.join(self.rsctmp, 'colo-replicate-%s.protect-pid' % RESOURCE)) as f:
+            pid = int(f.read())
+        wait_until(lambda: not alive(pid), 30, 'node %s: the background protect (pid %d) to end' % (self.label, pid))
+
     def score(self):
         """The last promotion score the agent set: a number, or None when it deleted it."""
         try:
@@ -118,9 +137,11 @@ def test_ocf_tester(binary):
 
 
 def test_transitions(binary):
-    """Two nodes A and B: start both (unpromoted, waiting), promote A (creates the guest, which the
-    monitor then protects to B), demote A (handover: B holds the last state, does not take over by
-    itself), promote B (failover: the guest goes on from where A left it), stop."""
+    """Two nodes A and B, driven as Pacemaker would. A alone: start, promote (creates the guest: a
+    cluster's first start), whose protection fails while B has no receive; B starts, and A's monitor
+    protects the guest to it. Demote A (handover: B holds the last state and does not take over by
+    itself); A stops. Promote B (failover: the guest goes on from where A left it); A starts again,
+    and B's notify post-start protects the survivor to it. Demote B (handover to A), stop both."""
     if ocf_tester_missing():
         return ocf_tester_missing()
     ws = Workspace(binary, 'ocf')
@@ -132,58 +153,59 @@ def test_transitions(binary):
         a = Node(ws, binary, 'A', cfg_a, ws.path('a1.log'))
         b = Node(ws, binary, 'B', cfg_b, ws.path('b.log'))
 
-        for n in (a, b):
-            n.expect('monitor', OCF_NOT_RUNNING)
-            n.expect('start', OCF_SUCCESS)
-            n.expect('monitor', OCF_SUCCESS)
-            check(n.host.state('pm') == 'waiting', 'node %s after start: state %s' % (n.label, n.host.state('pm')))
-            check(n.score() == SCORE_EMPTY, 'node %s waiting: score %s' % (n.label, n.score()))
-
+        a.start()
         a.expect('promote', OCF_SUCCESS)
         a.expect('monitor', OCF_RUNNING_PROMOTED)
         check(a.host.guests().get('pm') == 'running', 'A after promote lists %s' % a.host.guests())
         check(a.score() == SCORE_RUNNING, 'A promoted: score %s' % a.score())
         wait_until(lambda: count_seq_lines(read_bytes(a.console_log)) >= 5, 10, 'the guest on A to print')
-        # The promotion (or the monitor after it) protects the guest to B's receive.
+        a.wait_protect_attempt()
+        check(a.host.state('pm') == 'unprotected', 'A with no receive on B: state %s' % a.host.state('pm'))
+
+        # B's receive appears: A's monitor (run here as Pacemaker would, each poll) protects to it.
+        b.start()
         wait_until(lambda: a.agent('monitor')[0] == OCF_RUNNING_PROMOTED and a.host.state('pm') == 'protected', 60,
-                   'A to be protected to B', interval=0.5)
+                   'A\'s monitor to protect the guest to B', interval=0.5)
         wait_until(lambda: int((b.host.status('pm') or {}).get('checkpoints_applied', 0)) >= 2, 20,
                    'B to apply 2 checkpoints')
         b.expect('monitor', OCF_SUCCESS)
         check(b.score() == SCORE_REPLICA, 'B holding a replica: score %s' % b.score())
 
-        # Demote: handover; A is a waiting receive again, with a console log of its own from now on.
+        # Demote: handover; A is a waiting receive again (with a console log of its own), then stops.
         a.console_log = ws.path('a2.log')
         a.expect('demote', OCF_SUCCESS, console_log=a.console_log)
         a.expect('monitor', OCF_SUCCESS, console_log=a.console_log)
         check(a.host.state('pm') == 'waiting', 'A after demote: state %s' % a.host.state('pm'))
+        check(a.score() == SCORE_EMPTY, 'A demoted: score %s' % a.score())
         # Manual takeover: B holds the last state and waits for Pacemaker.
         wait_until(lambda: b.host.state('pm') == 'primary-lost', 10, 'B to see its primary gone')
         n_b = count_seq_lines(read_bytes(b.console_log))
         b.expect('monitor', OCF_SUCCESS)
         check(b.score() == SCORE_REPLICA, 'B holding the handed-over replica: score %s' % b.score())
+        a.stop()
 
         b.expect('promote', OCF_SUCCESS)
         b.expect('monitor', OCF_RUNNING_PROMOTED)
+        check(b.score() == SCORE_RUNNING, 'B promoted: score %s' % b.score())
         wait_until(lambda: count_seq_lines(read_bytes(b.console_log)) >= n_b + 5, 10, 'the guest on B to go on')
         joined = check_joined([read_bytes(ws.path('a1.log')), read_bytes(b.console_log)], min_lines=10)
         check(joined.ok, 'A then B is not one unbroken sequence: %s' % '; '.join(joined.problems))
-        # B's promotion, or its monitor (run here as Pacemaker would, each poll), protects the survivor
-        # to A's waiting receive.
-        wait_until(lambda: b.agent('monitor')[0] == OCF_RUNNING_PROMOTED and b.host.state('pm') == 'protected', 60,
-                   'B to be protected to A', interval=0.5)
-        a.expect('monitor', OCF_SUCCESS, console_log=a.console_log)
+        b.wait_protect_attempt()
+        check(b.host.state('pm') == 'active', 'B with no receive on A: state %s' % b.host.state('pm'))
+
+        # A comes back; B's notification of A's start protects the survivor (no monitor runs).
+        a.start()
+        b.expect('notify', OCF_SUCCESS, CRM_meta_notify_type='post', CRM_meta_notify_operation='start')
+        wait_until(lambda: b.host.state('pm') == 'protected', 60, 'B\'s notify post-start to protect the guest to A')
+        a.expect('monitor', OCF_SUCCESS)
         check(a.score() == SCORE_REPLICA, 'A holding a replica: score %s' % a.score())
 
         # Demote B (handover to A), then stop both.
         b.expect('demote', OCF_SUCCESS, console_log=ws.path('b2.log'))
         b.expect('monitor', OCF_SUCCESS, console_log=ws.path('b2.log'))
         wait_until(lambda: a.host.state('pm') == 'primary-lost', 10, 'A to see its primary gone')
-        for n in (a, b):
-            n.expect('stop', OCF_SUCCESS)
-            n.expect('monitor', OCF_NOT_RUNNING)
-            check(n.score() is None, 'node %s stopped: score %s' % (n.label, n.score()))
-            check(not n.host.guests(), 'node %s lists %s after stop' % (n.label, n.host.guests()))
+        a.stop()
+        b.stop()
         left = processes_of(ws.root)
         check(not left, 'processes still running after both stops: %s' % left)
         return 'A then B: %s' % joined.summary()
