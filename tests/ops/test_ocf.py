@@ -58,7 +58,7 @@ class Node:
             os.chmod(fake, 0o755)
         self.env = dict(os.environ, OCF_ROOT=OCF_ROOT, HA_RSCTMP=self.rsctmp, HA_SBIN_DIR=sbin,
                         COLO_TEST_SCORES=self.scores, COLO_RUN_DIR=self.host.run_dir,
-                        COLO_REPLICATE_STATE_DIR=ws.path('state-' + label),
+                        COLO_STATE_DIR=ws.path('state-' + label),
                         OCF_RESOURCE_INSTANCE=RESOURCE, OCF_RESKEY_config=config, OCF_RESKEY_binary=binary,
                         OCF_RESKEY_console_log=console_log, OCF_RESKEY_crm_feature_set='3.16.0',
                         OCF_RESKEY_CRM_meta_interval='10000', OCF_RESKEY_CRM_meta_timeout='60000')
