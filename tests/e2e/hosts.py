@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import traceback
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -334,3 +335,32 @@ def one_line_error(result):
     check(len(lines) == 1, '`%s` printed %d error lines, not one: %r'
           % (' '.join(result.argv[1:]), len(lines), result.err[:300]))
     return lines[0]
+
+
+def run_tests(tests, binary, wanted):
+    """Runs the (name, test) pairs named in `wanted` (all when empty), each test(binary) returning its
+    details, or 'SKIP: why' when the machine cannot set the case up; prints PASS, FAIL or SKIP per
+    test and returns the exit code (1 on any failure)."""
+    failed = 0
+    if not os.access('/dev/kvm', os.R_OK | os.W_OK):
+        for name, _ in tests:
+            print('SKIP %s: /dev/kvm is not accessible' % name, flush=True)
+        return 0
+    for name, test in tests:
+        if wanted and name not in wanted:
+            continue
+        started = time.monotonic()
+        try:
+            details = test(binary)
+            if details.startswith('SKIP: '):  # the machine cannot set the case up
+                print('SKIP %s: %s' % (name, details[len('SKIP: '):]), flush=True)
+                continue
+            print('PASS %s (%s; %.1fs)' % (name, details, time.monotonic() - started), flush=True)
+        except TestFailure as e:
+            failed += 1
+            print('FAIL %s: %s' % (name, e), flush=True)
+        except Exception as e:  # a bug in the tier itself still counts as a failure, with its trace
+            failed += 1
+            print('FAIL %s: %s: %s' % (name, type(e).__name__, e), flush=True)
+            traceback.print_exc()
+    return 1 if failed else 0

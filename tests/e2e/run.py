@@ -19,7 +19,6 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,7 +30,7 @@ from test_operations import make_operations_test  # noqa: E402
 from test_disk import (DISK_BLOCKS, check_image, corrupt_lines, disk_keys, done_digest, joined_report,  # noqa: E402
                        make_image, test_disk_local, wait_done)
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
-                   one_line_error, read_bytes, wait_exit, wait_until)
+                   one_line_error, read_bytes, run_tests, wait_exit, wait_until)
 
 HEARTBEAT_MS = 800  # the product default; 300 makes protect itself fail on a loaded machine (report)
 PRINT_INTERVAL_MS = 50
@@ -1366,31 +1365,7 @@ def main(argv):
         ('disk-migration', test_disk_migration),
         ('disk-same-image-refused', test_disk_same_image_refused),
     ]
-    wanted = argv[2:]
-    failed = 0
-    if not os.access('/dev/kvm', os.R_OK | os.W_OK):
-        for name, _ in tests:
-            print('SKIP %s: /dev/kvm is not accessible' % name, flush=True)
-        return 0
-    for name, test in tests:
-        if wanted and name not in wanted:
-            continue
-        started = time.monotonic()
-        try:
-            details = test(binary)
-            if details.startswith('SKIP: '):  # the machine cannot set the case up
-                print('SKIP %s: %s' % (name, details[len('SKIP: '):]), flush=True)
-                continue
-            print('PASS %s (%s; %.1fs)' % (name, details, time.monotonic() - started), flush=True)
-        except TestFailure as e:
-            failed += 1
-            print('FAIL %s: %s' % (name, e), flush=True)
-        except Exception as e:  # a bug in the tier itself still counts as a failure, with its trace
-            failed += 1
-            print('FAIL %s: %s: %s' % (name, type(e).__name__, e), flush=True)
-            traceback.print_exc()
-    return 1 if failed else 0
-
+    return run_tests(tests, binary, argv[2:])
 
 if __name__ == '__main__':
     sys.exit(main(sys.argv))
