@@ -15,6 +15,7 @@
 
 #include "backends/error.hpp"
 #include "toolstack/cli/commands.hpp"
+#include "toolstack/cli/status_watch.hpp"
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/daemon.hpp"
 #include "toolstack/control/guest_service.hpp"
@@ -425,8 +426,61 @@ int run_keygen(const po::variables_map& vm, Io& io) {
     return kExitOk;
 }
 
+namespace {
+
+// Set by SIGINT/SIGTERM while `status --watch` runs: the watch ends after its current look.
+std::atomic<bool> g_watch_stopped{false};
+void stop_watch(int) { g_watch_stopped.store(true); }
+
+// `status --watch`: a look every interval, drift-free, until Ctrl-C (exit 0) or until the guest
+// goes away (exit 0 after a last line). A guest that is not there at the first look is an error,
+// as for a plain status.
+int watch_status(const std::string& name, double interval_s, Io& io) {
+    control::on_termination_signal(stop_watch);
+    const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(interval_s));
+    std::optional<StatusSample> previous;
+    auto next = std::chrono::steady_clock::now();
+    while (!g_watch_stopped.load()) {
+        StatusSample now;
+        try {
+            now.fields = status_of(name);
+        } catch (const Error&) {
+            // Gone (destroyed, migrated away, ended), or a look that failed while it was going;
+            // a guest still there that does not answer is an error worth its message.
+            if (!previous || control::connect_guest_if_running(name)) throw;
+            io.out << watch_gone_line(name, std::chrono::system_clock::now()) << std::flush;
+            return kExitOk;
+        }
+        now.at = std::chrono::steady_clock::now();
+        const WatchRates rates = watch_rates(previous ? &*previous : nullptr, now);
+        const auto wall = std::chrono::system_clock::now();
+        io.out << (io.terminal ? watch_screen(name, now, rates, wall, interval_s) : watch_line(name, now, rates, wall)) << std::flush;
+        if (!io.out) return kExitOk;  // the reader went away (`| head`): nothing more to show
+        previous = std::move(now);
+        next += interval;
+        // Sleep in short slices, so Ctrl-C ends the watch at once and not an interval later.
+        while (!g_watch_stopped.load() && std::chrono::steady_clock::now() < next) {
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
+                                                                                      std::chrono::milliseconds(50)));
+        }
+    }
+    if (io.terminal) io.out << "\n";
+    return kExitOk;
+}
+
+}  // namespace
+
 int run_status(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
+    if (vm.count("watch") != 0) {
+        if (vm.count("json") != 0) throw Error("status --watch prints lines for people; use status --json for a machine, once a look");
+        const double interval = vm["interval"].as<double>();
+        if (!(interval >= 0.1 && interval <= 3600)) {
+            throw Error("--interval " + std::to_string(interval) + ": expected seconds between 0.1 and 3600");
+        }
+        return watch_status(name, interval, io);
+    }
+    if (!vm["interval"].defaulted()) throw Error("--interval is for status --watch");
     StatusFields fields;
     if (!control::connect_guest_if_running(name)) {
         if (const auto waiting = control::find_waiting_receive(name)) {
