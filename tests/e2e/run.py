@@ -1338,7 +1338,7 @@ def main(argv):
         ('save-restore-20x', test_save_restore),
         ('live-migration', test_migration),
         ('compressed-sync', test_compressed_sync),
-        ('status-watch', make_status_watch_test(start_pair, HEARTBEAT_MS)),
+        ('status-watch', make_status_watch_test(guest_config, HEARTBEAT_MS)),
         ('colo-sigkill-primary', make_failover_test('colo', runs, seed)),
         ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
         ('colo-silent-death', make_failover_test('colo', runs, seed, silent=True)),

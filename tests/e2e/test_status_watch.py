@@ -1,12 +1,15 @@
 """`status --watch` with its stdout a pipe: one line of key=value words per look, on both sides of
-a protected built-in guest on loopback; the epoch and the checkpoint rate advance, the fields parse,
-and each watch ends with exit 0 and a last line when the guest goes away."""
+a built-in guest protected on loopback from its config (`receive CONFIG`, `protect NAME`, as the
+systemd units run them): the secondary's watch sees its receive waiting, then protecting, without
+ending between; the epoch and the checkpoint rate advance, the fields parse, and each watch ends
+with exit 0 and a last line when the guest goes away."""
 import os
 import re
 import subprocess
 import threading
 
 from hosts import TestFailure, Workspace, check, one_line_error, wait_exit, wait_until
+from test_operations import free_port, started_pid
 
 WATCH_LINE = re.compile(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+)((?: [a-z0-9_]+=\S+)+)$')
 INTERVAL_S = 0.2
@@ -18,7 +21,9 @@ class Watch:
 
     def __init__(self, host, name):
         self.proc = subprocess.Popen([host.binary, 'status', '--watch', '--interval', str(INTERVAL_S), name],
-                                     env=dict(os.environ, COLO_RUN_DIR=host.run_dir), stdin=subprocess.DEVNULL,
+                                     env=dict(os.environ, COLO_RUN_DIR=host.run_dir,
+                                              COLO_STATE_DIR=os.path.join(host.run_dir, 'state')),
+                                     stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -28,12 +33,16 @@ class Watch:
         for line in self.proc.stdout:
             self.lines.append(line.rstrip('\n'))
 
-    def wait_lines(self, n, what):
-        wait_until(lambda: len(self.lines) >= n or self.proc.poll() is not None, 20, what)
-        if len(self.lines) < n:  # it ended: its stderr is complete now
+    def wait_lines(self, n, what, state=None):
+        """The first n parsed lines (of those saying `state`, when given)."""
+        def chosen():
+            parsed = [parse(line) for line in list(self.lines)]
+            return [f for f in parsed if state is None or f['state'] == state]
+        wait_until(lambda: len(chosen()) >= n or self.proc.poll() is not None, 30, what)
+        if len(chosen()) < n:  # it ended: its stderr is complete now
             raise TestFailure('%s: the watch ended after %d lines (exit %s): %s' % (
                 what, len(self.lines), self.proc.returncode, self.proc.stderr.read()[:300]))
-        return [parse(line) for line in self.lines[:n]]
+        return chosen()[:n]
 
     def wait_end(self, what):
         try:
@@ -66,13 +75,14 @@ def number(fields, key):
         raise TestFailure('%s=%r is not a number' % (key, value))
 
 
-def check_side(lines, role, state, what):
-    """Every line says role/state/mode colo, parses, and from the second look on has rates; the
-    epoch advances, and the checkpoint rate agrees with the epochs and the interval."""
+def check_side(lines, role, state, what, first_look=True):
+    """Every line says role/state/mode colo, parses, and from the second look on has rates (the
+    first has none when it is the watch's first look); the epoch advances, and the checkpoint rate
+    agrees with the epochs and the interval."""
     for f in lines:
         check((f['role'], f['state'], f['mode']) == (role, state, 'colo'), '%s: %r' % (what, f))
         number(f, 'pause_p50_us'), number(f, 'pause_p99_us'), number(f, 'epoch')
-    check(lines[0]['checkpoints_per_s'] == '-', '%s: a rate at the first look: %r' % (what, lines[0]))
+    check(not first_look or lines[0]['checkpoints_per_s'] == '-', '%s: a rate at the first look: %r' % (what, lines[0]))
     epochs = [number(f, 'epoch') for f in lines]
     check(epochs == sorted(epochs) and epochs[-1] > epochs[0], '%s: epochs %s do not advance' % (what, epochs))
     rates = [number(f, 'checkpoints_per_s') for f in lines[1:]]
@@ -86,24 +96,35 @@ def check_side(lines, role, state, what):
     return epochs, mean
 
 
-def make_status_watch_test(start_pair, heartbeat_ms):
+def make_status_watch_test(guest_config, heartbeat_ms):
     def test_status_watch(binary):
         ws = Workspace(binary, 'watch')
         watches = []
         try:
-            a, b, _, _, address, receiver, pid = start_pair(ws, 'watch')
-            r = a.run('status', '--watch', '--interval', '0', 'watch')
-            refused = one_line_error(r)
+            a, b = ws.host('hostA'), ws.host('hostB')
+            port_a, port_b = free_port(), free_port()
+            common = dict(heartbeat_timeout=heartbeat_ms, link_key=ws.key)
+            cfg_a = guest_config(ws, 'watch', peer='127.0.0.1:%d' % port_b, listen='127.0.0.1:%d' % port_a, **common)
+            os.rename(cfg_a, ws.path('a.cfg'))
+            cfg_b = guest_config(ws, 'watch', peer='127.0.0.1:%d' % port_a, listen='127.0.0.1:%d' % port_b, **common)
+            os.rename(cfg_b, ws.path('b.cfg'))
+            receiver = started_pid(b.ok('receive', ws.path('b.cfg'), '--console-log', ws.path('b.log'), clear=True),
+                                   r'\(pid (\d+);')
+            refused = one_line_error(b.run('status', '--watch', '--interval', '0', 'watch'))
             check('--interval' in refused, 'interval 0: %r' % refused)
-            refused = one_line_error(a.run('status', '--watch', 'nosuch'))
+            refused = one_line_error(a.run('status', '--watch', 'watch'))
             check('no guest named' in refused, 'a watch of no guest: %r' % refused)
-            a.ok('protect', 'watch', address, '--heartbeat-timeout', heartbeat_ms)
-            wait_until(lambda: b.state('watch') == 'protecting', 10, 'B to be the secondary')
-            watches = [Watch(a, 'watch'), Watch(b, 'watch')]
-            primary = watches[0].wait_lines(LINES, 'the primary\'s watch')
-            secondary = watches[1].wait_lines(LINES, 'the secondary\'s watch')
+
+            watches.append(Watch(b, 'watch'))
+            waiting = watches[0].wait_lines(2, 'the secondary\'s watch while its receive waits', state='waiting')
+            check(waiting[0]['role'] == 'secondary' and waiting[0]['epoch'] == '-', 'waiting: %r' % waiting[0])
+            pid = a.create(ws.path('a.cfg'), ws.path('a.log'))
+            a.ok('protect', 'watch', clear=True)
+            watches.append(Watch(a, 'watch'))
+            primary = watches[1].wait_lines(LINES, 'the primary\'s watch')
+            secondary = watches[0].wait_lines(LINES, 'the secondary\'s watch', state='protecting')
             epochs_a, rate_a = check_side(primary, 'primary', 'protected', 'primary')
-            epochs_b, rate_b = check_side(secondary, 'secondary', 'protecting', 'secondary')
+            epochs_b, rate_b = check_side(secondary, 'secondary', 'protecting', 'secondary', first_look=False)
             link = [number(f, 'link_bytes_per_s') for f in primary[1:]]
             check(any(x > 0 for x in link), 'primary: link rates %s' % link)
             for f in primary:
@@ -113,12 +134,13 @@ def make_status_watch_test(start_pair, heartbeat_ms):
             a.ok('destroy', 'watch')
             wait_exit(pid, 10, 'the guest to end after destroy')
             wait_exit(receiver, 10, 'the secondary to end with the protection')
-            for watch, side in zip(watches, ('primary', 'secondary')):
+            for watch, side in zip(watches, ('secondary', 'primary')):
                 code = watch.wait_end(side)
                 check(code == 0, '%s: the watch exited %s after the guest went away' % (side, code))
                 check(watch.lines and re.search(r" watch gone: no guest named 'watch'", watch.lines[-1]),
                       '%s: last line %r' % (side, watch.lines[-1:]))
-            return 'primary %.1f checkpoints/s (epoch %d..%d), secondary %.1f/s, link up to %.0f B/s; both ended on destroy' % (
+            return ('secondary watched from waiting to protecting; primary %.1f checkpoints/s (epoch %d..%d), '
+                    'secondary %.1f/s, link up to %.0f B/s; both ended on destroy') % (
                 rate_a, epochs_a[0], epochs_a[-1], rate_b, max(link))
         finally:
             for watch in watches:

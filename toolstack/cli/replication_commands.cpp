@@ -428,6 +428,35 @@ int run_keygen(const po::variables_map& vm, Io& io) {
 
 namespace {
 
+// One look at NAME's status on this host: its guest's answer, or a `receive CONFIG` for it that no
+// primary has reached yet (it has no control socket).
+StatusFields look_at_status(const std::string& name) {
+    StatusFields fields;
+    if (!control::connect_guest_if_running(name)) {
+        if (const auto waiting = control::find_waiting_receive(name)) {
+            return {{"role", "secondary"}, {"state", "waiting"}, {"mode", "-"}, {"listen", waiting->listen_address},
+                    {"pid", std::to_string(waiting->pid)}};
+        }
+    }
+    for (const auto& line : control::request(name, "status", std::chrono::seconds(10))) {
+        const auto space = line.find(' ');
+        fields.emplace_back(line.substr(0, space), space == std::string::npos ? "" : line.substr(space + 1));
+    }
+    return fields;
+}
+
+// Whether anything on this host still answers for NAME: its guest, or a receive waiting for it.
+// A receive that a sender just reached drops its waiting file before its guest's socket is up, so
+// nothing there is believed only once it stays so for a second.
+bool gone(const std::string& name) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    for (;;) {
+        if (control::connect_guest_if_running(name) || control::find_waiting_receive(name)) return false;
+        if (std::chrono::steady_clock::now() >= deadline) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
 // Set by SIGINT/SIGTERM while `status --watch` runs: the watch ends after its current look.
 std::atomic<bool> g_watch_stopped{false};
 void stop_watch(int) { g_watch_stopped.store(true); }
@@ -443,11 +472,11 @@ int watch_status(const std::string& name, double interval_s, Io& io) {
     while (!g_watch_stopped.load()) {
         StatusSample now;
         try {
-            now.fields = status_of(name);
+            for (auto& [key, value] : look_at_status(name)) now.fields[key] = std::move(value);
         } catch (const Error&) {
             // Gone (destroyed, migrated away, ended), or a look that failed while it was going;
             // a guest still there that does not answer is an error worth its message.
-            if (!previous || control::connect_guest_if_running(name)) throw;
+            if (!previous || !gone(name)) throw;
             io.out << watch_gone_line(name, std::chrono::system_clock::now()) << std::flush;
             return kExitOk;
         }
@@ -481,20 +510,7 @@ int run_status(const po::variables_map& vm, Io& io) {
         return watch_status(name, interval, io);
     }
     if (!vm["interval"].defaulted()) throw Error("--interval is for status --watch");
-    StatusFields fields;
-    if (!control::connect_guest_if_running(name)) {
-        if (const auto waiting = control::find_waiting_receive(name)) {
-            // A `receive CONFIG` for it that no primary has reached yet.
-            fields = {{"role", "secondary"}, {"state", "waiting"}, {"mode", "-"}, {"listen", waiting->listen_address},
-                      {"pid", std::to_string(waiting->pid)}};
-            io.out << (vm.count("json") != 0 ? to_json(fields) + "\n" : to_text(fields));
-            return kExitOk;
-        }
-    }
-    for (const auto& line : control::request(name, "status", std::chrono::seconds(10))) {
-        const auto space = line.find(' ');
-        fields.emplace_back(line.substr(0, space), space == std::string::npos ? "" : line.substr(space + 1));
-    }
+    const StatusFields fields = look_at_status(name);
     io.out << (vm.count("json") != 0 ? to_json(fields) + "\n" : to_text(fields));
     return kExitOk;
 }
