@@ -28,6 +28,7 @@ from test_network import TestNetwork, check_replies, wait_answering  # noqa: E40
 from test_partition import make_frozen_primary_test, make_partition_test  # noqa: E402
 from test_operations import make_operations_test  # noqa: E402
 from test_status_watch import make_status_watch_test  # noqa: E402
+from test_systemd_commands import make_unit_commands_test  # noqa: E402
 from test_disk import (DISK_BLOCKS, check_image, corrupt_lines, disk_keys, done_digest, joined_report,  # noqa: E402
                        make_image, test_disk_local, wait_done)
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
@@ -1339,6 +1340,7 @@ def main(argv):
         ('live-migration', test_migration),
         ('compressed-sync', test_compressed_sync),
         ('status-watch', make_status_watch_test(guest_config, HEARTBEAT_MS)),
+        ('systemd-unit-commands', make_unit_commands_test(guest_config, HEARTBEAT_MS)),
         ('colo-sigkill-primary', make_failover_test('colo', runs, seed)),
         ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
         ('colo-silent-death', make_failover_test('colo', runs, seed, silent=True)),
