@@ -9,7 +9,8 @@ import subprocess
 import threading
 
 from hosts import TestFailure, Workspace, check, one_line_error, wait_exit, wait_until
-from test_operations import free_port, started_pid
+from test_operations import started_pid
+from test_systemd_commands import paired_configs
 
 WATCH_LINE = re.compile(r'^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (\S+)((?: [a-z0-9_]+=\S+)+)$')
 INTERVAL_S = 0.2
@@ -102,13 +103,8 @@ def make_status_watch_test(guest_config, heartbeat_ms):
         watches = []
         try:
             a, b = ws.host('hostA'), ws.host('hostB')
-            port_a, port_b = free_port(), free_port()
-            common = dict(heartbeat_timeout=heartbeat_ms, link_key=ws.key)
-            cfg_a = guest_config(ws, 'watch', peer='127.0.0.1:%d' % port_b, listen='127.0.0.1:%d' % port_a, **common)
-            os.rename(cfg_a, ws.path('a.cfg'))
-            cfg_b = guest_config(ws, 'watch', peer='127.0.0.1:%d' % port_a, listen='127.0.0.1:%d' % port_b, **common)
-            os.rename(cfg_b, ws.path('b.cfg'))
-            receiver = started_pid(b.ok('receive', ws.path('b.cfg'), '--console-log', ws.path('b.log'), clear=True),
+            cfg_a, cfg_b = paired_configs(ws, guest_config, 'watch', heartbeat_ms, ws.path('a'), ws.path('b'))
+            receiver = started_pid(b.ok('receive', cfg_b, '--console-log', ws.path('b.log'), clear=True),
                                    r'\(pid (\d+);')
             refused = one_line_error(b.run('status', '--watch', '--interval', '0', 'watch'))
             check('--interval' in refused, 'interval 0: %r' % refused)
@@ -118,7 +114,7 @@ def make_status_watch_test(guest_config, heartbeat_ms):
             watches.append(Watch(b, 'watch'))
             waiting = watches[0].wait_lines(2, 'the secondary\'s watch while its receive waits', state='waiting')
             check(waiting[0]['role'] == 'secondary' and waiting[0]['epoch'] == '-', 'waiting: %r' % waiting[0])
-            pid = a.create(ws.path('a.cfg'), ws.path('a.log'))
+            pid = a.create(cfg_a, ws.path('a.log'))
             a.ok('protect', 'watch', clear=True)
             watches.append(Watch(a, 'watch'))
             primary = watches[1].wait_lines(LINES, 'the primary\'s watch')

@@ -55,6 +55,20 @@ def ended(proc, timeout, what):
         raise TestFailure('%s did not end within %ds' % (what, timeout))
 
 
+def paired_configs(ws, guest_config, name, heartbeat_ms, dir_a, dir_b):
+    """DIR/NAME.cfg for host A and host B, each naming the other as its peer on loopback and where
+    it listens itself, with the workspace's link key; returns their paths."""
+    port_a, port_b = free_port(), free_port()
+    paths = []
+    for folder, peer, listen in ((dir_a, port_b, port_a), (dir_b, port_a, port_b)):
+        os.makedirs(folder, exist_ok=True)
+        cfg = guest_config(ws, name, peer='127.0.0.1:%d' % peer, listen='127.0.0.1:%d' % listen,
+                           heartbeat_timeout=heartbeat_ms, link_key=ws.key)
+        paths.append(os.path.join(folder, name + '.cfg'))
+        os.rename(cfg, paths[-1])
+    return paths
+
+
 def make_unit_commands_test(guest_config, heartbeat_ms):
     def test(binary):
         ws = Workspace(binary, 'units')
@@ -62,12 +76,7 @@ def make_unit_commands_test(guest_config, heartbeat_ms):
         try:
             a, b = ws.host('hostA'), ws.host('hostB')
             etc_a, etc_b = ws.path('etc-a'), ws.path('etc-b')
-            os.makedirs(etc_a), os.makedirs(etc_b)
-            port_a, port_b = free_port(), free_port()
-            common = dict(heartbeat_timeout=heartbeat_ms, link_key=ws.key)
-            for etc, peer, listen in ((etc_a, port_b, port_a), (etc_b, port_a, port_b)):
-                cfg = guest_config(ws, 'unit', peer='127.0.0.1:%d' % peer, listen='127.0.0.1:%d' % listen, **common)
-                os.rename(cfg, os.path.join(etc, 'unit.cfg'))
+            paired_configs(ws, guest_config, 'unit', heartbeat_ms, etc_a, etc_b)
             guest_unit = unit_commands('colo-replicate@.service', binary, 'unit', etc_a)
             protect_unit = unit_commands('colo-replicate-protect@.service', binary, 'unit', etc_a)
             receive_unit = unit_commands('colo-replicate-receive@.service', binary, 'unit', etc_b)
