@@ -18,10 +18,10 @@ LINES = 8
 
 
 class Watch:
-    """`status --watch --interval 0.2 NAME` on a host, its lines gathered by a thread."""
+    """`status --watch --interval 200 NAME` on a host, its lines gathered by a thread."""
 
     def __init__(self, host, name):
-        self.proc = subprocess.Popen([host.binary, 'status', '--watch', '--interval', str(INTERVAL_S), name],
+        self.proc = subprocess.Popen([host.binary, 'status', '--watch', '--interval', str(int(INTERVAL_S * 1000)), name],
                                      env=dict(os.environ, COLO_RUN_DIR=host.run_dir,
                                               COLO_STATE_DIR=os.path.join(host.run_dir, 'state')),
                                      stdin=subprocess.DEVNULL,
@@ -106,7 +106,7 @@ def make_status_watch_test(guest_config, heartbeat_ms):
             cfg_a, cfg_b = paired_configs(ws, guest_config, 'watch', heartbeat_ms, ws.path('a'), ws.path('b'))
             receiver = started_pid(b.ok('receive', cfg_b, '--console-log', ws.path('b.log'), clear=True),
                                    r'\(pid (\d+);')
-            refused = one_line_error(b.run('status', '--watch', '--interval', '0', 'watch'))
+            refused = one_line_error(b.run('status', '--watch', '--interval', '50', 'watch'))
             check('--interval' in refused, 'interval 0: %r' % refused)
             refused = one_line_error(a.run('status', '--watch', 'watch'))
             check('no guest named' in refused, 'a watch of no guest: %r' % refused)

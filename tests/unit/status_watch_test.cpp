@@ -96,8 +96,8 @@ TEST_CASE("status watch: a plain line is key=value words, '-' where nothing is k
 TEST_CASE("status watch: the terminal screen clears, homes and labels each rate") {
     const StatusSample a = primary(100, 1'000'000, 500, 0ms);
     const StatusSample b = primary(120, 3'000'000, 1500, 2000ms);
-    const std::string screen = watch_screen("demo", b, watch_rates(&a, b), kWall, 1.0);
-    CHECK(screen.starts_with("\033[H\033[2J"));
+    const std::string screen = watch_screen("demo", b, watch_rates(&a, b), kWall, 1500ms);
+    CHECK(screen.starts_with("\033[H\033[2Jdemo  2026-12-05T20:30:01Z  (every 1.5 s; Ctrl-C ends)\n"));
     CHECK(screen.find("checkpoints  10.0/s") != std::string::npos);
     CHECK(screen.find("p50 0.812 ms   p99 1.500 ms   max 2.100 ms") != std::string::npos);
     CHECK(screen.find("link         1.0 MB/s sent") != std::string::npos);
@@ -108,9 +108,9 @@ TEST_CASE("status watch: the terminal screen clears, homes and labels each rate"
 TEST_CASE("status watch: --interval is checked, and goes only with --watch; --watch is not --json") {
     std::ostringstream out, err;
     Io io{out, err};
-    for (const auto& args : std::vector<std::vector<std::string>>{{"status", "--watch", "--interval", "0", "demo"},
-                                                                   {"status", "--watch", "--interval", "5000", "demo"},
-                                                                   {"status", "--interval", "2", "demo"},
+    for (const auto& args : std::vector<std::vector<std::string>>{{"status", "--watch", "--interval", "99", "demo"},
+                                                                   {"status", "--watch", "--interval", "3600001", "demo"},
+                                                                   {"status", "--interval", "2000", "demo"},
                                                                    {"status", "--watch", "--json", "demo"}}) {
         err.str("");
         CHECK(dispatch(args, io) != kExitOk);

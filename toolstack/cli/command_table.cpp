@@ -179,7 +179,7 @@ std::vector<Command> make_table() {
                      positional(o, p, "name", "guest name");
                      json_option(o);
                      o.add_options()("watch", "look again every --interval until Ctrl-C or the guest goes away, with rates per second")
-                                    ("interval", po::value<double>()->default_value(1.0), "seconds between two looks of --watch (0.1 to 3600)");
+                                    ("interval", po::value<unsigned>()->default_value(1000), "ms between two looks of --watch (100 to 3600000)");
                  },
                  run_status});
     t.push_back({"failover", "Make the secondary take over now", "NAME",

@@ -464,9 +464,8 @@ void stop_watch(int) { g_watch_stopped.store(true); }
 // `status --watch`: a look every interval, drift-free, until Ctrl-C (exit 0) or until the guest
 // goes away (exit 0 after a last line). A guest that is not there at the first look is an error,
 // as for a plain status.
-int watch_status(const std::string& name, double interval_s, Io& io) {
+int watch_status(const std::string& name, std::chrono::milliseconds interval, Io& io) {
     control::on_termination_signal(stop_watch);
-    const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(interval_s));
     std::optional<StatusSample> previous;
     auto next = std::chrono::steady_clock::now();
     while (!g_watch_stopped.load()) {
@@ -483,7 +482,7 @@ int watch_status(const std::string& name, double interval_s, Io& io) {
         now.at = std::chrono::steady_clock::now();
         const WatchRates rates = watch_rates(previous ? &*previous : nullptr, now);
         const auto wall = std::chrono::system_clock::now();
-        io.out << (io.terminal ? watch_screen(name, now, rates, wall, interval_s) : watch_line(name, now, rates, wall)) << std::flush;
+        io.out << (io.terminal ? watch_screen(name, now, rates, wall, interval) : watch_line(name, now, rates, wall)) << std::flush;
         if (!io.out) return kExitOk;  // the reader went away (`| head`): nothing more to show
         previous = std::move(now);
         next += interval;
@@ -503,11 +502,12 @@ int run_status(const po::variables_map& vm, Io& io) {
     const std::string name = vm["name"].as<std::string>();
     if (vm.count("watch") != 0) {
         if (vm.count("json") != 0) throw Error("status --watch prints lines for people; use status --json for a machine, once a look");
-        const double interval = vm["interval"].as<double>();
-        if (!(interval >= 0.1 && interval <= 3600)) {
-            throw Error("--interval " + std::to_string(interval) + ": expected seconds between 0.1 and 3600");
+        // In milliseconds, as protect's --interval is.
+        const unsigned interval = vm["interval"].as<unsigned>();
+        if (interval < 100 || interval > 3'600'000) {
+            throw Error("--interval " + std::to_string(interval) + ": expected milliseconds between 100 and 3600000");
         }
-        return watch_status(name, interval, io);
+        return watch_status(name, std::chrono::milliseconds(interval), io);
     }
     if (!vm["interval"].defaulted()) throw Error("--interval is for status --watch");
     const StatusFields fields = look_at_status(name);

@@ -135,10 +135,10 @@ std::string watch_line(const std::string& name, const StatusSample& now, const W
 }
 
 std::string watch_screen(const std::string& name, const StatusSample& now, const WatchRates& rates,
-                         std::chrono::system_clock::time_point wall, double interval_s) {
+                         std::chrono::system_clock::time_point wall, std::chrono::milliseconds interval) {
     const Fields& f = now.fields;
     char every[32];
-    std::snprintf(every, sizeof every, "%g", interval_s);
+    std::snprintf(every, sizeof every, "%g", static_cast<double>(interval.count()) / 1000.0);
     std::string s = "\033[H\033[2J";  // home, then clear: the screen is drawn anew each time
     s += name + "  " + utc(wall) + "  (every " + every + " s; Ctrl-C ends)\n\n";
     s += "  role " + field(f, "role") + "   state " + field(f, "state") + "   mode " + field(f, "mode") + "   epoch " +

@@ -35,7 +35,7 @@ struct WatchRates {
 
 // The same for a terminal: clear and home, then a few labelled lines.
 [[nodiscard]] std::string watch_screen(const std::string& name, const StatusSample& now, const WatchRates& rates,
-                                       std::chrono::system_clock::time_point wall, double interval_s);
+                                       std::chrono::system_clock::time_point wall, std::chrono::milliseconds interval);
 
 // The last line when the guest went away while watched.
 [[nodiscard]] std::string watch_gone_line(const std::string& name, std::chrono::system_clock::time_point wall);
