@@ -27,6 +27,8 @@ from hostile_stream import STREAM_VERSION, garbage, stream_header  # noqa: E402
 from test_network import TestNetwork, check_replies, wait_answering  # noqa: E402
 from test_partition import make_frozen_primary_test, make_partition_test  # noqa: E402
 from test_operations import make_operations_test  # noqa: E402
+from test_status_watch import make_status_watch_test  # noqa: E402
+from test_systemd_commands import make_unit_commands_test  # noqa: E402
 from test_disk import (DISK_BLOCKS, check_image, corrupt_lines, disk_keys, done_digest, joined_report,  # noqa: E402
                        make_image, test_disk_local, wait_done)
 from hosts import (LinkProxy, TestFailure, Workspace, alive, become_subreaper, check, exit_code,  # noqa: E402
@@ -1337,6 +1339,8 @@ def main(argv):
         ('save-restore-20x', test_save_restore),
         ('live-migration', test_migration),
         ('compressed-sync', test_compressed_sync),
+        ('status-watch', make_status_watch_test(guest_config, HEARTBEAT_MS)),
+        ('systemd-unit-commands', make_unit_commands_test(guest_config, HEARTBEAT_MS)),
         ('colo-sigkill-primary', make_failover_test('colo', runs, seed)),
         ('remus-sigkill-primary', make_failover_test('remus', runs, seed)),
         ('colo-silent-death', make_failover_test('colo', runs, seed, silent=True)),

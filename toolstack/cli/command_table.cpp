@@ -171,10 +171,15 @@ std::vector<Command> make_table() {
                  "other host over a channel you trust and give it to protect, migrate and receive as --key.",
                  [](auto& o, auto& p) { positional(o, p, "file", "key file to create"); }, run_keygen});
     t.push_back({"status", "Show a guest's replication status", "[options] NAME",
-                 "Mode, epoch, last checkpoint, pause statistics, bytes, pages sent while paused vs streamed.",
+                 "Mode, epoch, last checkpoint, pause statistics, bytes, pages sent while paused vs streamed. "
+                 "--watch looks again every --interval: on a terminal it redraws the checkpoint rate, pause p50/p99, "
+                 "link rate and output held and released; otherwise it prints one line of key=value words per look. "
+                 "It ends on Ctrl-C, or with a last line when the guest goes away (exit 0 either way).",
                  [](auto& o, auto& p) {
                      positional(o, p, "name", "guest name");
                      json_option(o);
+                     o.add_options()("watch", "look again every --interval until Ctrl-C or the guest goes away, with rates per second")
+                                    ("interval", po::value<unsigned>()->default_value(1000), "ms between two looks of --watch (100 to 3600000)");
                  },
                  run_status});
     t.push_back({"failover", "Make the secondary take over now", "NAME",

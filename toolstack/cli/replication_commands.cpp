@@ -15,6 +15,7 @@
 
 #include "backends/error.hpp"
 #include "toolstack/cli/commands.hpp"
+#include "toolstack/cli/status_watch.hpp"
 #include "toolstack/control/control_socket.hpp"
 #include "toolstack/control/daemon.hpp"
 #include "toolstack/control/guest_service.hpp"
@@ -425,22 +426,91 @@ int run_keygen(const po::variables_map& vm, Io& io) {
     return kExitOk;
 }
 
-int run_status(const po::variables_map& vm, Io& io) {
-    const std::string name = vm["name"].as<std::string>();
+namespace {
+
+// One look at NAME's status on this host: its guest's answer, or a `receive CONFIG` for it that no
+// primary has reached yet (it has no control socket).
+StatusFields look_at_status(const std::string& name) {
     StatusFields fields;
     if (!control::connect_guest_if_running(name)) {
         if (const auto waiting = control::find_waiting_receive(name)) {
-            // A `receive CONFIG` for it that no primary has reached yet.
-            fields = {{"role", "secondary"}, {"state", "waiting"}, {"mode", "-"}, {"listen", waiting->listen_address},
-                      {"pid", std::to_string(waiting->pid)}};
-            io.out << (vm.count("json") != 0 ? to_json(fields) + "\n" : to_text(fields));
-            return kExitOk;
+            return {{"role", "secondary"}, {"state", "waiting"}, {"mode", "-"}, {"listen", waiting->listen_address},
+                    {"pid", std::to_string(waiting->pid)}};
         }
     }
     for (const auto& line : control::request(name, "status", std::chrono::seconds(10))) {
         const auto space = line.find(' ');
         fields.emplace_back(line.substr(0, space), space == std::string::npos ? "" : line.substr(space + 1));
     }
+    return fields;
+}
+
+// Whether anything on this host still answers for NAME: its guest, or a receive waiting for it.
+// A receive that a sender just reached drops its waiting file before its guest's socket is up, so
+// nothing there is believed only once it stays so for a second.
+bool gone(const std::string& name) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    for (;;) {
+        if (control::connect_guest_if_running(name) || control::find_waiting_receive(name)) return false;
+        if (std::chrono::steady_clock::now() >= deadline) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+// Set by SIGINT/SIGTERM while `status --watch` runs: the watch ends after its current look.
+std::atomic<bool> g_watch_stopped{false};
+void stop_watch(int) { g_watch_stopped.store(true); }
+
+// `status --watch`: a look every interval, drift-free, until Ctrl-C (exit 0) or until the guest
+// goes away (exit 0 after a last line). A guest that is not there at the first look is an error,
+// as for a plain status.
+int watch_status(const std::string& name, std::chrono::milliseconds interval, Io& io) {
+    control::on_termination_signal(stop_watch);
+    std::optional<StatusSample> previous;
+    auto next = std::chrono::steady_clock::now();
+    while (!g_watch_stopped.load()) {
+        StatusSample now;
+        try {
+            for (auto& [key, value] : look_at_status(name)) now.fields[key] = std::move(value);
+        } catch (const Error&) {
+            // Gone (destroyed, migrated away, ended), or a look that failed while it was going;
+            // a guest still there that does not answer is an error worth its message.
+            if (!previous || !gone(name)) throw;
+            io.out << watch_gone_line(name, std::chrono::system_clock::now()) << std::flush;
+            return kExitOk;
+        }
+        now.at = std::chrono::steady_clock::now();
+        const WatchRates rates = watch_rates(previous ? &*previous : nullptr, now);
+        const auto wall = std::chrono::system_clock::now();
+        io.out << (io.terminal ? watch_screen(name, now, rates, wall, interval) : watch_line(name, now, rates, wall)) << std::flush;
+        if (!io.out) return kExitOk;  // the reader went away (`| head`): nothing more to show
+        previous = std::move(now);
+        next += interval;
+        // Sleep in short slices, so Ctrl-C ends the watch at once and not an interval later.
+        while (!g_watch_stopped.load() && std::chrono::steady_clock::now() < next) {
+            std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
+                                                                                      std::chrono::milliseconds(50)));
+        }
+    }
+    if (io.terminal) io.out << "\n";
+    return kExitOk;
+}
+
+}  // namespace
+
+int run_status(const po::variables_map& vm, Io& io) {
+    const std::string name = vm["name"].as<std::string>();
+    if (vm.count("watch") != 0) {
+        if (vm.count("json") != 0) throw Error("status --watch prints lines for people; use status --json for a machine, once a look");
+        // In milliseconds, as protect's --interval is.
+        const unsigned interval = vm["interval"].as<unsigned>();
+        if (interval < 100 || interval > 3'600'000) {
+            throw Error("--interval " + std::to_string(interval) + ": expected milliseconds between 100 and 3600000");
+        }
+        return watch_status(name, std::chrono::milliseconds(interval), io);
+    }
+    if (!vm["interval"].defaulted()) throw Error("--interval is for status --watch");
+    const StatusFields fields = look_at_status(name);
     io.out << (vm.count("json") != 0 ? to_json(fields) + "\n" : to_text(fields));
     return kExitOk;
 }
