@@ -60,6 +60,7 @@ StatusFields status_fields(const PrimaryStats& s) {
         {"pages_streamed", std::to_string(s.pages_streamed)},
         {"bytes_sent", std::to_string(s.bytes_sent)},
         {"output_released", std::to_string(s.output_released)},
+        {"output_held", std::to_string(s.output_held)},
         {"net_ingress_frames", std::to_string(s.net_ingress_frames)},
         {"net_egress_frames", std::to_string(s.net_egress_frames)},
         {"net_released_frames", std::to_string(s.net_released_frames)},

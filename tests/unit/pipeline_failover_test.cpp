@@ -16,6 +16,7 @@ TEST_CASE("pipeline failover: when the secondary dies the primary continues unpr
     pair.pvm.guest_print("held\n");
     pair.primary->poll(Primary::Clock::now());
     CHECK(pair.primary_out.get().empty());  // remus: waiting for a checkpoint
+    CHECK(pair.primary->status().output_held == 5);  // "held\n", in status for the operator
 
     pair.to_primary->close();  // the secondary's host is gone
     pair.primary->poll(Primary::Clock::now());

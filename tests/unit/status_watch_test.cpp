@@ -17,7 +17,7 @@ StatusSample primary(std::uint64_t epoch, std::uint64_t bytes_sent, std::uint64_
     return {{{"role", "primary"}, {"state", "protected"}, {"mode", "colo"}, {"epoch", std::to_string(epoch)},
              {"pause_p50_us", "812"}, {"pause_p99_us", "1500"}, {"pause_max_us", "2100"},
              {"bytes_sent", std::to_string(bytes_sent)}, {"output_released", std::to_string(released)},
-             {"net_held_frames", "3"}, {"net_released_frames", "40"}},
+             {"output_held", "24"}, {"net_held_frames", "3"}, {"net_released_frames", "40"}},
             kStart + at};
 }
 
@@ -83,7 +83,7 @@ TEST_CASE("status watch: a plain line is key=value words, '-' where nothing is k
     const StatusSample b = primary(120, 3'000'000, 1500, 2000ms);
     CHECK(watch_line("demo", b, watch_rates(&a, b), kWall) ==
           "2026-12-05T20:30:01Z demo role=primary state=protected mode=colo epoch=120 checkpoints_per_s=10.0 "
-          "pause_p50_us=812 pause_p99_us=1500 link_bytes_per_s=1000000 output_released=1500 released_bytes_per_s=500 "
+          "pause_p50_us=812 pause_p99_us=1500 link_bytes_per_s=1000000 output_released=1500 output_held=24 released_bytes_per_s=500 "
           "net_held_frames=3 net_released_frames=40\n");
     CHECK(watch_line("demo", a, watch_rates(nullptr, a), kWall).find(" checkpoints_per_s=- ") != std::string::npos);
     const StatusSample s = secondary(9, 600, 0ms);
@@ -101,7 +101,7 @@ TEST_CASE("status watch: the terminal screen clears, homes and labels each rate"
     CHECK(screen.find("checkpoints  10.0/s") != std::string::npos);
     CHECK(screen.find("p50 0.812 ms   p99 1.500 ms   max 2.100 ms") != std::string::npos);
     CHECK(screen.find("link         1.0 MB/s sent") != std::string::npos);
-    CHECK(screen.find("500 B/s released (1500 bytes in all); net frames held 3, released 40") != std::string::npos);
+    CHECK(screen.find("500 B/s released (1500 bytes in all), 24 bytes held; net frames held 3, released 40") != std::string::npos);
     CHECK(screen.find("this side only") != std::string::npos);
 }
 

@@ -123,6 +123,7 @@ std::string watch_line(const std::string& name, const StatusSample& now, const W
     if (is_primary(f)) {
         add("link_bytes_per_s", rates.link_bytes_per_s ? std::to_string(static_cast<std::uint64_t>(*rates.link_bytes_per_s)) : "-");
         add("output_released", field(f, "output_released"));
+        add("output_held", field(f, "output_held"));
         add("released_bytes_per_s", rate(rates.released_bytes_per_s));
         add("net_held_frames", field(f, "net_held_frames"));
         add("net_released_frames", field(f, "net_released_frames"));
@@ -148,7 +149,7 @@ std::string watch_screen(const std::string& name, const StatusSample& now, const
     if (is_primary(f)) {
         s += "  link         " + byte_rate(rates.link_bytes_per_s) + " sent\n";
         s += "  output       " + byte_rate(rates.released_bytes_per_s) + " released (" + field(f, "output_released") +
-             " bytes in all); net frames held " + field(f, "net_held_frames") + ", released " +
+             " bytes in all), " + field(f, "output_held") + " bytes held; net frames held " + field(f, "net_held_frames") + ", released " +
              field(f, "net_released_frames") + "\n";
         // A primary's status has only its own side: the secondary answers on its own host.
         s += "\n  this side only: the secondary's view is `status --watch " + name + "` on its host\n";

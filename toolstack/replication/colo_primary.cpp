@@ -627,6 +627,8 @@ PrimaryStats Primary::status() const {
     out.pause_p99 = pauses_.percentile(99);
     out.pause_max = pauses_.max();
     out.output_released = console_->gate().released();
+    const std::uint64_t produced = console_->gate().produced();
+    out.output_held = produced > out.output_released ? produced - out.output_released : 0;
     if (role == Role::syncing) {  // progress of the initial sync, live
         out.pages_migrated = precopy_.pages_sent();
         out.migration_rounds = precopy_.passes();

@@ -49,6 +49,7 @@ struct PrimaryStats {
     std::uint64_t sync_page_bytes = 0, sync_compressed_bytes = 0;
     Micros enter_colo_pause{0};            // the PVM's final pause of the initial sync → resumed
     std::uint64_t output_released = 0;     // console bytes released to the sink
+    std::uint64_t output_held = 0;         // console bytes the guest wrote that the gate still holds
     // All NICs: frames given to / transmitted by the PVM while protected, released, held now;
     // colo: checkpoints the frame compare asked for (and its last reason).
     std::uint64_t net_ingress_frames = 0, net_egress_frames = 0, net_released_frames = 0, net_held_frames = 0;
