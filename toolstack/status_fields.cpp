@@ -82,6 +82,18 @@ StatusFields status_fields(const PrimaryStats& s) {
     }
     if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
     if (!s.witness.empty()) f.emplace_back("witness", s.witness);
+    if (s.secondary) {
+        // What the secondary last reported of itself (about once a second).
+        const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                                               s.secondary_reported_at);
+        f.emplace_back("secondary_epoch", std::to_string(s.secondary->epoch));
+        f.emplace_back("secondary_checkpoints_applied", std::to_string(s.secondary->checkpoints_applied));
+        f.emplace_back("secondary_pause_p50_us", std::to_string(s.secondary->pause_p50_us));
+        f.emplace_back("secondary_pause_p99_us", std::to_string(s.secondary->pause_p99_us));
+        f.emplace_back("secondary_pause_max_us", std::to_string(s.secondary->pause_max_us));
+        f.emplace_back("secondary_pages_received", std::to_string(s.secondary->pages_received));
+        f.emplace_back("secondary_report_age_ms", std::to_string(age.count()));
+    }
     if (!s.arbitration.empty()) f.emplace_back("arbitration", s.arbitration);
     // In milliseconds since the epoch: how long after a cut the loss was declared is measurable.
     if (s.protection_lost_at) {

@@ -117,14 +117,21 @@ def make_status_watch_test(guest_config, heartbeat_ms):
             pid = a.create(cfg_a, ws.path('a.log'))
             a.ok('protect', 'watch', clear=True)
             watches.append(Watch(a, 'watch'))
-            primary = watches[1].wait_lines(LINES, 'the primary\'s watch')
+            primary = watches[1].wait_lines(LINES + 6, 'the primary\'s watch')  # reports come once a second
             secondary = watches[0].wait_lines(LINES, 'the secondary\'s watch', state='protecting')
             epochs_a, rate_a = check_side(primary, 'primary', 'protected', 'primary')
             epochs_b, rate_b = check_side(secondary, 'secondary', 'protecting', 'secondary', first_look=False)
             link = [number(f, 'link_bytes_per_s') for f in primary[1:]]
             check(any(x > 0 for x in link), 'primary: link rates %s' % link)
             for f in primary:
-                number(f, 'net_held_frames'), number(f, 'output_released')
+                number(f, 'net_held_frames'), number(f, 'output_released'), number(f, 'output_held')
+            # Both sides on the primary's host: the secondary's own rate and pauses, from its reports
+            # (about once a second; the looks are INTERVAL_S apart, so later looks have a rate).
+            theirs = [f for f in primary if f.get('secondary_checkpoints_per_s', '-') != '-']
+            check(theirs, 'the primary\'s watch never showed the secondary\'s side: %r' % primary[-1])
+            number(theirs[-1], 'secondary_pause_p50_us'), number(theirs[-1], 'secondary_pause_p99_us')
+            check(any(number(f, 'secondary_checkpoints_per_s') > 0 for f in theirs),
+                  'the secondary\'s reported checkpoint rate never rose: %r' % [f['secondary_checkpoints_per_s'] for f in theirs])
             for f in secondary[1:]:
                 number(f, 'pages_received_per_s'), number(f, 'primary_released')
             a.ok('destroy', 'watch')

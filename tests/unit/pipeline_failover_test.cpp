@@ -140,6 +140,10 @@ TEST_CASE("pipeline failover: the run loops checkpoint, stream and stop cleanly 
     const auto p = pair.primary->status();
     const auto s = pair.secondary->status();
     CHECK(p.checkpoints >= 3);
+    // The secondary's first report goes out with its first loop turn while protecting.
+    REQUIRE(p.secondary.has_value());
+    CHECK(p.secondary->epoch <= s.epoch);
+    CHECK(p.secondary->checkpoints_applied <= s.checkpoints_applied);
     CHECK(p.pages_streamed > 0);
     CHECK(s.epoch >= p.epoch);  // the secondary applies before the primary hears of it
     CHECK(s.epoch <= p.epoch + 1);

@@ -153,7 +153,7 @@ TEST_CASE("protocol codec: message names") {
                                             "secondary-output", "released-output", "goodbye", "failure", "replication-setup",
                                             "checkpoint-output", "net-ingress", "net-egress", "net-released",
                                             "net-checkpoint", "disk-sync-begin", "disk-hashes", "disk-write",
-                                            "disk-checkpoint"});
+                                            "disk-checkpoint", "secondary-report"});
 }
 
 TEST_CASE("protocol codec: the writer refuses what a reader would refuse") {

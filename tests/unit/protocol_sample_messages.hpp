@@ -63,6 +63,7 @@ inline std::vector<Message> one_of_each_message() {
         DiskHashes{0, 16, 40, pattern_bytes(3 * kDiskHashBytes, 12)},
         DiskWrite{2, 0x100000001ull, 0x7e00, 1024, pattern_bytes(1024, 13)},
         DiskCheckpoint{3, true, 0x123456789ull},
+        SecondaryReport{44, 40, 310, 920, 1480, 0x1234567ull},
     };
 }
 

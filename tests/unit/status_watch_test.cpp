@@ -84,7 +84,8 @@ TEST_CASE("status watch: a plain line is key=value words, '-' where nothing is k
     CHECK(watch_line("demo", b, watch_rates(&a, b), kWall) ==
           "2026-12-05T20:30:01Z demo role=primary state=protected mode=colo epoch=120 checkpoints_per_s=10.0 "
           "pause_p50_us=812 pause_p99_us=1500 link_bytes_per_s=1000000 output_released=1500 output_held=24 released_bytes_per_s=500 "
-          "net_held_frames=3 net_released_frames=40\n");
+          "net_held_frames=3 net_released_frames=40 secondary_checkpoints_per_s=- secondary_pause_p50_us=- "
+          "secondary_pause_p99_us=- secondary_pages_received_per_s=-\n");
     CHECK(watch_line("demo", a, watch_rates(nullptr, a), kWall).find(" checkpoints_per_s=- ") != std::string::npos);
     const StatusSample s = secondary(9, 600, 0ms);
     CHECK(watch_line("demo", s, watch_rates(nullptr, s), kWall) ==
@@ -118,4 +119,25 @@ TEST_CASE("status watch: --interval is checked, and goes only with --watch; --wa
         CHECK(std::count(message.begin(), message.end(), '\n') == 1);
         CHECK((message.find("--interval") != std::string::npos || message.find("--json") != std::string::npos));
     }
+}
+
+TEST_CASE("status watch: a primary shows its secondary's side from the secondary's reports") {
+    StatusSample a = primary(100, 1'000'000, 500, 0ms);
+    StatusSample b = primary(120, 3'000'000, 1500, 2000ms);
+    a.fields.insert({{"secondary_epoch", "99"}, {"secondary_checkpoints_applied", "99"}, {"secondary_pause_p50_us", "300"},
+                     {"secondary_pause_p99_us", "950"}, {"secondary_pause_max_us", "1200"},
+                     {"secondary_pages_received", "10000"}, {"secondary_report_age_ms", "400"}});
+    b.fields.insert({{"secondary_epoch", "119"}, {"secondary_checkpoints_applied", "119"}, {"secondary_pause_p50_us", "310"},
+                     {"secondary_pause_p99_us", "960"}, {"secondary_pause_max_us", "1300"},
+                     {"secondary_pages_received", "14000"}, {"secondary_report_age_ms", "250"}});
+    const WatchRates rates = watch_rates(&a, b);
+    REQUIRE(rates.secondary_checkpoints_per_s);
+    CHECK(*rates.secondary_checkpoints_per_s == doctest::Approx(10.0));
+    CHECK(*rates.secondary_pages_per_s == doctest::Approx(2000.0));
+    const std::string line = watch_line("demo", b, rates, kWall);
+    CHECK(line.find(" secondary_checkpoints_per_s=10.0 secondary_pause_p50_us=310 secondary_pause_p99_us=960 "
+                    "secondary_pages_received_per_s=2000") != std::string::npos);
+    const std::string screen = watch_screen("demo", b, rates, kWall, 1000ms);
+    CHECK(screen.find("secondary (as it reports itself, 250 ms ago)") != std::string::npos);
+    CHECK(screen.find("this side only") == std::string::npos);
 }

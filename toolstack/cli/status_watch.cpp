@@ -100,6 +100,11 @@ WatchRates watch_rates(const StatusSample* previous, const StatusSample& now) {
     if (is_primary(b)) {
         r.link_bytes_per_s = per_second(counter(a, "bytes_sent"), counter(b, "bytes_sent"), seconds);
         r.released_bytes_per_s = per_second(counter(a, "output_released"), counter(b, "output_released"), seconds);
+        if (b.count("secondary_checkpoints_applied") != 0 && a.count("secondary_checkpoints_applied") != 0) {
+            r.secondary_checkpoints_per_s = per_second(counter(a, "secondary_checkpoints_applied"),
+                                                       counter(b, "secondary_checkpoints_applied"), seconds);
+            r.secondary_pages_per_s = per_second(counter(a, "secondary_pages_received"), counter(b, "secondary_pages_received"), seconds);
+        }
     } else {
         const std::initializer_list<const char*> kPages = {"pages_received_migration", "pages_received_streamed", "pages_received_checkpoint"};
         r.pages_received_per_s = per_second(sum(a, kPages), sum(b, kPages), seconds);
@@ -127,6 +132,11 @@ std::string watch_line(const std::string& name, const StatusSample& now, const W
         add("released_bytes_per_s", rate(rates.released_bytes_per_s));
         add("net_held_frames", field(f, "net_held_frames"));
         add("net_released_frames", field(f, "net_released_frames"));
+        // The secondary's side, as it reported it to this primary.
+        add("secondary_checkpoints_per_s", rate(rates.secondary_checkpoints_per_s));
+        add("secondary_pause_p50_us", field(f, "secondary_pause_p50_us"));
+        add("secondary_pause_p99_us", field(f, "secondary_pause_p99_us"));
+        add("secondary_pages_received_per_s", rate(rates.secondary_pages_per_s));
     } else {
         add("pages_received_per_s", rate(rates.pages_received_per_s));
         add("primary_released", field(f, "primary_released"));
@@ -151,8 +161,16 @@ std::string watch_screen(const std::string& name, const StatusSample& now, const
         s += "  output       " + byte_rate(rates.released_bytes_per_s) + " released (" + field(f, "output_released") +
              " bytes in all), " + field(f, "output_held") + " bytes held; net frames held " + field(f, "net_held_frames") + ", released " +
              field(f, "net_released_frames") + "\n";
-        // A primary's status has only its own side: the secondary answers on its own host.
-        s += "\n  this side only: the secondary's view is `status --watch " + name + "` on its host\n";
+        if (f.count("secondary_epoch") != 0) {
+            s += "\n  secondary (as it reports itself, " + field(f, "secondary_report_age_ms") + " ms ago)\n";
+            s += "  checkpoints  " + rate(rates.secondary_checkpoints_per_s) + "/s applied (epoch " + field(f, "secondary_epoch") + ")\n";
+            s += "  pause        p50 " + ms(f, "secondary_pause_p50_us") + "   p99 " + ms(f, "secondary_pause_p99_us") +
+                 "   max " + ms(f, "secondary_pause_max_us") + "\n";
+            s += "  link         " + rate(rates.secondary_pages_per_s) + " pages/s received\n";
+        } else {
+            // An older secondary sends no reports: its side is `status --watch` on its own host.
+            s += "\n  this side only: the secondary's view is `status --watch " + name + "` on its host\n";
+        }
     } else {
         s += "  link         " + rate(rates.pages_received_per_s) + " pages/s received\n";
         s += "  output       the primary released " + field(f, "primary_released") + " bytes (" +

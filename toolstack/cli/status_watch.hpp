@@ -23,6 +23,10 @@ struct WatchRates {
     std::optional<double> link_bytes_per_s;   // primary: bytes_sent
     std::optional<double> pages_received_per_s;  // secondary: pages received, streamed and in checkpoints
     std::optional<double> released_bytes_per_s;  // console output released (primary_released there)
+    // primary: the secondary's own, from what it reports (secondary_checkpoints_applied,
+    // secondary_pages_received); empty without its reports.
+    std::optional<double> secondary_checkpoints_per_s;
+    std::optional<double> secondary_pages_per_s;
 };
 
 [[nodiscard]] WatchRates watch_rates(const StatusSample* previous, const StatusSample& now);

@@ -40,6 +40,7 @@ constexpr RecordType type_for() {
     else if constexpr (std::is_same_v<T, DiskHashes>) return RecordType::disk_hashes;
     else if constexpr (std::is_same_v<T, DiskWrite>) return RecordType::disk_write;
     else if constexpr (std::is_same_v<T, DiskCheckpoint>) return RecordType::disk_checkpoint;
+    else if constexpr (std::is_same_v<T, SecondaryReport>) return RecordType::secondary_report;
     else {
         static_assert(std::is_same_v<T, Failure>, "every message needs a record type");
         return RecordType::failure;
@@ -269,6 +270,10 @@ void encode_body(std::vector<std::byte>& out, const CheckpointEnd& m) {
     append_u32(out, m.device_records);
 }
 void encode_body(std::vector<std::byte>& out, const CheckpointLoaded& m) { append_u64(out, m.epoch); }
+void encode_body(std::vector<std::byte>& out, const SecondaryReport& m) {
+    for (const std::uint64_t value : {m.epoch, m.checkpoints_applied, m.pause_p50_us, m.pause_p99_us, m.pause_max_us, m.pages_received})
+        append_u64(out, value);
+}
 void encode_body(std::vector<std::byte>& out, const Heartbeat& m) {
     append_u64(out, m.sequence);
     append_u64(out, m.sent_ns);
@@ -576,6 +581,14 @@ Message decode_body(RecordType type, std::vector<std::byte> body) {
             checkpoint.flushed = (flags & 1U) != 0;
             checkpoint.writes_through = in.u64();
             return checkpoint;
+        }
+        case RecordType::secondary_report: {
+            in.expect_size(48);
+            SecondaryReport report;
+            for (std::uint64_t* value : {&report.epoch, &report.checkpoints_applied, &report.pause_p50_us,
+                                         &report.pause_p99_us, &report.pause_max_us, &report.pages_received})
+                *value = in.u64();
+            return report;
         }
         case RecordType::goodbye: return Goodbye{in.rest_text()};
         case RecordType::failure: return Failure{in.rest_text()};

@@ -253,11 +253,21 @@ struct DiskCheckpoint {
     bool operator==(const DiskCheckpoint&) const = default;
 };
 
+// Secondary → primary, optional (an older primary skips it), about once a second while protecting:
+// what only the secondary knows, for the primary's `status` (secondary_*) and `status --watch`.
+struct SecondaryReport {
+    std::uint64_t epoch = 0;                // last checkpoint applied
+    std::uint64_t checkpoints_applied = 0;
+    std::uint64_t pause_p50_us = 0, pause_p99_us = 0, pause_max_us = 0;  // the SVM's pause to apply one
+    std::uint64_t pages_received = 0;       // every page the secondary took in (sync, stream, checkpoints)
+    bool operator==(const SecondaryReport&) const = default;
+};
+
 using Message = std::variant<GuestConfigText, PageBatch, DeviceState, MigrationCommit, EnterColo,
                              CheckpointBegin, CheckpointEnd, CheckpointLoaded, Heartbeat,
                              SecondaryOutput, ReleasedOutput, Goodbye, Failure, ReplicationSetup,
                              CheckpointOutput, NetIngress, NetEgress, NetReleased, NetCheckpoint,
-                             DiskSyncBegin, DiskHashes, DiskWrite, DiskCheckpoint>;
+                             DiskSyncBegin, DiskHashes, DiskWrite, DiskCheckpoint, SecondaryReport>;
 
 // The message's name as used in logs ("checkpoint-begin").
 [[nodiscard]] const char* message_name(const Message& message);

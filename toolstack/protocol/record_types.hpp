@@ -39,6 +39,8 @@ enum class RecordType : std::uint32_t {
     disk_hashes = 21,
     disk_write = 22,
     disk_checkpoint = 23,
+    // Optional (kOptionalRecordBit): statistics a reader may ignore.
+    secondary_report = 0x80000001u,
 };
 
 inline constexpr std::uint32_t kOptionalRecordBit = 0x80000000u;
@@ -77,7 +79,7 @@ struct RecordTypeInfo {
     std::uint32_t max_body;     // bytes
 };
 
-inline constexpr std::array<RecordTypeInfo, 23> kRecordTypes{{
+inline constexpr std::array<RecordTypeInfo, 24> kRecordTypes{{
     {RecordType::guest_config_text, "guest-config-text", kMaxConfigTextBytes},
     {RecordType::page_batch, "page-batch", 8 + kMaxPagesPerBatch * (8 + static_cast<std::uint32_t>(kPageSize))},
     {RecordType::device_state, "device-state", 8 + kMaxDeviceStateBytes},
@@ -101,6 +103,7 @@ inline constexpr std::array<RecordTypeInfo, 23> kRecordTypes{{
     {RecordType::disk_hashes, "disk-hashes", 24 + kMaxDiskHashesPerRecord * 32},
     {RecordType::disk_write, "disk-write", 32 + kMaxDiskWriteBytes},
     {RecordType::disk_checkpoint, "disk-checkpoint", 16},
+    {RecordType::secondary_report, "secondary-report", 48},
 }};
 
 // The description of a known type, or nullptr.

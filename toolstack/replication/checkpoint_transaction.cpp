@@ -10,7 +10,8 @@ Step primary_step(PrimaryPhase phase, RecordType type) noexcept {
                       phase == PrimaryPhase::awaiting_ack;
     if (!live) return Step::refuse;
     switch (type) {
-        case RecordType::heartbeat: return Step::alive;
+        case RecordType::heartbeat:
+        case RecordType::secondary_report: return Step::alive;  // a report is kept for status
         case RecordType::secondary_output:
         case RecordType::net_egress:
         case RecordType::disk_hashes: return Step::device;

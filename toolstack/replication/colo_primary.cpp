@@ -240,7 +240,13 @@ void Primary::handle(const protocol::Message& message) {
     log_received(config_.log, kWho, message);
     const PrimaryPhase phase = phase_;
     switch (transaction::primary_step(phase, protocol::record_type_of(message))) {
-        case Step::alive: return;
+        case Step::alive:
+            if (const auto* report = std::get_if<protocol::SecondaryReport>(&message)) {
+                std::lock_guard lock(stats_mutex_);
+                stats_.secondary = *report;
+                stats_.secondary_reported_at = std::chrono::steady_clock::now();
+            }
+            return;
         case Step::device: device_for(message).receive(message); return;
         case Step::acknowledge: {
             const auto& loaded = std::get<protocol::CheckpointLoaded>(message);

@@ -140,6 +140,14 @@ Secondary::Outcome Secondary::process(Clock::time_point until) {
         std::optional<protocol::Message> message;
         try {
             if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()});
+            if (role == Role::protecting && now >= next_report_) {
+                next_report_ = now + kReportPeriod;
+                const SecondaryStats s = status();
+                send(protocol::SecondaryReport{s.epoch, s.checkpoints_applied, static_cast<std::uint64_t>(s.pause_p50.count()),
+                                               static_cast<std::uint64_t>(s.pause_p99.count()),
+                                               static_cast<std::uint64_t>(s.pause_max.count()),
+                                               s.pages_received_migration + s.pages_received_streamed + s.pages_received_checkpoint});
+            }
             for (auto& device : devices_) device->poll(device_send_);
             const auto wait = std::min({until, monitor_.next_heartbeat(), monitor_.death_deadline(),
                                         now + config_.console_poll});

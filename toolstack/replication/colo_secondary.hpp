@@ -168,6 +168,9 @@ private:
     std::atomic<std::uint64_t> epoch_{0};  // last applied
     std::atomic<bool> failover_requested_{false};
     std::atomic<bool> awaiting_takeover_{false};
+    // The optional secondary-report record (the primary's status shows this side through it).
+    static constexpr std::chrono::seconds kReportPeriod{1};
+    Clock::time_point next_report_{};
     std::stop_token stop_;  // run()'s: a stop ends a wait for the witness
 
     mutable std::mutex stats_mutex_;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "toolstack/protocol/messages.hpp"
+
 namespace colo {
 
 using Micros = std::chrono::microseconds;
@@ -50,6 +52,9 @@ struct PrimaryStats {
     Micros enter_colo_pause{0};            // the PVM's final pause of the initial sync → resumed
     std::uint64_t output_released = 0;     // console bytes released to the sink
     std::uint64_t output_held = 0;         // console bytes the guest wrote that the gate still holds
+    // The secondary's own view (its optional secondary-report records), when it sent one.
+    std::optional<protocol::SecondaryReport> secondary;
+    std::chrono::steady_clock::time_point secondary_reported_at{};
     // All NICs: frames given to / transmitted by the PVM while protected, released, held now;
     // colo: checkpoints the frame compare asked for (and its last reason).
     std::uint64_t net_ingress_frames = 0, net_egress_frames = 0, net_released_frames = 0, net_held_frames = 0;
