@@ -338,7 +338,7 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         steady = wait_until_steady(watcher)
         host_a.run('protect', GUEST_NAME, '127.0.0.1:%d' % port, '-i', str(CHECKPOINT_INTERVAL_MS),
                    '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS), *options, *link, timeout=PROTECT_TIMEOUT_S)
-        first = host_a.status()
+        first, first_b = host_a.status(), host_b.status()
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
@@ -368,6 +368,7 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         guest_stall_ms=guest_stall_ms(first, last),
         mem_a_mib=mem_a, mem_b_mib=mem_b,
         svm_commit_p50_us=secondary.get('pause_p50_us', 0), svm_commit_p99_us=secondary.get('pause_p99_us', 0),
+        svm_writes_per_s=(secondary.get('svm_dirty_reverted', 0) - first_b.get('svm_dirty_reverted', 0)) / (end - start),
         paused_per_ckpt=paused / per_ckpt, streamed_per_ckpt=streamed / per_ckpt,
         link_mb_per_s=(last['bytes_sent'] - first['bytes_sent']) / (end - start) / 1e6)
     return measured
@@ -422,7 +423,7 @@ def table(results):
             ' | pages paused (per ckpt) | pages streamed (per ckpt) | link MB/s'
             ' | guest writes/s (vs unprotected) | longest console gap (ms; unprotected)'
             ' | output waited p50 / p99 (ms; unprotected) | guest\'s own longest stall (ms; unprotected)'
-            ' | SVM commit p50 / p99 (ms) | memory A / B (MiB) | VmRSS A / B (MiB) |')
+            ' | SVM commit p50 / p99 (ms) | SVM pages written/s | memory A / B (MiB) | VmRSS A / B (MiB) |')
     rows = [head, '|' + '---|' * head.count(' | ') + '---|']
     for r in results:
         if 'error' in r:
@@ -438,10 +439,10 @@ def table(results):
             r['pages_paused'], r['paused_per_ckpt'], r['pages_streamed'], r['streamed_per_ckpt'],
             r['link_mb_per_s'], r['writes_per_s'], '%.0f%%' % rel if rel is not None else 'n/a',
             r['max_gap_ms'], base['max_gap_ms'])
-            + ' %.0f / %.0f (%.0f / %.0f) | %s (%s) | %s / %s | %.0f / %.0f | %.0f / %.0f |' % (
+            + ' %.0f / %.0f (%.0f / %.0f) | %s (%s) | %s / %s | %.0f | %.0f / %.0f | %.0f / %.0f |' % (
                 r['out_p50_ms'], r['out_p99_ms'], base['out_p50_ms'], base['out_p99_ms'],
                 fmt_stall(r.get('guest_stall_ms')), fmt_stall(base.get('guest_stall_ms')),
-                fmt_us(r['svm_commit_p50_us']), fmt_us(r['svm_commit_p99_us']),
+                fmt_us(r['svm_commit_p50_us']), fmt_us(r['svm_commit_p99_us']), r['svm_writes_per_s'],
                 r['mem_a_mib'], r['mem_b_mib'], r['rss_a_mib'], r['rss_b_mib']))
     return '\n'.join(rows)
 
@@ -625,7 +626,9 @@ def main(argv):
         'console gap it holds no output gating: it is what a checkpoint pause (or the host) cost the '
         'guest\'s own work.',
         '- SVM commit: how long the secondary takes to apply a checkpoint, from pausing the SVM to '
-        'resuming it (`status --json` of the secondary, pause p50/p99).',
+        'resuming it (`status --json` of the secondary, pause p50/p99). SVM pages written/s: the '
+        'pages the SVM dirtied itself (reverted at checkpoints) over the window: how fast the SVM '
+        'runs (the PVM writes the dirty rate).',
         '- Memory: what each host\'s processes really use at the end of the window: RssAnon + RssFile '
         'of each process plus the allocated size of each memfd they hold (guest RAM, the '
         'secondary\'s RAM cache), each file once. VmRSS is shown too: it counts a memfd page once '
