@@ -10,7 +10,7 @@ namespace colo {
 FakeBackend::FakeBackend(std::string name, std::uint64_t pages, Pfn first)
     : name_(std::move(name)),
       region_{first, pages},
-      ram_(pages * kPageSize),
+      ram_(map_anonymous(pages * kPageSize)),
       log_(first.value + pages) {}
 
 const char* FakeBackend::name_of(Call call) {
@@ -25,6 +25,7 @@ const char* FakeBackend::name_of(Call call) {
         case Call::read_pages: return "read_pages";
         case Call::write_pages: return "write_pages";
         case Call::checkpoint_committed: return "checkpoint_committed";
+        case Call::drop_private_copies: return "drop_private_copies";
     }
     return "?";
 }
@@ -194,6 +195,23 @@ void FakeBackend::write_pages(std::span<const Pfn> frames, std::span<const std::
         std::memcpy(frame(frames[i]), in.data() + i * kPageSize, kPageSize);
     }
     counters_.pages_written += frames.size();
+}
+
+}  // namespace colo
+
+namespace colo {
+
+bool FakeBackend::map_copy_on_write(int fd) {
+    if (!copy_on_write_allowed_) return false;
+    map_copy_on_write_over(ram_.data(), ram_.size(), fd);
+    copy_on_write_ = true;
+    return true;
+}
+
+void FakeBackend::drop_private_copies(const DirtyBitmap& frames) {
+    enter(Call::drop_private_copies);
+    if (!copy_on_write_) throw Error("fake backend: drop_private_copies without a copy-on-write mapping");
+    drop_private_runs(ram_.data(), {region_}, frames);
 }
 
 }  // namespace colo

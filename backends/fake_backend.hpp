@@ -1,5 +1,6 @@
 // A backend with no hypervisor behind it, for unit tests of the pipeline: memory is a plain
-// buffer, "the guest" is whatever the test does through guest_write(), and every call is
+// buffer (a private mapping, so that map_copy_on_write works as on KVM, with the same kernel
+// calls; set_copy_on_write(false) makes it refuse, as Xen does), "the guest" is whatever the test does through guest_write(), and every call is
 // counted and journaled, so a test can check exactly what the pipeline did and in what order.
 // Any call can be made to fail (fail_call): the way tests drive each step of a checkpoint into
 // a backend error and check that the pipeline still ends where it says.
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "backends/backend.hpp"
+#include "backends/memory_mapping.hpp"
 #include "backends/fake_disk.hpp"
 #include "backends/fake_nic.hpp"
 
@@ -50,7 +52,7 @@ public:
 
     // --- calls, and failures on demand
     enum class Call { pause, resume, start_dirty_log, stop_dirty_log, harvest_dirty, save_state, restore_state,
-                      read_pages, write_pages, checkpoint_committed };
+                      read_pages, write_pages, checkpoint_committed, drop_private_copies };
     [[nodiscard]] static const char* name_of(Call call);
     // Every call above, in the order made (a failed one too).
     [[nodiscard]] const std::vector<Call>& calls() const { return calls_; }
@@ -72,6 +74,10 @@ public:
     // Called at the start of every harvest_dirty while the guest is not paused, as if the guest
     // ran between two harvests: the test writes what the guest would (deterministically).
     void on_harvest(std::function<void(FakeBackend&)> guest) { harvest_hook_ = std::move(guest); }
+    // Whether map_copy_on_write works (default) or says no, as a Xen domain's memory does.
+    void set_copy_on_write(bool allowed) { copy_on_write_allowed_ = allowed; }
+    // Whether memory is a copy-on-write view of a file now.
+    [[nodiscard]] bool copy_on_write() const { return copy_on_write_; }
     // What replication_caveat() says (default: nothing).
     void set_replication_caveat(std::string text) { caveat_ = std::move(text); }
     [[nodiscard]] std::string replication_caveat() override { return caveat_; }
@@ -90,13 +96,17 @@ private:
     [[nodiscard]] std::vector<MemoryRegion> regions() const override { return {region_}; }
     void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
     void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
+    [[nodiscard]] bool map_copy_on_write(int fd) override;
+    void drop_private_copies(const DirtyBitmap& frames) override;
     std::byte* frame(Pfn pfn);
     // Journals `call` and throws if a failure was armed for it.
     void enter(Call call);
 
     std::string name_;
     MemoryRegion region_;
-    std::vector<std::byte> ram_;
+    Mapping ram_;
+    bool copy_on_write_allowed_ = true;
+    bool copy_on_write_ = false;
     DirtyBitmap log_;
     bool logging_ = false;
     bool paused_ = false;

@@ -15,7 +15,8 @@ console output; nothing is asserted (the targets are printed next to the numbers
 
 Environment: BENCH_SECONDS (seconds each case runs after protection is set up, default 15: at a
 checkpoint every ~100 ms that is over 100 pauses, so the p99 is more than the maximum),
-BENCH_RATES (comma-separated dirty rates, default 0,1000,10000,50000).
+BENCH_RATES (comma-separated dirty rates, default 0,1000,10000,50000), BENCH_ABLATIONS=0 (no
+ablation or unpinned rows), BENCH_MIGRATE=0 (no migrate rows).
 Writes OUTPUT-DIR/replication.md (the table) and OUTPUT-DIR/pauses.png, and prints the table.
 """
 import json
@@ -106,6 +107,39 @@ def percentile(values, p):
     return ordered[int(rank) - 1]
 
 
+def status_kib(pid, keys):
+    """The sum of the given kB fields of /proc/PID/status (0 for a process that is gone)."""
+    total = 0
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                name, _, value = line.partition(':')
+                if name in keys:
+                    total += int(value.split()[0])
+    except OSError:
+        pass
+    return total
+
+
+def memfd_paths(pid):
+    """Paths that open each memfd a process holds, through an fd or a mapping (/proc/PID/fd/N,
+    /proc/PID/map_files/RANGE), so that os.stat reaches the file itself."""
+    out = []
+    for folder in ('/proc/%d/fd' % pid, '/proc/%d/map_files' % pid):
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(folder, name)
+            try:
+                if os.readlink(path).startswith('/memfd:'):
+                    out.append(path)
+            except OSError:
+                pass
+    return out
+
+
 class Host:
     """One run directory standing in for one host; every process it starts is recorded by pid."""
 
@@ -146,17 +180,30 @@ class Host:
         return [pid for pid in found if pid != os.getpid()]
 
     def rss_mib(self):
-        """Resident memory of this host's processes (MiB)."""
+        """VmRSS of this host's processes (MiB). A page mapped twice in one process (the
+        secondary's RAM cache memfd, mapped shared for the cache and copy-on-write as the SVM's
+        memory) counts twice here: see memory_mib for what the host really spends."""
         total = 0
         for pid in self.pids():
-            try:
-                with open('/proc/%d/status' % pid) as f:
-                    for line in f:
-                        if line.startswith('VmRSS:'):
-                            total += int(line.split()[1])
-            except OSError:
-                pass
+            total += status_kib(pid, ('VmRSS',))
         return total / 1024.0
+
+    def memory_mib(self):
+        """Memory this host's processes really use (MiB): RssAnon + RssFile of each process (its
+        private pages, including copy-on-write copies of a memfd's pages, and its binary and
+        libraries) plus the allocated size of every memfd they hold open or map (fstat's
+        st_blocks, each file once however often it is mapped, whether or not its pages are mapped
+        at the moment). Shared memory other than memfds is not counted (colo-replicate uses none)."""
+        total, files = 0, {}
+        for pid in self.pids():
+            total += status_kib(pid, ('RssAnon', 'RssFile'))
+            for path in memfd_paths(pid):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                files[(st.st_dev, st.st_ino)] = st.st_blocks * 512 // 1024
+        return (total + sum(files.values())) / 1024.0
 
     def clean_up(self):
         try:
@@ -291,12 +338,13 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         steady = wait_until_steady(watcher)
         host_a.run('protect', GUEST_NAME, '127.0.0.1:%d' % port, '-i', str(CHECKPOINT_INTERVAL_MS),
                    '--heartbeat-timeout', str(HEARTBEAT_TIMEOUT_MS), *options, *link, timeout=PROTECT_TIMEOUT_S)
-        first = host_a.status()
+        first, first_b = host_a.status(), host_b.status()
         start = time.monotonic()
         time.sleep(seconds)
         end = time.monotonic()
         last, secondary = host_a.status(), host_b.status()
         rss_a, rss_b = host_a.rss_mib(), host_b.rss_mib()
+        mem_a, mem_b = host_a.memory_mib(), host_b.memory_mib()
         if last.get('state') != 'protected':
             raise BenchError('the primary is %s after %.0f s (%s)' % (
                 last.get('state'), seconds, last.get('protection_lost_reason', '')))
@@ -318,6 +366,9 @@ def run_protected(binary, work, dirty_rate, seconds, options):
         svm_enter_colo_pause_us=secondary.get('enter_colo_pause_us', 0),
         pages_paused=paused, pages_streamed=streamed, rss_a_mib=rss_a, rss_b_mib=rss_b,
         guest_stall_ms=guest_stall_ms(first, last),
+        mem_a_mib=mem_a, mem_b_mib=mem_b,
+        svm_commit_p50_us=secondary.get('pause_p50_us', 0), svm_commit_p99_us=secondary.get('pause_p99_us', 0),
+        svm_writes_per_s=(secondary.get('svm_dirty_reverted', 0) - first_b.get('svm_dirty_reverted', 0)) / (end - start),
         paused_per_ckpt=paused / per_ckpt, streamed_per_ckpt=streamed / per_ckpt,
         link_mb_per_s=(last['bytes_sent'] - first['bytes_sent']) / (end - start) / 1e6)
     return measured
@@ -372,7 +423,7 @@ def table(results):
             ' | pages paused (per ckpt) | pages streamed (per ckpt) | link MB/s'
             ' | guest writes/s (vs unprotected) | longest console gap (ms; unprotected)'
             ' | output waited p50 / p99 (ms; unprotected) | guest\'s own longest stall (ms; unprotected)'
-            ' | RSS A / B (MiB) |')
+            ' | SVM commit p50 / p99 (ms) | SVM pages written/s | memory A / B (MiB) | VmRSS A / B (MiB) |')
     rows = [head, '|' + '---|' * head.count(' | ') + '---|']
     for r in results:
         if 'error' in r:
@@ -388,9 +439,11 @@ def table(results):
             r['pages_paused'], r['paused_per_ckpt'], r['pages_streamed'], r['streamed_per_ckpt'],
             r['link_mb_per_s'], r['writes_per_s'], '%.0f%%' % rel if rel is not None else 'n/a',
             r['max_gap_ms'], base['max_gap_ms'])
-            + ' %.0f / %.0f (%.0f / %.0f) | %s (%s) | %.0f / %.0f |' % (
+            + ' %.0f / %.0f (%.0f / %.0f) | %s (%s) | %s / %s | %.0f | %.0f / %.0f | %.0f / %.0f |' % (
                 r['out_p50_ms'], r['out_p99_ms'], base['out_p50_ms'], base['out_p99_ms'],
-                fmt_stall(r.get('guest_stall_ms')), fmt_stall(base.get('guest_stall_ms')), r['rss_a_mib'], r['rss_b_mib']))
+                fmt_stall(r.get('guest_stall_ms')), fmt_stall(base.get('guest_stall_ms')),
+                fmt_us(r['svm_commit_p50_us']), fmt_us(r['svm_commit_p99_us']), r['svm_writes_per_s'],
+                r['mem_a_mib'], r['mem_b_mib'], r['rss_a_mib'], r['rss_b_mib']))
     return '\n'.join(rows)
 
 
@@ -399,6 +452,8 @@ def targets(results):
     out = []
     main = by_case.get('%d pages/s' % ABLATION_RATE)
     if main:
+        out.append('- secondary memory <= 1.2x guest RAM at 10k pages/s: measured %.0f MiB, %.2fx of %d MiB'
+                   % (main['mem_b_mib'], main['mem_b_mib'] / MEMORY_MIB, MEMORY_MIB))
         out.append('- p99 pause < 2 ms at 10k pages/s: measured %s ms' % fmt_us(main['pause_p99_us']))
         no_stream = by_case.get('%d pages/s --no-stream' % ABLATION_RATE)
         if no_stream:
@@ -484,6 +539,8 @@ def main(argv):
     cases = []
     for rate in rates:
         cases.append((rate, ()))
+        if os.environ.get('BENCH_ABLATIONS', '1') == '0':
+            continue
         if rate == ABLATION_RATE:
             cases += [(rate, (opt,)) for opt in ('--no-stream', '--no-early-resume', '--no-cache-backup', '--clear')]
         if rate in (ABLATION_RATE, 50000):
@@ -505,8 +562,9 @@ def main(argv):
                 r = dict(case=name, error=str(e).splitlines()[0] if str(e) else type(e).__name__)
                 print('replication_bench: %s failed: %s' % (name, r['error']), file=sys.stderr)
             results.append(r)
-        for options, name in (((), 'TLS 1.3 (--key)'), (('--clear',), 'in clear'),
-                              (('--compress',), 'TLS 1.3 and --compress (LZ4)')):
+        migrate_cases = (((), 'TLS 1.3 (--key)'), (('--clear',), 'in clear'),
+                         (('--compress',), 'TLS 1.3 and --compress (LZ4)'))
+        for options, name in migrate_cases if os.environ.get('BENCH_MIGRATE', '1') != '0' else ():
             print('replication_bench: migrate, %s ...' % name, flush=True)
             try:
                 sent, took, rate = run_migration(binary, os.path.join(work, 'migrate'), options)
@@ -567,7 +625,15 @@ def main(argv):
         'the highest bucket that grew during the window (buckets are 25% wide at most). Unlike the '
         'console gap it holds no output gating: it is what a checkpoint pause (or the host) cost the '
         'guest\'s own work.',
-        '- RSS: the resident memory of all of each host\'s processes (VmRSS) at the end of the window.',
+        '- SVM commit: how long the secondary takes to apply a checkpoint, from pausing the SVM to '
+        'resuming it (`status --json` of the secondary, pause p50/p99). SVM pages written/s: the '
+        'pages the SVM dirtied itself (reverted at checkpoints) over the window: how fast the SVM '
+        'runs (the PVM writes the dirty rate).',
+        '- Memory: what each host\'s processes really use at the end of the window: RssAnon + RssFile '
+        'of each process plus the allocated size of each memfd they hold (guest RAM, the '
+        'secondary\'s RAM cache), each file once. VmRSS is shown too: it counts a memfd page once '
+        'per mapping, so on a secondary whose SVM maps the RAM cache copy-on-write it counts the '
+        'pages the SVM reads twice.',
         '',
         'Targets (reported, not asserted):',
         targets(results),

@@ -1,5 +1,6 @@
 #include "kvm/guest_ram.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <string>
 
 #include "backends/error.hpp"
+#include "backends/memory_mapping.hpp"
 #include "kvm/layout.hpp"
 #include "kvm/vm.hpp"
 
@@ -26,11 +28,8 @@ GuestRam::GuestRam(Vm& vm, std::uint64_t bytes) : vm_(vm), bytes_(bytes) {
     }
     vm.enable_cap(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE);
 
-    const int fd = ::memfd_create("colo-guest-ram", MFD_CLOEXEC);
-    if (fd < 0) throw SystemError("memfd_create", errno);
-    memfd_ = UniqueFd(fd);
-    if (::ftruncate(fd, static_cast<off_t>(bytes)) < 0) throw SystemError("ftruncate(guest RAM)", errno);
-    void* mapping = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    memfd_ = create_memfd("colo-guest-ram", bytes);
+    void* mapping = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd_.get(), 0);
     if (mapping == MAP_FAILED) throw SystemError("mmap(guest RAM)", errno);
     mapping_ = static_cast<std::byte*>(mapping);
 
@@ -93,6 +92,20 @@ void GuestRam::write_pages(std::span<const Pfn> frames, std::span<const std::byt
     // applying a checkpoint, a restore). Logging them would make the secondary report every page
     // it flushed as dirtied by the SVM, and flush it again at the next checkpoint, forever.
     for (std::size_t i = 0; i < frames.size(); ++i) std::memcpy(frame(frames[i]), &in[i * kPageSize], kPageSize);
+}
+
+bool GuestRam::map_copy_on_write(int fd) {
+    UniqueFd file(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+    if (!file.valid()) throw SystemError("fcntl(F_DUPFD_CLOEXEC, copy-on-write file)", errno);
+    map_copy_on_write_over(mapping_, bytes_, file.get());
+    // Our own memfd is mapped nowhere now: closing it frees whatever it held.
+    memfd_ = std::move(file);
+    return true;
+}
+
+void GuestRam::drop_private_copies(const DirtyBitmap& frames) {
+    if (frames.size() != frame_limit()) throw Error("drop_private_copies: bitmap does not cover guest RAM");
+    drop_private_runs(mapping_, regions(), frames);
 }
 
 std::span<std::byte> GuestRam::host(Gpa gpa, std::uint64_t bytes) {

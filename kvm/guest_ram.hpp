@@ -1,6 +1,12 @@
 // The guest's RAM: one memfd (MAP_SHARED, so a later stage can share or snapshot it) mapped once
 // into the VMM and handed to KVM as one slot below the PCI hole and, for guests over 3 GiB, one
 // slot from 4 GiB up (kvm/layout.hpp).
+// On a COLO secondary the RAM becomes a copy-on-write view of the RAM cache's memfd
+// (map_copy_on_write: a private mapping laid over the same addresses, so the slots stay as they
+// are; KVM follows through its MMU notifier). A page the SVM never wrote is then the cache's page,
+// and reverting what the SVM wrote is dropping its private copies (drop_private_copies). The slots'
+// layout is the packed one GuestMemory::map_copy_on_write asks for: slot 1 starts in the mapping
+// where slot 0 ends.
 //
 // Dirty logging (STYLE §4) keeps two logs: KVM's per-slot log of guest writes
 // (KVM_MEM_LOG_DIRTY_PAGES with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) and our own bitmap of pages
@@ -51,6 +57,8 @@ public:
     [[nodiscard]] std::vector<MemoryRegion> regions() const override;
     void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
     void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
+    [[nodiscard]] bool map_copy_on_write(int fd) override;
+    void drop_private_copies(const DirtyBitmap& frames) override;
 
     // The VMM's view of [gpa, gpa + bytes), which must lie inside one region. Writing through it
     // bypasses every log: use write() for anything written after the guest was created.
@@ -67,6 +75,8 @@ public:
     void harvest_dirty(DirtyBitmap& into);
 
     [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+    // The file behind the RAM: its own memfd, or after map_copy_on_write the file it maps (which
+    // does not hold the guest's own writes).
     [[nodiscard]] int memfd() const noexcept { return memfd_.get(); }
 
 private:

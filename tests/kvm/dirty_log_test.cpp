@@ -4,12 +4,14 @@
 
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <set>
 #include <vector>
 
 #include "backends/dirty_bitmap.hpp"
 #include "backends/error.hpp"
+#include "backends/memory_mapping.hpp"
 #include "kvm/guest_ram.hpp"
 #include "kvm/layout.hpp"
 #include "kvm/long_mode_entry.hpp"
@@ -220,4 +222,40 @@ TEST_CASE("kvm guest RAM: over 3 GiB the rest continues at 4 GiB, and its pages 
     const std::array<Pfn, 1> hole = {Gpa{0xd0000000}.pfn()};
     std::vector<std::byte> page(kPageSize);
     CHECK_THROWS_AS(ram.read_pages(hole, page), colo::Error);
+}
+
+TEST_CASE("kvm guest RAM copy-on-write: both slots read the file at packed offsets, writes stay private until dropped") {
+    System system;
+    Vm vm = system.create_vm();
+    const std::uint64_t bytes = (std::uint64_t{3} << 30) + (std::uint64_t{4} << 20);
+    GuestRam ram(vm, bytes);
+    const auto file = create_memfd("test-cache", bytes);
+    const auto view = map_shared(file.get(), bytes);
+    const Pfn low{5};
+    const Pfn high = layout::kHighRamBegin.pfn() + 3;
+    const std::uint64_t high_offset = (std::uint64_t{3} << 30) + 3 * kPageSize;  // slot 1 follows slot 0
+    std::memset(view.data() + low.value * kPageSize, 0x11, kPageSize);
+    std::memset(view.data() + high_offset, 0x22, kPageSize);
+
+    REQUIRE(ram.map_copy_on_write(file.get()));
+    CHECK(ram.host(low.gpa(), 1)[0] == std::byte{0x11});
+    CHECK(ram.host(high.gpa(), 1)[0] == std::byte{0x22});
+    // A change in the file shows through where the guest wrote nothing.
+    view.data()[high_offset] = std::byte{0x23};
+    CHECK(ram.host(high.gpa(), 1)[0] == std::byte{0x23});
+
+    ram.start_dirty_log();
+    DirtyBitmap dirty(ram.frame_limit());
+    ram.harvest_dirty(dirty);
+    ram.write(high.gpa(), std::vector<std::byte>(kPageSize, std::byte{0x33}));  // device emulation
+    CHECK(ram.host(high.gpa(), 1)[0] == std::byte{0x33});
+    CHECK(view.data()[high_offset] == std::byte{0x23});  // private: the file never sees it
+    view.data()[high_offset] = std::byte{0x24};
+    CHECK(ram.host(high.gpa(), 1)[0] == std::byte{0x33});  // nor the copy the file's change
+
+    ram.harvest_dirty(dirty);
+    CHECK(dirty.frames() == std::vector<Pfn>{high});
+    ram.drop_private_copies(dirty);
+    CHECK(ram.host(high.gpa(), 1)[0] == std::byte{0x24});
+    CHECK(ram.host(low.gpa(), 1)[0] == std::byte{0x11});
 }

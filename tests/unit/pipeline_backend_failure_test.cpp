@@ -27,6 +27,13 @@ PrimaryConfig config_for(ProtectionMode mode) {
     return c;
 }
 
+// share_cache: the SVM's memory a copy-on-write view of the RAM cache (KVM), or a copy (Xen).
+SecondaryConfig secondary_for(ProtectionMode mode, bool share_cache) {
+    SecondaryConfig c = secondary_config(mode);
+    c.share_cache = share_cache;
+    return c;
+}
+
 // The life of a protected guest up to one committed checkpoint and one stream pass, driven step
 // by step; it stops early where a side has ended.
 struct Driven {
@@ -73,8 +80,8 @@ Driven drive(Pair& pair) {
 }
 
 // Every (call, occurrence) the fault-free run makes on `guest`.
-std::vector<std::pair<Call, unsigned>> calls_made(ProtectionMode mode, bool on_primary) {
-    Pair pair(config_for(mode), secondary_config(mode));
+std::vector<std::pair<Call, unsigned>> calls_made(ProtectionMode mode, bool on_primary, bool share_cache) {
+    Pair pair(config_for(mode), secondary_for(mode, share_cache));
     FakeBackend& guest = on_primary ? pair.pvm : pair.svm;
     const std::size_t from = guest.calls().size();
     drive(pair);
@@ -104,17 +111,18 @@ void check_no_page_dropped(const Pair& pair, const std::vector<Pfn>& written) {
 // PVM runs, the SVM never took over, the console output reached the sink once and in order.
 // `must_include` are the kinds of call the run has to have made, so none goes untried.
 template <typename Check>
-void each_failing_call(bool on_primary, const std::vector<Call>& must_include, Check check) {
+void each_failing_call(bool on_primary, const std::vector<Call>& must_include, Check check, bool share_cache = true) {
     for (const ProtectionMode mode : {ProtectionMode::colo, ProtectionMode::remus}) {
         const std::string mode_name = to_string(mode);
         CAPTURE(mode_name);
+        CAPTURE(share_cache);
         std::set<Call> kinds;
-        for (const auto& [call, occurrence] : calls_made(mode, on_primary)) {
+        for (const auto& [call, occurrence] : calls_made(mode, on_primary, share_cache)) {
             kinds.insert(call);
             const std::string fault = std::string("fake ") + FakeBackend::name_of(call);
             CAPTURE(fault);
             CAPTURE(occurrence);
-            Pair pair(config_for(mode), secondary_config(mode));
+            Pair pair(config_for(mode), secondary_for(mode, share_cache));
             (on_primary ? pair.pvm : pair.svm).fail_call(call, occurrence);
             const Driven driven = drive(pair);
             check(pair, fault, driven);
@@ -150,17 +158,24 @@ TEST_CASE("pipeline backend failure: whichever PVM call fails, the PVM runs unpr
 }
 
 TEST_CASE("pipeline backend failure: whichever SVM call fails, the secondary stops and says why; the PVM runs on") {
+    const auto check = [](Pair& pair, const std::string& fault, const Driven&) {
+        CHECK(pair.secondary->role() == Role::stopped);
+        CHECK(pair.secondary->phase() == transaction::SecondaryPhase::failed);
+        CHECK(pair.secondary->status().stopped_reason.find(fault) != std::string::npos);
+        CHECK(pair.primary->role() == Role::unprotected);
+        CHECK(pair.primary->status().protection_lost_reason.find("the secondary failed: ") == 0);
+        CHECK(pair.primary->status().protection_lost_reason.find(fault) != std::string::npos);
+    };
+    // The SVM's memory a copy-on-write view of the RAM cache: a checkpoint drops its copies.
+    each_failing_call(false,
+                      {Call::drop_private_copies, Call::restore_state, Call::start_dirty_log, Call::pause,
+                       Call::harvest_dirty, Call::checkpoint_committed},
+                      check);
+    // A copy of its own: pages are written into it.
     each_failing_call(false,
                       {Call::write_pages, Call::restore_state, Call::start_dirty_log, Call::pause,
                        Call::harvest_dirty, Call::checkpoint_committed},
-                      [](Pair& pair, const std::string& fault, const Driven&) {
-                          CHECK(pair.secondary->role() == Role::stopped);
-                          CHECK(pair.secondary->phase() == transaction::SecondaryPhase::failed);
-                          CHECK(pair.secondary->status().stopped_reason.find(fault) != std::string::npos);
-                          CHECK(pair.primary->role() == Role::unprotected);
-                          CHECK(pair.primary->status().protection_lost_reason.find("the secondary failed: ") == 0);
-                          CHECK(pair.primary->status().protection_lost_reason.find(fault) != std::string::npos);
-                      });
+                      check, false);
 }
 
 TEST_CASE("pipeline backend failure: save_state failing after the harvest keeps every harvested page pending") {

@@ -41,7 +41,11 @@ Secondary::Secondary(Backend& svm, Channel& channel, SecondaryConfig config, Out
       monitor_(config_.link, Clock::now()),
       received_(svm.memory().frame_limit()) {
     if (config_.console_poll.count() <= 0) throw Error("secondary: the console poll period must be positive");
-    if (config_.cache_backup) cache_.emplace(svm_.memory().regions());
+    if (config_.cache_backup) {
+        cache_.emplace(svm_.memory().regions());
+        // Before the first page arrives: the SVM's memory is replaced by the (empty) cache's.
+        if (config_.share_cache) (void)cache_->share_with(svm_.memory());
+    }
     auto console = std::make_unique<console_device::Secondary>(svm_, config_.mode, std::move(sink));
     console_ = console.get();
     devices_.push_back(std::move(console));
@@ -242,8 +246,9 @@ Secondary::Outcome Secondary::handle(const protocol::Message& message) {
 
 void Secondary::store_migration_pages(const protocol::PageBatch& batch) {
     check_page_batch(batch, svm_.memory().regions());
-    svm_.memory().write_pages(batch.frames, batch.data);
-    if (cache_) cache_->store(batch.frames, batch.data);
+    // A sharing SVM reads the cache: one copy. It has not run yet, so it sees the pages at once.
+    if (!cache_ || !cache_->shared()) svm_.memory().write_pages(batch.frames, batch.data);
+    if (cache_) cache_->load(batch.frames, batch.data);
     std::lock_guard lock(stats_mutex_);
     stats_.pages_received_migration += batch.frames.size();
 }
@@ -291,6 +296,8 @@ void Secondary::enter_colo(std::uint64_t epoch) {
         // No cache backup: the cache is filled now, all of it, while the SVM cannot run.
         cache_.emplace(svm_.memory().regions());
         copied = cache_->fill_from(svm_.memory(), kFlushBatchPages);
+        // The SVM's memory, copied, is replaced by the cache's: one copy from here on.
+        if (config_.share_cache) (void)cache_->share_with(svm_.memory());
     }
     // The SVM's own writes matter only from here on: they are what a checkpoint must revert.
     svm_.start_dirty_log();
@@ -311,7 +318,7 @@ void Secondary::enter_colo(std::uint64_t epoch) {
 
 void Secondary::store_cache_pages(const protocol::PageBatch& batch) {
     check_page_batch(batch, cache_->regions());
-    cache_->store(batch.frames, batch.data);
+    cache_->receive(batch.frames, batch.data);
     mark_frames(batch, received_);
     std::lock_guard lock(stats_mutex_);
     if (staged_) {
@@ -350,9 +357,7 @@ void Secondary::apply_checkpoint(const protocol::CheckpointEnd& end) {
     DirtyBitmap svm_dirty(received_.size());
     svm_.harvest_dirty(svm_dirty);
     const std::uint64_t reverted = svm_dirty.count();
-    DirtyBitmap flush = received_;
-    flush |= svm_dirty;
-    const std::uint64_t flushed = cache_->flush_to(svm_.memory(), flush, kFlushBatchPages);
+    const std::uint64_t flushed = cache_->commit(svm_.memory(), received_, svm_dirty, kFlushBatchPages);
     svm_.restore_state(staged_->state);
     // The SVM runs from the PVM's state now; its devices continue from the checkpoint too.
     for (auto& device : devices_) device->commit();

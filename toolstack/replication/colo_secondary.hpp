@@ -13,11 +13,13 @@
 // What each message from the primary means in each phase of this side is one table,
 // transaction::secondary_step (checkpoint_transaction.hpp); handle() dispatches on it alone.
 // Initial migration (phase migrating): PageBatch* → SVM memory and, with cache_backup, the RAM
-//   cache too. DeviceState* MigrationCommit{pages_total}: counts checked, state restored (SVM
+//   cache too (with share_cache on KVM the SVM's memory is a copy-on-write view of the cache,
+//   ram_cache.hpp: the pages go into the cache alone, which the SVM reads). DeviceState* MigrationCommit{pages_total}: counts checked, state restored (SVM
 //   paused; phase committed).
 //   EnterColo{0}: without cache_backup copy all SVM memory into the cache (SVM paused); start the
 //   SVM's dirty log; devices: setup; colo: resume the SVM; → CheckpointLoaded{0} (protecting).
-// Between checkpoints: PageBatch* → RAM cache only (remembered as received since the checkpoint).
+// Between checkpoints: PageBatch* → RAM cache only (remembered as received since the checkpoint;
+//   staged apart from the pages a sharing SVM reads until the checkpoint commits).
 //   Device records: the console forwards the SVM's bytes to the primary (SecondaryOutput) and
 //   remembers ReleasedOutput.
 // Checkpoint N (phase checkpoint): CheckpointBegin{N} PageBatch* (→ cache) DeviceState* (staged)
@@ -25,7 +27,8 @@
 //   bytes, consecutive, starting no earlier than the last ReleasedOutput)
 //   CheckpointEnd{N, pages, state records, device records}. Only when epoch and counts match
 //   and every device verifies what it staged: pause SVM; harvest its dirty log; flush cache → SVM
-//   for (received since the last checkpoint ∪ SVM-dirtied); restore state; devices: commit (the
+//   for (received since the last checkpoint ∪ SVM-dirtied) (sharing: the received pages into the
+//   cache, the SVM's private copies of what it dirtied dropped); restore state; devices: commit (the
 //   console keeps the PVM's held bytes and continues at their end); colo: resume SVM;
 //   → CheckpointLoaded{N}. Until then nothing touches the SVM, so a partial or failed checkpoint
 //   leaves it at the last committed one (colo: running on from it).

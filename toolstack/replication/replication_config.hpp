@@ -107,6 +107,10 @@ struct SecondaryConfig {
     // Write every page received during the initial migration into the RAM cache too, so entering
     // COLO copies nothing while paused. Off: entering COLO copies all of memory into the cache.
     bool cache_backup = true;
+    // Make the SVM's memory a copy-on-write view of the RAM cache where the backend can
+    // (ram_cache.hpp; KVM): the secondary then holds about one copy of the guest, not two. Off, or
+    // on a backend that cannot (Xen), the cache is a copy of its own.
+    bool share_cache = true;
     Millis console_poll{5};  // how often SVM console bytes are forwarded to the primary
     // The witness a takeover must win first (ownership_arbiter.hpp); null: none.
     std::shared_ptr<OwnershipArbiter> arbiter;
