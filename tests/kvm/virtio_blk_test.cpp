@@ -159,7 +159,8 @@ TEST_CASE("virtio-blk: the built-in guest's disk workload finishes clean and the
         ::close(fd);
     }
     guest->resume();
-    const bool caught = console.wait_for("disk CORRUPT block=" + std::to_string(written_block) + " ", 10s);
+    // The whole line: a pause may land while the UART is still passing it on.
+    const bool caught = console.wait_for_line("disk CORRUPT block=" + std::to_string(written_block) + " ", 10s);
     guest->pause();
     CHECK(caught);
     CHECK(console.text().find("disk CORRUPT block=" + std::to_string(written_block) + " want=") != std::string::npos);
