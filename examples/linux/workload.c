@@ -13,6 +13,8 @@
  *     workload.ms=N         interval between seq lines in milliseconds (default 200)
  *     workload.rate=N       pages rewritten per interval (default 256)
  *     workload.count=N      stop after N seq lines and power off (default 0: run forever)
+ *     workload.secs=N       stop after N seconds of real time (cycle counter) since start: a
+ *                           VMM that pauses the VM often still ends the run on time
  *     workload.corrupt_at=N at seq N, flip a bit behind the checker's back (proves it can fail)
  *     workload.hold=1       after the last seq line, stay up idle instead of powering off
  *                           (a bench reads the stall line, then ends the VM itself)
@@ -24,7 +26,7 @@
  *
  * The guest's own stalls: the loop reads the cycle counter (rdtsc) after every page it writes or
  * checks and around every sleep; the longest gap (beyond the sleep asked for) within each seq
- * interval is kept, in microseconds, and with workload.count set printed once, after the last seq
+ * interval is kept, in microseconds, and with workload.count or .secs set printed once, after the last seq
  * line:  `colo-workload: stall_us=S1,S2,...` (S1 for seq=1 ...). rdtsc, not CLOCK_MONOTONIC: a
  * VMM may stop kvmclock while it pauses the VM (QEMU does), so the guest's monotonic clock would
  * hide the pause, while the TSC runs on. The TSC rate is calibrated against CLOCK_MONOTONIC once,
@@ -121,6 +123,7 @@ int main(int argc, char **argv) {
     const unsigned long interval_ms = param(cmdline, "workload.ms", 200);
     const unsigned long rate = param(cmdline, "workload.rate", 256);
     const unsigned long count = param(cmdline, "workload.count", 0);
+    const unsigned long secs = param(cmdline, "workload.secs", 0);
     const unsigned long corrupt_at = param(cmdline, "workload.corrupt_at", 0);
     const unsigned long hold = param(cmdline, "workload.hold", 0);
     const uint64_t pages = (uint64_t)mib << 8;
@@ -142,12 +145,17 @@ int main(int argc, char **argv) {
         for (uint64_t i = 0; i < kWords; ++i) set[p * kWords + i] = mix(p, 0, i);
 
     const double ticks_per_us = tsc_per_us();
-    uint32_t *stall_us = count ? calloc(count + 1, sizeof *stall_us) : NULL;
+    /* Room for every seq line the run can have: a late loop does not catch up, so at most one
+     * line per interval. */
+    const unsigned long lines = count ? count : secs ? secs * 1000 / (interval_ms ? interval_ms : 1) + 1 : 0;
+    uint32_t *stall_us = lines ? calloc(lines + 1, sizeof *stall_us) : NULL;
+    const uint64_t end_tsc = secs ? rdtsc() + (uint64_t)((double)secs * 1e6 * ticks_per_us) : 0;
+    unsigned long done = 0;
     uint64_t write_cursor = 0, check_cursor = 0, corrupt = 0;
     stall_last = rdtsc();
     const uint64_t check_per_interval = rate * 2 < pages ? rate * 2 : pages;
     uint64_t deadline = now_ns();
-    for (unsigned long seq = 1; count == 0 || seq <= count; ++seq) {
+    for (unsigned long seq = 1; (count == 0 || seq <= count) && (!end_tsc || rdtsc() < end_tsc) && seq <= (lines ? lines : seq); ++seq) {
         /* Write: a stride walk (coprime with any power-of-two page count) so rewrites spread out. */
         for (unsigned long k = 0; k < rate; ++k) {
             write_cursor = (write_cursor + 40503) % pages;
@@ -192,13 +200,14 @@ int main(int argc, char **argv) {
         }
         if (stall_us) stall_us[seq] = (uint32_t)((double)stall_max / ticks_per_us);
         stall_max = 0;
+        done = seq;
     }
     if (stall_us) { /* one line, at the end: see the header comment */
-        const size_t size = 32 + count * 11;
+        const size_t size = 32 + done * 11;
         char *all = malloc(size);
         if (all) {
             size_t at = (size_t)snprintf(all, size, "colo-workload: stall_us=");
-            for (unsigned long s = 1; s <= count; ++s)
+            for (unsigned long s = 1; s <= done; ++s)
                 at += (size_t)snprintf(all + at, size - at, "%s%u", s > 1 ? "," : "", stall_us[s]);
             snprintf(all + at, size - at, "\n");
             say(all);
