@@ -6,8 +6,8 @@
 #   nested_colo_l1.sh COLO_REPLICATE KERNEL INITRAMFS QEMU_FIRMWARE_DIR WORKDIR
 #
 # Each run boots a fresh guest (memory MEM MiB, 1 vCPU, KERNEL = the Debian cloud vmlinux, the
-# example initramfs, the same command line for both), waits for its seq=3 (booted, TSC
-# calibrated), protects it with a checkpoint every 100 ms and keeps it protected until 8 s before
+# example initramfs, the same command line for both), waits for its seq=50 (booted, TSC
+# calibrated, 5 s unprotected for a baseline of its stalls), protects it with a checkpoint every 100 ms and keeps it protected until 8 s before
 # the workload ends (SECS after it started, by the guest's cycle counter: a guest QEMU pauses
 # most of the time still ends on time), then reads the guest's stall line and ends both VMs.
 #   qemu: Debian's qemu-system-x86_64 with -accel kvm, primary and secondary on 127.0.0.1 as
@@ -78,7 +78,8 @@ json() { sed -n "s/.*\"$1\": *\"\{0,1\}\([0-9]*\).*/\1/p"; }   # json KEY < stat
 fail() { echo "RUNFAIL $*"; }
 
 # --- QEMU COLO ---------------------------------------------------------------------------------
-qmp() { echo "$2" > "$work/$1.in"; }   # qmp p|s JSON
+# qmp p|s JSON (only to a QEMU that runs: opening the FIFO of one that has gone would block)
+qmp() { kill -0 "$(cat "$work/$1.pid")" 2>/dev/null && echo "$2" > "$work/$1.in"; }
 # qmp_ask SIDE ID JSON: send, wait for the answer carrying that id, print it.
 qmp_ask() {
     local i=0
@@ -100,17 +101,18 @@ qemu_start() {  # qemu_start p|s [-incoming URI]
     echo $! > "$work/$side.reader"
     qmp "$side" '{"execute": "qmp_capabilities"}'
 }
+# SIGTERM (QEMU shuts down cleanly on it), not QMP `quit`: a write into the FIFO of a QEMU that
+# has gone blocks forever.
 qemu_stop() {
-    local side
+    local side pid
     for side in p s; do
         [ -f "$work/$side.pid" ] || continue
-        qmp "$side" '{"execute": "quit"}' 2>/dev/null &
-        sleep 0.3
-        kill "$(cat "$work/$side.pid")" 2>/dev/null
+        pid=$(cat "$work/$side.pid")
+        kill "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
         kill "$(cat "$work/$side.reader")" 2>/dev/null
         rm -f "$work/$side.pid" "$work/$side.in" "$work/$side.out"
     done
-    wait 2>/dev/null
 }
 qemu_run() {
     local r=$1 t0 ts tp sb base state s0 s1 tw0 window pauses p50 p99 max stall cps
@@ -123,6 +125,7 @@ qemu_run() {
     ts=$(now)
     qmp_ask p caps '{"execute": "migrate-set-capabilities", "id": "caps", "arguments": {"capabilities": [{"capability": "x-colo", "state": true}]}}' > /dev/null
     qmp_ask p delay '{"execute": "migrate-set-parameters", "id": "delay", "arguments": {"x-checkpoint-delay": 100}}' > /dev/null
+    wait_seq 50 60 "$work/p.console"  # 5 s unprotected: the guest's stalls without replication
     sb=$(last_seq "$work/p.console")
     t0=$(now)
     qmp_ask p go '{"execute": "migrate", "id": "go", "arguments": {"uri": "tcp:127.0.0.1:9998"}}' > /dev/null
@@ -193,6 +196,7 @@ EOF
     ts=$(now)
     out=$(on_b receive -l 127.0.0.1:0 --console-log "$work/b.console" 2>&1) || { fail "ours $r: receive: $out"; ours_stop; return; }
     address=$(echo "$out" | sed -n 's/^Listening on \([^ ]*\) .*/\1/p')
+    wait_seq 50 60 "$work/a.console"
     sb=$(last_seq "$work/a.console")
     t0=$(now)
     out=$(on_a protect -i 100 bench "$address" 2>&1) || { fail "ours $r: protect: $out"; ours_stop; return; }
