@@ -101,8 +101,9 @@ qemu_start() {  # qemu_start p|s [-incoming URI]
     echo $! > "$work/$side.reader"
     qmp "$side" '{"execute": "qmp_capabilities"}'
 }
-# SIGTERM, then SIGKILL after 3 s (QEMU 7.2 as a COLO primary did not end on SIGTERM here), not
-# QMP `quit`: a write into the FIFO of a QEMU that has gone blocks forever.
+# SIGTERM, then SIGKILL after 3 s, and no `wait` (a run hung here twice: QEMU 7.2 as a COLO
+# primary did not end on SIGTERM); not QMP `quit`: a write into the FIFO of a QEMU that has gone
+# blocks forever.
 qemu_stop() {
     local side pid
     for side in p s; do
@@ -112,7 +113,7 @@ qemu_stop() {
         local i=0
         while kill -0 "$pid" 2>/dev/null && [ $i -lt 30 ]; do i=$((i + 1)); sleep 0.1; done
         kill -9 "$pid" 2>/dev/null  # a COLO primary may not get through its shutdown
-        wait "$pid" 2>/dev/null
+        echo "bench: QEMU $side ended after $i tenths of a second$(kill -0 "$pid" 2>/dev/null && echo ", still there after SIGKILL")"
         kill "$(cat "$work/$side.reader")" 2>/dev/null
         rm -f "$work/$side.pid" "$work/$side.in" "$work/$side.out"
     done
