@@ -32,8 +32,9 @@ accel=${QEMU_ACCEL:-kvm} cpu=host
 mkdir -p "$work"
 ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 # The guest's command line: our loader's default (kvm/linux/linux_loader.hpp) and the workload's
-# words; QEMU gets exactly the same string, so both kernels boot alike.
-extra="workload.mib=8 workload.ms=100 workload.rate=$rate workload.secs=$secs workload.hold=1"
+# words; QEMU gets exactly the same string, so both kernels boot alike. `quiet`: fewer kernel
+# messages inside the workload's lines.
+extra="quiet workload.mib=8 workload.ms=100 workload.rate=$rate workload.secs=$secs workload.hold=1"
 cmdline="console=ttyS0 reboot=t panic=-1 pci=off i8042.noaux i8042.nomux i8042.nopnp i8042.dumbkbd initcall_blacklist=cmos_init $extra"
 
 now() { cut -d' ' -f1 /proc/uptime; }                 # seconds, 10 ms resolution
@@ -53,7 +54,13 @@ wait_window() {
     over "$end" -5 && return 1
     while ! over "$end" 0; do sleep 0.2; done
 }
-stall_line() { tr -d '\r\000' < "$1" | sed -n 's/^colo-workload: stall_us=//p' | tail -1; }
+# stall_line LOG: the numbers of the workload's stall line. It is several KiB, and a kernel message
+# may land inside it on the console ("[  12.345678] text" up to its newline): those are cut out.
+stall_line() {
+    tr -d '\r\000' < "$1" | awk '/^colo-workload: stall_us=/ { on = 1; text = "" } /^colo-workload: done/ { on = 0 }
+        on { sub(/\[ *[0-9]+\.[0-9]+\].*$/, ""); text = text $0 } END { print text }' |
+        sed 's/^colo-workload: stall_us=//'
+}
 # wait_stall LOG SECONDS: until the stall line is there whole (the `done` line follows it; the
 # stall line is several KiB, which a nested guest's UART takes a while to write).
 wait_stall() {
@@ -101,9 +108,8 @@ qemu_start() {  # qemu_start p|s [-incoming URI]
     echo $! > "$work/$side.reader"
     qmp "$side" '{"execute": "qmp_capabilities"}'
 }
-# SIGTERM, then SIGKILL after 3 s, and no `wait` (a run hung here twice: QEMU 7.2 as a COLO
-# primary did not end on SIGTERM); not QMP `quit`: a write into the FIFO of a QEMU that has gone
-# blocks forever.
+# SIGTERM, then SIGKILL if it is still there after 3 s; not QMP `quit`: a write into the FIFO of
+# a QEMU that has gone would block forever.
 qemu_stop() {
     local side pid
     for side in p s; do
@@ -167,7 +173,7 @@ EOF
     wait_stall "$work/p.console" 120 || { fail "qemu $r: no stall line from the guest"; qemu_stop; return; }
     stall=$(stall_max "$work/p.console" $((s0 + 2)) "$s1")
     base=$(stall_max "$work/p.console" 5 "$sb")
-    echo "STALLS vmm=qemu round=$r $(stall_line "$work/p.console" | cut -c1-400)"
+    echo "STALLS vmm=qemu round=$r values=$(stall_line "$work/p.console" | tr "," "\n" | wc -l) $(stall_line "$work/p.console" | cut -c1-300)"
     cps=$(awk -v n="$pauses" -v w="$window" 'BEGIN { printf "%.2f", n / w }')
     echo "RESULT vmm=qemu round=$r protect_s=$tp checkpoints=$pauses window_s=$window cps=$cps p50_us=$p50 p99_us=$p99 max_us=$max stall_us=${stall%% *} stall_p50_us=${stall#* } unprotected_stall_us=${base%% *} unprotected_stall_p50_us=${base#* } seq=$((s0 + 2))..$s1 corrupt=$(grep -c CORRUPT "$work/p.console") colo=$colo"
     qemu_stop
@@ -216,7 +222,7 @@ EOF
     wait_stall "$work/a.console" 120 || { fail "ours $r: no stall line from the guest"; ours_stop; return; }
     stall=$(stall_max "$work/a.console" $((s0 + 2)) "$s1")
     base=$(stall_max "$work/a.console" 5 "$sb")
-    echo "STALLS vmm=ours round=$r $(stall_line "$work/a.console" | cut -c1-400)"
+    echo "STALLS vmm=ours round=$r values=$(stall_line "$work/a.console" | tr "," "\n" | wc -l) $(stall_line "$work/a.console" | cut -c1-300)"
     cps=$(awk -v n="$((c1 - c0))" -v w="$window" 'BEGIN { printf "%.2f", n / w }')
     echo "RESULT vmm=ours round=$r protect_s=$tp checkpoints=$((c1 - c0)) window_s=$window cps=$cps" \
          "p50_us=$(echo "$st1" | json pause_p50_us) p99_us=$(echo "$st1" | json pause_p99_us) max_us=$(echo "$st1" | json pause_max_us)" \
