@@ -33,32 +33,32 @@ log=$out_dir/nested-colo.log
 if [ -n "${FROM_LOG:-}" ]; then
     [ "$(readlink -f "$FROM_LOG")" = "$(readlink -f "$log")" ] || cp "$FROM_LOG" "$log"
 else
-work=$(mktemp -d /tmp/nested-colo-bench.XXXXXX)
-trap 'rm -rf "$work"' EXIT
-kdir=$("$top/tests/nested/fetch-linux.sh") || die "no Debian cloud kernel (tests/nested/fetch-linux.sh failed)"
-"$top/examples/linux/build-initramfs.sh" "$work/initramfs.cpio" "$kdir/modules" > /dev/null
-cp "$kdir/vmlinux" "$work/vmlinux"
-# What QEMU reads besides its binary: SeaBIOS, the PVH option ROM that boots an ELF vmlinux
-# (Linux's PVH entry note) and the ROMs a pc machine with KVM loads.
-mkdir -p "$work/firmware"
-for f in bios-256k.bin pvh.bin kvmvapic.bin linuxboot_dma.bin multiboot_dma.bin; do
-    src=""
-    for d in /usr/share/qemu /usr/share/seabios; do [ -e "$d/$f" ] && { src=$d/$f; break; }; done
-    [ -n "$src" ] || die "QEMU firmware $f not found in /usr/share/qemu or /usr/share/seabios"
-    cp -L "$src" "$work/firmware/"
-done
-cp "$here/nested_colo_l1.sh" "$work/"
+    work=$(mktemp -d /tmp/nested-colo-bench.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+    kdir=$("$top/tests/nested/fetch-linux.sh") || die "no Debian cloud kernel (tests/nested/fetch-linux.sh failed)"
+    "$top/examples/linux/build-initramfs.sh" "$work/initramfs.cpio" "$kdir/modules" > /dev/null
+    cp "$kdir/vmlinux" "$work/vmlinux"
+    # What QEMU reads besides its binary: SeaBIOS, the PVH option ROM that boots an ELF vmlinux
+    # (Linux's PVH entry note) and the ROMs a pc machine with KVM loads.
+    mkdir -p "$work/firmware"
+    for f in bios-256k.bin pvh.bin kvmvapic.bin linuxboot_dma.bin multiboot_dma.bin; do
+        src=""
+        for d in /usr/share/qemu /usr/share/seabios; do [ -e "$d/$f" ] && { src=$d/$f; break; }; done
+        [ -n "$src" ] || die "QEMU firmware $f not found in /usr/share/qemu or /usr/share/seabios"
+        cp -L "$src" "$work/firmware/"
+    done
+    cp "$here/nested_colo_l1.sh" "$work/"
 
-echo "nested_colo_bench: $(qemu-system-x86_64 --version | head -1); guest $mem MiB, 1 vCPU, $rate pages/100 ms; $rounds round(s)"
-"$top/tests/nested/run-in-l1.sh" -m "${L1_MEM:-2560}" -t "${BENCH_TIMEOUT:-1800}" -f "$bin" -f "$work" \
-    -f "$(command -v qemu-system-x86_64)" -- \
-    "ROUNDS=$rounds MEM=$mem RATE=$rate SECS=$secs sh $work/nested_colo_l1.sh $bin $work/vmlinux $work/initramfs.cpio $work/firmware /tmp/bench" \
-    2>&1 | tee "$log" | grep --line-buffered -E 'RESULT|RUNFAIL|bench:|run-in-l1' || status=$?
+    echo "nested_colo_bench: $(qemu-system-x86_64 --version | head -1); guest $mem MiB, 1 vCPU, $rate pages/100 ms; $rounds round(s)"
+    "$top/tests/nested/run-in-l1.sh" -m "${L1_MEM:-2560}" -t "${BENCH_TIMEOUT:-1800}" -f "$bin" -f "$work" \
+        -f "$(command -v qemu-system-x86_64)" -- \
+        "ROUNDS=$rounds MEM=$mem RATE=$rate SECS=$secs sh $work/nested_colo_l1.sh $bin $work/vmlinux $work/initramfs.cpio $work/firmware /tmp/bench" \
+        2>&1 | tee "$log" | grep --line-buffered -E 'RESULT|RUNFAIL|bench:|run-in-l1' || status=$?
 fi
 grep -q '^L1| RESULT' "$log" || die "no run finished (log: $log)"
 
 # The table: one row per run, then the medians per VMM and QEMU/ours.
-sed -n 's/^L1| RESULT //p' "$log" | awk -v mem="$mem" -v rate="$rate" -v qv="$(qemu-system-x86_64 --version | head -1)" '
+sed -n 's/^L1| RESULT //p' "$log" | awk -v mem="$mem" -v rate="$rate" -v secs="$secs" -v qv="$(qemu-system-x86_64 --version | head -1)" '
 function field(name,   i, kv) { for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == name) return substr($i, length(name) + 2) } return "" }
 function median(list, n,   a, i, j, t) {
     for (i = 1; i <= n; i++) a[i] = list[i]
@@ -76,7 +76,7 @@ BEGIN { split("protect_s cps p50_us p99_us max_us stall_us stall_p50_us unprotec
 }
 END {
     print "# QEMU COLO vs colo-replicate COLO, same Linux guest, one L1\n"
-    print "Guest: Debian 12 cloud kernel (vmlinux) + examples/linux busybox initramfs, " mem " MiB, 1 vCPU, the workload rewriting " rate " pages every 100 ms (" rate * 10 " pages/s) and checking twice as many; a checkpoint every 100 ms (QEMU: x-checkpoint-delay=100; ours: protect -i 100), primary and secondary on 127.0.0.1 in the same L1. QEMU: " qv ", -accel kvm -cpu host -machine pc, no disk, no NIC (so no colo-compare: periodic checkpoints only), default max-bandwidth.\n"
+    print "Guest: Debian 12 cloud kernel (vmlinux) + examples/linux busybox initramfs, " mem " MiB, 1 vCPU, the workload rewriting " rate " pages every 100 ms (" rate * 10 " pages/s) and checking twice as many, for " secs " s from its start, a fresh guest per run, 5 s unprotected before the protect command; a checkpoint every 100 ms (QEMU: x-checkpoint-delay=100; ours: protect -i 100), primary and secondary on 127.0.0.1 in the same L1. QEMU: " qv ", -accel kvm -cpu host -machine pc, no disk, no NIC (so no colo-compare: periodic checkpoints only), default max-bandwidth.\n"
     print "- **time to protected**: from the command (QEMU: QMP `migrate` with x-colo on; ours: `protect`) until protection holds (QEMU: `query-migrate` says `colo`, polled every ~50 ms; ours: `protect` returned), s, /proc/uptime (10 ms)."
     print "- **ckpt/s**: checkpoints in the window (from protection until 8 s before the workload ends, SECS after it started) / its length. QEMU: STOP/RESUME event pairs of the primary; ours: `checkpoints` of `status --json`."
     print "- **pause p50/p99/max**: how long the primary VM stood still per checkpoint, ms. QEMU: RESUME minus STOP timestamp of the primary'\''s QMP events (QEMU stamps them with gettimeofday when vm_stop_force_state(RUN_STATE_COLO) and vm_start() emit them), over the window; ours: `pause_p50_us/p99_us/max_us` of `status --json` (every checkpoint since protection), nearest rank for both."
@@ -94,7 +94,7 @@ END {
             for (k = 1; k <= 8; k++) {
                 delete l; for (i = 1; i <= n[v]; i++) l[i] = val[v, keys[k], i]
                 med[v, k] = median(l, n[v])
-                line = line " | " (keys[k] ~ /_us$/ ? ms(med[v, k]) : med[v, k])
+                line = line " | " (keys[k] ~ /_us$/ ? ms(med[v, k]) : sprintf("%.2f", med[v, k]))
             }
             print line " |"
         }
