@@ -13,8 +13,9 @@
 #
 # The archive is an uncompressed cpio (newc): a guest that runs slowly (nested, emulated paging)
 # would otherwise spend seconds decompressing it. Parameters come from the kernel command line
-# (the config's `extra`): workload.mib=, workload.ms=, workload.rate=, workload.count= (see
-# workload.c), net.ip=ADDR/PREFIX: /init gives eth0 that address (the vif's `ip=`; the loader
+# (the config's `extra`): workload.mib=, workload.ms=, workload.rate=, workload.count=,
+# workload.secs=, workload.hold= (see workload.c; with .count or .secs the workload prints its own
+# longest stall per seq interval in one line at the end), net.ip=ADDR/PREFIX: /init gives eth0 that address (the vif's `ip=`; the loader
 # does not pass it on) and starts tcp_seq_server before the workload, and disk.fs=DEVICE: /init
 # mounts that ext4 file system (the config's disk: /dev/vda) on /mnt and starts
 # examples/linux/fsync_writer.c there (numbered files, each fsynced before `fsynced N` is printed).

@@ -13,12 +13,25 @@
  *     workload.ms=N         interval between seq lines in milliseconds (default 200)
  *     workload.rate=N       pages rewritten per interval (default 256)
  *     workload.count=N      stop after N seq lines and power off (default 0: run forever)
+ *     workload.secs=N       stop after N seconds of real time (cycle counter) since start: a
+ *                           VMM that pauses the VM often still ends the run on time
  *     workload.corrupt_at=N at seq N, flip a bit behind the checker's back (proves it can fail)
+ *     workload.hold=1       after the last seq line, stay up idle instead of powering off
+ *                           (a bench reads the stall line, then ends the VM itself)
  * The same key=value words given as arguments override the command line (for a run on a host).
  *
  * Page p at generation g holds 512 words, word i = mix(p, g, i): nothing else in the guest
  * writes there, so any difference is corruption. A generation table in ordinary memory says what
  * each page should hold; the writer and the checker walk the set in different orders.
+ *
+ * The guest's own stalls: the loop reads the cycle counter (rdtsc) after every page it writes or
+ * checks and around every sleep; the longest gap (beyond the sleep asked for) within each seq
+ * interval is kept, in microseconds, and with workload.count or .secs set printed once, after the last seq
+ * line:  `colo-workload: stall_us=S1,S2,...` (S1 for seq=1 ...). rdtsc, not CLOCK_MONOTONIC: a
+ * VMM may stop kvmclock while it pauses the VM (QEMU does), so the guest's monotonic clock would
+ * hide the pause, while the TSC runs on. The TSC rate is calibrated against CLOCK_MONOTONIC once,
+ * at start. Printed only at the end because a replica compares the console output of both VMs
+ * (COLO): a timing line mid-run would differ between them and force a checkpoint.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -63,6 +76,31 @@ static void say(const char *line) {
     }
 }
 
+static inline uint64_t rdtsc(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static uint64_t now_ns(void);
+
+/* TSC ticks per microsecond, over 100 ms of CLOCK_MONOTONIC (nothing pauses the VM this early). */
+static double tsc_per_us(void) {
+    const uint64_t t0 = now_ns(), c0 = rdtsc();
+    const struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    const uint64_t t1 = now_ns(), c1 = rdtsc();
+    return t1 > t0 ? (double)(c1 - c0) * 1000.0 / (double)(t1 - t0) : 1.0;
+}
+
+/* The longest gap the loop saw in the current seq interval, in TSC ticks. */
+static uint64_t stall_last, stall_max;
+static inline void stall_mark(uint64_t expected_ticks) {
+    const uint64_t t = rdtsc(), gap = t - stall_last;
+    if (gap > expected_ticks && gap - expected_ticks > stall_max) stall_max = gap - expected_ticks;
+    stall_last = t;
+}
+
 static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -85,7 +123,9 @@ int main(int argc, char **argv) {
     const unsigned long interval_ms = param(cmdline, "workload.ms", 200);
     const unsigned long rate = param(cmdline, "workload.rate", 256);
     const unsigned long count = param(cmdline, "workload.count", 0);
+    const unsigned long secs = param(cmdline, "workload.secs", 0);
     const unsigned long corrupt_at = param(cmdline, "workload.corrupt_at", 0);
+    const unsigned long hold = param(cmdline, "workload.hold", 0);
     const uint64_t pages = (uint64_t)mib << 8;
     char line[256];
 
@@ -104,15 +144,24 @@ int main(int argc, char **argv) {
     for (uint64_t p = 0; p < pages; ++p)
         for (uint64_t i = 0; i < kWords; ++i) set[p * kWords + i] = mix(p, 0, i);
 
+    const double ticks_per_us = tsc_per_us();
+    /* Room for every seq line the run can have: a late loop does not catch up, so at most one
+     * line per interval. */
+    const unsigned long lines = count ? count : secs ? secs * 1000 / (interval_ms ? interval_ms : 1) + 1 : 0;
+    uint32_t *stall_us = lines ? calloc(lines + 1, sizeof *stall_us) : NULL;
+    const uint64_t end_tsc = secs ? rdtsc() + (uint64_t)((double)secs * 1e6 * ticks_per_us) : 0;
+    unsigned long done = 0;
     uint64_t write_cursor = 0, check_cursor = 0, corrupt = 0;
+    stall_last = rdtsc();
     const uint64_t check_per_interval = rate * 2 < pages ? rate * 2 : pages;
     uint64_t deadline = now_ns();
-    for (unsigned long seq = 1; count == 0 || seq <= count; ++seq) {
+    for (unsigned long seq = 1; (count == 0 || seq <= count) && (!end_tsc || rdtsc() < end_tsc) && seq <= (lines ? lines : seq); ++seq) {
         /* Write: a stride walk (coprime with any power-of-two page count) so rewrites spread out. */
         for (unsigned long k = 0; k < rate; ++k) {
             write_cursor = (write_cursor + 40503) % pages;
             const uint64_t p = write_cursor, g = ++generation[p];
             for (uint64_t i = 0; i < kWords; ++i) set[p * kWords + i] = mix(p, g, i);
+            stall_mark(0);
         }
         if (seq == corrupt_at) set[check_cursor * kWords + 7] ^= 1; /* the next page to be checked */
         /* Check: the next slice, in address order; the whole set is covered every few lines. */
@@ -133,6 +182,7 @@ int main(int argc, char **argv) {
                 }
             }
             check = check * 1099511628211ull ^ set[p * kWords + (seq % kWords)];
+            stall_mark(0);
         }
         snprintf(line, sizeof line, "seq=%lu written=%lu verified=%llu check=%016llx\n", seq, rate,
                  (unsigned long long)check_per_interval, (unsigned long long)check);
@@ -142,13 +192,31 @@ int main(int argc, char **argv) {
         const uint64_t t = now_ns();
         if (deadline > t) {
             struct timespec ts = {(time_t)((deadline - t) / 1000000000ull), (long)((deadline - t) % 1000000000ull)};
+            stall_mark(0);
             nanosleep(&ts, NULL);
+            stall_mark((uint64_t)((double)(deadline - t) / 1000.0 * ticks_per_us));
         } else {
             deadline = t; /* running late (slow guest): do not try to catch up in a burst */
+        }
+        if (stall_us) stall_us[seq] = (uint32_t)((double)stall_max / ticks_per_us);
+        stall_max = 0;
+        done = seq;
+    }
+    if (stall_us) { /* one line, at the end: see the header comment */
+        const size_t size = 32 + done * 11;
+        char *all = malloc(size);
+        if (all) {
+            size_t at = (size_t)snprintf(all, size, "colo-workload: stall_us=");
+            for (unsigned long s = 1; s <= done; ++s)
+                at += (size_t)snprintf(all + at, size - at, "%s%u", s > 1 ? "," : "", stall_us[s]);
+            snprintf(all + at, size - at, "\n");
+            say(all);
+            free(all);
         }
     }
     snprintf(line, sizeof line, "colo-workload: done corrupt=%llu\n", (unsigned long long)corrupt);
     say(line);
+    while (hold) pause(); /* the bench ends the VM */
     if (getpid() == 1) { /* as the guest's init: end the VM instead of panicking the kernel */
         sync();
         reboot(RB_POWER_OFF);
