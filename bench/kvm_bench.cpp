@@ -121,20 +121,35 @@ void start_writer(Vcpu& vcpu, const EntryState& entry, std::uint64_t pages) {
     vcpu.set_regs(regs);
 }
 
-void bench_harvest() {
+// A 1 GiB VM whose one vCPU runs the writer (kWriter) in ring 3 from the built-in guest's image
+// address, with long-mode tables identity-mapping 4 GiB.
+struct WriterMachine {
     System system;
     Vm vm = system.create_vm();
-    vm.set_tss_addr(layout::kKvmRealModeTss.value);
-    GuestRam ram(vm, std::uint64_t{1} << 30);
+    GuestRam ram{init_vm(vm), std::uint64_t{1} << 30};
     Vcpu vcpu = vm.create_vcpu(0);
-    vcpu.set_cpuid2(vcpu_cpuid(system.get_supported_cpuid(), 0, true));
     EntryState entry;
-    entry.user_mode = true;
-    entry.rip = layout::kBuiltinImage.value;
-    entry.rsp = layout::kBuiltinStackTop.value;
-    entry.identity_map_bytes = layout::kMaxIdentityMapBytes;
-    write_long_mode_tables(ram, entry, std::nullopt);
-    ram.write(layout::kBuiltinImage, std::as_bytes(std::span(kWriter)));
+
+    WriterMachine() {
+        vcpu.set_cpuid2(vcpu_cpuid(system.get_supported_cpuid(), 0, true));
+        entry.user_mode = true;
+        entry.rip = layout::kBuiltinImage.value;
+        entry.rsp = layout::kBuiltinStackTop.value;
+        entry.identity_map_bytes = layout::kMaxIdentityMapBytes;
+        write_long_mode_tables(ram, entry, std::nullopt);
+        ram.write(layout::kBuiltinImage, std::as_bytes(std::span(kWriter)));
+    }
+    static Vm& init_vm(Vm& vm) {
+        vm.set_tss_addr(layout::kKvmRealModeTss.value);
+        return vm;
+    }
+};
+
+void bench_harvest() {
+    WriterMachine machine;
+    GuestRam& ram = machine.ram;
+    Vcpu& vcpu = machine.vcpu;
+    const EntryState& entry = machine.entry;
     ram.start_dirty_log();
     DirtyBitmap bitmap(ram.frame_limit());
     ram.harvest_dirty(bitmap);
@@ -247,24 +262,11 @@ void bench_dirty_ring() {
 // (a write to a page not yet copied waits for a handler that copies it first, as QEMU's
 // background snapshot does). Against the copy we do: memcpy of the same pages into a buffer.
 // Scattered pages (every third frame), a real KVM guest writing them, 1 GiB of guest RAM.
-struct UffdRange {
-    std::uint64_t start, len;
-};
-
 void bench_copy_after_resume() {
-    System system;
-    Vm vm = system.create_vm();
-    vm.set_tss_addr(layout::kKvmRealModeTss.value);
-    GuestRam ram(vm, std::uint64_t{1} << 30);
-    Vcpu vcpu = vm.create_vcpu(0);
-    vcpu.set_cpuid2(vcpu_cpuid(system.get_supported_cpuid(), 0, true));
-    EntryState entry;
-    entry.user_mode = true;
-    entry.rip = layout::kBuiltinImage.value;
-    entry.rsp = layout::kBuiltinStackTop.value;
-    entry.identity_map_bytes = layout::kMaxIdentityMapBytes;
-    write_long_mode_tables(ram, entry, std::nullopt);
-    ram.write(layout::kBuiltinImage, std::as_bytes(std::span(kWriter)));
+    WriterMachine machine;
+    GuestRam& ram = machine.ram;
+    Vcpu& vcpu = machine.vcpu;
+    const EntryState& entry = machine.entry;
     constexpr std::uint64_t kStride = 3;
     const auto write = [&](std::uint64_t pages) {
         enter_long_mode(vcpu, entry);
