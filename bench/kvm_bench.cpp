@@ -108,14 +108,14 @@ void bench_boot_pause_state(int samples) {
 constexpr std::array<std::uint8_t, 14> kWriter = {0x88, 0x07, 0x48, 0x01, 0xd7, 0x48, 0xff,
                                                   0xc9, 0x75, 0xf6, 0x88, 0x03, 0xeb, 0xfe};
 
-// Points the writer (kWriter) at `pages` pages from 16 MiB on, one byte each, ending with a store
-// to an MMIO address that stops the run.
-void start_writer(Vcpu& vcpu, const EntryState& entry, std::uint64_t pages) {
+// Points the writer (kWriter) at `pages` pages from 16 MiB on, every `stride`th, one byte each,
+// ending with a store to an MMIO address that stops the run.
+void start_writer(Vcpu& vcpu, const EntryState& entry, std::uint64_t pages, std::uint64_t stride = 1) {
     enter_long_mode(vcpu, entry);
     auto regs = vcpu.get_regs();
     regs.rdi = std::uint64_t{16} << 20;
     regs.rcx = pages;
-    regs.rdx = kPageSize;
+    regs.rdx = kPageSize * stride;
     regs.rax = 1;
     regs.rbx = 0xd0000000;
     vcpu.set_regs(regs);
@@ -269,14 +269,7 @@ void bench_copy_after_resume() {
     const EntryState& entry = machine.entry;
     constexpr std::uint64_t kStride = 3;
     const auto write = [&](std::uint64_t pages) {
-        enter_long_mode(vcpu, entry);
-        auto regs = vcpu.get_regs();
-        regs.rdi = std::uint64_t{16} << 20;
-        regs.rcx = pages;
-        regs.rdx = kPageSize * kStride;
-        regs.rax = 1;
-        regs.rbx = 0xd0000000;
-        vcpu.set_regs(regs);
+        start_writer(vcpu, entry, pages, kStride);
         const auto t0 = Clock::now();
         while (!vcpu.run()) {
         }
