@@ -23,6 +23,7 @@
 #include "backends/dirty_bitmap.hpp"
 #include "backends/guest_disk.hpp"
 #include "backends/guest_nic.hpp"
+#include "backends/guest_suspend.hpp"
 #include "backends/guest_memory.hpp"
 
 namespace colo {
@@ -83,6 +84,11 @@ public:
     // The guest's disks, in the order of its config's `disk` list (backends/guest_disk.hpp). They
     // live as long as the backend. An incoming guest's image is created (empty) when it is missing.
     [[nodiscard]] virtual std::vector<GuestDisk*> disks() { return {}; }
+
+    // A guest that suspends itself cooperatively for each checkpoint (backends/guest_suspend.hpp),
+    // or nullptr: the checkpoint pauses it from outside (the default; KVM, bare Xen guests). Lives
+    // as long as the backend.
+    [[nodiscard]] virtual GuestSuspend* cooperative_suspend() { return nullptr; }
 
     // Optional hooks around a checkpoint (libxl's checkpoint devices). Defaults do nothing.
     virtual void checkpoint_committed(std::uint64_t /*epoch*/) {}

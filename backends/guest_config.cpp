@@ -456,6 +456,14 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
                 parser.fail_at(entry.second, "takeover must be \"auto\" or \"manual\", not \"" + config.protection.takeover + "\"");
             }
         }
+        else if (key == "checkpoint_style") {
+            config.checkpoint_style = string(key, entry);
+            if (config.checkpoint_style != "auto" && config.checkpoint_style != "cooperative" &&
+                config.checkpoint_style != "transparent") {
+                parser.fail_at(entry.second, "checkpoint_style must be \"auto\", \"cooperative\" or \"transparent\", not \"" +
+                                                 config.checkpoint_style + "\"");
+            }
+        }
         else if (key == "guest") {
             const auto g = string(key, entry);
             if (g == "builtin") config.guest = GuestKind::builtin;
@@ -470,6 +478,10 @@ GuestConfig parse_guest_config(const std::string& text, const std::string& origi
     validate_guest_name(config.name, origin);
     if (config.backend != "kvm" && config.backend != "xen") {
         throw Error(origin + ": backend must be \"kvm\" or \"xen\", not \"" + config.backend + "\"");
+    }
+    if (config.checkpoint_style == "cooperative" && config.backend != "xen") {
+        throw Error(origin + ": checkpoint_style = \"cooperative\" is for Xen guests (a KVM guest is always paused "
+                             "from outside, which keeps all of its state)");
     }
     if (config.guest == GuestKind::linux_kernel && config.kernel.empty()) {
         throw Error(origin + ": guest = \"linux\" needs kernel = \"...\"");
@@ -558,6 +570,7 @@ std::string format_guest_config(const GuestConfig& c) {
         << "disk_blocks = " << c.disk_blocks << "\n"
         << "disk_writes = " << c.disk_writes << "\n"
         << "disk_flush_every = " << c.disk_flush_every << "\n";
+    if (c.checkpoint_style != "auto") out << "checkpoint_style = \"" << c.checkpoint_style << "\"\n";
     if (!c.domain_config.empty()) {
         static constexpr char kDigits[] = "0123456789abcdef";
         out << "domain_config = \"";

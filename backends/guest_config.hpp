@@ -117,6 +117,10 @@ struct GuestConfig {
     std::uint64_t disk_flush_every = 8;     // a FLUSH after every N writes; 0: never
     std::vector<VifConfig> vifs;            // vif = [ ... ]: at most kMaxVifs
     std::vector<DiskConfig> disks;          // disk = [ ... ]: at most kMaxDisks
+    // How a checkpoint stops the guest: "auto" (cooperatively when the backend finds the guest
+    // can: a Xen domain with PV drivers), "cooperative" (always; refused when it cannot) or
+    // "transparent" (paused from outside, never asked). Only Xen has cooperative checkpoints.
+    std::string checkpoint_style = "auto";
     ProtectionConfig protection;            // never sent to a receiver (format_guest_config leaves it out)
     // Filled in by a sender for its receiver, never written by hand: the backend's description
     // of the guest (Backend::domain_config; Xen: libxl's JSON). Hex-encoded in the text, since

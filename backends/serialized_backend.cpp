@@ -3,7 +3,9 @@
 namespace colo {
 
 SerializedBackend::SerializedBackend(std::unique_ptr<Backend> inner)
-    : inner_(std::move(inner)), kind_(inner_->kind()), memory_(inner_->memory()) {}
+    : inner_(std::move(inner)), kind_(inner_->kind()), memory_(inner_->memory()) {
+    if (GuestSuspend* suspend = inner_->cooperative_suspend()) suspend_.emplace(mutex_, *suspend);
+}
 
 std::string SerializedBackend::name() const {
     std::lock_guard lock(mutex_);
@@ -78,6 +80,31 @@ std::vector<std::pair<std::string, std::string>> SerializedBackend::guest_report
 std::string SerializedBackend::replication_caveat() {
     std::lock_guard lock(mutex_);
     return inner_->replication_caveat();
+}
+
+void SerializedBackend::Suspend::request() {
+    std::lock_guard lock(mutex_);
+    inner_.request();
+}
+
+bool SerializedBackend::Suspend::suspended() {
+    std::lock_guard lock(mutex_);
+    return inner_.suspended();
+}
+
+bool SerializedBackend::Suspend::withdraw() {
+    std::lock_guard lock(mutex_);
+    return inner_.withdraw();
+}
+
+void SerializedBackend::Suspend::resume_cancelled() {
+    std::lock_guard lock(mutex_);
+    inner_.resume_cancelled();
+}
+
+std::string SerializedBackend::Suspend::how() const {
+    std::lock_guard lock(mutex_);
+    return inner_.how();
 }
 
 }  // namespace colo

@@ -17,6 +17,7 @@
 
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "backends/backend.hpp"
 
@@ -47,12 +48,29 @@ public:
     // its sinks run on the backend's threads while a call here may hold the mutex.
     [[nodiscard]] std::vector<GuestNic*> nics() override { return inner_->nics(); }
     [[nodiscard]] std::vector<GuestDisk*> disks() override { return inner_->disks(); }
+    // The inner backend's, each call under the same mutex as the rest; nullptr when it has none.
+    [[nodiscard]] GuestSuspend* cooperative_suspend() override { return suspend_ ? &*suspend_ : nullptr; }
 
 private:
+    class Suspend final : public GuestSuspend {
+    public:
+        Suspend(std::mutex& mutex, GuestSuspend& inner) : mutex_(mutex), inner_(inner) {}
+        void request() override;
+        [[nodiscard]] bool suspended() override;
+        [[nodiscard]] bool withdraw() override;
+        void resume_cancelled() override;
+        [[nodiscard]] std::string how() const override;
+
+    private:
+        std::mutex& mutex_;
+        GuestSuspend& inner_;
+    };
+
     mutable std::mutex mutex_;
     const std::unique_ptr<Backend> inner_;
     const BackendKind kind_;
     GuestMemory& memory_;
+    std::optional<Suspend> suspend_;
 };
 
 }  // namespace colo

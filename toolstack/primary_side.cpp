@@ -197,6 +197,12 @@ StatusFields PrimarySide::status() const {
         }
     }
     if (primary_) fields.emplace_back("link_security", link_security_);
+    // How a checkpoint stops the guest, known before it is protected (backends/guest_suspend.hpp).
+    if (const GuestSuspend* suspend = service_.backend().cooperative_suspend()) {
+        fields.emplace_back("checkpoint_style", "cooperative (" + suspend->how() + ")");
+    } else {
+        fields.emplace_back("checkpoint_style", "transparent");
+    }
     if (auto caveat = service_.backend().replication_caveat(); !caveat.empty()) fields.emplace_back("caveat", caveat);
     add_disk_fields(service_.backend(), fields);
     for (auto& field : service_.backend().guest_report()) fields.push_back(std::move(field));

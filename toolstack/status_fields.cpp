@@ -82,6 +82,14 @@ StatusFields status_fields(const PrimaryStats& s) {
     }
     if (!s.protection_lost_reason.empty()) f.emplace_back("protection_lost", s.protection_lost_reason);
     if (!s.witness.empty()) f.emplace_back("witness", s.witness);
+    if (!s.suspend_how.empty()) {
+        // Cooperative checkpoints: the guest's own suspend comes before each pause.
+        f.emplace_back("suspends", std::to_string(s.suspends));
+        f.emplace_back("suspend_timeouts", std::to_string(s.suspend_timeouts));
+        f.emplace_back("suspend_p50_us", us(s.suspend_p50));
+        f.emplace_back("suspend_p99_us", us(s.suspend_p99));
+        f.emplace_back("suspend_max_us", us(s.suspend_max));
+    }
     if (s.secondary) {
         // What the secondary last reported of itself (about once a second).
         const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -

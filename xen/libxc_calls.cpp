@@ -15,6 +15,8 @@ extern "C" {
 #include <libxl_utils.h>
 #include <xenctrl.h>
 #include <xenforeignmemory.h>
+#include <xenguest.h>
+#include <xenstore.h>
 #include <xentoollog.h>
 }
 
@@ -69,6 +71,9 @@ struct XcCloser {
 struct ForeignMemoryCloser {
     void operator()(xenforeignmemory_handle* h) const noexcept { xenforeignmemory_close(h); }
 };
+struct XenstoreCloser {
+    void operator()(xs_handle* h) const noexcept { xs_close(h); }
+};
 struct LibxlCloser {
     void operator()(libxl_ctx* c) const noexcept { libxl_ctx_free(c); }
 };
@@ -99,6 +104,15 @@ struct LibxcCalls::Handles {
     std::unique_ptr<xc_interface, XcCloser> xc;
     std::unique_ptr<xenforeignmemory_handle, ForeignMemoryCloser> foreign;
     std::unique_ptr<libxl_ctx, LibxlCloser> libxl;
+    // Opened on first use: only a primary with a cooperative guest talks to xenstore itself.
+    std::unique_ptr<xs_handle, XenstoreCloser> xenstore;
+
+    int open_xenstore() {
+        if (xenstore) return 0;
+        errno = 0;
+        xenstore.reset(xs_open(0));
+        return xenstore ? 0 : (errno != 0 ? errno : EIO);
+    }
     // xc_logdirty_control needs its bitmap in hypercall-safe memory; kept between rounds so a
     // checkpoint does not allocate. Set up by hand as DECLARE_HYPERCALL_BUFFER would (its
     // designated initialisers are C, not C++): no bounce buffering, so ubuf is the -1 marker.
@@ -138,6 +152,7 @@ int LibxcCalls::do_domain_info(DomainId domain, DomainInfo& out) {
     out.hap = info.hap;
     out.paused = info.paused;
     out.shutdown = info.shutdown;
+    out.shutdown_reason = info.shutdown_reason;
     out.dying = info.dying;
     out.pages = info.nr_pages;
     out.vcpus = info.nr_online_vcpus;
@@ -227,6 +242,32 @@ int LibxcCalls::do_hvm_set_context(DomainId domain, std::span<const std::byte> c
 int LibxcCalls::do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) {
     errno = 0;
     return errno_of(xc_hvm_param_get(handles_->xc.get(), domain, index, &out));
+}
+
+int LibxcCalls::do_resume_cancelled(DomainId domain) {
+    errno = 0;
+    return errno_of(xc_domain_resume(handles_->xc.get(), domain, 1));
+}
+
+int LibxcCalls::do_xenstore_read(const std::string& path, std::string& out) {
+    if (const int e = handles_->open_xenstore(); e != 0) return e;
+    unsigned int length = 0;
+    errno = 0;
+    void* value = xs_read(handles_->xenstore.get(), XBT_NULL, path.c_str(), &length);
+    if (value == nullptr) return errno != 0 ? errno : EIO;
+    out.assign(static_cast<const char*>(value), length);
+    std::free(value);
+    return 0;
+}
+
+int LibxcCalls::do_xenstore_write(const std::string& path, const std::string& value) {
+    if (const int e = handles_->open_xenstore(); e != 0) return e;
+    errno = 0;
+    if (!xs_write(handles_->xenstore.get(), XBT_NULL, path.c_str(), value.data(),
+                  static_cast<unsigned int>(value.size()))) {
+        return errno != 0 ? errno : EIO;
+    }
+    return 0;
 }
 
 int LibxcCalls::do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,

@@ -1,5 +1,6 @@
 // XenCalls on the real libraries: libxenctrl for domain control, libxenforeignmemory for mapping
-// guest frames, libxenlight for names and for building, renaming and destroying whole domains. Built only when SCons found
+// guest frames, libxenlight for names and for building, renaming and destroying whole domains, libxenguest for
+// resuming a suspended one, libxenstore for asking a guest to suspend. Built only when SCons found
 // libxen-dev (env['HAVE_XEN']); nothing outside xen/ includes it.
 //
 // Each handle is one std::unique_ptr with a deleter that closes it (STYLE §1). Opening needs a
@@ -30,6 +31,9 @@ protected:
     int do_hvm_get_context(DomainId domain, std::span<std::byte> buffer, std::uint32_t& used) override;
     int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) override;
     int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) override;
+    int do_resume_cancelled(DomainId domain) override;
+    int do_xenstore_read(const std::string& path, std::string& out) override;
+    int do_xenstore_write(const std::string& path, const std::string& value) override;
     int do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,
                        std::span<int> errors, std::byte*& out) override;
     int do_unmap_foreign(std::byte* address, std::size_t pages) noexcept override;

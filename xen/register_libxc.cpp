@@ -25,7 +25,8 @@ void register_backend(BackendRegistry& registry) {
         }
         auto calls = std::make_unique<LibxcCalls>();
         const DomainId domain = calls->domain_by_name(config.name);
-        return std::make_unique<XenBackend>(std::move(calls), domain, config.name);
+        return std::make_unique<XenBackend>(std::move(calls), domain, config.name, MapCache::kDefaultChunkPages,
+                                            parse_checkpoint_style(config.checkpoint_style));
     };
     const auto incoming = [](const GuestConfig& config) -> std::unique_ptr<Backend> {
         if (config.domain_config.empty()) {

@@ -8,10 +8,31 @@
 
 namespace colo::xen {
 
+CheckpointStyle parse_checkpoint_style(const std::string& text) {
+    if (text == "auto") return CheckpointStyle::automatic;
+    if (text == "cooperative") return CheckpointStyle::cooperative;
+    if (text == "transparent") return CheckpointStyle::transparent;
+    throw Error("checkpoint_style must be \"auto\", \"cooperative\" or \"transparent\", not \"" + text + "\"");
+}
+
 XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
-                       std::uint64_t map_chunk_pages)
+                       std::uint64_t map_chunk_pages, CheckpointStyle style)
     : calls_(std::move(calls)), domain_(domain), name_(std::move(name)), cache_(*calls_, domain, map_chunk_pages) {
     attach();
+    if (style == CheckpointStyle::transparent) return;
+    cooperative_ = can_suspend_itself();
+    if (!cooperative_ && style == CheckpointStyle::cooperative) {
+        throw Error(who() + ": checkpoint_style is \"cooperative\", but the guest cannot suspend itself (it needs "
+                            "PV drivers, an event-channel upcall, and to publish control/feature-suspend in xenstore)");
+    }
+}
+
+bool XenBackend::can_suspend_itself() {
+    if (calls_->hvm_param(domain_, kHvmParamCallbackIrq) == 0) return false;
+    // Linux writes control/feature-suspend = 1 once its shutdown watch is set up; before that a
+    // "suspend" request would go unanswered.
+    const auto feature = calls_->xenstore_read(control_path() + "/feature-suspend");
+    return feature && *feature == "1";
 }
 
 XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& incoming, std::uint64_t map_chunk_pages)
@@ -173,7 +194,31 @@ std::string XenBackend::domain_config() { return calls_->domain_config(domain_);
 
 std::string XenBackend::commit_incoming() { return incoming_ ? incoming_->commit() : std::string{}; }
 
+bool XenBackend::suspended() {
+    const DomainInfo info = calls_->domain_info(domain_);
+    if (!info.shutdown) return false;
+    if (info.shutdown_reason == kShutdownSuspend) return true;
+    throw Error(who() + " shut down (reason " + std::to_string(info.shutdown_reason) +
+                ") when it was asked to suspend for a checkpoint");
+}
+
+void XenBackend::request() {
+    // Linux's watch on control/shutdown acknowledges by clearing the node, then freezes its tasks
+    // and devices and makes the suspend hypercall.
+    calls_->xenstore_write(control_path() + "/shutdown", "suspend");
+}
+
+bool XenBackend::withdraw() {
+    const std::string request = control_path() + "/shutdown";
+    const auto pending = calls_->xenstore_read(request);
+    if (pending && *pending == "suspend") calls_->xenstore_write(request, "");
+    return suspended();
+}
+
+void XenBackend::resume_cancelled() { calls_->resume_cancelled(domain_); }
+
 std::string XenBackend::replication_caveat() {
+    if (cooperative_) return {};  // it rebinds what Xen holds itself, on a takeover's resume
     // A guest that registered an event-channel upcall (a PV-aware kernel such as Linux) keeps
     // state in Xen itself: bound event channels, its timer, where its vcpu_info and shared_info
     // live. None of it is guest memory or HVM context, so a replica built from those two waits

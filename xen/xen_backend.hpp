@@ -13,6 +13,10 @@
 //   memory             the frames Xen lets us map (MapCache::probe), kept mapped; read-only
 //                      until the first write_pages (only a secondary writes).
 //   state              one record: the HVM context blob (hvm_context.hpp).
+//   cooperative        a guest with PV drivers (an event-channel upcall registered and
+//   checkpoints        control/feature-suspend published: Linux) is asked to suspend itself
+//                      through xenstore control/shutdown before each checkpoint and resumed
+//                      with xc_domain_resume(fast) after it (backends/guest_suspend.hpp).
 //   console            the PV console ring (HVM_PARAM_CONSOLE_PFN), read without consuming it
 //                      (console_ring.hpp) by a reader thread every 20 ms (console_reader.hpp),
 //                      and also whenever the pipeline pauses or harvests, so all output written
@@ -41,6 +45,7 @@
 
 #include "backends/backend.hpp"
 #include "backends/dirty_bitmap.hpp"
+#include "backends/guest_suspend.hpp"
 #include "xen/console_reader.hpp"
 #include "xen/incoming_domain.hpp"
 #include "xen/map_cache.hpp"
@@ -50,17 +55,28 @@ namespace colo::xen {
 
 // What the receiving side builds its domain from: the guest's name and the sender's
 // Backend::domain_config (libxl's JSON).
+// How checkpoints stop an attached domain (GuestConfig::checkpoint_style).
+enum class CheckpointStyle {
+    automatic,    // cooperative when the guest can suspend itself, else transparent
+    cooperative,  // always; attaching fails when the guest cannot
+    transparent,  // paused from outside only
+};
+
+// "auto", "cooperative", "transparent"; throws colo::Error for anything else.
+[[nodiscard]] CheckpointStyle parse_checkpoint_style(const std::string& text);
+
 struct IncomingGuest {
     std::string name;
     std::string domain_config;
 };
 
-class XenBackend final : public Backend, private GuestMemory {
+class XenBackend final : public Backend, private GuestMemory, private GuestSuspend {
 public:
     // Attaches to a running domain. Checks it can be replicated (HVM/PVH with HAP, alive) and
     // maps its memory.
     XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
-               std::uint64_t map_chunk_pages = MapCache::kDefaultChunkPages);
+               std::uint64_t map_chunk_pages = MapCache::kDefaultChunkPages,
+               CheckpointStyle style = CheckpointStyle::automatic);
     // Creates the incoming domain (paused, NAME--incoming), then checks and maps it as above; if
     // that fails, the new domain is destroyed again.
     XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& incoming,
@@ -87,6 +103,7 @@ public:
     [[nodiscard]] std::string domain_config() override;
     [[nodiscard]] std::string commit_incoming() override;
     [[nodiscard]] std::string replication_caveat() override;
+    [[nodiscard]] GuestSuspend* cooperative_suspend() override { return cooperative_ ? this : nullptr; }
 
     // Passes new console output to the sink now.
     void poll_console();
@@ -105,7 +122,17 @@ private:
     void read_pages(std::span<const Pfn> frames, std::span<std::byte> out) override;
     void write_pages(std::span<const Pfn> frames, std::span<const std::byte> in) override;
 
+    // --- GuestSuspend
+    void request() override;
+    [[nodiscard]] bool suspended() override;
+    [[nodiscard]] bool withdraw() override;
+    void resume_cancelled() override;
+    [[nodiscard]] std::string how() const override { return "xenstore " + control_path() + "/shutdown"; }
+
     void attach();  // the constructors' common part: check the domain, map its memory
+    // Whether the guest can suspend itself: PV drivers (an upcall) and control/feature-suspend.
+    [[nodiscard]] bool can_suspend_itself();
+    [[nodiscard]] std::string control_path() const { return "/local/domain/" + std::to_string(domain_) + "/control"; }
     [[nodiscard]] std::string who() const;  // "xen domain 5 (name)", for messages
     void check_ram(Pfn pfn) const;
 
@@ -123,6 +150,7 @@ private:
     mutable std::mutex pause_mutex_;
     bool paused_ = false;  // guarded by pause_mutex_: this backend holds one Xen pause
     bool logging_ = false;
+    bool cooperative_ = false;  // checkpoints suspend the guest through xenstore
     Pfn console_frame_{0};
     bool has_console_ = false;
     std::unique_ptr<ConsoleReader> console_;  // after cache_ and calls_: stops before they go

@@ -121,6 +121,22 @@ DomainId XenCalls::create_domain(const std::string& config_json, const std::stri
     return domain;
 }
 
+void XenCalls::resume_cancelled(DomainId domain) {
+    check(do_resume_cancelled(domain), "xc_domain_resume(fast)", domain);
+}
+
+std::optional<std::string> XenCalls::xenstore_read(const std::string& path) {
+    std::string value;
+    const int e = do_xenstore_read(path, value);
+    if (e == ENOENT) return std::nullopt;
+    if (e != 0) throw SystemError("xs_read", e, path);
+    return value;
+}
+
+void XenCalls::xenstore_write(const std::string& path, const std::string& value) {
+    if (const int e = do_xenstore_write(path, value); e != 0) throw SystemError("xs_write", e, path);
+}
+
 void XenCalls::rename_domain(DomainId domain, const std::string& from, const std::string& to) {
     if (const int e = do_rename_domain(domain, from, to); e != 0) {
         throw SystemError("libxl_domain_rename", e, on_domain(domain) + " from '" + from + "' to '" + to + "'");

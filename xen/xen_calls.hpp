@@ -33,6 +33,7 @@ struct DomainInfo {
     bool hap = false;  // hardware-assisted paging: the only log-dirty Debian's Xen 4.17 has
     bool paused = false;
     bool shutdown = false;
+    unsigned shutdown_reason = 0;  // SHUTDOWN_* when shutdown (kShutdownSuspend: it suspended itself)
     bool dying = false;
     std::uint64_t pages = 0;  // populated frames now
     unsigned vcpus = 0;       // online vCPUs
@@ -44,6 +45,8 @@ enum class MapAccess { read_only, read_write };
 inline constexpr std::uint32_t kHvmParamCallbackIrq = 0;
 inline constexpr std::uint32_t kHvmParamStorePfn = 1;
 inline constexpr std::uint32_t kHvmParamConsolePfn = 17;
+// SHUTDOWN_suspend (xen/sched.h): the reason a domain that suspended itself gives.
+inline constexpr unsigned kShutdownSuspend = 2;
 
 class XenCalls {
 public:
@@ -72,6 +75,16 @@ public:
     void hvm_set_context(DomainId domain, std::span<const std::byte> context);
     // xc_hvm_param_get.
     [[nodiscard]] std::uint64_t hvm_param(DomainId domain, std::uint32_t index);
+
+    // xc_domain_resume(fast): a domain that suspended itself (SHUTDOWN_suspend) returns from its
+    // suspend hypercall with 1, "cancelled", and so keeps every binding it has (xl remus's resume
+    // after a checkpoint). The domain stays paused while the caller holds a pause.
+    void resume_cancelled(DomainId domain);
+
+    // xs_read / xs_write on xenstore, outside a transaction. read: nullopt when the node does not
+    // exist.
+    [[nodiscard]] std::optional<std::string> xenstore_read(const std::string& path);
+    void xenstore_write(const std::string& path, const std::string& value);
 
     // xenforeignmemory_map: frames[i] appears at page i of the result. A frame that cannot be
     // mapped leaves errors[i] != 0 (a positive errno: ENOENT while Xen pages it in or unshares it,
@@ -113,6 +126,10 @@ protected:
                                    std::uint32_t& used) = 0;
     virtual int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) = 0;
     virtual int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) = 0;
+    virtual int do_resume_cancelled(DomainId domain) = 0;
+    // ENOENT when the node does not exist.
+    virtual int do_xenstore_read(const std::string& path, std::string& out) = 0;
+    virtual int do_xenstore_write(const std::string& path, const std::string& value) = 0;
     virtual int do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,
                                std::span<int> errors, std::byte*& out) = 0;
     // Called from ForeignMapping's destructor: must not throw.

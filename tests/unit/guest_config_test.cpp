@@ -230,3 +230,15 @@ TEST_CASE("guest config: bad protection keys name the line and the problem") {
     CHECK(error_of("name=\"a\"\nlink_key=\"/k\"\ntls_cert=\"/c\"\ntls_key=\"/k\"\ntls_ca=\"/a\"\n") ==
           "t.cfg: link_key or tls_cert/tls_key/tls_ca, not both");
 }
+
+TEST_CASE("guest config: checkpoint_style, Xen only for cooperative, and carried to a receiver") {
+    CHECK(parse_guest_config("name=\"a\"\n", "t.cfg").checkpoint_style == "auto");
+    const auto c = parse_guest_config("name=\"x\"\nbackend=\"xen\"\ncheckpoint_style=\"cooperative\"\n", "t.cfg");
+    CHECK(c.checkpoint_style == "cooperative");
+    CHECK(parse_guest_config(colo::format_guest_config(c), "sent").checkpoint_style == "cooperative");
+    CHECK(parse_guest_config("name=\"k\"\ncheckpoint_style=\"transparent\"\n", "t.cfg").checkpoint_style == "transparent");
+    CHECK(error_of("name=\"a\"\ncheckpoint_style=\"polite\"\n") ==
+          "t.cfg:2: checkpoint_style must be \"auto\", \"cooperative\" or \"transparent\", not \"polite\"");
+    CHECK(error_of("name=\"a\"\ncheckpoint_style=\"cooperative\"\n").find(
+              "t.cfg: checkpoint_style = \"cooperative\" is for Xen guests") == 0);
+}

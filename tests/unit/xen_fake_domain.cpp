@@ -167,6 +167,43 @@ int FakeDomain::do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t
     return 0;
 }
 
+void FakeDomain::make_cooperative(bool answers) {
+    params[kHvmParamCallbackIrq] = 0x0200000000000000ull | 0xf3;  // a vector upcall, as Linux PVH sets
+    const std::string control = "/local/domain/" + std::to_string(info.id) + "/control";
+    xenstore[control + "/feature-suspend"] = "1";
+    on_xenstore_write = [this, control, answers](const std::string& path, const std::string& value) {
+        if (!answers || path != control + "/shutdown" || value != "suspend") return;
+        xenstore[path] = "";
+        info.shutdown = true;
+        info.shutdown_reason = kShutdownSuspend;
+    };
+}
+
+int FakeDomain::do_resume_cancelled(DomainId domain) {
+    if (const int e = enter("resume_cancelled", domain)) return e;
+    // libxc refuses a domain that is not in the suspended state.
+    if (!info.shutdown || info.shutdown_reason != kShutdownSuspend) return EINVAL;
+    info.shutdown = false;
+    info.shutdown_reason = 0;
+    ++counters.cancelled_resumes;
+    return 0;
+}
+
+int FakeDomain::do_xenstore_read(const std::string& path, std::string& out) {
+    if (const int e = enter("xenstore_read", info.id)) return e;
+    const auto it = xenstore.find(path);
+    if (it == xenstore.end()) return ENOENT;
+    out = it->second;
+    return 0;
+}
+
+int FakeDomain::do_xenstore_write(const std::string& path, const std::string& value) {
+    if (const int e = enter("xenstore_write", info.id)) return e;
+    xenstore[path] = value;
+    if (on_xenstore_write) on_xenstore_write(path, value);
+    return 0;
+}
+
 int FakeDomain::do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,
                                std::span<int> errors, std::byte*& out) {
     if (const int e = enter("map_foreign", domain)) return e;

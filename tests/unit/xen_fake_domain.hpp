@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,13 @@ public:
     // ... the do_* names without "do_") fail with `error_number`.
     void fail_next(const std::string& op, int error_number, unsigned times = 1);
     bool logdirty_on = false;
+    // xenstore, path -> value. A write also calls on_xenstore_write (the guest's watch), which
+    // may answer: clear the node and suspend (info.shutdown, kShutdownSuspend), as Linux does.
+    std::map<std::string, std::string> xenstore;
+    std::function<void(const std::string& path, const std::string& value)> on_xenstore_write;
+    // Makes the guest a cooperative one: PV drivers (callback irq), feature-suspend, and a watch
+    // that suspends at once on "suspend" (unless `answers` is false: then it never does).
+    void make_cooperative(bool answers = true);
 
     // --- the guest
     void guest_write(Pfn pfn, std::byte fill);  // fills the frame; logged when log-dirty is on
@@ -58,6 +66,7 @@ public:
         // runs at 0) and the highest it reached. pause and unpause may come from several
         // threads at once, as Xen takes them.
         int pause_depth = 0, max_pause_depth = 0;
+        unsigned cancelled_resumes = 0;  // resume_cancelled of a suspended domain
     };
     Counters counters;
     std::vector<std::string> log;            // every seam call, by op name, in order
@@ -79,6 +88,9 @@ protected:
     int do_hvm_get_context(DomainId domain, std::span<std::byte> buffer, std::uint32_t& used) override;
     int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) override;
     int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) override;
+    int do_resume_cancelled(DomainId domain) override;
+    int do_xenstore_read(const std::string& path, std::string& out) override;
+    int do_xenstore_write(const std::string& path, const std::string& value) override;
     int do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,
                        std::span<int> errors, std::byte*& out) override;
     int do_unmap_foreign(std::byte* address, std::size_t pages) noexcept override;

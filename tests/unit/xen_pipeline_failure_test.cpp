@@ -9,78 +9,13 @@
 #include <set>
 #include <string>
 
-#include "tests/unit/xen_fake_domain.hpp"
-#include "toolstack/replication/memory_channel.hpp"
-#include "toolstack/replication/replication.hpp"
-#include "xen/hvm_context.hpp"
-#include "xen/xen_backend.hpp"
+#include "tests/unit/xen_pipeline_pair.hpp"
 
 using namespace colo;
 using colo::xen::FakeDomain;
-using colo::xen::XenBackend;
+using colo::xen::XenPair;
 
 namespace {
-
-constexpr std::uint64_t kFrames = 128;
-
-struct XenPair {
-    FakeDomain* pvm_domain = nullptr;
-    FakeDomain* svm_domain = nullptr;
-    std::unique_ptr<XenBackend> pvm, svm;
-    std::unique_ptr<MemoryChannel> to_secondary, to_primary;
-    std::unique_ptr<Primary> primary;
-    std::unique_ptr<Secondary> secondary;
-
-    XenPair() {
-        auto a = std::make_unique<FakeDomain>(3, kFrames);
-        auto b = std::make_unique<FakeDomain>(4, kFrames);
-        pvm_domain = a.get();
-        svm_domain = b.get();
-        pvm_domain->hvm_context = xen::make_hvm_context(1);
-        svm_domain->hvm_context = xen::make_hvm_context(1);
-        for (std::uint64_t p = 0; p < kFrames; ++p) pvm_domain->guest_write(Pfn{p}, std::byte{1});
-        pvm = std::make_unique<XenBackend>(std::move(a), 3, "guest");
-        svm = std::make_unique<XenBackend>(std::move(b), 4, "guest");
-        svm->pause();  // an incoming guest is built paused
-        auto ends = MemoryChannel::make_pair();
-        to_secondary = std::move(ends.first);
-        to_primary = std::move(ends.second);
-        PrimaryConfig pc;
-        pc.link.peer_timeout = Millis{20000};
-        pc.precopy.auto_converge = false;
-        pc.log = [](LogLevel, std::string_view) {};
-        SecondaryConfig sc;
-        sc.link.peer_timeout = Millis{20000};
-        sc.log = pc.log;
-        primary = std::make_unique<Primary>(*pvm, *to_secondary, pc, OutputSink{});
-        secondary = std::make_unique<Secondary>(*svm, *to_primary, sc, OutputSink{});
-    }
-
-    void settle() {
-        try {
-            (void)secondary->process(Secondary::Clock::now());
-        } catch (const Error&) {
-            // The secondary failed and told the primary.
-        }
-    }
-
-    void protect() {
-        primary->send_initial_sync();
-        settle();
-        REQUIRE(primary->await_colo_entry());
-    }
-
-    // One checkpoint with dirty pages; afterwards each side has heard what the other said.
-    void checkpoint() {
-        for (std::uint64_t p = 0; p < 10; ++p) pvm_domain->guest_write(Pfn{p}, std::byte{2});
-        primary->send_checkpoint();
-        settle();
-        (void)primary->await_checkpoint();
-        settle();
-        primary->poll(Primary::Clock::now());
-        settle();
-    }
-};
 
 // The seam operations a checkpoint makes on one domain, by name.
 std::set<std::string> checkpoint_ops(bool on_primary) {

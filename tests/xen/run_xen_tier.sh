@@ -6,7 +6,7 @@
 #
 #   run_xen_tier.sh <xen_smoke> <domu_dirtier> <pvh_seq_guest> <colo-replicate> <work-dir>
 # Env: COLO_CACHE (package cache, default ~/.cache/colo-replicate), XEN_TIER_TIMEOUT (seconds for
-#      the whole boot, default 420), COLO_XEN_REPLICATE_HOOK (a script run in dom0 after the
+#      the whole boot, default 600), COLO_XEN_REPLICATE_HOOK (a script run in dom0 after the
 #      smoke test as `sh replicate.sh domu-pvh` instead of the tier's own files/replicate.sh).
 #
 # Why TCG: the hosts' /dev/kvm cannot run Xen (see tests/xen/README.md). Why -smap off: QEMU 7.2
@@ -15,11 +15,13 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SMOKE=$1 DIRTIER=$2 SEQ_GUEST=$3 CLI=$4 WORK=$5
-TIMEOUT=${XEN_TIER_TIMEOUT:-420}
+TIMEOUT=${XEN_TIER_TIMEOUT:-600}
 EXPECTED="domu_boot attach logdirty_rounds read_through_map_cache pause hvm_context resume console pv_refused cli_save caveat
           replicate_protect replicate_checkpoints replicate_takeover replicate_console replicate_sequence
           replicate_colo_protect replicate_colo_checkpoints replicate_colo_takeover replicate_colo_console
-          replicate_colo_sequence replicate_abort_protect replicate_abort_destroyed"
+          replicate_colo_sequence replicate_abort_protect replicate_abort_destroyed
+          replicate_linux_protect replicate_linux_checkpoints replicate_linux_takeover replicate_linux_console
+          replicate_linux_sequence replicate_linux_xenstore"
 mkdir -p "$WORK/logs"
 
 started=$(date +%s)

@@ -47,6 +47,15 @@ public:
     // Sends a bounded piece of that state (the final pause waits until all of it went, so it costs
     // no pause time). Called until done, with incoming messages read in between.
     [[nodiscard]] virtual SyncProgress sync_step(const DeviceSend& /*send*/) { return SyncProgress::done; }
+    // The PVM is about to be paused (a checkpoint, or the initial sync's final pause). A device
+    // whose guest must first reach a quiet point of its own (a cooperative suspend) asks for it
+    // here; the transaction then polls ready_to_pause, handling messages in between, until every
+    // device is ready or the suspend timeout passes, when it calls cancel_presuspend and skips the
+    // checkpoint (the initial sync fails instead).
+    virtual void presuspend() {}
+    [[nodiscard]] virtual bool ready_to_pause() { return true; }
+    // Returns whether the device is ready after all (the guest got there as it was cancelled).
+    [[nodiscard]] virtual bool cancel_presuspend() { return true; }
     // Between the pre-copy's page batches, and at the final pause before the guest's state:
     // what accumulated since the last call.
     virtual void drain(const DeviceSend& /*send*/) {}

@@ -25,6 +25,8 @@ constexpr const char* kWho = "primary";
 constexpr Millis kMaxWait{10};
 // While a device waits for the secondary during the initial sync (a disk for its hashes).
 constexpr Millis kSyncWait{10};
+// How often a guest that was asked to suspend is looked at (messages are handled in between).
+constexpr Millis kSuspendPoll{1};
 // Checkpoint staging made ready before the first checkpoint: 4 batches of 256 pages (4 MiB), as
 // much as a checkpoint at 10k dirty pages/s carries with room to spare; more grow on demand.
 constexpr std::size_t kStagingBatches = 4;
@@ -47,6 +49,18 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
     // With a witness this copy must notice its own stalls (stall_watch.hpp); without one a
     // partition can make two live copies anyway, and a stall changes nothing.
     if (config_.arbiter) stall_watch_ = std::make_unique<StallWatch>(config_.link.peer_timeout);
+    if (GuestSuspend* guest = pvm_.cooperative_suspend()) {
+        // In COLO mode the SVM runs between checkpoints, so each checkpoint would have to restart
+        // its PV drivers from the suspended image (a full resume every time, as Xen's COLO does).
+        if (config_.mode == ProtectionMode::colo) {
+            throw Error("guest " + pvm_.name() + " suspends itself for checkpoints (PV drivers, asked through " +
+                        guest->how() + "), which only Remus mode supports: protect it with --remus "
+                        "(or checkpoint_style = \"transparent\" in its config, whose replica cannot run on after a takeover)");
+        }
+        auto suspend = std::make_unique<suspend_device::Primary>(*guest);
+        suspend_ = suspend.get();
+        devices_.push_back(std::move(suspend));
+    }
     auto console = std::make_unique<console_device::Primary>(pvm_, std::move(sink), config_.console_offset);
     console_ = console.get();
     devices_.push_back(std::move(console));
@@ -328,6 +342,12 @@ void Primary::send_initial_sync() {
         // sent while the guest may be paused, where compressing would lengthen the pause.
         channel_.set_compress_pages(config_.compress_sync);
         precopy_.send_live();
+        if (!reach_quiet_point()) {
+            if (state_.role() != Role::syncing) return;
+            throw Error("guest " + pvm_.name() + " did not suspend within " +
+                        std::to_string(config_.suspend_timeout.count()) + " ms when asked through " +
+                        suspend_->stats().how + " (is its kernel frozen or busy?)");
+        }
         sync_paused_at_ = Clock::now();
         precopy_.send_final([&] {
             for (auto& device : devices_) device->quiesce();
@@ -440,12 +460,40 @@ bool Primary::protect() {
     return await_colo_entry();
 }
 
-void Primary::send_checkpoint() {
+bool Primary::reach_quiet_point() {
+    for (auto& device : devices_) device->presuspend();
+    const auto ready = [&] {
+        return std::all_of(devices_.begin(), devices_.end(), [](const auto& d) { return d->ready_to_pause(); });
+    };
+    const auto deadline = Clock::now() + config_.suspend_timeout;
+    for (;;) {
+        if (ready()) return true;
+        const auto now = Clock::now();
+        if (now >= deadline) break;
+        (void)pump(std::min(deadline, now + kSuspendPoll), ready);
+        if (state_.role() != Role::protecting && state_.role() != Role::syncing) return false;
+    }
+    bool all = true;
+    for (auto& device : devices_) all = device->cancel_presuspend() && all;
+    return all;
+}
+
+bool Primary::send_checkpoint() {
     if (state_.role() != Role::protecting) throw Error("primary: checkpoint while not protecting");
     if (in_flight_) throw Error("primary: a checkpoint is already in flight");
     const bool diverged = device_wants_checkpoint();
     const std::uint64_t epoch = epoch_ + 1;
-    guarded([&] {
+    bool quiet = false;
+    guarded([&] { quiet = reach_quiet_point(); });
+    if (!quiet) {
+        if (state_.role() != Role::protecting) return false;
+        // Skipped: the guest did not suspend in time. The next attempt is one period later.
+        last_checkpoint_ = Clock::now();
+        config_.log(LogLevel::notice, "colo primary: checkpoint " + std::to_string(epoch) + " skipped: guest " + pvm_.name() +
+                                          " did not suspend within " + std::to_string(config_.suspend_timeout.count()) + " ms");
+        return false;
+    }
+    return guarded([&] {
         // Paused section: copy everything the checkpoint needs into local buffers. Until the
         // copy is complete the harvested frames stay in pending_: a failure here keeps them.
         const auto paused_at = Clock::now();
@@ -504,7 +552,7 @@ bool Primary::await_checkpoint() {
 }
 
 bool Primary::checkpoint() {
-    send_checkpoint();
+    if (!send_checkpoint()) return state_.role() == Role::protecting;
     return await_checkpoint();
 }
 
@@ -542,8 +590,8 @@ void Primary::run(std::stop_token stop) noexcept {
                 return;
             }
             if (handover_requested_) {
-                hand_over();
-                return;
+                if (hand_over()) return;
+                continue;
             }
             const auto now = Clock::now();
             if (checkpoint_due(now)) {
@@ -587,10 +635,22 @@ void Primary::stop(const std::string& reason) noexcept {
     }
 }
 
-void Primary::hand_over() noexcept {
+bool Primary::hand_over() noexcept {
     keep_paused_ = true;
-    const bool committed = checkpoint();
+    const std::uint64_t before = epoch_;
+    bool committed = checkpoint();
     keep_paused_ = false;
+    if (committed && epoch_ == before) {
+        // The guest would not suspend for the last checkpoint (skipped): nothing changed hands.
+        handover_requested_ = false;
+        try {
+            config_.log(LogLevel::notice, "colo primary: handover of guest " + pvm_.name() +
+                                              " given up: it did not suspend for the last checkpoint; protection goes on");
+        } catch (...) {
+            // The role (still protected) says it.
+        }
+        return false;
+    }
     if (!committed) {
         // Protection was lost on the way (lose_secondary resumed the PVM): nothing was handed over.
         if (pvm_.paused()) {
@@ -600,7 +660,7 @@ void Primary::hand_over() noexcept {
                 // The role and the reason in status say what happened.
             }
         }
-        return;
+        return true;
     }
     // The secondary acknowledged a checkpoint of the PVM as it stands, paused: it is the guest now.
     // No Goodbye (that would make it drop its replica); the link just ends, as at this host's loss.
@@ -608,7 +668,7 @@ void Primary::hand_over() noexcept {
     handed_over_ = true;
     if (!state_.transition(Role::protecting, Role::stopped)) {
         handed_over_ = false;
-        return;
+        return true;
     }
     phase_ = PrimaryPhase::stopped;
     channel_.close();
@@ -618,6 +678,7 @@ void Primary::hand_over() noexcept {
     } catch (...) {
         // The role says it.
     }
+    return true;
 }
 
 PrimaryStats Primary::status() const {
@@ -640,6 +701,15 @@ PrimaryStats Primary::status() const {
         out.migration_rounds = precopy_.passes();
         out.sync_throttle_percent = precopy_.throttle_percent();
         out.bytes_sent = precopy_.bytes_sent();
+    }
+    if (suspend_) {
+        const suspend_device::SuspendStats suspend = suspend_->stats();
+        out.suspend_how = suspend.how;
+        out.suspends = suspend.suspends;
+        out.suspend_timeouts = suspend.timeouts;
+        out.suspend_p50 = suspend.p50;
+        out.suspend_p99 = suspend.p99;
+        out.suspend_max = suspend.max;
     }
     for (const auto* nic : nics_) {
         const net_device::NetStats net = nic->stats();

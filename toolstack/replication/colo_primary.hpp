@@ -84,6 +84,7 @@
 #include "toolstack/replication/checkpoint_transaction.hpp"
 #include "toolstack/replication/console_device.hpp"
 #include "toolstack/replication/disk_device.hpp"
+#include "toolstack/replication/guest_suspend_device.hpp"
 #include "toolstack/replication/net_device.hpp"
 #include "toolstack/replication/page_batches.hpp"
 #include "toolstack/replication/failover_state.hpp"
@@ -134,7 +135,9 @@ public:
     // protection instead of throwing when something fails
     void send_initial_sync();
     [[nodiscard]] bool await_colo_entry();
-    void send_checkpoint();
+    // False when no checkpoint went: the guest did not suspend in time (skipped, counted in
+    // status; the next is one period later) or protection ended.
+    bool send_checkpoint();
     [[nodiscard]] bool await_checkpoint();
     // One streaming pass; returns the pages sent (0 when too few were dirty or the link failed).
     std::uint64_t stream_pass();
@@ -168,8 +171,12 @@ private:
     void handle(const protocol::Message& message);
     // Runs `step`; whatever it throws ends protection (lose_link), and false is returned.
     bool guarded(const std::function<void()>& step);
-    // The last checkpoint of a handover, then the link closed without a Goodbye.
-    void hand_over() noexcept;
+    // The last checkpoint of a handover, then the link closed without a Goodbye. False when
+    // protection goes on (the guest would not suspend for it: the handover is given up).
+    bool hand_over() noexcept;
+    // Every device's presuspend, then messages handled until all are ready_to_pause or the
+    // suspend timeout passed (then cancel_presuspend). False: not ready, or protection ended.
+    bool reach_quiet_point();
     // Heartbeats and messages until done() or `until`; false when protection ended.
     bool pump(Clock::time_point until, const std::function<bool()>& done);
     bool await_loaded();
@@ -193,9 +200,10 @@ private:
     Backend& pvm_;
     Channel& channel_;
     PrimaryConfig config_;
-    console_device::Primary* console_ = nullptr;       // devices_[0]
+    console_device::Primary* console_ = nullptr;       // devices_[0], or [1] after suspend_
     std::vector<net_device::Primary*> nics_;           // devices_[1..], one per vif
     std::vector<disk_device::Primary*> disks_;         // after the NICs, one per disk
+    suspend_device::Primary* suspend_ = nullptr;       // devices_[0] when the guest suspends itself
     std::vector<std::unique_ptr<PrimaryDevice>> devices_;
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};

@@ -1,11 +1,14 @@
 #include "toolstack/replication/migration.hpp"
 
+#include "toolstack/replication/guest_suspend_device.hpp"
+
 #include <memory>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "toolstack/replication/disk_mirror.hpp"
+#include "toolstack/replication/guest_suspend_device.hpp"
 
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
@@ -117,6 +120,11 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
     try {
         sync_disks(mirrors, channel, config, send);
         sender.send_live();
+        // A guest that suspends itself moves suspended, so the destination's resume rebinds what
+        // the hypervisor held for it (guest_suspend_device.hpp).
+        if (GuestSuspend* guest = backend.cooperative_suspend()) {
+            suspend_device::suspend_for_migration(*guest, config.suspend_timeout);
+        }
         const auto paused_at = Clock::now();
         sender.send_final(send_disk_writes);
         // Paused for good unless this fails: the destination (maybe this very host) takes the
@@ -145,6 +153,10 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
                 if (!nic->attached()) nic->attach_host();
             }
             backend.stop_dirty_log();
+            if (GuestSuspend* guest = backend.cooperative_suspend(); guest && guest->suspended()) {
+                backend.pause();  // resume_cancelled wants it paused, as after a checkpoint
+                guest->resume_cancelled();
+            }
             backend.resume();
         } catch (const Error& inner) {
             throw Error(why + "; and resuming the guest here failed: " + inner.what());

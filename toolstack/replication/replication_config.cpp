@@ -39,6 +39,7 @@ void validate(const PrimaryConfig& config) {
         throw Error("primary: the stream period must be positive");
     }
     if (config.precopy.batch_pages == 0) throw Error("primary: a page batch must hold at least one page");
+    if (config.suspend_timeout.count() <= 0) throw Error("primary: the suspend timeout must be positive");
 }
 
 }  // namespace colo

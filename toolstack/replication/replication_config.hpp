@@ -55,6 +55,8 @@ struct PrecopyConfig {
 struct MigrateConfig {
     PrecopyConfig precopy;
     bool compress = false;  // LZ4-compress the page batches (migrate --compress)
+    // A guest that suspends itself (Backend::cooperative_suspend) gets this long to do so.
+    Millis suspend_timeout{10000};
     LinkConfig link;
     LogFn log = default_log();
     // Where the guest's console stream stands, asked once the guest is paused for the last pass
@@ -80,6 +82,9 @@ struct PrimaryConfig {
     bool early_resume = true;
     // Sent to the secondary in ReplicationSetup (SecondaryConfig::cache_backup says what it does).
     bool cache_backup = true;
+    // A guest that suspends itself for checkpoints (Backend::cooperative_suspend) gets this long to
+    // do so; a checkpoint it misses is skipped and counted, a missed initial sync fails protect.
+    Millis suspend_timeout{10000};
     // LZ4-compress the initial sync's page batches (protect --compress).
     bool compress_sync = false;
     // Where the guest's console stream stands: 0 for a new guest; for a guest that took over by

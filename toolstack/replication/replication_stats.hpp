@@ -65,6 +65,11 @@ struct PrimaryStats {
     std::uint64_t disk_sync_blocks = 0, disk_sync_blocks_done = 0, disk_sync_blocks_sent = 0, disk_sync_bytes = 0;
     std::uint64_t disk_sync_ms = 0;
     std::uint64_t disk_writes_mirrored = 0, disk_write_bytes_mirrored = 0;
+    // Cooperative checkpoints (guest_suspend_device.hpp): how the guest is asked (empty: it is
+    // paused from outside), how often it suspended and how long that took, checkpoints skipped.
+    std::string suspend_how;
+    std::uint64_t suspends = 0, suspend_timeouts = 0;
+    Micros suspend_p50{0}, suspend_p99{0}, suspend_max{0};
     std::string protection_lost_reason;    // why, once unprotected
     std::optional<std::chrono::system_clock::time_point> protection_lost_at;  // when
     std::string witness;                   // the witness and the owner it names (none: empty)

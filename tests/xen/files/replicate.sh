@@ -22,6 +22,9 @@ case "$MODE" in
     colo) TAG=replicate_colo MODE_FLAGS= PORT=8472 ;;
     # The primary ends protection instead of being lost: the secondary must destroy its domain.
     abort) TAG=replicate_abort MODE_FLAGS=--remus PORT=8473 ;;
+    # A Linux PVH guest (PV drivers): Remus with cooperative checkpoints; after the takeover its
+    # kernel must also answer through xenstore (a sysrq request it handles itself).
+    linux) TAG=replicate_linux MODE_FLAGS=--remus PORT=8474 ;;
     *) echo "XS FAIL replicate_$MODE: unknown mode '$MODE'"; exit 0 ;;
 esac
 # Heartbeats under TCG on one shared CPU: the primary gives the secondary 3 s (a TCG dom0 stalls
@@ -30,6 +33,8 @@ esac
 PRIMARY_HEARTBEAT_MS=3000
 HEARTBEAT_MS=5000
 INTERVAL=${REPLICATE_INTERVAL:-200}
+# Each of the Linux guest's checkpoints is a whole suspend and resume of its kernel, emulated.
+[ "$MODE" = linux ] && INTERVAL=${REPLICATE_LINUX_INTERVAL:-1000}
 PRIMARY_RUN=/run/colo-primary-$MODE
 SECONDARY_RUN=/run/colo-secondary-$MODE
 PVM_LOG=/tmp/pvm-$MODE.console
@@ -68,6 +73,7 @@ cleanup() {
 }
 NAMES="${TAG}_protect ${TAG}_checkpoints ${TAG}_takeover ${TAG}_console ${TAG}_sequence"
 [ "$MODE" = abort ] && NAMES="${TAG}_protect ${TAG}_destroyed"
+[ "$MODE" = linux ] && NAMES="$NAMES ${TAG}_xenstore"
 give_up() {  # $1: the check that failed first; the later ones did not run
     diagnose
     skip=0
@@ -148,7 +154,18 @@ while :; do
 done
 if [ "$p_state" = protected ] && [ "${p_epoch:-0}" -gt 0 ] && [ "${p_checkpoints:-0}" -ge 3 ] &&
    [ "${s_applied:-0}" -ge 3 ]; then
-    pass ${TAG}_checkpoints "primary $p_state, epoch $p_epoch, $p_checkpoints checkpoints (pause p50 ${p_pause}us) $((i / 2)).$((i % 2 * 5)) s after protect returned; secondary $s_state, $s_applied applied"
+    suspend=
+    if [ "$MODE" = linux ]; then
+        p_style=$(field checkpoint_style </tmp/pstatus.out)
+        case "$p_style" in
+            cooperative*) ;;
+            *) fail ${TAG}_checkpoints "the Linux guest's checkpoint_style is '$p_style', not cooperative"
+               give_up ${TAG}_checkpoints ;;
+        esac
+        suspend="; suspend per checkpoint p50 $(field suspend_p50_us </tmp/pstatus.out)us p99 $(field suspend_p99_us </tmp/pstatus.out)us max $(field suspend_max_us </tmp/pstatus.out)us over $(field suspends </tmp/pstatus.out) suspends, $(field suspend_timeouts </tmp/pstatus.out) timed out"
+        say "MEASURE linux_suspend_us p50=$(field suspend_p50_us </tmp/pstatus.out) p99=$(field suspend_p99_us </tmp/pstatus.out) max=$(field suspend_max_us </tmp/pstatus.out) suspends=$(field suspends </tmp/pstatus.out) pause_p50_us=$p_pause"
+    fi
+    pass ${TAG}_checkpoints "primary $p_state, epoch $p_epoch, $p_checkpoints checkpoints (pause p50 ${p_pause}us$suspend) $((i / 2)).$((i % 2 * 5)) s after protect returned; secondary $s_state, $s_applied applied"
 else
     fail ${TAG}_checkpoints "primary: $(oneline </tmp/pstatus.out)| secondary: $(oneline </tmp/sstatus.out)"
     give_up ${TAG}_checkpoints
@@ -220,6 +237,20 @@ if [ -z "$gaps" ] && [ "$count" -gt 0 ]; then
     pass ${TAG}_sequence "$count lines seq=$first..$last_survivor across the takeover, none lost or repeated (primary's log $(seqs $PVM_LOG | wc -l) lines, survivor's $(seqs $SVM_LOG | wc -l))"
 else
     fail ${TAG}_sequence "breaks in the joined sequence: ${gaps:-no lines}"
+fi
+# --- Linux: the survivor's kernel answers through xenstore. `xl sysrq` writes control/sysrq; the
+# kernel's own watch handles it (prints the sysrq help) and clears the node: its xenbus
+# connection, event channel and watches were rebuilt by its resume.
+if [ "$MODE" = linux ]; then
+    say "MEASURE linux_takeover_s kill=$t_kill seen=$t_over"
+    xl sysrq "$NAME" h >/tmp/sysrq.out 2>&1
+    i=0
+    while [ $i -lt 60 ] && ! tr -d '\000' <$SVM_LOG | grep -qi 'sysrq.*help'; do sleep 0.5; i=$((i+1)); done
+    if tr -d '\000' <$SVM_LOG | grep -qi 'sysrq.*help'; then
+        pass ${TAG}_xenstore "after the takeover, xl sysrq $NAME h (control/sysrq in xenstore) was answered by the guest's kernel within $((i / 2)).$((i % 2 * 5)) s: $(tr -d '\000' <$SVM_LOG | grep -i -m1 'sysrq.*help' | cut -c1-120)"
+    else
+        fail ${TAG}_xenstore "the survivor's kernel did not answer xl sysrq within 30 s ($(oneline </tmp/sysrq.out)); console tail: $(tail -3 $SVM_LOG | oneline)"
+    fi
 fi
 diagnose
 cleanup
