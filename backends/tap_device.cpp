@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "backends/error.hpp"
+#include "backends/net_link.hpp"
 
 namespace colo {
 
@@ -46,22 +47,8 @@ TapDevice::TapDevice(const std::string& name, const std::string& bridge, std::ch
         fd_ = UniqueFd();
         std::this_thread::sleep_for(std::chrono::milliseconds(10));  // the other TAP's fd is closing
     }
-    // Up, and into the bridge: both through a socket, as ip(8) and brctl(8) do.
-    UniqueFd control(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!control.valid()) throw SystemError("socket for " + name_, errno);
-    ifreq flags = request_for(name_);
-    if (::ioctl(control.get(), SIOCGIFFLAGS, &flags) != 0) throw SystemError("SIOCGIFFLAGS " + name_, errno);
-    flags.ifr_flags = static_cast<short>(flags.ifr_flags | IFF_UP);
-    if (::ioctl(control.get(), SIOCSIFFLAGS, &flags) != 0) throw SystemError("SIOCSIFFLAGS " + name_ + " up", errno);
-    if (!bridge.empty()) {
-        const unsigned index = ::if_nametoindex(name_.c_str());
-        if (index == 0) throw SystemError("if_nametoindex " + name_, errno);
-        ifreq add = request_for(bridge);
-        add.ifr_ifindex = static_cast<int>(index);
-        if (::ioctl(control.get(), SIOCBRADDIF, &add) != 0) {
-            throw SystemError("SIOCBRADDIF " + name_ + " to bridge " + bridge, errno);
-        }
-    }
+    net_link::set_up(name_);
+    if (!bridge.empty()) net_link::add_to_bridge(bridge, name_);
 }
 
 bool TapDevice::write_frame(std::span<const std::byte> frame) {

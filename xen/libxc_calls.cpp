@@ -326,7 +326,27 @@ int LibxcCalls::do_create_domain(const std::string& config_json, const std::stri
     const libxl_domain_config& c = *config.get();
     PeerDomainShape shape;
     shape.disks = c.num_disks;
-    shape.nics = c.num_nics;
+    // NICs are built, but only from what describes the guest's own side (devid, MAC, model,
+    // type, MTU): the peer's script, bridge, vifname, addresses and COLO proxy settings are host
+    // resources of the peer, so this host's defaults (its own vif hotplug script) apply, and
+    // colo-replicate's NIC takes the vif over anyway (xen/vif_nic.hpp). A NIC served by another
+    // driver domain is refused.
+    for (int i = 0; i < c.num_nics; ++i) {
+        libxl_device_nic& nic = config.get()->nics[i];
+        if (nic.backend_domid != 0 || nic.backend_domname != nullptr) {
+            ++shape.nics;
+            continue;
+        }
+        libxl_device_nic own;
+        libxl_device_nic_init(&own);
+        own.devid = nic.devid;
+        own.mtu = nic.mtu;
+        own.nictype = nic.nictype;
+        std::memcpy(own.mac, nic.mac, sizeof own.mac);
+        if (nic.model != nullptr) own.model = strdup(nic.model);
+        libxl_device_nic_dispose(&nic);
+        nic = own;
+    }
     shape.pci = c.num_pcidevs;
     shape.usb = c.num_usbctrls + c.num_usbdevs;
     shape.vtpms = c.num_vtpms;

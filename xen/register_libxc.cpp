@@ -15,10 +15,6 @@ namespace colo::xen {
 
 void register_backend(BackendRegistry& registry) {
     const auto attach = [](const GuestConfig& config) -> std::unique_ptr<Backend> {
-        if (!config.vifs.empty()) {
-            throw Error("xen: vif is for the KVM backend; a Xen domain's NICs are those of its xl config, "
-                        "and colo-replicate does not replicate them yet");
-        }
         if (!config.disks.empty()) {
             throw Error("xen: disk is for the KVM backend; a Xen domain's disks are those of its xl config, "
                         "and colo-replicate does not replicate them yet");
@@ -26,7 +22,7 @@ void register_backend(BackendRegistry& registry) {
         auto calls = std::make_unique<LibxcCalls>();
         const DomainId domain = calls->domain_by_name(config.name);
         return std::make_unique<XenBackend>(std::move(calls), domain, config.name, MapCache::kDefaultChunkPages,
-                                            parse_checkpoint_style(config.checkpoint_style));
+                                            parse_checkpoint_style(config.checkpoint_style), config.vifs);
     };
     const auto incoming = [](const GuestConfig& config) -> std::unique_ptr<Backend> {
         if (config.domain_config.empty()) {
@@ -35,7 +31,7 @@ void register_backend(BackendRegistry& registry) {
                         "not from an image or a colo-replicate config");
         }
         return std::make_unique<XenBackend>(std::make_unique<LibxcCalls>(),
-                                            IncomingGuest{config.name, config.domain_config});
+                                            IncomingGuest{config.name, config.domain_config, config.vifs});
     };
     registry.add(BackendFactory{"xen",
                                 "Xen (libxenctrl; attaches to a running PVH/HVM domain by name, "

@@ -16,9 +16,10 @@ CheckpointStyle parse_checkpoint_style(const std::string& text) {
 }
 
 XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
-                       std::uint64_t map_chunk_pages, CheckpointStyle style)
+                       std::uint64_t map_chunk_pages, CheckpointStyle style, const std::vector<VifConfig>& vifs)
     : calls_(std::move(calls)), domain_(domain), name_(std::move(name)), cache_(*calls_, domain, map_chunk_pages) {
     attach();
+    for (unsigned i = 0; i < vifs.size(); ++i) nics_.push_back(std::make_unique<XenVifNic>(domain_, i, vifs[i], true));
     if (style == CheckpointStyle::transparent) return;
     cooperative_ = can_suspend_itself();
     if (!cooperative_ && style == CheckpointStyle::cooperative) {
@@ -42,6 +43,10 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& inc
       name_(incoming.name),
       cache_(*calls_, domain_, map_chunk_pages) {
     attach();
+    // Detached: the PVM's NICs own the network until a takeover.
+    for (unsigned i = 0; i < incoming.vifs.size(); ++i) {
+        nics_.push_back(std::make_unique<XenVifNic>(domain_, i, incoming.vifs[i], false));
+    }
     // libxl_domain_create_new leaves the domain paused; that pause is ours to undo in resume().
     std::lock_guard lock(pause_mutex_);
     paused_ = true;
@@ -188,6 +193,12 @@ void XenBackend::set_console_sink(ConsoleSink sink) {
                                               std::span(&error, 1));
     if (error != 0) throw SystemError("xenforeignmemory_map", error, who() + " console ring");
     console_ = std::make_unique<ConsoleReader>(std::move(ring), std::move(sink));
+}
+
+std::vector<GuestNic*> XenBackend::nics() {
+    std::vector<GuestNic*> out;
+    for (auto& nic : nics_) out.push_back(nic.get());
+    return out;
 }
 
 std::string XenBackend::domain_config() { return calls_->domain_config(domain_); }

@@ -17,6 +17,8 @@
 //   checkpoints        control/feature-suspend published: Linux) is asked to suspend itself
 //                      through xenstore control/shutdown before each checkpoint and resumed
 //                      with xc_domain_resume(fast) after it (backends/guest_suspend.hpp).
+//   NICs               one XenVifNic per vif of the colo-replicate config (xen/vif_nic.hpp):
+//                      the domain's vif N, bridged privately with a TAP the NIC owns.
 //   console            the PV console ring (HVM_PARAM_CONSOLE_PFN), read without consuming it
 //                      (console_ring.hpp) by a reader thread every 20 ms (console_reader.hpp),
 //                      and also whenever the pipeline pauses or harvests, so all output written
@@ -49,6 +51,7 @@
 #include "xen/console_reader.hpp"
 #include "xen/incoming_domain.hpp"
 #include "xen/map_cache.hpp"
+#include "xen/vif_nic.hpp"
 #include "xen/xen_calls.hpp"
 
 namespace colo::xen {
@@ -68,6 +71,7 @@ enum class CheckpointStyle {
 struct IncomingGuest {
     std::string name;
     std::string domain_config;
+    std::vector<VifConfig> vifs;  // colo-replicate's view of its vifs (xen/vif_nic.hpp)
 };
 
 class XenBackend final : public Backend, private GuestMemory, private GuestSuspend {
@@ -76,7 +80,7 @@ public:
     // maps its memory.
     XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::string name,
                std::uint64_t map_chunk_pages = MapCache::kDefaultChunkPages,
-               CheckpointStyle style = CheckpointStyle::automatic);
+               CheckpointStyle style = CheckpointStyle::automatic, const std::vector<VifConfig>& vifs = {});
     // Creates the incoming domain (paused, NAME--incoming), then checks and maps it as above; if
     // that fails, the new domain is destroyed again.
     XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& incoming,
@@ -104,6 +108,7 @@ public:
     [[nodiscard]] std::string commit_incoming() override;
     [[nodiscard]] std::string replication_caveat() override;
     [[nodiscard]] GuestSuspend* cooperative_suspend() override { return cooperative_ ? this : nullptr; }
+    [[nodiscard]] std::vector<GuestNic*> nics() override;
 
     // Passes new console output to the sink now.
     void poll_console();
@@ -154,6 +159,7 @@ private:
     Pfn console_frame_{0};
     bool has_console_ = false;
     std::unique_ptr<ConsoleReader> console_;  // after cache_ and calls_: stops before they go
+    std::vector<std::unique_ptr<XenVifNic>> nics_;  // last: the domain's vifs go back first
 };
 
 }  // namespace colo::xen

@@ -1,9 +1,5 @@
 #include "kvm/devices/virtio_net.hpp"
 
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <string>
@@ -25,9 +21,13 @@ constexpr std::size_t kFrameLimit = kMaxFrameBytes;
 }  // namespace
 
 VirtioNet::VirtioNet(VifConfig config, DeviceMemory& memory, std::function<void()> interrupt)
-    : config_(std::move(config)), memory_(memory), interrupt_(std::move(interrupt)), regs_(kNetDevice, kOffered, 2) {}
+    : config_(std::move(config)),
+      memory_(memory),
+      interrupt_(std::move(interrupt)),
+      regs_(kNetDevice, kOffered, 2),
+      host_([this](std::span<const std::byte> frame) { from_host(frame); }) {}
 
-VirtioNet::~VirtioNet() { stop_reader(); }
+VirtioNet::~VirtioNet() { host_.detach(); }
 
 // --- registers
 
@@ -182,11 +182,6 @@ std::uint32_t VirtioNet::device_status() const {
 
 // --- host side
 
-std::string VirtioNet::host_name() const {
-    std::lock_guard lock(tap_mutex_);
-    return tap_ ? tap_->name() : "";
-}
-
 void VirtioNet::set_transmit_sink(FrameSink sink) {
     std::lock_guard lock(sink_mutex_);
     transmit_sink_ = std::move(sink);
@@ -197,75 +192,10 @@ void VirtioNet::set_host_receive_sink(FrameSink sink) {
     receive_sink_ = std::move(sink);
 }
 
-void VirtioNet::transmit_to_host(std::span<const std::byte> frame) {
-    std::lock_guard lock(tap_mutex_);
-    if (tap_) (void)tap_->write_frame(frame);
-}
-
-bool VirtioNet::attached() const {
-    std::lock_guard lock(tap_mutex_);
-    return tap_ != nullptr;
-}
-
-void VirtioNet::attach_host() {
-    if (attached()) return;
-    // Everything that can fail comes before the NIC takes the TAP, so that a failed attach
-    // leaves it detached (not attached with no reader: deaf while saying it listens).
-    auto tap = std::make_unique<TapDevice>(config_.vifname, config_.bridge, std::chrono::seconds(2));
-    UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
-    if (!stop.valid()) throw SystemError("eventfd for " + tap->name(), errno);
-    std::lock_guard lock(tap_mutex_);
-    if (tap_) return;  // attached meanwhile by another thread: ours goes away
-    tap_ = std::move(tap);
-    stop_reader_ = std::move(stop);
-    try {
-        reader_ = std::thread([this] { reader_main(); });
-    } catch (...) {
-        tap_.reset();
-        stop_reader_.reset();
-        throw;
-    }
-}
-
-void VirtioNet::detach_host() {
-    stop_reader();
-    std::lock_guard lock(tap_mutex_);
-    tap_.reset();
-}
-
-void VirtioNet::stop_reader() {
-    if (!reader_.joinable()) return;
-    const std::uint64_t one = 1;
-    (void)!::write(stop_reader_.get(), &one, sizeof one);
-    reader_.join();
-    stop_reader_.reset();
-}
-
-void VirtioNet::reader_main() {
-    // tap_ stays while this thread runs: detach_host joins it before dropping the TAP.
-    TapDevice& tap = *tap_;
-    std::vector<std::byte> buffer(65536);
-    for (;;) {
-        pollfd fds[2] = {{tap.fd(), POLLIN, 0}, {stop_reader_.get(), POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
-            return;
-        }
-        if ((fds[1].revents & POLLIN) != 0) return;
-        try {
-            while (auto n = tap.read_frame(buffer)) {
-                // Only what this NIC carries reaches a sink (GuestNic: at most kMaxFrameBytes);
-                // a larger frame (a host side with a bigger MTU) would not fit the guest either.
-                if (*n == 0 || *n > kFrameLimit) continue;
-                const std::span<const std::byte> frame(buffer.data(), *n);
-                std::lock_guard sinks(sink_mutex_);
-                if (receive_sink_) receive_sink_(frame);
-                else deliver_to_guest(frame);
-            }
-        } catch (const std::exception&) {
-            return;  // the TAP went away under us: the NIC hears nothing more, as an unplugged cable
-        }
-    }
+void VirtioNet::from_host(std::span<const std::byte> frame) {
+    std::lock_guard sinks(sink_mutex_);
+    if (receive_sink_) receive_sink_(frame);
+    else deliver_to_guest(frame);
 }
 
 // --- state

@@ -30,12 +30,10 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "backends/guest_nic.hpp"
-#include "backends/tap_device.hpp"
-#include "backends/unique_fd.hpp"
+#include "backends/tap_port.hpp"
 #include "kvm/devices/mmio_device.hpp"
 #include "kvm/devices/virtio_mmio.hpp"
 #include "kvm/devices/virtqueue.hpp"
@@ -60,14 +58,14 @@ public:
 
     // --- GuestNic
     [[nodiscard]] const VifConfig& config() const override { return config_; }
-    [[nodiscard]] std::string host_name() const override;
+    [[nodiscard]] std::string host_name() const override { return host_.name(); }
     void set_transmit_sink(FrameSink sink) override;
     void set_host_receive_sink(FrameSink sink) override;
     void deliver_to_guest(std::span<const std::byte> frame) override;
-    void transmit_to_host(std::span<const std::byte> frame) override;
-    [[nodiscard]] bool attached() const override;
-    void attach_host() override;
-    void detach_host() override;
+    void transmit_to_host(std::span<const std::byte> frame) override { host_.write(frame); }
+    [[nodiscard]] bool attached() const override { return host_.attached(); }
+    void attach_host() override { host_.attach(config_.vifname, config_.bridge); }
+    void detach_host() override { host_.detach(); }
 
     // --- the VMM
     // Paused: no guest memory is written; frames wait in the backlog. Unpausing delivers them.
@@ -83,8 +81,7 @@ private:
     void transmit_from_guest();
     void receive_backlog_locked();
     void raise_locked(std::uint32_t cause);
-    void reader_main();
-    void stop_reader();
+    void from_host(std::span<const std::byte> frame);
 
     const VifConfig config_;
     DeviceMemory& memory_;
@@ -99,10 +96,7 @@ private:
     FrameSink transmit_sink_;
     FrameSink receive_sink_;
 
-    mutable std::mutex tap_mutex_;
-    std::unique_ptr<TapDevice> tap_;
-    UniqueFd stop_reader_;  // eventfd
-    std::thread reader_;
+    TapPort host_;  // after the sinks: its reader calls them
 };
 
 }  // namespace colo::kvm

@@ -36,7 +36,7 @@ struct Receiver {
         calls = std::move(owned);
     }
     XenBackend& receive(const std::string& json = kJson) {
-        backend = std::make_unique<XenBackend>(std::move(calls), IncomingGuest{"web", json});
+        backend = std::make_unique<XenBackend>(std::move(calls), IncomingGuest{"web", json, {}});
         return *backend;
     }
     FakeDomain* domain = nullptr;

@@ -26,10 +26,25 @@ cp "$KERNEL" "$OUT/vmlinuz-dom0"
 STAGE=$(mktemp -d "$OUT/stage.XXXXXX")
 trap 'rm -rf "$STAGE"' EXIT
 
-# --- domU: busybox + the dirtier
+# module_into DIR KREL MODULE...: copies (uncompressed) kernel modules, by path under kernel/.
+module_into() {
+    local dir=$1 krel=$2; shift 2
+    for m in "$@"; do
+        f=$(ls "$ROOT/lib/modules/$krel/kernel/$m.ko"* 2>/dev/null | head -1)
+        [ -n "$f" ] || { echo "build_images: no module $m in $krel" >&2; exit 1; }
+        case "$f" in
+            *.xz) xz -dc "$f" > "$dir/$(basename "$m").ko" ;;
+            *) cp "$f" "$dir/$(basename "$m").ko" ;;
+        esac
+    done
+}
+
+# --- domU: busybox + the dirtier, and netfront for the Linux guest's vif
 U=$STAGE/domu
-mkdir -p "$U"/{bin,proc,dev}
+mkdir -p "$U"/{bin,proc,dev,sys,lib/modules}
 cp /bin/busybox "$DIRTIER" "$U/bin/"
+DOMU_KREL=$(basename "$DOMU_KERNEL" | sed 's/^vmlinuz-//')
+module_into "$U/lib/modules" "$DOMU_KREL" drivers/net/xen-netfront
 install -m755 "$HERE/files/domu-init" "$U/init"
 (cd "$U" && find . | cpio -o -H newc --quiet | gzip -1) > "$STAGE/domu.cpio.gz"
 
@@ -39,15 +54,9 @@ mkdir -p "$D"/{bin,sbin,proc,sys,dev,run,tmp,etc/xen,var/log,var/lib,lib/modules
 mkdir -p "$D/usr/lib/x86_64-linux-gnu" "$D/usr/lib/xen-$XENVER/bin" "$D/usr/bin"
 cp /bin/busybox "$D/bin/"
 install -m755 "$HERE/files/dom0-init" "$D/init"
-for m in drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs drivers/xen/xen-gntdev \
-         drivers/xen/xen-gntalloc; do
-    f=$(ls "$ROOT/lib/modules/$KREL/kernel/$m.ko"* 2>/dev/null | head -1)
-    [ -n "$f" ] || { echo "build_images: no module $m in $KREL" >&2; exit 1; }
-    case "$f" in
-        *.xz) xz -dc "$f" > "$D/lib/modules/$(basename "$m").ko" ;;
-        *) cp "$f" "$D/lib/modules/$(basename "$m").ko" ;;
-    esac
-done
+module_into "$D/lib/modules" "$KREL" drivers/xen/xen-evtchn drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs \
+    drivers/xen/xen-gntdev drivers/xen/xen-gntalloc \
+    net/llc/llc net/802/stp net/bridge/bridge drivers/net/tun drivers/net/xen-netback/xen-netback
 for b in xl xenstored xenconsoled xen-init-dom0 libxl-save-helper; do
     cp "$ROOT/usr/lib/xen-$XENVER/bin/$b" "$D/usr/lib/xen-$XENVER/bin/"
 done
@@ -77,6 +86,8 @@ cp "$DOMU_KERNEL" "$D/domu/vmlinuz"
 cp "$STAGE/domu.cpio.gz" "$D/domu/initrd.gz"
 cp "$HERE/files/pvh.cfg" "$HERE/files/pv.cfg" "$HERE/files/colo-domu.cfg" "$HERE/files/replicate.sh" \
    "$HERE/files/seq.cfg" "$HERE/files/colo-seq.cfg" "$D/domu/"
+mkdir -p "$D/etc/xen/scripts"
+install -m755 "$HERE/files/vif-bridge" "$D/etc/xen/scripts/vif-bridge"
 cp "$SEQ_GUEST" "$D/domu/pvh_seq_guest"
 (cd "$D" && find . | cpio -o -H newc --quiet | gzip -1) > "$OUT/dom0.cpio.gz.tmp"
 mv "$OUT/dom0.cpio.gz.tmp" "$OUT/dom0.cpio.gz"

@@ -73,7 +73,7 @@ cleanup() {
 }
 NAMES="${TAG}_protect ${TAG}_checkpoints ${TAG}_takeover ${TAG}_console ${TAG}_sequence"
 [ "$MODE" = abort ] && NAMES="${TAG}_protect ${TAG}_destroyed"
-[ "$MODE" = linux ] && NAMES="$NAMES ${TAG}_xenstore"
+[ "$MODE" = linux ] && NAMES="$NAMES ${TAG}_xenstore ${TAG}_network"
 give_up() {  # $1: the check that failed first; the later ones did not run
     diagnose
     skip=0
@@ -170,6 +170,14 @@ else
     fail ${TAG}_checkpoints "primary: $(oneline </tmp/pstatus.out)| secondary: $(oneline </tmp/sstatus.out)"
     give_up ${TAG}_checkpoints
 fi
+# --- Linux: dom0 pings the guest through its vif, whose output colo-replicate holds until each
+# checkpoint is acknowledged (so a reply waits up to an interval).
+if [ "$MODE" = linux ]; then
+    ping -c 2 -w 30 10.0.0.2 >/tmp/ping-before.out 2>&1
+    ping_before=$?
+    primary status "$NAME" >/tmp/pstatus.out 2>&1
+    net_before="egress $(field net_egress_frames </tmp/pstatus.out), released $(field net_released_frames </tmp/pstatus.out), held $(field net_held_frames </tmp/pstatus.out)"
+fi
 last_before=$(seqs $PVM_LOG | tail -1)
 
 # --- the primary's host is lost: its colo-replicate and its domain go at once. SIGSTOP first,
@@ -250,6 +258,17 @@ if [ "$MODE" = linux ]; then
         pass ${TAG}_xenstore "after the takeover, xl sysrq $NAME h (control/sysrq in xenstore) was answered by the guest's kernel within $((i / 2)).$((i % 2 * 5)) s: $(tr -d '\000' <$SVM_LOG | grep -i -m1 'sysrq.*help' | cut -c1-120)"
     else
         fail ${TAG}_xenstore "the survivor's kernel did not answer xl sysrq within 30 s ($(oneline </tmp/sysrq.out)); console tail: $(tail -3 $SVM_LOG | oneline)"
+    fi
+    # The survivor's netfront reconnects to its own domain's vif; colo-replicate's NIC there opens
+    # its TAP into xenbr0 at the takeover: dom0 reaches the guest again, polled for at most 60 s.
+    i=0
+    while [ $i -lt 30 ] && ! ping -c 1 -w 2 10.0.0.2 >/tmp/ping-after.out 2>&1; do i=$((i+1)); done
+    if [ "$ping_before" != 0 ]; then
+        fail ${TAG}_network "dom0 could not ping the protected guest before the kill ($net_before): $(oneline </tmp/ping-before.out)"
+    elif [ $i -ge 30 ]; then
+        fail ${TAG}_network "the guest answered pings before the kill ($(grep -o 'round-trip.*' /tmp/ping-before.out)) but not the survivor within 60 s: $(oneline </tmp/ping-after.out)"
+    else
+        pass ${TAG}_network "pings answered through the held vif before the kill ($(grep -o 'round-trip.*' /tmp/ping-before.out); primary's NIC: $net_before) and by the survivor after $((i * 2)) s or less ($(grep -o 'time=[0-9.]* ms' /tmp/ping-after.out | head -1))"
     fi
 fi
 diagnose
