@@ -14,6 +14,7 @@ extern "C" {
 #include <libxl.h>
 #include <libxl_utils.h>
 #include <xenctrl.h>
+#include <xenevtchn.h>
 #include <xenforeignmemory.h>
 #include <xenguest.h>
 #include <xenstore.h>
@@ -71,6 +72,9 @@ struct XcCloser {
 struct ForeignMemoryCloser {
     void operator()(xenforeignmemory_handle* h) const noexcept { xenforeignmemory_close(h); }
 };
+struct EvtchnCloser {
+    void operator()(xenevtchn_handle* h) const noexcept { xenevtchn_close(h); }  // unbinds its ports
+};
 struct XenstoreCloser {
     void operator()(xs_handle* h) const noexcept { xs_close(h); }
 };
@@ -106,6 +110,8 @@ struct LibxcCalls::Handles {
     std::unique_ptr<libxl_ctx, LibxlCloser> libxl;
     // Opened on first use: only a primary with a cooperative guest talks to xenstore itself.
     std::unique_ptr<xs_handle, XenstoreCloser> xenstore;
+    // Opened on first use too: only for a guest that offers a suspend event channel.
+    std::unique_ptr<xenevtchn_handle, EvtchnCloser> evtchn;
 
     int open_xenstore() {
         if (xenstore) return 0;
@@ -247,6 +253,25 @@ int LibxcCalls::do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t
 int LibxcCalls::do_resume_cancelled(DomainId domain) {
     errno = 0;
     return errno_of(xc_domain_resume(handles_->xc.get(), domain, 1));
+}
+
+int LibxcCalls::do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) {
+    if (!handles_->evtchn) {
+        errno = 0;
+        handles_->evtchn.reset(xenevtchn_open(nullptr, 0));
+        if (!handles_->evtchn) return errno != 0 ? errno : EIO;
+    }
+    errno = 0;
+    const xenevtchn_port_or_error_t port = xenevtchn_bind_interdomain(handles_->evtchn.get(), domain, remote_port);
+    if (port < 0) return errno != 0 ? errno : EIO;
+    local_port = static_cast<std::uint32_t>(port);
+    return 0;
+}
+
+int LibxcCalls::do_evtchn_notify(std::uint32_t local_port) {
+    if (!handles_->evtchn) return EBADF;
+    errno = 0;
+    return errno_of(xenevtchn_notify(handles_->evtchn.get(), local_port));
 }
 
 int LibxcCalls::do_xenstore_read(const std::string& path, std::string& out) {

@@ -32,6 +32,8 @@ protected:
     int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) override;
     int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) override;
     int do_resume_cancelled(DomainId domain) override;
+    int do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) override;
+    int do_evtchn_notify(std::uint32_t local_port) override;
     int do_xenstore_read(const std::string& path, std::string& out) override;
     int do_xenstore_write(const std::string& path, const std::string& value) override;
     int do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,

@@ -1,6 +1,7 @@
 #include "xen/xen_backend.hpp"
 
 #include <bit>
+#include <cstdlib>
 #include <cstring>
 
 #include "backends/error.hpp"
@@ -22,6 +23,18 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::st
     for (unsigned i = 0; i < vifs.size(); ++i) nics_.push_back(std::make_unique<XenVifNic>(domain_, i, vifs[i], true));
     if (style == CheckpointStyle::transparent) return;
     cooperative_ = can_suspend_itself();
+    if (cooperative_) {
+        const auto channel = calls_->xenstore_read("/local/domain/" + std::to_string(domain_) + "/device/suspend/event-channel");
+        if (channel && !channel->empty()) {
+            char* end = nullptr;
+            const unsigned long port = std::strtoul(channel->c_str(), &end, 10);
+            if (*end != '\0' || port == 0 || port > 0xffffffffUL) {
+                throw Error(who() + ": its device/suspend/event-channel is '" + *channel + "', not a port number");
+            }
+            suspend_remote_port_ = static_cast<std::uint32_t>(port);
+            suspend_port_ = calls_->evtchn_bind(domain_, suspend_remote_port_);
+        }
+    }
     if (!cooperative_ && style == CheckpointStyle::cooperative) {
         throw Error(who() + ": checkpoint_style is \"cooperative\", but the guest cannot suspend itself (it needs "
                             "PV drivers, an event-channel upcall, and to publish control/feature-suspend in xenstore)");
@@ -31,9 +44,12 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::st
 bool XenBackend::can_suspend_itself() {
     if (calls_->hvm_param(domain_, kHvmParamCallbackIrq) == 0) return false;
     // Linux writes control/feature-suspend = 1 once its shutdown watch is set up; before that a
-    // "suspend" request would go unanswered.
+    // "suspend" request would go unanswered. A guest with a suspend event channel (Mini-OS and
+    // classic XenLinux offer one; upstream Linux does not) answers that instead.
     const auto feature = calls_->xenstore_read(control_path() + "/feature-suspend");
-    return feature && *feature == "1";
+    if (feature && *feature == "1") return true;
+    const auto channel = calls_->xenstore_read("/local/domain/" + std::to_string(domain_) + "/device/suspend/event-channel");
+    return channel && !channel->empty();
 }
 
 XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& incoming, std::uint64_t map_chunk_pages)
@@ -214,12 +230,20 @@ bool XenBackend::suspended() {
 }
 
 void XenBackend::request() {
-    // Linux's watch on control/shutdown acknowledges by clearing the node, then freezes its tasks
-    // and devices and makes the suspend hypercall.
-    calls_->xenstore_write(control_path() + "/shutdown", "suspend");
+    // The event channel is the fast path (no xenstore round trip); Linux's watch on
+    // control/shutdown acknowledges by clearing the node, then freezes its tasks and devices and
+    // makes the suspend hypercall.
+    if (suspend_port_) calls_->evtchn_notify(*suspend_port_);
+    else calls_->xenstore_write(control_path() + "/shutdown", "suspend");
+}
+
+std::string XenBackend::how() const {
+    if (suspend_port_) return "suspend event channel (guest port " + std::to_string(suspend_remote_port_) + ")";
+    return "xenstore " + control_path() + "/shutdown";
 }
 
 bool XenBackend::withdraw() {
+    if (suspend_port_) return suspended();  // a notification cannot be taken back
     const std::string request = control_path() + "/shutdown";
     const auto pending = calls_->xenstore_read(request);
     if (pending && *pending == "suspend") calls_->xenstore_write(request, "");

@@ -15,7 +15,8 @@
 //   state              one record: the HVM context blob (hvm_context.hpp).
 //   cooperative        a guest with PV drivers (an event-channel upcall registered and
 //   checkpoints        control/feature-suspend published: Linux) is asked to suspend itself
-//                      through xenstore control/shutdown before each checkpoint and resumed
+//                      through its suspend event channel when it offers one, else xenstore
+//                      control/shutdown, before each checkpoint and resumed
 //                      with xc_domain_resume(fast) after it (backends/guest_suspend.hpp).
 //   NICs               one XenVifNic per vif of the colo-replicate config (xen/vif_nic.hpp):
 //                      the domain's vif N, bridged privately with a TAP the NIC owns.
@@ -132,7 +133,7 @@ private:
     [[nodiscard]] bool suspended() override;
     [[nodiscard]] bool withdraw() override;
     void resume_cancelled() override;
-    [[nodiscard]] std::string how() const override { return "xenstore " + control_path() + "/shutdown"; }
+    [[nodiscard]] std::string how() const override;
 
     void attach();  // the constructors' common part: check the domain, map its memory
     // Whether the guest can suspend itself: PV drivers (an upcall) and control/feature-suspend.
@@ -156,6 +157,10 @@ private:
     bool paused_ = false;  // guarded by pause_mutex_: this backend holds one Xen pause
     bool logging_ = false;
     bool cooperative_ = false;  // checkpoints suspend the guest through xenstore
+    // The guest's suspend event channel, bound, when it offers one (device/suspend/event-channel):
+    // notified instead of writing control/shutdown, as libxl does.
+    std::optional<std::uint32_t> suspend_port_;
+    std::uint32_t suspend_remote_port_ = 0;
     Pfn console_frame_{0};
     bool has_console_ = false;
     std::unique_ptr<ConsoleReader> console_;  // after cache_ and calls_: stops before they go

@@ -125,6 +125,20 @@ void XenCalls::resume_cancelled(DomainId domain) {
     check(do_resume_cancelled(domain), "xc_domain_resume(fast)", domain);
 }
 
+std::uint32_t XenCalls::evtchn_bind(DomainId domain, std::uint32_t remote_port) {
+    std::uint32_t local = 0;
+    if (const int e = do_evtchn_bind(domain, remote_port, local); e != 0) {
+        throw SystemError("xenevtchn_bind_interdomain", e, on_domain(domain) + " port " + std::to_string(remote_port));
+    }
+    return local;
+}
+
+void XenCalls::evtchn_notify(std::uint32_t local_port) {
+    if (const int e = do_evtchn_notify(local_port); e != 0) {
+        throw SystemError("xenevtchn_notify", e, "port " + std::to_string(local_port));
+    }
+}
+
 std::optional<std::string> XenCalls::xenstore_read(const std::string& path) {
     std::string value;
     const int e = do_xenstore_read(path, value);

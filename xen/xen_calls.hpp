@@ -81,6 +81,11 @@ public:
     // after a checkpoint). The domain stays paused while the caller holds a pause.
     void resume_cancelled(DomainId domain);
 
+    // xenevtchn_bind_interdomain / xenevtchn_notify: a channel to a port the guest offers (its
+    // suspend event channel). Bound channels go when the seam does.
+    [[nodiscard]] std::uint32_t evtchn_bind(DomainId domain, std::uint32_t remote_port);
+    void evtchn_notify(std::uint32_t local_port);
+
     // xs_read / xs_write on xenstore, outside a transaction. read: nullopt when the node does not
     // exist.
     [[nodiscard]] std::optional<std::string> xenstore_read(const std::string& path);
@@ -127,6 +132,8 @@ protected:
     virtual int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) = 0;
     virtual int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) = 0;
     virtual int do_resume_cancelled(DomainId domain) = 0;
+    virtual int do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) = 0;
+    virtual int do_evtchn_notify(std::uint32_t local_port) = 0;
     // ENOENT when the node does not exist.
     virtual int do_xenstore_read(const std::string& path, std::string& out) = 0;
     virtual int do_xenstore_write(const std::string& path, const std::string& value) = 0;

@@ -157,3 +157,27 @@ TEST_CASE("xen cooperative checkpoints: COLO mode is refused with the way out na
     CHECK_THROWS_WITH_AS(XenPair(ProtectionMode::colo, cooperative), doctest::Contains("only Remus mode supports: protect it with --remus"),
                          Error);
 }
+
+TEST_CASE("xen cooperative checkpoints: a guest that offers a suspend event channel is notified on it, not through xenstore") {
+    XenPair pair(ProtectionMode::remus, [](FakeDomain& d) { d.offer_suspend_channel(7); });
+    REQUIRE(pair.pvm->cooperative_suspend() != nullptr);
+    CHECK(pair.pvm->cooperative_suspend()->how() == "suspend event channel (guest port 7)");
+    CHECK(pair.pvm_domain->bound_ports.size() == 1);
+    CHECK(pair.pvm_domain->bound_ports.begin()->second == 7);
+    pair.protect();
+    pair.checkpoint();
+    CHECK(pair.primary->status().checkpoints == 1);
+    CHECK(pair.pvm_domain->notifications == 2);  // the initial sync's final pause and the checkpoint
+    CHECK(pair.pvm_domain->xenstore.count(kShutdownNode) == 0);  // never asked through xenstore
+    CHECK(pair.pvm_domain->counters.cancelled_resumes == 2);
+    CHECK_FALSE(pair.pvm_domain->info.shutdown);
+}
+
+TEST_CASE("xen cooperative checkpoints: a suspend event channel that is not a port number is refused with one line") {
+    auto domain = std::make_unique<FakeDomain>(3, 64);
+    domain->hvm_context = xen::make_hvm_context(1);
+    domain->offer_suspend_channel(7);
+    domain->xenstore["/local/domain/3/device/suspend/event-channel"] = "seven";
+    CHECK_THROWS_WITH_AS(XenBackend(std::move(domain), 3, "guest"),
+                         doctest::Contains("its device/suspend/event-channel is 'seven', not a port number"), Error);
+}

@@ -179,6 +179,28 @@ void FakeDomain::make_cooperative(bool answers) {
     };
 }
 
+void FakeDomain::offer_suspend_channel(std::uint32_t port) {
+    make_cooperative(false);
+    xenstore.erase("/local/domain/" + std::to_string(info.id) + "/control/feature-suspend");
+    xenstore["/local/domain/" + std::to_string(info.id) + "/device/suspend/event-channel"] = std::to_string(port);
+}
+
+int FakeDomain::do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) {
+    if (const int e = enter("evtchn_bind", domain)) return e;
+    local_port = 100 + static_cast<std::uint32_t>(bound_ports.size());
+    bound_ports[local_port] = remote_port;
+    return 0;
+}
+
+int FakeDomain::do_evtchn_notify(std::uint32_t local_port) {
+    if (const int e = enter("evtchn_notify", info.id)) return e;
+    if (bound_ports.count(local_port) == 0) return EINVAL;
+    ++notifications;
+    info.shutdown = true;
+    info.shutdown_reason = kShutdownSuspend;
+    return 0;
+}
+
 int FakeDomain::do_resume_cancelled(DomainId domain) {
     if (const int e = enter("resume_cancelled", domain)) return e;
     // libxc refuses a domain that is not in the suspended state.

@@ -52,6 +52,11 @@ public:
     // Makes the guest a cooperative one: PV drivers (callback irq), feature-suspend, and a watch
     // that suspends at once on "suspend" (unless `answers` is false: then it never does).
     void make_cooperative(bool answers = true);
+    // A guest that offers a suspend event channel (port `port` of its own) and no feature-suspend:
+    // a notification of it suspends the guest at once.
+    void offer_suspend_channel(std::uint32_t port);
+    std::map<std::uint32_t, std::uint32_t> bound_ports;  // local port -> the guest's port
+    unsigned notifications = 0;
 
     // --- the guest
     void guest_write(Pfn pfn, std::byte fill);  // fills the frame; logged when log-dirty is on
@@ -89,6 +94,8 @@ protected:
     int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) override;
     int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) override;
     int do_resume_cancelled(DomainId domain) override;
+    int do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) override;
+    int do_evtchn_notify(std::uint32_t local_port) override;
     int do_xenstore_read(const std::string& path, std::string& out) override;
     int do_xenstore_write(const std::string& path, const std::string& value) override;
     int do_map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,
