@@ -119,10 +119,6 @@ int serve_incoming_guest(ReplicationLink& link, const IncomingRequest& request, 
                                                                                   : ProtectionMode::colo;
     secondary_config.cache_backup = setup.cache_backup;
     secondary_config.manual_takeover = options.manual_takeover;
-    // Not yet: with the SVM's memory a copy-on-write view of the cache, a Linux guest taken over in
-    // COLO mode lost its TCP connection in the nested tier (twice in two runs; off, three runs of
-    // three passed). Until that is understood the cache stays a copy of its own (twice the memory).
-    secondary_config.share_cache = false;
     secondary_config.link.peer_timeout = options.peer_timeout;
     secondary_config.link.heartbeat_period = std::max(std::chrono::milliseconds(10), options.peer_timeout / 8);
     const std::string name = config.name;

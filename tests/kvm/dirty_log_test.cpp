@@ -2,6 +2,7 @@
 // pages (plus the ones the VMM itself wrote), round after round (STYLE §4).
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +19,7 @@
 #include "kvm/system.hpp"
 #include "kvm/vcpu.hpp"
 #include "kvm/vm.hpp"
+#include "toolstack/replication/ram_cache.hpp"
 
 using namespace colo;
 using namespace colo::kvm;
@@ -258,4 +260,35 @@ TEST_CASE("kvm guest RAM copy-on-write: both slots read the file at packed offse
     ram.drop_private_copies(dirty);
     CHECK(ram.host(high.gpa(), 1)[0] == std::byte{0x24});
     CHECK(ram.host(low.gpa(), 1)[0] == std::byte{0x11});
+}
+
+TEST_CASE("kvm COLO over a shared RAM cache: a page KVM wrote itself, in no dirty log, reads the PVM's copy once received") {
+    // KVM writes guest memory of its own (kvmclock, the wall clock, async page faults). Through a
+    // copy-on-write view that write makes a private copy, and where the SVM's dirty log does not
+    // report it (here: written while restore_state ran, before the log started, as a Linux SVM's
+    // MSR_KVM_WALL_CLOCK_NEW and kvmclock are) only the PVM's page arriving says it must go. The
+    // nested tier saw such copies hide the PVM's pages from a Linux SVM for good.
+    constexpr std::uint32_t kMsrKvmWallClockNew = 0x4b564d00;
+    System system;
+    Vm vm = system.create_vm();
+    GuestRam ram(vm, std::uint64_t{4} << 20);
+    RamCache cache(ram.regions());
+    REQUIRE(cache.share_with(ram));
+    const Pfn clock{7};
+    cache.load(std::span(&clock, 1), std::vector<std::byte>(kPageSize, std::byte{0x11}));  // the migration
+    Vcpu vcpu = vm.create_vcpu(0);
+    REQUIRE(vcpu.set_msrs(std::array{MsrEntry{kMsrKvmWallClockNew, clock.gpa().value}}) == 1);
+    REQUIRE(ram.host(clock.gpa(), 1)[0] != std::byte{0x11});  // KVM wrote the wall clock's version
+    CHECK(cache.committed_page(clock)[0] == std::byte{0x11});  // into a private copy
+
+    ram.start_dirty_log();
+    DirtyBitmap svm_dirty(ram.frame_limit());
+    ram.harvest_dirty(svm_dirty);
+    CHECK(svm_dirty.count() == 0);  // in no log
+    cache.receive(std::span(&clock, 1), std::vector<std::byte>(kPageSize, std::byte{0x22}));
+    DirtyBitmap received(ram.frame_limit());
+    received.set(clock);
+    CHECK(cache.commit(ram, received, svm_dirty, 256) == 1);
+    const auto page = ram.host(clock.gpa(), kPageSize);
+    CHECK(std::all_of(page.begin(), page.end(), [](std::byte b) { return b == std::byte{0x22}; }));
 }

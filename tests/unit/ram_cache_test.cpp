@@ -138,6 +138,31 @@ TEST_CASE("ram cache shared: a page the SVM wrote reads the cache's content agai
     CHECK(s.svm.calls().back() == FakeBackend::Call::drop_private_copies);
 }
 
+TEST_CASE("ram cache shared: a private copy the SVM's dirty log never reported does not hide a received page") {
+    // KVM makes such copies (kvmclock written before the log starts; its async page fault worker
+    // faulting a page in for writing that the guest only read): not a write the SVM's log shows,
+    // so only the frame being received says the copy must go. Kept, the SVM read its stale copy
+    // for good, and a Linux guest's kernel state drifted from the PVM's (its TCP connection was
+    // lost at a takeover in the nested tier).
+    Shared s;
+    s.svm.resume();
+    // Unlogged writes through the SVM's memory: one with the file's own content (as a fault for
+    // writing leaves it), one with other bytes (as kvmclock's update).
+    const std::vector<Pfn> frames{Pfn{4}, Pfn{6}};
+    auto copies = filled(std::byte{0x11}, 2);
+    std::memset(copies.data() + kPageSize, 0x66, kPageSize);
+    s.svm.memory().write_pages(frames, copies);
+    CHECK(anon_bytes_of(s.svm.page(Pfn{0}).data(), s.svm.page(Pfn{kPages - 1}).data() + kPageSize) >= 2 * kPageSize);
+    const auto newer = filled(std::byte{0x44}, 2);
+    s.cache.receive(frames, newer);
+
+    s.svm.pause();
+    CHECK(s.cache.commit(s.svm.memory(), frames_of({4, 6}), frames_of({}), 256) == 2);
+    CHECK(page_is(s.svm.page(Pfn{4}), std::byte{0x44}));
+    CHECK(page_is(s.svm.page(Pfn{6}), std::byte{0x44}));
+    CHECK(anon_bytes_of(s.svm.page(Pfn{0}).data(), s.svm.page(Pfn{kPages - 1}).data() + kPageSize) == 0);
+}
+
 TEST_CASE("ram cache shared: the SVM's memory costs only the pages it wrote until the next commit") {
     constexpr std::uint64_t kBig = 8192;  // 32 MiB: well above what the test itself allocates
     FakeBackend svm{"svm", kBig};

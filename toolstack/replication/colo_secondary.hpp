@@ -28,7 +28,7 @@
 //   CheckpointEnd{N, pages, state records, device records}. Only when epoch and counts match
 //   and every device verifies what it staged: pause SVM; harvest its dirty log; flush cache → SVM
 //   for (received since the last checkpoint ∪ SVM-dirtied) (sharing: the received pages into the
-//   cache, the SVM's private copies of what it dirtied dropped); restore state; devices: commit (the
+//   cache, the SVM's private copies of both dropped); restore state; devices: commit (the
 //   console keeps the PVM's held bytes and continues at their end); colo: resume SVM;
 //   → CheckpointLoaded{N}. Until then nothing touches the SVM, so a partial or failed checkpoint
 //   leaves it at the last committed one (colo: running on from it).

@@ -112,13 +112,19 @@ std::uint64_t RamCache::commit(GuestMemory& svm, const DirtyBitmap& received, co
     DirtyBitmap changed = received;
     changed |= svm_dirty;
     if (!shared_) return flush_to(svm, changed, batch_pages);
-    // The SVM is paused: the staged pages enter the file now, where it reads every page it did
-    // not write; the pages it wrote are its private copies, dropped to read the file again.
+    // The SVM is paused: the staged pages enter the file now, where it reads every page it has
+    // no private copy of. The private copies of every changed frame are dropped, not only of
+    // those the SVM's dirty log reports: KVM makes private copies the log never shows (seen with
+    // a Linux SVM on kvm_amd, Linux 6.1: its kvmclock page, written while restore_state ran
+    // before the log started, and pages whose copy equals the file's, as KVM's async page fault
+    // worker makes: it faults a page in for writing even when the guest only read it). A private
+    // copy of a received frame hides the PVM's page from the SVM for good (the copy of its own,
+    // flush_to, overwrites it instead); that lost a Linux guest's TCP connection at a takeover.
     for (std::uint32_t slot = 0; slot < staged_frames_.size(); ++slot) {
         write_file_page(staged_frames_[slot], slot_page(slot));
     }
     discard_received();
-    svm.drop_private_copies(svm_dirty);
+    svm.drop_private_copies(changed);
     return changed.count();
 }
 

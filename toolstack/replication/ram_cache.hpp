@@ -10,7 +10,9 @@
 // must not enter the file before its checkpoint commits, or the running SVM would read a page of
 // the PVM's future (a streamed page) or of a checkpoint that may never arrive whole. Such pages
 // are staged in memory of their own; commit() writes them into the file with the SVM paused and
-// drops the SVM's private copies of the pages it dirtied, which then read the file again.
+// drops the SVM's private copies of the pages it dirtied and of the pages received, which then
+// read the file again (received ones too: a private copy the SVM's dirty log never reported, as
+// KVM makes, would otherwise hide the PVM's page from it for good).
 // Not shared (the SVM's memory is a domain's, Xen, or the backend cannot): the cache file is a
 // copy of its own that the SVM never reads, received pages go into it at once, and commit()
 // copies them and the pages the SVM dirtied from it into the SVM, as before.

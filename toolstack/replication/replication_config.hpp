@@ -114,8 +114,7 @@ struct SecondaryConfig {
     bool cache_backup = true;
     // Make the SVM's memory a copy-on-write view of the RAM cache where the backend can
     // (ram_cache.hpp; KVM): the secondary then holds about one copy of the guest, not two. Off, or
-    // on a backend that cannot (Xen), the cache is a copy of its own. `receive` turns it off for now
-    // (secondary_side.cpp says why); the pipeline's tests run both.
+    // on a backend that cannot (Xen), the cache is a copy of its own. The pipeline's tests run both.
     bool share_cache = true;
     Millis console_poll{5};  // how often SVM console bytes are forwarded to the primary
     // The witness a takeover must win first (ownership_arbiter.hpp); null: none.
