@@ -232,7 +232,9 @@ moves() {
         older "$t0" 15 && { moved_problem="the client got no ack within 15 s: $(tail -1 "$c")"; return; }
         sleep 0.1
     done
-    out=$(host $next receive -l 127.0.0.1:0 --console-log "$work/console$next" 2>&1) ||
+    # 3 s of silence, as the protect runs allow: inside the emulated L1 a loaded host stalls a
+    # side longer than the default 800 ms (a migrate failed so twice on a busy machine).
+    out=$(host $next receive -l 127.0.0.1:0 --console-log "$work/console$next" --heartbeat-timeout 3000 2>&1) ||
         { moved_problem="receive on host$next: $out"; return; }
     address=$(echo "$out" | sed -n 's/^Listening on \([^ ]*\) .*/\1/p')
     receiver=$(echo "$out" | pid_of)
