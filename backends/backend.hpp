@@ -90,6 +90,11 @@ public:
     // as long as the backend.
     [[nodiscard]] virtual GuestSuspend* cooperative_suspend() { return nullptr; }
 
+    // `save` without -c wrote the guest's image and the guest ends: a guest that would outlive
+    // this process (a Xen domain, made by xl) is destroyed here, as `xl save` destroys it. By
+    // default nothing: the process's end frees the guest (KVM).
+    virtual void destroy_after_save() {}
+
     // Optional hooks around a checkpoint (libxl's checkpoint devices). Defaults do nothing.
     virtual void checkpoint_committed(std::uint64_t /*epoch*/) {}
 

@@ -23,6 +23,10 @@ struct BackendFactory {
     // Makes a backend for a guest whose memory and state will arrive from a stream (restore,
     // migration, the secondary of a protected guest): memory and devices, no loader. Paused.
     std::function<std::unique_ptr<Backend>(const GuestConfig&)> create_incoming;
+    // Optional, asked by `restore` before it builds anything: why a guest called `name` cannot be
+    // made on this host, or "". Xen: a domain of that name exists outside colo-replicate. Unset
+    // (KVM): colo-replicate's own "already runs" check is all there is.
+    std::function<std::string(const std::string& name)> name_taken = {};
 };
 
 class BackendRegistry {

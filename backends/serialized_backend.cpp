@@ -72,6 +72,11 @@ std::string SerializedBackend::commit_incoming() {
     return inner_->commit_incoming();
 }
 
+void SerializedBackend::destroy_after_save() {
+    std::lock_guard lock(mutex_);
+    inner_->destroy_after_save();
+}
+
 std::vector<std::pair<std::string, std::string>> SerializedBackend::guest_report() {
     // Not under the lock: it only reads guest memory, and `status` must not wait for a checkpoint.
     return inner_->guest_report();

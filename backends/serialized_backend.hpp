@@ -42,6 +42,7 @@ public:
     void checkpoint_committed(std::uint64_t epoch) override;
     [[nodiscard]] std::string domain_config() override;
     [[nodiscard]] std::string commit_incoming() override;
+    void destroy_after_save() override;
     [[nodiscard]] std::string replication_caveat() override;
     [[nodiscard]] std::vector<std::pair<std::string, std::string>> guest_report() override;
     // The inner backend's NICs, unserialised: a GuestNic orders its own calls (guest_nic.hpp), and

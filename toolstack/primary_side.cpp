@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <ctime>
 #include <thread>
 #include <iostream>
@@ -12,6 +13,7 @@
 #include "toolstack/control/primary_marker.hpp"
 #include "toolstack/protection_settings.hpp"
 #include "toolstack/guest_image.hpp"
+#include "toolstack/replication/guest_suspend_device.hpp"
 #include "toolstack/replication/migration.hpp"
 #include "toolstack/failover/open_witness.hpp"
 #include "toolstack/replication/ownership_arbiter.hpp"
@@ -72,6 +74,9 @@ protocol::StreamHeader header_of(Backend& backend) {
     header.regions = backend.memory().regions();
     return header;
 }
+
+// How long `save` waits for a guest that suspends itself, as a migration does.
+constexpr std::chrono::milliseconds kSaveSuspendTimeout{10000};
 
 // The guest config plus what only the backend knows of the running guest (Backend::domain_config),
 // so the receiver's create_incoming can build the same guest.
@@ -134,23 +139,46 @@ void PrimarySide::save(const std::vector<std::string>& args, control::Reply& rep
     // resume lets the guest change under it.
     service_.refuse_unless_operator_owns();
     Backend& guest = service_.backend();
+    const bool keep = args.size() == 2;
     const bool was_paused = guest.paused();
+    // A guest that suspends itself is saved suspended, as it migrates: the restored image's own
+    // resume rebuilds what the hypervisor held for it (backends/guest_suspend.hpp); an image taken
+    // from outside would wait for ever once restored.
+    GuestSuspend* suspend = guest.cooperative_suspend();
+    if (suspend != nullptr) {
+        if (was_paused) {
+            throw Error(guest.name() + " is paused, and a guest that suspends itself for a save (" + suspend->how() +
+                        ") must run to do it: unpause it first");
+        }
+        suspend_device::suspend_for_migration(*suspend, kSaveSuspendTimeout);
+    }
     guest.pause();
+    // Back to how it was: a suspended guest is told its suspend was cancelled (with the pause
+    // held, as after a checkpoint), then runs unless it was paused before.
+    const auto continue_here = [&] {
+        if (suspend != nullptr) suspend->resume_cancelled();
+        if (!was_paused) guest.resume();
+    };
     try {
         FileSink sink(args[0]);
-        const auto stats = write_guest_image(guest, service_.config(), sink);
+        // With the backend's own description of the guest (a Xen domain's libxl configuration),
+        // which `restore` builds the guest from, as a receiver does.
+        const auto stats = write_guest_image(guest, config_for_receiver(service_.config(), guest), sink);
         sink.sync();
         reply.data.push_back(std::to_string(stats.pages) + " pages, " + std::to_string(stats.state_records) +
                              " state records");
-    } catch (const Error&) {
-        if (!was_paused) guest.resume();  // a failed save must not cost the guest anything
+        if (!keep) guest.destroy_after_save();
+    } catch (const Error& e) {
+        // A failed save must not cost the guest anything.
+        try {
+            continue_here();
+        } catch (const Error& inner) {
+            throw Error(std::string(e.what()) + "; and resuming the guest failed: " + inner.what());
+        }
         throw;
     }
-    if (args.size() == 2) {
-        if (!was_paused) guest.resume();
-    } else {
-        service_.request_stop();
-    }
+    if (keep) continue_here();
+    else service_.request_stop();
 }
 
 std::string PrimarySide::owner() const {

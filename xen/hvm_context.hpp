@@ -18,6 +18,10 @@ namespace colo::xen {
 // StateRecord tag and version of the HVM context record (within the Xen backend's tag space).
 inline constexpr std::uint32_t kHvmContextTag = 1;
 inline constexpr std::uint32_t kHvmContextVersion = 1;
+// The HVM params record (hvm_params.hpp) that follows it since colo-replicate carries them; a
+// state of the context record alone (from before) is still accepted.
+inline constexpr std::uint32_t kHvmParamsTag = 2;
+inline constexpr std::uint32_t kHvmParamsVersion = 1;
 
 inline constexpr std::uint16_t kHvmSaveCodeEnd = 0;
 inline constexpr std::uint16_t kHvmSaveCodeHeader = 1;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 // The Xen libraries' headers have no extern "C" guards of their own.
@@ -22,11 +23,40 @@ extern "C" {
 }
 
 #include "backends/error.hpp"
+#include "xen/hvm_params.hpp"
 #include "xen/peer_domain_policy.hpp"
 
 namespace colo::xen {
 
 namespace {
+
+// The seam's numbers are Xen's (xen_calls.hpp and hvm_params.hpp must not include its headers).
+static_assert(kHvmParamCallbackIrq == HVM_PARAM_CALLBACK_IRQ && kHvmParamStorePfn == HVM_PARAM_STORE_PFN &&
+              kHvmParamConsolePfn == HVM_PARAM_CONSOLE_PFN && kShutdownSuspend == SHUTDOWN_suspend);
+consteval bool carried_index_is(const char* name, std::uint32_t index) {
+    for (const CarriedHvmParam& p : kCarriedHvmParams) {
+        if (std::string_view(p.name) == name) return p.index == index;
+    }
+    return false;
+}
+#define COLO_CARRIED(NAME) static_assert(carried_index_is(#NAME, HVM_PARAM_##NAME), #NAME)
+COLO_CARRIED(STORE_PFN);
+COLO_CARRIED(IOREQ_PFN);
+COLO_CARRIED(BUFIOREQ_PFN);
+COLO_CARRIED(PAGING_RING_PFN);
+COLO_CARRIED(MONITOR_RING_PFN);
+COLO_CARRIED(SHARING_RING_PFN);
+COLO_CARRIED(VM86_TSS_SIZED);
+COLO_CARRIED(CONSOLE_PFN);
+COLO_CARRIED(ACPI_IOPORTS_LOCATION);
+COLO_CARRIED(VIRIDIAN);
+COLO_CARRIED(IDENT_PT);
+COLO_CARRIED(VM_GENERATION_ID_ADDR);
+COLO_CARRIED(IOREQ_SERVER_PFN);
+COLO_CARRIED(NR_IOREQ_SERVER_PAGES);
+COLO_CARRIED(X87_FIP_WIDTH);
+COLO_CARRIED(MCA_CAP);
+#undef COLO_CARRIED
 
 // Turns a libxc result into 0 or errno. libxc reports errors through errno; a few paths return -1
 // with errno left at 0, which must still count as a failure. So every call clears errno first:
@@ -248,6 +278,11 @@ int LibxcCalls::do_hvm_set_context(DomainId domain, std::span<const std::byte> c
 int LibxcCalls::do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) {
     errno = 0;
     return errno_of(xc_hvm_param_get(handles_->xc.get(), domain, index, &out));
+}
+
+int LibxcCalls::do_hvm_param_set(DomainId domain, std::uint32_t index, std::uint64_t value) {
+    errno = 0;
+    return errno_of(xc_hvm_param_set(handles_->xc.get(), domain, index, value));
 }
 
 int LibxcCalls::do_resume_cancelled(DomainId domain) {

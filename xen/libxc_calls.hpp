@@ -31,6 +31,7 @@ protected:
     int do_hvm_get_context(DomainId domain, std::span<std::byte> buffer, std::uint32_t& used) override;
     int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) override;
     int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) override;
+    int do_hvm_param_set(DomainId domain, std::uint32_t index, std::uint64_t value) override;
     int do_resume_cancelled(DomainId domain) override;
     int do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) override;
     int do_evtchn_notify(std::uint32_t local_port) override;

@@ -6,6 +6,7 @@
 
 #include "backends/error.hpp"
 #include "xen/hvm_context.hpp"
+#include "xen/hvm_params.hpp"
 
 namespace colo::xen {
 
@@ -63,6 +64,8 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& inc
     for (unsigned i = 0; i < incoming.vifs.size(); ++i) {
         nics_.push_back(std::make_unique<XenVifNic>(domain_, i, incoming.vifs[i], false));
     }
+    unwritten_ = ram_;
+    has_unwritten_ = true;
     // libxl_domain_create_new leaves the domain paused; that pause is ours to undo in resume().
     std::lock_guard lock(pause_mutex_);
     paused_ = true;
@@ -94,7 +97,7 @@ void XenBackend::attach() {
 }
 
 XenBackend::~XenBackend() {
-    if (logging_) {
+    if (logging_ && !destroyed_) {
         try {
             calls_->logdirty_off(domain_);
         } catch (...) {
@@ -171,25 +174,85 @@ void XenBackend::harvest_dirty(DirtyBitmap& into) {
 
 std::vector<StateRecord> XenBackend::save_state() {
     if (!paused()) throw Error(who() + ": cannot save its state while it runs; pause it first");
-    return {StateRecord{kHvmContextTag, kHvmContextVersion, calls_->hvm_get_context(domain_)}};
+    std::vector<HvmParam> params;
+    for (const CarriedHvmParam& p : kCarriedHvmParams) {
+        // As in Xen's stream, a param that is 0 is left out: a fresh domain has it 0 too.
+        if (const std::uint64_t value = calls_->hvm_param(domain_, p.index); value != 0) {
+            params.push_back(HvmParam{p.index, value});
+        }
+    }
+    std::vector<StateRecord> state;
+    state.push_back(StateRecord{kHvmContextTag, kHvmContextVersion, calls_->hvm_get_context(domain_)});
+    state.push_back(StateRecord{kHvmParamsTag, kHvmParamsVersion, encode_hvm_params(params)});
+    return state;
 }
 
 void XenBackend::restore_state(std::span<const StateRecord> state) {
     if (!paused()) throw Error(who() + ": cannot restore state while it runs; pause it first");
-    if (state.size() != 1) {
-        throw Error(who() + ": expected 1 state record (HVM context), got " + std::to_string(state.size()));
+    const StateRecord* context = nullptr;
+    const StateRecord* params = nullptr;  // absent in a state from before the params were carried
+    for (const StateRecord& record : state) {
+        const StateRecord** slot = record.tag == kHvmContextTag ? &context : record.tag == kHvmParamsTag ? &params : nullptr;
+        if (slot == nullptr) {
+            throw Error(who() + ": unknown state record tag " + std::to_string(record.tag) +
+                        " (expected the HVM context, tag " + std::to_string(kHvmContextTag) + ", and the HVM params, tag " +
+                        std::to_string(kHvmParamsTag) + ")");
+        }
+        if (*slot != nullptr) throw Error(who() + ": two state records with tag " + std::to_string(record.tag));
+        *slot = &record;
     }
-    const StateRecord& record = state[0];
-    if (record.tag != kHvmContextTag) {
-        throw Error(who() + ": unknown state record tag " + std::to_string(record.tag) +
-                    " (expected the HVM context, tag " + std::to_string(kHvmContextTag) + ")");
+    if (context == nullptr) {
+        throw Error(who() + ": no HVM context record (tag " + std::to_string(kHvmContextTag) + ") among " +
+                    std::to_string(state.size()) + " state records");
     }
-    if (record.version != kHvmContextVersion) {
-        throw Error(who() + ": HVM context record version " + std::to_string(record.version) +
+    if (context->version != kHvmContextVersion) {
+        throw Error(who() + ": HVM context record version " + std::to_string(context->version) +
                     " is not supported (have " + std::to_string(kHvmContextVersion) + ")");
     }
-    check_hvm_context(record.data);
-    calls_->hvm_set_context(domain_, record.data);
+    if (params != nullptr && params->version != kHvmParamsVersion) {
+        throw Error(who() + ": HVM params record version " + std::to_string(params->version) +
+                    " is not supported (have " + std::to_string(kHvmParamsVersion) + ")");
+    }
+    check_hvm_context(context->data);
+    // The params go first, as in Xen's restore: the context's records are checked against some
+    // of them (a Viridian record needs VIRIDIAN set).
+    if (params != nullptr) restore_hvm_params(params->data);
+    zero_unwritten();
+    calls_->hvm_set_context(domain_, context->data);
+}
+
+void XenBackend::restore_hvm_params(std::span<const std::byte> record) {
+    const std::vector<HvmParam> params = decode_hvm_params(record);
+    // Every check before the first set: a refused state changes nothing.
+    std::vector<HvmParam> to_set;
+    for (const HvmParam& p : params) {
+        const CarriedHvmParam& carried = *carried_hvm_param(p.index);
+        const std::uint64_t here = calls_->hvm_param(domain_, p.index);
+        if (here == p.value) continue;
+        if (carried.use == HvmParamUse::same_page) {
+            throw Error(who() + ": HVM param " + carried.name + " is " + std::to_string(p.value) +
+                        " in the sent state but " + std::to_string(here) +
+                        " here, and dom0's services already use this domain's page (was it built from another "
+                        "configuration?)");
+        }
+        to_set.push_back(p);
+    }
+    for (const HvmParam& p : to_set) calls_->hvm_param_set(domain_, p.index, p.value);
+}
+
+void XenBackend::zero_unwritten() {
+    if (!has_unwritten_) return;
+    unwritten_.for_each_run([&](Pfn first, std::uint64_t count) {
+        for (std::uint64_t i = 0; i < count; ++i) {
+            const Pfn pfn = first + i;
+            std::byte* page = cache_.page(pfn, MapAccess::read_write);
+            const auto zero = [&] { std::memset(page, 0, kPageSize); };
+            if (console_ && has_console_ && pfn == console_frame_) console_->rebase_around(zero);
+            else zero();
+        }
+    });
+    unwritten_ = DirtyBitmap();
+    has_unwritten_ = false;
 }
 
 void XenBackend::set_console_sink(ConsoleSink sink) {
@@ -252,6 +315,11 @@ bool XenBackend::withdraw() {
 
 void XenBackend::resume_cancelled() { calls_->resume_cancelled(domain_); }
 
+void XenBackend::destroy_after_save() {
+    calls_->destroy_domain(domain_);
+    destroyed_ = true;
+}
+
 std::string XenBackend::replication_caveat() {
     if (cooperative_) return {};  // it rebinds what Xen holds itself, on a takeover's resume
     // A guest that registered an event-channel upcall (a PV-aware kernel such as Linux) keeps
@@ -300,6 +368,7 @@ void XenBackend::write_pages(std::span<const Pfn> frames, std::span<const std::b
     }
     for (std::size_t i = 0; i < frames.size(); ++i) {
         check_ram(frames[i]);
+        if (has_unwritten_) unwritten_.clear(frames[i]);
         std::byte* page = cache_.page(frames[i], MapAccess::read_write);
         const auto copy = [&] { std::memcpy(page, in.data() + i * kPageSize, kPageSize); };
         // The console ring arrives with the sender's output in it (and its out_prod): that is

@@ -12,7 +12,13 @@
 //                      code does. harvest = SHADOW_OP_CLEAN over [0, max gpfn].
 //   memory             the frames Xen lets us map (MapCache::probe), kept mapped; read-only
 //                      until the first write_pages (only a secondary writes).
-//   state              one record: the HVM context blob (hvm_context.hpp).
+//   state              two records: the HVM context blob (hvm_context.hpp), then the HVM params
+//                      Xen's migration stream carries (hvm_params.hpp), set before the context
+//                      as Xen's restore does. A state of the context alone (older senders and
+//                      images) is accepted.
+//   incoming memory    libxl built the incoming domain with its kernel, firmware and start info
+//                      in it: the first restore_state zeroes every frame not written since, so
+//                      the domain holds exactly what was sent (an image leaves zero pages out).
 //   cooperative        a guest with PV drivers (an event-channel upcall registered and
 //   checkpoints        control/feature-suspend published: Linux) is asked to suspend itself
 //                      through its suspend event channel when it offers one, else xenstore
@@ -110,6 +116,8 @@ public:
     [[nodiscard]] std::string replication_caveat() override;
     [[nodiscard]] GuestSuspend* cooperative_suspend() override { return cooperative_ ? this : nullptr; }
     [[nodiscard]] std::vector<GuestNic*> nics() override;
+    // libxl_domain_destroy: the domain was saved and goes, as after `xl save`.
+    void destroy_after_save() override;
 
     // Passes new console output to the sink now.
     void poll_console();
@@ -141,6 +149,10 @@ private:
     [[nodiscard]] std::string control_path() const { return "/local/domain/" + std::to_string(domain_) + "/control"; }
     [[nodiscard]] std::string who() const;  // "xen domain 5 (name)", for messages
     void check_ram(Pfn pfn) const;
+    // restore_state's parts: the params record checked against and set on this domain; the
+    // incoming domain's frames nothing wrote, zeroed (once).
+    void restore_hvm_params(std::span<const std::byte> record);
+    void zero_unwritten();
 
     std::unique_ptr<XenCalls> calls_;  // first: outlives the mappings below
     // Second: an uncommitted incoming domain is destroyed after every mapping of it is gone.
@@ -163,6 +175,11 @@ private:
     std::uint32_t suspend_remote_port_ = 0;
     Pfn console_frame_{0};
     bool has_console_ = false;
+    // An incoming domain's RAM frames not written since libxl built it, until the first
+    // restore_state zeroes them (then empty).
+    DirtyBitmap unwritten_;
+    bool has_unwritten_ = false;
+    bool destroyed_ = false;  // destroy_after_save ran: the domain is gone
     std::unique_ptr<ConsoleReader> console_;  // after cache_ and calls_: stops before they go
     std::vector<std::unique_ptr<XenVifNic>> nics_;  // last: the domain's vifs go back first
 };

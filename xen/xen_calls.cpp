@@ -74,6 +74,11 @@ std::uint64_t XenCalls::hvm_param(DomainId domain, std::uint32_t index) {
     return value;
 }
 
+void XenCalls::hvm_param_set(DomainId domain, std::uint32_t index, std::uint64_t value) {
+    const std::string operation = "xc_hvm_param_set(" + std::to_string(index) + ")";
+    check(do_hvm_param_set(domain, index, value), operation.c_str(), domain);
+}
+
 ForeignMapping XenCalls::map_foreign(DomainId domain, MapAccess access, std::span<const Pfn> frames,
                                      std::span<int> errors) {
     if (errors.size() != frames.size() || frames.empty()) {

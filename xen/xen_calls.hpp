@@ -75,6 +75,8 @@ public:
     void hvm_set_context(DomainId domain, std::span<const std::byte> context);
     // xc_hvm_param_get.
     [[nodiscard]] std::uint64_t hvm_param(DomainId domain, std::uint32_t index);
+    // xc_hvm_param_set.
+    void hvm_param_set(DomainId domain, std::uint32_t index, std::uint64_t value);
 
     // xc_domain_resume(fast): a domain that suspended itself (SHUTDOWN_suspend) returns from its
     // suspend hypercall with 1, "cancelled", and so keeps every binding it has (xl remus's resume
@@ -131,6 +133,7 @@ protected:
                                    std::uint32_t& used) = 0;
     virtual int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) = 0;
     virtual int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) = 0;
+    virtual int do_hvm_param_set(DomainId domain, std::uint32_t index, std::uint64_t value) = 0;
     virtual int do_resume_cancelled(DomainId domain) = 0;
     virtual int do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) = 0;
     virtual int do_evtchn_notify(std::uint32_t local_port) = 0;

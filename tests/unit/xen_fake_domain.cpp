@@ -167,6 +167,13 @@ int FakeDomain::do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t
     return 0;
 }
 
+int FakeDomain::do_hvm_param_set(DomainId domain, std::uint32_t index, std::uint64_t value) {
+    if (const int e = enter("hvm_param_set", domain)) return e;
+    ++counters.param_sets;
+    params[index] = value;
+    return 0;
+}
+
 void FakeDomain::make_cooperative(bool answers) {
     params[kHvmParamCallbackIrq] = 0x0200000000000000ull | 0xf3;  // a vector upcall, as Linux PVH sets
     const std::string control = "/local/domain/" + std::to_string(info.id) + "/control";

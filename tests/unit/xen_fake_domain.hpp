@@ -30,7 +30,7 @@ public:
     // --- set-up
     DomainInfo info;                          // what domain_info reports (hvm + hap by default)
     std::vector<std::byte> hvm_context;       // what hvm_get_context returns; hvm_set_context stores
-    std::map<std::uint32_t, std::uint64_t> params;  // HVM params (absent: 0)
+    std::map<std::uint32_t, std::uint64_t> params;  // HVM params (absent: 0); hvm_param_set stores
     std::map<std::string, DomainId> names;    // for domain_by_name; create/rename keep it up to date
     std::string config_json;                  // what domain_config returns
     // create_domain "builds" this fake domain: it records the config and the name it was given
@@ -65,7 +65,7 @@ public:
     // --- what the backend did
     struct Counters {
         unsigned map_calls = 0, unmaps = 0, pauses = 0, unpauses = 0, enables = 0, offs = 0, cleans = 0,
-                 set_contexts = 0;
+                 set_contexts = 0, param_sets = 0;
         std::uint64_t mapped_frames = 0;
         // Xen's pause count (xc_domain_pause increments it, unpause decrements it; the domain
         // runs at 0) and the highest it reached. pause and unpause may come from several
@@ -93,6 +93,7 @@ protected:
     int do_hvm_get_context(DomainId domain, std::span<std::byte> buffer, std::uint32_t& used) override;
     int do_hvm_set_context(DomainId domain, std::span<const std::byte> context) override;
     int do_hvm_param(DomainId domain, std::uint32_t index, std::uint64_t& out) override;
+    int do_hvm_param_set(DomainId domain, std::uint32_t index, std::uint64_t value) override;
     int do_resume_cancelled(DomainId domain) override;
     int do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) override;
     int do_evtchn_notify(std::uint32_t local_port) override;

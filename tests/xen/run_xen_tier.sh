@@ -16,7 +16,7 @@ set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 SMOKE=$1 DIRTIER=$2 SEQ_GUEST=$3 CLI=$4 WORK=$5
 TIMEOUT=${XEN_TIER_TIMEOUT:-600}
-EXPECTED="domu_boot attach logdirty_rounds read_through_map_cache pause hvm_context resume console pv_refused cli_save caveat
+EXPECTED="domu_boot attach logdirty_rounds read_through_map_cache pause hvm_context resume console pv_refused cli_save caveat xen_restore
           replicate_protect replicate_checkpoints replicate_takeover replicate_console replicate_sequence
           replicate_colo_protect replicate_colo_checkpoints replicate_colo_takeover replicate_colo_console
           replicate_colo_sequence replicate_abort_protect replicate_abort_destroyed

@@ -17,6 +17,7 @@
 #include "backends/backend_registry.hpp"
 #include "backends/error.hpp"
 #include "xen/hvm_context.hpp"
+#include "xen/hvm_params.hpp"
 #include "xen/register.hpp"
 #include "xen/xen_backend.hpp"
 
@@ -202,11 +203,19 @@ int main(int argc, char** argv) {
         const auto start = Clock::now();
         const std::vector<colo::StateRecord> state = backend->save_state();
         measure("save_state_ms", ms_since(start), "ms");
-        if (state.size() != 1) throw colo::Error("expected one state record");
+        if (state.size() != 2 || state[0].tag != colo::xen::kHvmContextTag || state[1].tag != colo::xen::kHvmParamsTag) {
+            throw colo::Error("expected two state records, the HVM context and the HVM params");
+        }
         colo::xen::check_hvm_context(state[0].data);
+        std::string params;
+        for (const colo::xen::HvmParam& p : colo::xen::decode_hvm_params(state[1].data)) {
+            params += std::string(params.empty() ? "" : ", ") + colo::xen::carried_hvm_param(p.index)->name + "=" +
+                      std::to_string(p.value);
+        }
         backend->restore_state(state);
         pass("hvm_context", "saved " + std::to_string(state[0].data.size()) +
-                                " bytes of HVM context, well framed, and set back into the paused domain");
+                                " bytes of HVM context, well framed, and the HVM params (" + params +
+                                "), and set both back into the paused domain");
     } catch (const std::exception& e) {
         fail("hvm_context", e.what());
     }

@@ -157,6 +157,10 @@ int run_restore(const po::variables_map& vm, Io& io) {
     if (control::connect_guest_if_running(config.name)) {
         throw Error("a guest named '" + config.name + "' already runs");
     }
+    // The hypervisor's own guests too (Xen: a domain made with xl holds the name).
+    if (factory.name_taken) {
+        if (const std::string why = factory.name_taken(config.name); !why.empty()) throw Error(why);
+    }
     refuse_if_maybe_running_elsewhere(config.name, vm);
     check_disks_usable(config);
     return run_guest(config, vm, [&] {
@@ -167,6 +171,10 @@ int run_restore(const po::variables_map& vm, Io& io) {
         // An incoming guest's NICs have no TAP yet (a secondary's must not answer for the guest);
         // a restored guest is the one that runs.
         for (GuestNic* nic : backend->nics()) nic->attach_host();
+        // It is the guest now, as after a migration (Xen: NAME--incoming renamed to NAME).
+        if (const std::string note = backend->commit_incoming(); !note.empty()) {
+            std::cerr << "colo-replicate[" << config.name << "]: " << note << std::endl;
+        }
         return backend;
     }, io);
 }
