@@ -63,6 +63,10 @@ public:
     // Lets the vCPUs run again. Idempotent.
     virtual void resume() = 0;
     [[nodiscard]] virtual bool paused() const = 0;
+    // While paused, the threads a pause waits on (a KVM vCPU's own thread: it must leave KVM_RUN
+    // and read its state) run at real-time priority when `on` and the host allows it
+    // (realtime_boost.hpp). Off until the pipeline asks; backends with no such thread ignore it.
+    virtual void set_realtime_pause(bool on) { (void)on; }
 
     // Dirty logging. Between start and stop, harvest_dirty ORs into `into` every frame written
     // since the previous harvest (or since start), by the guest or by the backend's own device

@@ -1,5 +1,7 @@
 #include "backends/fake_backend.hpp"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -88,6 +90,7 @@ std::vector<StateRecord> FakeBackend::save_state() {
     enter(Call::save_state);
     if (!paused_) throw Error("fake backend: cannot save state while the guest runs");
     ++counters_.saves;
+    if (::sched_getscheduler(0) == SCHED_FIFO) ++counters_.realtime_saves;
     std::vector<StateRecord> out{StateRecord{kFakeVcpuStateTag, 1, vcpu_state_}};
     for (std::uint32_t i = 0; i < nics_.size(); ++i) {
         // Every frame the guest received, each as u32 length and bytes (host order: a test's own).

@@ -33,6 +33,8 @@ public:
     void pause() override;
     void resume() override;
     [[nodiscard]] bool paused() const override { return paused_; }
+    void set_realtime_pause(bool on) override { realtime_pause_ = on; }
+    [[nodiscard]] bool realtime_pause() const { return realtime_pause_; }
     void start_dirty_log() override;
     void stop_dirty_log() override;
     void harvest_dirty(DirtyBitmap& into) override;
@@ -87,6 +89,7 @@ public:
     // --- what the pipeline did
     struct Counters {
         unsigned pauses = 0, resumes = 0, harvests = 0, saves = 0, restores = 0;
+        unsigned realtime_saves = 0;  // save_state called from a thread running SCHED_FIFO
         std::uint64_t pages_read = 0, pages_written = 0;
     };
     [[nodiscard]] const Counters& counters() const { return counters_; }
@@ -110,6 +113,7 @@ private:
     DirtyBitmap log_;
     bool logging_ = false;
     bool paused_ = false;
+    bool realtime_pause_ = false;
     std::vector<std::byte> vcpu_state_;
     ConsoleSink sink_;
     std::function<void(FakeBackend&)> harvest_hook_;

@@ -27,6 +27,11 @@ bool SerializedBackend::paused() const {
     return inner_->paused();
 }
 
+void SerializedBackend::set_realtime_pause(bool on) {
+    std::lock_guard lock(mutex_);
+    inner_->set_realtime_pause(on);
+}
+
 void SerializedBackend::start_dirty_log() {
     std::lock_guard lock(mutex_);
     inner_->start_dirty_log();

@@ -53,7 +53,7 @@ else
     "$top/tests/nested/run-in-l1.sh" -m "${L1_MEM:-2560}" -t "${BENCH_TIMEOUT:-1800}" -f "$bin" -f "$work" \
         -f "$(command -v qemu-system-x86_64)" -- \
         "ROUNDS=$rounds MEM=$mem RATE=$rate SECS=$secs sh $work/nested_colo_l1.sh $bin $work/vmlinux $work/initramfs.cpio $work/firmware /tmp/bench" \
-        2>&1 | tee "$log" | grep --line-buffered -E 'RESULT|RUNFAIL|bench:|run-in-l1' || status=$?
+        2>&1 | tee "$log" | grep --line-buffered -E 'RESULT|RUNFAIL|PROTECT|bench:|run-in-l1' || status=$?
 fi
 grep -q '^L1| RESULT' "$log" || die "no run finished (log: $log)"
 

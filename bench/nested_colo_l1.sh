@@ -211,6 +211,7 @@ EOF
     t0=$(now)
     out=$(on_a protect -i 100 bench "$address" 2>&1) || { fail "ours $r: protect: $out"; ours_stop; return; }
     tp=$(since "$t0")
+    echo "$out" | sed "s/^/PROTECT ours round=$r: /"
     st0=$(on_a status --json bench)
     s0=$(last_seq "$work/a.console")
     tw0=$(now)
@@ -228,7 +229,9 @@ EOF
          "p50_us=$(echo "$st1" | json pause_p50_us) p99_us=$(echo "$st1" | json pause_p99_us) max_us=$(echo "$st1" | json pause_max_us)" \
          "stall_us=${stall%% *} stall_p50_us=${stall#* } unprotected_stall_us=${base%% *} unprotected_stall_p50_us=${base#* } seq=$((s0 + 2))..$s1 corrupt=$(grep -c CORRUPT "$work/a.console")" \
          "state=$(echo "$st1" | sed -n 's/.*"state": *"\([a-z-]*\)".*/\1/p') overruns=$(echo "$st1" | json checkpoint_overruns)" \
-         "divergence=$(echo "$st1" | json divergence_checkpoints)"
+         "divergence=$(echo "$st1" | json divergence_checkpoints)" \
+         "stop_p99_us=$(echo "$st1" | json pause_stop_p99_us) harvest_p99_us=$(echo "$st1" | json pause_harvest_p99_us)" \
+         "copy_p99_us=$(echo "$st1" | json pause_copy_p99_us) state_p99_us=$(echo "$st1" | json pause_state_p99_us)"
     ours_stop
 }
 

@@ -248,6 +248,10 @@ void KvmBackend::resume() {
     for (auto& thread : threads_) thread->resume();
 }
 
+void KvmBackend::set_realtime_pause(bool on) {
+    for (auto& thread : threads_) thread->set_realtime_pause(on);
+}
+
 bool KvmBackend::paused() const {
     return std::none_of(threads_.begin(), threads_.end(),
                         [](const auto& t) { return t->state() == VcpuThread::State::running; });

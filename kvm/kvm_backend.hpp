@@ -75,6 +75,7 @@ public:
     void pause() override;
     void resume() override;
     [[nodiscard]] bool paused() const override;
+    void set_realtime_pause(bool on) override;
     void start_dirty_log() override;
     void stop_dirty_log() override;
     void harvest_dirty(DirtyBitmap& into) override;

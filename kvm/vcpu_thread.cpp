@@ -72,6 +72,7 @@ void VcpuThread::resume() {
     // KVM_RUN here (paused), so nothing races with these.
     pause_requested_ = false;
     set_immediate_exit(vcpu_.run_page().get(), false);
+    boost_.reset();  // before it runs guest code again
     state_ = State::running;
     changed_.notify_all();
 }
@@ -79,10 +80,17 @@ void VcpuThread::resume() {
 void VcpuThread::pause() {
     std::unique_lock lock(mutex_);
     if (state_ != State::running) return;
+    if (realtime_pause_ && thread_id_ != 0) boost_.emplace(thread_id_.load());
     pause_requested_ = true;
     kick();
     changed_.notify_all();  // a vCPU idling after HLT waits on this, not in KVM_RUN
     changed_.wait(lock, [&] { return state_ != State::running; });
+}
+
+void VcpuThread::set_realtime_pause(bool on) {
+    std::lock_guard lock(mutex_);
+    realtime_pause_ = on;
+    if (!on) boost_.reset();
 }
 
 void VcpuThread::stop() noexcept {
@@ -90,6 +98,7 @@ void VcpuThread::stop() noexcept {
         std::unique_lock lock(mutex_);
         if (!thread_.joinable()) return;
         stop_requested_ = true;
+        boost_.reset();  // while the thread id still names this thread
         if (state_ == State::running) kick();
         changed_.notify_all();
     }
@@ -129,6 +138,7 @@ std::string VcpuThread::failure() const {
 }
 
 void VcpuThread::main() {
+    thread_id_ = current_thread_id();
     std::unique_lock lock(mutex_);
     for (;;) {
         changed_.wait(lock, [&] {

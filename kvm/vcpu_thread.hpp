@@ -22,8 +22,11 @@
 #include <exception>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
+
+#include "backends/realtime_boost.hpp"
 
 namespace colo::kvm {
 
@@ -49,6 +52,9 @@ public:
     void resume();
     // running -> paused; returns when the vCPU is out of KVM_RUN. No-op unless running.
     void pause();
+    // From the next pause on, the thread runs at real-time priority from the kick until resume()
+    // (backends/realtime_boost.hpp): a pause then does not wait for it behind other work.
+    void set_realtime_pause(bool on);
     void stop() noexcept;
     // Runs task(vcpu) on the vCPU thread and returns its result or rethrows its exception.
     // Refused (colo::Error) unless paused or failed: state is only read from a stopped vCPU.
@@ -78,6 +84,9 @@ private:
     std::exception_ptr task_error_;
     bool task_done_ = false;
     std::string failure_;
+    std::atomic<pid_t> thread_id_{0};  // set by the thread itself as it starts
+    bool realtime_pause_ = false;
+    std::optional<RealtimeBoost> boost_;  // while paused with realtime_pause_
     std::atomic<std::uint64_t> mmio_exits_{0};
     std::thread thread_;
 };

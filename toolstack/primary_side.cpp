@@ -271,7 +271,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
         throw Error("the guest lost its secondary and waits for the witness to say whether it may go on (status: arbitration)");
     if (migrating_) throw Error("the guest is being migrated");
     const Options options(args, {"mode", "interval", "stream", "stream_period", "stream_threshold",
-                                 "heartbeat_timeout", "cache_backup", "early_resume", "auto_converge",
+                                 "heartbeat_timeout", "cache_backup", "early_resume", "realtime_pause", "auto_converge",
                                  "key", "tls_cert", "tls_key", "tls_ca", "witness", "compress"});
     const Endpoint peer = parse_endpoint(args[0]);
     PrimaryConfig config;
@@ -288,6 +288,7 @@ void PrimarySide::protect(const std::vector<std::string>& args) {
     config.link.peer_timeout = Millis{options.number("heartbeat_timeout", 800)};
     config.link.heartbeat_period = std::max(Millis{10}, config.link.peer_timeout / 8);
     config.early_resume = options.flag("early_resume", true);
+    config.realtime_pause = options.flag("realtime_pause", true);
     config.precopy.auto_converge = options.flag("auto_converge", true);
     config.log = notice_log(service_.config().name);
     const bool cache_backup = options.flag("cache_backup", true);

@@ -2,11 +2,14 @@
 // its own memory, and catches a page we corrupt behind its back.
 #include <doctest/doctest.h>
 
+#include <sched.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
 #include <chrono>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -262,4 +265,57 @@ TEST_CASE("kvm backend: an arriving guest larger than the host's available memor
     CHECK_THROWS_WITH_AS(KvmBackend::create_incoming(config),
                          doctest::Contains("MiB of memory, more than this host has available ("), colo::Error);
     CHECK_NOTHROW((void)KvmBackend::create(config));
+}
+
+namespace {
+
+// The threads of this process running SCHED_FIFO now.
+int realtime_threads() {
+    int count = 0;
+    for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+        const auto id = static_cast<pid_t>(std::stol(task.path().filename().string()));
+        if ((::sched_getscheduler(id) & ~SCHED_RESET_ON_FORK) == SCHED_FIFO) ++count;
+    }
+    return count;
+}
+
+}  // namespace
+
+TEST_CASE("kvm backend: with realtime pause the vCPU thread runs SCHED_FIFO only while paused") {
+    ConsoleCapture console;
+    auto config = small_guest(11);
+    config.vcpus = 2;
+    auto guest = KvmBackend::create(config);
+    guest->set_console_sink(console.sink());
+    guest->resume();
+    REQUIRE(console.wait_for_lines(3, 20s));
+    CHECK(realtime_threads() == 0);
+    guest->pause();  // off by default: a pause changes nobody's priority
+    CHECK(realtime_threads() == 0);
+    guest->resume();
+
+    guest->set_realtime_pause(true);
+    for (int round = 0; round < 3; ++round) {
+        guest->pause();
+        sched_param probe{};
+        probe.sched_priority = ::sched_get_priority_min(SCHED_FIFO);
+        if (::sched_setscheduler(0, SCHED_FIFO, &probe) != 0) {
+            MESSAGE("real-time scheduling is not allowed here: nothing to check");
+            return;
+        }
+        sched_param other{};
+        REQUIRE(::sched_setscheduler(0, SCHED_OTHER, &other) == 0);
+        CHECK(realtime_threads() == 2);  // both vCPUs, and only while paused
+        // State is read on the vCPU threads: they answer at that priority too.
+        CHECK_FALSE(guest->save_state().empty());
+        guest->resume();
+        CHECK(realtime_threads() == 0);
+    }
+    guest->set_realtime_pause(false);
+    guest->pause();
+    CHECK(realtime_threads() == 0);
+    const auto before = console.lines().size();
+    guest->resume();
+    CHECK(console.wait_for_lines(before + 2, 20s));  // still runs after all that
+    guest->pause();
 }

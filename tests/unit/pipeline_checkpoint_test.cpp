@@ -2,6 +2,8 @@
 // from one thread (Pair in pipeline_test_support.hpp).
 #include <doctest/doctest.h>
 
+#include <sched.h>
+
 #include <thread>
 
 #include "tests/unit/pipeline_test_support.hpp"
@@ -243,6 +245,36 @@ TEST_CASE("pipeline checkpoint: switching early resume off keeps the PVM paused 
         CHECK(paused_while_sending == !early);
         CHECK_FALSE(pair.pvm.paused());
         CHECK(differing(pair.pvm, pair.svm, kPages).empty());
+    }
+}
+
+TEST_CASE("pipeline checkpoint: the pause runs at real-time priority unless switched off, and status says which") {
+    for (const bool realtime : {true, false}) {
+        CAPTURE(realtime);
+        PrimaryConfig pc = primary_config(ProtectionMode::colo);
+        pc.realtime_pause = realtime;
+        Pair pair(pc, secondary_config(ProtectionMode::colo));
+        CHECK(pair.pvm.realtime_pause() == realtime);  // the backend's own threads too (vCPUs)
+        pair.protect();
+        const unsigned saves_before = pair.pvm.counters().saves;
+        for (int i = 0; i < 3; ++i) {
+            write_pages(pair.pvm, 0, 4, static_cast<unsigned>(i + 1));
+            REQUIRE(pair.checkpoint());
+        }
+        const auto stats = pair.primary->status();
+        const unsigned saves = pair.pvm.counters().saves - saves_before;
+        CHECK(saves == 3);
+        if (!realtime) {
+            CHECK(stats.pause_realtime == "off");
+            CHECK(pair.pvm.counters().realtime_saves == 0);
+        } else if (stats.pause_realtime == "on") {
+            CHECK(pair.pvm.counters().realtime_saves == saves);  // the checkpoints', not the initial sync's
+        } else {
+            CHECK(stats.pause_realtime.rfind("refused: ", 0) == 0);  // not allowed here
+            CHECK(pair.pvm.counters().realtime_saves == 0);
+        }
+        CHECK(::sched_getscheduler(0) != SCHED_FIFO);  // the pipeline's thread is back to its own
+        CHECK(stats.pause_stop_p99.count() >= 0);
     }
 }
 

@@ -41,7 +41,8 @@ void replication_options(po::options_description& o) {
         ("heartbeat-timeout", po::value<unsigned>()->default_value(800), "ms of silence after which the peer counts as dead")
         ("no-cache-backup", "do not back up pages into the secondary's cache during the initial sync (entering COLO then copies all memory)")
         ("no-stream", "do not stream dirty pages between checkpoints")
-        ("no-early-resume", "keep the primary paused until a checkpoint has been sent");
+        ("no-early-resume", "keep the primary paused until a checkpoint has been sent")
+        ("no-realtime-pause", "run a checkpoint's pause at the threads' own priority, not real-time");
     auto_converge_option(o);
 }
 

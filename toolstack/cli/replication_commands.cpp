@@ -167,6 +167,7 @@ int run_protect(const po::variables_map& vm, Io& io) {
     request += " heartbeat_timeout=" + std::to_string(heartbeat_timeout);
     request += " cache_backup=" + std::string(vm.count("no-cache-backup") ? "0" : "1");
     request += " early_resume=" + std::string(vm.count("no-early-resume") ? "0" : "1");
+    request += " realtime_pause=" + std::string(vm.count("no-realtime-pause") ? "0" : "1");
     request += " auto_converge=" + std::string(vm.count("no-auto-converge") ? "0" : "1");
     if (vm.count("compress") != 0) request += " compress=1";
     const LinkSecurity security = security_of(vm, declared);

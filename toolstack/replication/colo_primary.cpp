@@ -1,8 +1,10 @@
 #include "toolstack/replication/colo_primary.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <variant>
 
+#include "backends/realtime_boost.hpp"
 #include "toolstack/protocol/message_codec.hpp"
 #include "toolstack/protocol/record_types.hpp"
 #include "toolstack/replication/last_words.hpp"
@@ -86,9 +88,16 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
         for (auto& device : devices_) device->drain(device_send_);
     });
     stats_.mode = to_string(config_.mode);
+    pvm_.set_realtime_pause(config_.realtime_pause);
 }
 
-Primary::~Primary() = default;
+Primary::~Primary() {
+    try {
+        pvm_.set_realtime_pause(false);
+    } catch (const std::exception&) {
+        // The guest is going away with the pipeline: its threads' priority no longer matters.
+    }
+}
 
 Millis Primary::checkpoint_period() const {
     return config_.mode == ProtectionMode::remus ? config_.checkpoint_interval : config_.max_checkpoint_interval;
@@ -499,13 +508,22 @@ bool Primary::send_checkpoint() {
         const auto paused_at = Clock::now();
         checkpoint_paused_ = paused_at;
         phase_ = PrimaryPhase::checkpointing;
+        std::optional<RealtimeBoost> boost;
+        if (config_.realtime_pause) {
+            boost.emplace();
+            realtime_refused_ = boost->refused_errno();
+        }
         pvm_.pause();
         for (auto& device : devices_) device->quiesce();
         for (auto& device : devices_) device->postsuspend();
+        const auto stopped_at = Clock::now();
         pvm_.harvest_dirty(pending_);
+        const auto harvested_at = Clock::now();
         in_flight_ = InFlight{epoch, pending_, false};
         staging_.copy(pvm_.memory(), in_flight_->frames, config_.precopy.batch_pages);
+        const auto copied_at = Clock::now();
         std::vector<StateRecord> state = pvm_.save_state();
+        const auto saved_at = Clock::now();
         pending_.clear_all();  // from here on the frames are in_flight_'s
         Micros pause{0};
         const auto resume = [&] {
@@ -513,6 +531,7 @@ bool Primary::send_checkpoint() {
             if (keep_paused_) return;
             for (auto& device : devices_) device->preresume();
             pvm_.resume();
+            boost.reset();  // sending goes at the priority of the rest of the host's work
         };
         if (config_.early_resume) resume();
 
@@ -536,6 +555,10 @@ bool Primary::send_checkpoint() {
         phase_ = PrimaryPhase::awaiting_ack;
         std::lock_guard lock(stats_mutex_);
         pauses_.add(pause);
+        pause_stops_.add(micros_between(paused_at, stopped_at));
+        pause_harvests_.add(micros_between(stopped_at, harvested_at));
+        pause_copies_.add(micros_between(harvested_at, copied_at));
+        pause_states_.add(micros_between(copied_at, saved_at));
         stats_.pages_sent_paused += pages;
         stats_.bytes_sent += bytes;
         if (diverged) ++stats_.divergence_checkpoints;
@@ -693,6 +716,13 @@ PrimaryStats Primary::status() const {
     out.pause_p50 = pauses_.percentile(50);
     out.pause_p99 = pauses_.percentile(99);
     out.pause_max = pauses_.max();
+    out.pause_stop_p99 = pause_stops_.percentile(99);
+    out.pause_harvest_p99 = pause_harvests_.percentile(99);
+    out.pause_copy_p99 = pause_copies_.percentile(99);
+    out.pause_state_p99 = pause_states_.percentile(99);
+    out.pause_realtime = !config_.realtime_pause ? "off"
+                         : realtime_refused_ == 0 ? "on"
+                                                  : "refused: " + std::string(std::strerror(realtime_refused_));
     out.output_released = console_->gate().released();
     const std::uint64_t produced = console_->gate().produced();
     out.output_held = produced > out.output_released ? produced - out.output_released : 0;

@@ -230,6 +230,9 @@ private:
     mutable std::mutex stats_mutex_;
     PrimaryStats stats_;
     PauseHistory pauses_;
+    // The pause's steps (PrimaryStats::pause_stop_p99 and on).
+    PauseHistory pause_stops_, pause_harvests_, pause_copies_, pause_states_;
+    std::atomic<int> realtime_refused_{0};  // the last checkpoint's RealtimeBoost::refused_errno
 };
 
 }  // namespace colo

@@ -14,6 +14,12 @@ using PipelineClock = std::chrono::steady_clock;
     return std::chrono::duration_cast<std::chrono::microseconds>(PipelineClock::now() - since);
 }
 
+// Microseconds from one reading to a later one: the steps of a pause.
+[[nodiscard]] inline std::chrono::microseconds micros_between(PipelineClock::time_point from,
+                                                              PipelineClock::time_point to) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(to - from);
+}
+
 // Now in nanoseconds, as a heartbeat carries it.
 [[nodiscard]] inline std::uint64_t pipeline_now_ns() {
     return static_cast<std::uint64_t>(

@@ -80,6 +80,9 @@ struct PrimaryConfig {
     std::uint64_t stream_min_pages = 1;     // a pass with fewer dirty pages keeps them for later
     // Resume the PVM as soon as the checkpoint is copied to a local buffer, before sending it.
     bool early_resume = true;
+    // The threads a checkpoint's pause waits on run at real-time priority for its length
+    // (backends/realtime_boost.hpp), where the host allows it.
+    bool realtime_pause = true;
     // Sent to the secondary in ReplicationSetup (SecondaryConfig::cache_backup says what it does).
     bool cache_backup = true;
     // A guest that suspends itself for checkpoints (Backend::cooperative_suspend) gets this long to

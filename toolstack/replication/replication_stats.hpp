@@ -40,6 +40,12 @@ struct PrimaryStats {
     std::uint64_t checkpoint_overruns = 0;     // checkpoints that ended after the next was due
     std::optional<std::chrono::system_clock::time_point> last_checkpoint;
     Micros pause_p50{0}, pause_p99{0}, pause_max{0};
+    // Where a checkpoint's pause goes, p99 of each step: stopping the vCPUs (and the devices'
+    // quiesce), harvesting the dirty log, copying the dirty pages, saving vCPU and device state.
+    Micros pause_stop_p99{0}, pause_harvest_p99{0}, pause_copy_p99{0}, pause_state_p99{0};
+    // Whether the pause runs at real-time priority: "on", "off" (protect --no-realtime-pause) or
+    // "refused: REASON" (the host does not allow it).
+    std::string pause_realtime;
     std::uint64_t pages_migrated = 0;      // initial sync, all passes
     std::uint64_t pages_sent_paused = 0;   // in checkpoints (copied while the PVM was paused)
     std::uint64_t pages_streamed = 0;      // between checkpoints
