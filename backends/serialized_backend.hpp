@@ -55,16 +55,19 @@ public:
 private:
     class Suspend final : public GuestSuspend {
     public:
-        Suspend(std::mutex& mutex, GuestSuspend& inner) : mutex_(mutex), inner_(inner) {}
+        // Made while nobody else can call in (the constructor's): how() is asked once.
+        Suspend(std::mutex& mutex, GuestSuspend& inner) : mutex_(mutex), inner_(inner), how_(inner.how()) {}
         void request() override;
         [[nodiscard]] bool suspended() override;
-        [[nodiscard]] bool withdraw() override;
+        [[nodiscard]] Withdrawal withdraw() override;
         void resume_cancelled() override;
-        [[nodiscard]] std::string how() const override;
+        // Without the mutex: `status` asks it while a checkpoint may hold the backend.
+        [[nodiscard]] std::string how() const override { return how_; }
 
     private:
         std::mutex& mutex_;
         GuestSuspend& inner_;
+        const std::string how_;
     };
 
     mutable std::mutex mutex_;
