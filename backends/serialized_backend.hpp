@@ -49,7 +49,8 @@ public:
     // its sinks run on the backend's threads while a call here may hold the mutex.
     [[nodiscard]] std::vector<GuestNic*> nics() override { return inner_->nics(); }
     [[nodiscard]] std::vector<GuestDisk*> disks() override { return inner_->disks(); }
-    // The inner backend's, each call under the same mutex as the rest; nullptr when it has none.
+    // The inner backend's, each call under the same mutex as the rest (how(), which never
+    // changes, is kept and answered without it); nullptr when it has none.
     [[nodiscard]] GuestSuspend* cooperative_suspend() override { return suspend_ ? &*suspend_ : nullptr; }
 
 private:

@@ -205,8 +205,10 @@ TEST_CASE("xen cooperative checkpoints: a guest that takes a request late suspen
     pair.pvm_domain->take_requests_late(kLateDelay);
     CHECK_FALSE(pair.primary->send_checkpoint());  // skipped: it took the request, but too late
     CHECK(pair.primary->status().suspend_timeouts == 1);
+    const std::uint64_t suspends = pair.primary->status().suspends;
     std::this_thread::sleep_for(kLateDelay);  // it suspends meanwhile
     pair.primary->poll(Primary::Clock::now());
+    CHECK(pair.primary->status().suspends == suspends + 1);  // noticed between checkpoints
     pair.checkpoint();  // uses that suspension: the guest is asked nothing more
     CHECK(pair.primary->status().checkpoints == 1);
     CHECK(pair.pvm_domain->suspend_requests == 1);
