@@ -29,14 +29,24 @@ public:
     // Whether the guest is suspended now: it runs no code until resume_cancelled. Throws
     // colo::Error when it stopped for another reason (it shut down or crashed instead).
     [[nodiscard]] virtual bool suspended() = 0;
-    // It did not suspend in time: withdraws the request unless the guest has taken it already
-    // (then it suspends later, and the next request finds it suspended at once). Returns
-    // suspended() after that.
-    [[nodiscard]] virtual bool withdraw() = 0;
-    // The guest is suspended and paused: lets it continue, once it is unpaused, as if the suspend
-    // had been cancelled, with every binding it had. Throws colo::SystemError.
+    // What withdraw found.
+    enum class Withdrawal {
+        withdrawn,  // the guest had not seen the request, and now never acts on it
+        taken,      // it took the request already (or a notification, which cannot be taken
+                    // back, is pending): it may suspend any moment, or run on if its own suspend fails
+        suspended,  // it is suspended now
+    };
+    // It did not suspend in time: withdraws the request unless the guest has taken it already.
+    // A taken request is the caller's to see through: wait a while for the suspension and resume
+    // it (toolstack/replication/guest_suspend_device.hpp), or the guest stays suspended with
+    // nobody to resume it.
+    [[nodiscard]] virtual Withdrawal withdraw() = 0;
+    // The guest is suspended: lets it continue as if the suspend had been cancelled, with every
+    // binding it had. A paused guest (a checkpoint's) continues once unpaused; one that is not
+    // (a suspension the caller gives up on) at once. Throws colo::SystemError.
     virtual void resume_cancelled() = 0;
-    // How the guest is asked, for messages ("xenstore /local/domain/5/control/shutdown").
+    // How the guest is asked, for messages ("xenstore /local/domain/5/control/shutdown"). The
+    // same for the guest's whole life: callers may keep it.
     [[nodiscard]] virtual std::string how() const = 0;
 };
 

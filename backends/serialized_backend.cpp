@@ -102,7 +102,7 @@ bool SerializedBackend::Suspend::suspended() {
     return inner_.suspended();
 }
 
-bool SerializedBackend::Suspend::withdraw() {
+GuestSuspend::Withdrawal SerializedBackend::Suspend::withdraw() {
     std::lock_guard lock(mutex_);
     return inner_.withdraw();
 }
@@ -110,11 +110,6 @@ bool SerializedBackend::Suspend::withdraw() {
 void SerializedBackend::Suspend::resume_cancelled() {
     std::lock_guard lock(mutex_);
     inner_.resume_cancelled();
-}
-
-std::string SerializedBackend::Suspend::how() const {
-    std::lock_guard lock(mutex_);
-    return inner_.how();
 }
 
 }  // namespace colo

@@ -50,22 +50,26 @@ public:
     // its sinks run on the backend's threads while a call here may hold the mutex.
     [[nodiscard]] std::vector<GuestNic*> nics() override { return inner_->nics(); }
     [[nodiscard]] std::vector<GuestDisk*> disks() override { return inner_->disks(); }
-    // The inner backend's, each call under the same mutex as the rest; nullptr when it has none.
+    // The inner backend's, each call under the same mutex as the rest (how(), which never
+    // changes, is kept and answered without it); nullptr when it has none.
     [[nodiscard]] GuestSuspend* cooperative_suspend() override { return suspend_ ? &*suspend_ : nullptr; }
 
 private:
     class Suspend final : public GuestSuspend {
     public:
-        Suspend(std::mutex& mutex, GuestSuspend& inner) : mutex_(mutex), inner_(inner) {}
+        // Made while nobody else can call in (the constructor's): how() is asked once.
+        Suspend(std::mutex& mutex, GuestSuspend& inner) : mutex_(mutex), inner_(inner), how_(inner.how()) {}
         void request() override;
         [[nodiscard]] bool suspended() override;
-        [[nodiscard]] bool withdraw() override;
+        [[nodiscard]] Withdrawal withdraw() override;
         void resume_cancelled() override;
-        [[nodiscard]] std::string how() const override;
+        // Without the mutex: `status` asks it while a checkpoint may hold the backend.
+        [[nodiscard]] std::string how() const override { return how_; }
 
     private:
         std::mutex& mutex_;
         GuestSuspend& inner_;
+        const std::string how_;
     };
 
     mutable std::mutex mutex_;

@@ -7,6 +7,7 @@
 #include <thread>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include "backends/error.hpp"
 #include "toolstack/control/control_socket.hpp"
@@ -145,18 +146,20 @@ void PrimarySide::save(const std::vector<std::string>& args, control::Reply& rep
     // resume rebuilds what the hypervisor held for it (backends/guest_suspend.hpp); an image taken
     // from outside would wait for ever once restored.
     GuestSuspend* suspend = guest.cooperative_suspend();
+    // Resumed as cancelled by its destructor whatever fails before continue_here does it.
+    std::optional<suspend_device::SuspendedGuest> suspended;
     if (suspend != nullptr) {
         if (was_paused) {
             throw Error(guest.name() + " is paused, and a guest that suspends itself for a save (" + suspend->how() +
                         ") must run to do it: unpause it first");
         }
-        suspend_device::suspend_for_migration(*suspend, kSaveSuspendTimeout);
+        suspended.emplace(*suspend, kSaveSuspendTimeout);
     }
     guest.pause();
     // Back to how it was: a suspended guest is told its suspend was cancelled (with the pause
     // held, as after a checkpoint), then runs unless it was paused before.
     const auto continue_here = [&] {
-        if (suspend != nullptr) suspend->resume_cancelled();
+        if (suspended) suspended->resume();
         if (!was_paused) guest.resume();
     };
     try {
@@ -167,13 +170,18 @@ void PrimarySide::save(const std::vector<std::string>& args, control::Reply& rep
         sink.sync();
         reply.data.push_back(std::to_string(stats.pages) + " pages, " + std::to_string(stats.state_records) +
                              " state records");
-        if (!keep) guest.destroy_after_save();
+        if (!keep) {
+            guest.destroy_after_save();
+            if (suspended) suspended->release();
+        }
     } catch (const Error& e) {
-        // A failed save must not cost the guest anything.
+        // A failed save must not cost the guest anything. The save's own error (with its errno)
+        // is what the operator gets; a failed resume on top goes to the guest's log.
         try {
             continue_here();
         } catch (const Error& inner) {
-            throw Error(std::string(e.what()) + "; and resuming the guest failed: " + inner.what());
+            notice_log(service_.config().name)(LogLevel::notice, std::string("after a failed save (") + e.what() +
+                                                                     "), resuming the guest failed: " + inner.what());
         }
         throw;
     }

@@ -58,13 +58,13 @@ COLO_CARRIED(X87_FIP_WIDTH);
 COLO_CARRIED(MCA_CAP);
 #undef COLO_CARRIED
 
-// Turns a libxc result into 0 or errno. libxc reports errors through errno; a few paths return -1
-// with errno left at 0, which must still count as a failure. So every call clears errno first:
-// otherwise such a failure would report whatever an earlier call left in errno.
-int errno_of(long long rc) {
-    if (rc >= 0) return 0;
-    return errno != 0 ? errno : EIO;
-}
+// The errno of a call that failed. Xen's libraries report errors through errno, but a few paths
+// fail with errno left at 0, which must still count as a failure (as `fallback`). So every call
+// clears errno first: otherwise such a failure would report whatever an earlier call left in it.
+int failed_errno(int fallback = EIO) { return errno != 0 ? errno : fallback; }
+
+// Turns a libxc result into 0 or errno.
+int errno_of(long long rc) { return rc >= 0 ? 0 : failed_errno(); }
 
 // libxl answers with its own ERROR_* codes; the seam promises errno values. The codes with an
 // errno meaning map to it; for the rest, errno as the failing library call left it, if any.
@@ -79,7 +79,7 @@ int errno_of_libxl(int rc) {
         case ERROR_GUEST_TIMEDOUT: return ETIMEDOUT;
         case ERROR_NI: return ENOSYS;
         case ERROR_JSON_CONFIG_EMPTY: return ENODATA;
-        default: return errno != 0 ? errno : EIO;
+        default: return failed_errno();
     }
 }
 
@@ -147,7 +147,7 @@ struct LibxcCalls::Handles {
         if (xenstore) return 0;
         errno = 0;
         xenstore.reset(xs_open(0));
-        return xenstore ? 0 : (errno != 0 ? errno : EIO);
+        return xenstore ? 0 : failed_errno();
     }
     // xc_logdirty_control needs its bitmap in hypercall-safe memory; kept between rounds so a
     // checkpoint does not allocate. Set up by hand as DECLARE_HYPERCALL_BUFFER would (its
@@ -164,12 +164,12 @@ struct LibxcCalls::Handles {
 
 LibxcCalls::LibxcCalls() : handles_(std::make_unique<Handles>()) {
     handles_->xc.reset(xc_interface_open(nullptr, nullptr, 0));
-    if (!handles_->xc) throw SystemError("xc_interface_open", errno ? errno : EIO, "is this dom0?");
+    if (!handles_->xc) throw SystemError("xc_interface_open", failed_errno(), "is this dom0?");
     handles_->foreign.reset(xenforeignmemory_open(nullptr, 0));
-    if (!handles_->foreign) throw SystemError("xenforeignmemory_open", errno ? errno : EIO);
+    if (!handles_->foreign) throw SystemError("xenforeignmemory_open", failed_errno());
     libxl_ctx* ctx = nullptr;
     if (libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, &g_logger.base) != 0 || ctx == nullptr) {
-        throw SystemError("libxl_ctx_alloc", errno ? errno : EIO, "is xenstored running?");
+        throw SystemError("libxl_ctx_alloc", failed_errno(), "is xenstored running?");
     }
     handles_->libxl.reset(ctx);
 }
@@ -234,7 +234,7 @@ int LibxcCalls::do_logdirty_clean(DomainId domain, std::span<std::uint64_t> bitm
         handles_->free_bitmap();
         errno = 0;
         if (xc__hypercall_buffer_alloc_pages(xch, &handles_->bitmap, need) == nullptr) {
-            return errno != 0 ? errno : ENOMEM;
+            return failed_errno(ENOMEM);
         }
         handles_->bitmap_pages = need;
     }
@@ -294,11 +294,11 @@ int LibxcCalls::do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::
     if (!handles_->evtchn) {
         errno = 0;
         handles_->evtchn.reset(xenevtchn_open(nullptr, 0));
-        if (!handles_->evtchn) return errno != 0 ? errno : EIO;
+        if (!handles_->evtchn) return failed_errno();
     }
     errno = 0;
     const xenevtchn_port_or_error_t port = xenevtchn_bind_interdomain(handles_->evtchn.get(), domain, remote_port);
-    if (port < 0) return errno != 0 ? errno : EIO;
+    if (port < 0) return failed_errno();
     local_port = static_cast<std::uint32_t>(port);
     return 0;
 }
@@ -314,7 +314,7 @@ int LibxcCalls::do_xenstore_read(const std::string& path, std::string& out) {
     unsigned int length = 0;
     errno = 0;
     void* value = xs_read(handles_->xenstore.get(), XBT_NULL, path.c_str(), &length);
-    if (value == nullptr) return errno != 0 ? errno : EIO;
+    if (value == nullptr) return failed_errno();
     out.assign(static_cast<const char*>(value), length);
     std::free(value);
     return 0;
@@ -325,7 +325,7 @@ int LibxcCalls::do_xenstore_write(const std::string& path, const std::string& va
     errno = 0;
     if (!xs_write(handles_->xenstore.get(), XBT_NULL, path.c_str(), value.data(),
                   static_cast<unsigned int>(value.size()))) {
-        return errno != 0 ? errno : EIO;
+        return failed_errno();
     }
     return 0;
 }
@@ -338,7 +338,7 @@ int LibxcCalls::do_map_foreign(DomainId domain, MapAccess access, std::span<cons
     errno = 0;
     void* address = xenforeignmemory_map(handles_->foreign.get(), domain, prot, gfns.size(), gfns.data(),
                                          errors.data());
-    if (address == nullptr) return errno != 0 ? errno : EIO;
+    if (address == nullptr) return failed_errno();
     // Linux privcmd hands back negative errno values per page; the seam promises positive ones.
     for (int& e : errors) e = e < 0 ? -e : e;
     out = static_cast<std::byte*>(address);
@@ -368,7 +368,7 @@ int LibxcCalls::do_domain_config(DomainId domain, std::string& json, const char*
     }
     failed_call = "libxl_domain_config_to_json";
     char* text = libxl_domain_config_to_json(handles_->libxl.get(), config.get());
-    if (text == nullptr) return errno != 0 ? errno : ENOMEM;
+    if (text == nullptr) return failed_errno(ENOMEM);
     json = text;
     std::free(text);
     return 0;

@@ -23,17 +23,17 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::st
     attach();
     for (unsigned i = 0; i < vifs.size(); ++i) nics_.push_back(std::make_unique<XenVifNic>(domain_, i, vifs[i], true));
     if (style == CheckpointStyle::transparent) return;
-    cooperative_ = can_suspend_itself();
-    if (cooperative_) {
-        const auto channel = calls_->xenstore_read("/local/domain/" + std::to_string(domain_) + "/device/suspend/event-channel");
-        if (channel && !channel->empty()) {
-            char* end = nullptr;
-            const unsigned long port = std::strtoul(channel->c_str(), &end, 10);
-            if (*end != '\0' || port == 0 || port > 0xffffffffUL) {
-                throw Error(who() + ": its device/suspend/event-channel is '" + *channel + "', not a port number");
-            }
-            suspend_remote_port_ = static_cast<std::uint32_t>(port);
+    // A guest can suspend itself with PV drivers (an event-channel upcall) and a way to be asked.
+    if (calls_->hvm_param(domain_, kHvmParamCallbackIrq) != 0) {
+        if (const auto port = suspend_channel()) {
+            suspend_remote_port_ = *port;
             suspend_port_ = calls_->evtchn_bind(domain_, suspend_remote_port_);
+            cooperative_ = true;
+        } else {
+            // Linux writes control/feature-suspend = 1 once its shutdown watch is set up; before
+            // that a "suspend" request would go unanswered.
+            const auto feature = calls_->xenstore_read(control_path() + "/feature-suspend");
+            cooperative_ = feature && *feature == "1";
         }
     }
     if (!cooperative_ && style == CheckpointStyle::cooperative) {
@@ -42,15 +42,15 @@ XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, DomainId domain, std::st
     }
 }
 
-bool XenBackend::can_suspend_itself() {
-    if (calls_->hvm_param(domain_, kHvmParamCallbackIrq) == 0) return false;
-    // Linux writes control/feature-suspend = 1 once its shutdown watch is set up; before that a
-    // "suspend" request would go unanswered. A guest with a suspend event channel (Mini-OS and
-    // classic XenLinux offer one; upstream Linux does not) answers that instead.
-    const auto feature = calls_->xenstore_read(control_path() + "/feature-suspend");
-    if (feature && *feature == "1") return true;
+std::optional<std::uint32_t> XenBackend::suspend_channel() {
     const auto channel = calls_->xenstore_read("/local/domain/" + std::to_string(domain_) + "/device/suspend/event-channel");
-    return channel && !channel->empty();
+    if (!channel || channel->empty()) return std::nullopt;
+    char* end = nullptr;
+    const unsigned long port = std::strtoul(channel->c_str(), &end, 10);
+    if (*end != '\0' || port == 0 || port > 0xffffffffUL) {
+        throw Error(who() + ": its device/suspend/event-channel is '" + *channel + "', not a port number");
+    }
+    return static_cast<std::uint32_t>(port);
 }
 
 XenBackend::XenBackend(std::unique_ptr<XenCalls> calls, const IncomingGuest& incoming, std::uint64_t map_chunk_pages)
@@ -288,8 +288,7 @@ bool XenBackend::suspended() {
     const DomainInfo info = calls_->domain_info(domain_);
     if (!info.shutdown) return false;
     if (info.shutdown_reason == kShutdownSuspend) return true;
-    throw Error(who() + " shut down (reason " + std::to_string(info.shutdown_reason) +
-                ") when it was asked to suspend for a checkpoint");
+    throw Error(who() + " shut down (reason " + std::to_string(info.shutdown_reason) + ") instead of suspending");
 }
 
 void XenBackend::request() {
@@ -305,12 +304,21 @@ std::string XenBackend::how() const {
     return "xenstore " + control_path() + "/shutdown";
 }
 
-bool XenBackend::withdraw() {
-    if (suspend_port_) return suspended();  // a notification cannot be taken back
-    const std::string request = control_path() + "/shutdown";
-    const auto pending = calls_->xenstore_read(request);
-    if (pending && *pending == "suspend") calls_->xenstore_write(request, "");
-    return suspended();
+GuestSuspend::Withdrawal XenBackend::withdraw() {
+    bool taken = true;  // a notification cannot be taken back
+    if (!suspend_port_) {
+        // Linux reads and clears control/shutdown in one xenstore transaction: our write between
+        // its read and its commit makes it retry and find nothing to do. A node it cleared
+        // already means it took the request.
+        const std::string request = control_path() + "/shutdown";
+        const auto pending = calls_->xenstore_read(request);
+        if (pending && *pending == "suspend") {
+            calls_->xenstore_write(request, "");
+            taken = false;
+        }
+    }
+    if (suspended()) return Withdrawal::suspended;
+    return taken ? Withdrawal::taken : Withdrawal::withdrawn;
 }
 
 void XenBackend::resume_cancelled() { calls_->resume_cancelled(domain_); }

@@ -139,13 +139,15 @@ private:
     // --- GuestSuspend
     void request() override;
     [[nodiscard]] bool suspended() override;
-    [[nodiscard]] bool withdraw() override;
+    [[nodiscard]] Withdrawal withdraw() override;
     void resume_cancelled() override;
     [[nodiscard]] std::string how() const override;
 
     void attach();  // the constructors' common part: check the domain, map its memory
-    // Whether the guest can suspend itself: PV drivers (an upcall) and control/feature-suspend.
-    [[nodiscard]] bool can_suspend_itself();
+    // The port of the guest's own suspend event channel (device/suspend/event-channel), if it
+    // offers one (Mini-OS and classic XenLinux do; upstream Linux does not); throws colo::Error
+    // when that node holds no port number.
+    [[nodiscard]] std::optional<std::uint32_t> suspend_channel();
     [[nodiscard]] std::string control_path() const { return "/local/domain/" + std::to_string(domain_) + "/control"; }
     [[nodiscard]] std::string who() const;  // "xen domain 5 (name)", for messages
     void check_ram(Pfn pfn) const;
@@ -168,7 +170,9 @@ private:
     mutable std::mutex pause_mutex_;
     bool paused_ = false;  // guarded by pause_mutex_: this backend holds one Xen pause
     bool logging_ = false;
-    bool cooperative_ = false;  // checkpoints suspend the guest through xenstore
+    // Checkpoints suspend the guest: through its suspend event channel when it offers one, else
+    // through xenstore control/shutdown.
+    bool cooperative_ = false;
     // The guest's suspend event channel, bound, when it offers one (device/suspend/event-channel):
     // notified instead of writing control/shutdown, as libxl does.
     std::optional<std::uint32_t> suspend_port_;

@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <string>
+#include <thread>
 
 #include "tests/unit/xen_pipeline_pair.hpp"
+#include "toolstack/replication/guest_suspend_device.hpp"
 
 using namespace colo;
 using colo::xen::CheckpointStyle;
@@ -180,4 +182,91 @@ TEST_CASE("xen cooperative checkpoints: a suspend event channel that is not a po
     domain->xenstore["/local/domain/3/device/suspend/event-channel"] = "seven";
     CHECK_THROWS_WITH_AS(XenBackend(std::move(domain), 3, "guest"),
                          doctest::Contains("its device/suspend/event-channel is 'seven', not a port number"), Error);
+}
+
+namespace {
+
+// A guest that takes a request only after the primary gave up on it: 300 ms to suspend against
+// a timeout of 200 ms (and as long again for a request it took).
+constexpr Millis kLateTimeout{200};
+constexpr Millis kLateDelay{300};
+
+bool suspended_now(XenPair& pair) { return pair.pvm->cooperative_suspend()->suspended(); }
+
+}  // namespace
+
+TEST_CASE("xen cooperative checkpoints: a guest that takes a request late suspends once, for the next checkpoint, and is left running") {
+    for (const bool channel : {false, true}) {
+    CAPTURE(channel);
+    XenPair pair(
+        ProtectionMode::remus, [&](FakeDomain& d) { channel ? d.offer_suspend_channel(7) : d.make_cooperative(); },
+        [](PrimaryConfig& c) { c.suspend_timeout = kLateTimeout; });
+    pair.protect();
+    pair.pvm_domain->take_requests_late(kLateDelay);
+    CHECK_FALSE(pair.primary->send_checkpoint());  // skipped: it took the request, but too late
+    CHECK(pair.primary->status().suspend_timeouts == 1);
+    const std::uint64_t suspends = pair.primary->status().suspends;
+    std::this_thread::sleep_for(kLateDelay);  // it suspends meanwhile
+    pair.primary->poll(Primary::Clock::now());
+    CHECK(pair.primary->status().suspends == suspends + 1);  // noticed between checkpoints
+    pair.checkpoint();  // uses that suspension: the guest is asked nothing more
+    CHECK(pair.primary->status().checkpoints == 1);
+    CHECK(pair.pvm_domain->suspend_requests == 1);
+    CHECK(pair.primary->status().suspend_timeouts == 1);
+    // No request is left over for it to act on once resumed: it stays running.
+    std::this_thread::sleep_for(kLateDelay + Millis{100});
+    CHECK_FALSE(suspended_now(pair));
+    CHECK(pair.pvm_domain->suspend_requests == 1);
+    CHECK(pair.primary->role() == Role::protecting);
+    }
+}
+
+TEST_CASE("xen cooperative checkpoints: protection ending while a late guest is on its way to suspend waits for it and resumes it") {
+    XenPair pair(ProtectionMode::remus, cooperative, [](PrimaryConfig& c) { c.suspend_timeout = kLateTimeout; });
+    pair.protect();
+    pair.pvm_domain->take_requests_late(kLateDelay);
+    CHECK_FALSE(pair.primary->send_checkpoint());
+    const unsigned resumes = pair.pvm_domain->counters.cancelled_resumes;
+    pair.primary->stop("test");
+    CHECK(pair.pvm_domain->counters.cancelled_resumes == resumes + 1);
+    std::this_thread::sleep_for(kLateDelay);
+    CHECK_FALSE(suspended_now(pair));
+    CHECK(pair.pvm_domain->counters.pause_depth == 0);
+}
+
+TEST_CASE("xen cooperative checkpoints: a save or migration whose guest takes the request late resumes it before it fails") {
+    for (const bool channel : {false, true}) {
+    CAPTURE(channel);
+    auto domain = std::make_unique<FakeDomain>(3, 64);
+    FakeDomain& fake = *domain;
+    domain->hvm_context = xen::make_hvm_context(1);
+    channel ? domain->offer_suspend_channel(7) : domain->make_cooperative();
+    domain->take_requests_late(kLateDelay);
+    XenBackend backend(std::move(domain), 3, "guest");
+    GuestSuspend& guest = *backend.cooperative_suspend();
+    CHECK_THROWS_WITH_AS(suspend_device::SuspendedGuest(guest, kLateTimeout),
+                         doctest::Contains("did not suspend within 200 ms"), Error);
+    CHECK(fake.counters.cancelled_resumes == 1);  // it suspended after all, and was resumed
+    std::this_thread::sleep_for(kLateDelay);
+    CHECK_FALSE(guest.suspended());  // not left suspended with nobody to resume it
+    CHECK(fake.suspend_requests == 1);
+    }
+}
+
+TEST_CASE("xen cooperative checkpoints: a guest that suspends as its request is withdrawn has its checkpoint, not a timeout") {
+    XenPair pair(ProtectionMode::remus, cooperative, [](PrimaryConfig& c) { c.suspend_timeout = Millis{30}; });
+    pair.protect();
+    const std::uint64_t suspends = pair.primary->status().suspends;
+    // It answers only just too late: as the request is taken back.
+    pair.pvm_domain->on_xenstore_write = [&](const std::string& path, const std::string& value) {
+        if (path != kShutdownNode || !value.empty()) return;
+        pair.pvm_domain->info.shutdown = true;
+        pair.pvm_domain->info.shutdown_reason = xen::kShutdownSuspend;
+    };
+    pair.checkpoint();
+    const PrimaryStats stats = pair.primary->status();
+    CHECK(stats.checkpoints == 1);
+    CHECK(stats.suspend_timeouts == 0);
+    CHECK(stats.suspends == suspends + 1);
+    CHECK_FALSE(pair.pvm_domain->info.shutdown);
 }

@@ -81,6 +81,7 @@ int FakeDomain::frame_error(Pfn pfn) {
 
 int FakeDomain::do_domain_info(DomainId domain, DomainInfo& out) {
     if (const int e = enter("domain_info", domain)) return e;
+    catch_up();
     out = info;
     return 0;
 }
@@ -192,6 +193,32 @@ void FakeDomain::offer_suspend_channel(std::uint32_t port) {
     xenstore["/local/domain/" + std::to_string(info.id) + "/device/suspend/event-channel"] = std::to_string(port);
 }
 
+void FakeDomain::take_requests_late(std::chrono::milliseconds delay) {
+    make_cooperative(false);
+    take_delay_ = delay;
+    on_xenstore_write = [this](const std::string& path, const std::string& value) {
+        // While suspended it runs no watch: the node waits for it to wake.
+        catch_up();
+        if (path != shutdown_node() || value != "suspend" || info.shutdown) return;
+        xenstore[path] = "";
+        take_request();
+    };
+}
+
+std::string FakeDomain::shutdown_node() const { return "/local/domain/" + std::to_string(info.id) + "/control/shutdown"; }
+
+void FakeDomain::catch_up() {
+    if (!suspend_at_ || std::chrono::steady_clock::now() < *suspend_at_) return;
+    suspend_at_.reset();
+    info.shutdown = true;
+    info.shutdown_reason = kShutdownSuspend;
+}
+
+void FakeDomain::take_request() {
+    ++suspend_requests;
+    if (!suspend_at_) suspend_at_ = std::chrono::steady_clock::now() + *take_delay_;
+}
+
 int FakeDomain::do_evtchn_bind(DomainId domain, std::uint32_t remote_port, std::uint32_t& local_port) {
     if (const int e = enter("evtchn_bind", domain)) return e;
     local_port = 100 + static_cast<std::uint32_t>(bound_ports.size());
@@ -203,6 +230,12 @@ int FakeDomain::do_evtchn_notify(std::uint32_t local_port) {
     if (const int e = enter("evtchn_notify", info.id)) return e;
     if (bound_ports.count(local_port) == 0) return EINVAL;
     ++notifications;
+    if (take_delay_) {
+        catch_up();
+        if (info.shutdown) queued_ = true;  // pending on its port until it wakes
+        else take_request();
+        return 0;
+    }
     info.shutdown = true;
     info.shutdown_reason = kShutdownSuspend;
     return 0;
@@ -210,11 +243,19 @@ int FakeDomain::do_evtchn_notify(std::uint32_t local_port) {
 
 int FakeDomain::do_resume_cancelled(DomainId domain) {
     if (const int e = enter("resume_cancelled", domain)) return e;
+    catch_up();
     // libxc refuses a domain that is not in the suspended state.
     if (!info.shutdown || info.shutdown_reason != kShutdownSuspend) return EINVAL;
     info.shutdown = false;
     info.shutdown_reason = 0;
     ++counters.cancelled_resumes;
+    // Awake, it acts on what was asked while it slept.
+    const auto node = xenstore.find(shutdown_node());
+    if (take_delay_ && (queued_ || (node != xenstore.end() && node->second == "suspend"))) {
+        queued_ = false;
+        xenstore[shutdown_node()] = "";
+        take_request();
+    }
     return 0;
 }
 

@@ -9,7 +9,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,6 +59,12 @@ public:
     void offer_suspend_channel(std::uint32_t port);
     std::map<std::uint32_t, std::uint32_t> bound_ports;  // local port -> the guest's port
     unsigned notifications = 0;
+    // A cooperative guest (xenstore, or its suspend event channel when it offers one) that takes
+    // a request at once (clears control/shutdown) but suspends only `delay` later, as a loaded
+    // Linux does while it freezes its tasks; asked again while suspended, it acts on that request
+    // once resumed (its watch fires then, or the pending notification).
+    void take_requests_late(std::chrono::milliseconds delay);
+    unsigned suspend_requests = 0;  // requests it took
 
     // --- the guest
     void guest_write(Pfn pfn, std::byte fill);  // fills the frame; logged when log-dirty is on
@@ -113,6 +121,14 @@ private:
     // 0, or the error to fail `op` with (and records the call).
     int enter(const std::string& op, DomainId domain);
     [[nodiscard]] int frame_error(Pfn pfn);
+    // The late-taking guest (take_requests_late): a request arrived.
+    void take_request();
+    [[nodiscard]] std::string shutdown_node() const;
+    void catch_up();  // suspends now if its time came (time is looked at on every call to it)
+
+    std::optional<std::chrono::milliseconds> take_delay_;
+    std::optional<std::chrono::steady_clock::time_point> suspend_at_;  // taken, suspends then
+    bool queued_ = false;  // notified on its suspend channel while suspended
 
     std::mutex pause_mutex_;  // pause and unpause are safe from several threads, as in Xen
     std::uint64_t frames_;

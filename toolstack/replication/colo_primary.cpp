@@ -59,7 +59,7 @@ Primary::Primary(Backend& pvm, Channel& channel, PrimaryConfig config, OutputSin
                         guest->how() + "), which only Remus mode supports: protect it with --remus "
                         "(or checkpoint_style = \"transparent\" in its config, whose replica cannot run on after a takeover)");
         }
-        auto suspend = std::make_unique<suspend_device::Primary>(*guest);
+        auto suspend = std::make_unique<suspend_device::Primary>(*guest, config_.suspend_timeout);
         suspend_ = suspend.get();
         devices_.push_back(std::move(suspend));
     }
@@ -355,7 +355,7 @@ void Primary::send_initial_sync() {
             if (state_.role() != Role::syncing) return;
             throw Error("guest " + pvm_.name() + " did not suspend within " +
                         std::to_string(config_.suspend_timeout.count()) + " ms when asked through " +
-                        suspend_->stats().how + " (is its kernel frozen or busy?)");
+                        suspend_->how() + " (is its kernel frozen or busy?)");
         }
         sync_paused_at_ = Clock::now();
         precopy_.send_final([&] {
@@ -475,22 +475,26 @@ bool Primary::reach_quiet_point() {
         return std::all_of(devices_.begin(), devices_.end(), [](const auto& d) { return d->ready_to_pause(); });
     };
     const auto deadline = Clock::now() + config_.suspend_timeout;
-    for (;;) {
-        if (ready()) return true;
+    // One look at the devices per poll (the suspend device's is a hypercall under the backend's
+    // lock): pump serves the link in between and only says whether protection goes on.
+    while (!ready()) {
         const auto now = Clock::now();
-        if (now >= deadline) break;
-        (void)pump(std::min(deadline, now + kSuspendPoll), ready);
-        if (state_.role() != Role::protecting && state_.role() != Role::syncing) return false;
+        if (now >= deadline) {
+            bool all = true;
+            for (auto& device : devices_) all = device->cancel_presuspend() && all;
+            return all;
+        }
+        if (!pump(std::min(deadline, now + kSuspendPoll), {})) return false;
     }
-    bool all = true;
-    for (auto& device : devices_) all = device->cancel_presuspend() && all;
-    return all;
+    return true;
 }
 
 bool Primary::send_checkpoint() {
     if (state_.role() != Role::protecting) throw Error("primary: checkpoint while not protecting");
     if (in_flight_) throw Error("primary: a checkpoint is already in flight");
-    const bool diverged = device_wants_checkpoint();
+    // A guest that suspended late wants a checkpoint too, but nothing diverged.
+    const bool diverged = std::any_of(devices_.begin(), devices_.end(),
+                                      [this](const auto& d) { return d.get() != suspend_ && d->wants_checkpoint(); });
     const std::uint64_t epoch = epoch_ + 1;
     bool quiet = false;
     guarded([&] { quiet = reach_quiet_point(); });

@@ -200,10 +200,11 @@ private:
     Backend& pvm_;
     Channel& channel_;
     PrimaryConfig config_;
-    console_device::Primary* console_ = nullptr;       // devices_[0], or [1] after suspend_
-    std::vector<net_device::Primary*> nics_;           // devices_[1..], one per vif
-    std::vector<disk_device::Primary*> disks_;         // after the NICs, one per disk
-    suspend_device::Primary* suspend_ = nullptr;       // devices_[0] when the guest suspends itself
+    // Views of devices that devices_ owns.
+    console_device::Primary* console_ = nullptr;
+    std::vector<net_device::Primary*> nics_;      // one per vif
+    std::vector<disk_device::Primary*> disks_;    // one per disk
+    suspend_device::Primary* suspend_ = nullptr;  // when the guest suspends itself
     std::vector<std::unique_ptr<PrimaryDevice>> devices_;
     DeviceSend device_send_;
     FailoverState state_{Role::syncing};

@@ -1,15 +1,13 @@
 #include "toolstack/replication/migration.hpp"
 
-#include "toolstack/replication/guest_suspend_device.hpp"
-
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "toolstack/replication/disk_mirror.hpp"
 #include "toolstack/replication/guest_suspend_device.hpp"
-
 #include "toolstack/replication/last_words.hpp"
 #include "toolstack/replication/message_log.hpp"
 #include "toolstack/replication/pipeline_clock.hpp"
@@ -117,14 +115,14 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
         for (const auto& mirror : mirrors) mirror->send_queued(send);
     };
     sender.set_between_batches(send_disk_writes);
+    // Held until the receiver runs the guest; resumed here as cancelled if the migration fails.
+    std::optional<suspend_device::SuspendedGuest> suspended;
     try {
         sync_disks(mirrors, channel, config, send);
         sender.send_live();
         // A guest that suspends itself moves suspended, so the destination's resume rebinds what
         // the hypervisor held for it (guest_suspend_device.hpp).
-        if (GuestSuspend* guest = backend.cooperative_suspend()) {
-            suspend_device::suspend_for_migration(*guest, config.suspend_timeout);
-        }
+        if (GuestSuspend* guest = backend.cooperative_suspend()) suspended.emplace(*guest, config.suspend_timeout);
         const auto paused_at = Clock::now();
         sender.send_final(send_disk_writes);
         // Paused for good unless this fails: the destination (maybe this very host) takes the
@@ -140,6 +138,7 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
         channel.send(goodbye);
         await_receiver(channel, config);
         result.downtime = elapsed_since(paused_at);
+        if (suspended) suspended->release();  // it runs at the destination now
     } catch (const Error& e) {
         // The receiver never confirmed it runs the guest, so it keeps running here.
         std::string why = e.what();
@@ -153,9 +152,9 @@ MigrationResult migrate(Backend& backend, Channel& channel, const MigrateConfig&
                 if (!nic->attached()) nic->attach_host();
             }
             backend.stop_dirty_log();
-            if (GuestSuspend* guest = backend.cooperative_suspend(); guest && guest->suspended()) {
-                backend.pause();  // resume_cancelled wants it paused, as after a checkpoint
-                guest->resume_cancelled();
+            if (suspended) {
+                backend.pause();  // resumed with the pause held, as after a checkpoint
+                suspended->resume();
             }
             backend.resume();
         } catch (const Error& inner) {
