@@ -141,6 +141,12 @@ void GuestRam::mark_vmm_dirty(Gpa gpa, std::uint64_t bytes) {
 
 void GuestRam::start_dirty_log() {
     if (logging_) return;
+    {
+        // What the VMM wrote before (a Linux guest's kernel and initramfs: tens of thousands of
+        // pages) is no news to whoever starts the log: it reads all of memory first.
+        std::lock_guard lock(vmm_dirty_mutex_);
+        vmm_dirty_.clear_all();
+    }
     for (const auto& slot : slots_) set_slot_flags(slot, KVM_MEM_LOG_DIRTY_PAGES);
     logging_ = true;
 }

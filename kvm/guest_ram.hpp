@@ -12,7 +12,9 @@
 // (KVM_MEM_LOG_DIRTY_PAGES with KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2) and our own bitmap of pages
 // the VMM wrote for the guest (loaders, device emulation: mark_vmm_dirty, write). Not
 // write_pages: that is the pipeline's own writing (backends/guest_memory.hpp). harvest_dirty
-// returns the union of the two logs and clears both.
+// returns the union of the two logs and clears both. Both start empty at start_dirty_log: the
+// loader's writes before it are not reported (a pre-copy that got them in its second round
+// resent a Linux guest's kernel and initramfs, about all of a small guest's memory, twice).
 //
 // Manual protect is enabled WITHOUT KVM_DIRTY_LOG_INITIALLY_SET: then enabling the log
 // write-protects every page at once, so the first harvest reports exactly the pages written since

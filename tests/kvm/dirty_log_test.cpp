@@ -140,10 +140,8 @@ struct StringMaker<std::set<std::uint64_t>> {
 TEST_CASE("kvm dirty log: exactly the pages the guest wrote, round after round") {
     TinyGuest guest;
     guest.ram.start_dirty_log();
-    // The first harvest holds what the VMM wrote while building the guest: tables and code.
-    const auto setup = guest.harvest();
-    CHECK(setup.count(layout::kGdt.pfn().value) == 1);
-    CHECK(setup.count(kCode.pfn().value) == 1);
+    // What the VMM wrote while building the guest (tables and code) was written before the log
+    // started: whoever starts it reads all of memory first, so it is not reported again.
     CHECK(guest.harvest().empty());
     guest.warm_up();
 
