@@ -15,7 +15,8 @@
 #
 # Environment: ROUNDS (default 2), MEM (MiB, default 256), RATE (default 25), SECS (how long
 # each run's workload runs, from boot, default 150), L1_MEM (MiB, default 2560), BENCH_TIMEOUT
-# (s, default 1800). FROM_LOG=FILE: no L1 run, only the table from a log a run left
+# (s, default 1800), ORDER (default "qemu ours": the order within a round; "ours" alone skips QEMU),
+# OURS_ARGS (more words for our `protect`, e.g. --compress or --no-realtime-pause). FROM_LOG=FILE: no L1 run, only the table from a log a run left
 # (OUTPUT-DIR/nested-colo.log).
 set -euo pipefail
 bin=$(readlink -f "${1:?usage: nested_colo_bench.sh PATH/TO/colo-replicate OUTPUT-DIR}")
@@ -52,7 +53,7 @@ else
     echo "nested_colo_bench: $(qemu-system-x86_64 --version | head -1); guest $mem MiB, 1 vCPU, $rate pages/100 ms; $rounds round(s)"
     "$top/tests/nested/run-in-l1.sh" -m "${L1_MEM:-2560}" -t "${BENCH_TIMEOUT:-1800}" -f "$bin" -f "$work" \
         -f "$(command -v qemu-system-x86_64)" -- \
-        "ROUNDS=$rounds MEM=$mem RATE=$rate SECS=$secs sh $work/nested_colo_l1.sh $bin $work/vmlinux $work/initramfs.cpio $work/firmware /tmp/bench" \
+        "ROUNDS=$rounds MEM=$mem RATE=$rate SECS=$secs ORDER='${ORDER:-qemu ours}' OURS_ARGS='${OURS_ARGS:-}' sh $work/nested_colo_l1.sh $bin $work/vmlinux $work/initramfs.cpio $work/firmware /tmp/bench" \
         2>&1 | tee "$log" | grep --line-buffered -E 'RESULT|RUNFAIL|PROTECT|bench:|run-in-l1' || status=$?
 fi
 grep -q '^L1| RESULT' "$log" || die "no run finished (log: $log)"

@@ -21,7 +21,7 @@
 #         from the primary's `status --json`.
 # Environment: ROUNDS (runs per VMM, default 2), MEM (MiB, default 256), RATE (pages the workload
 # rewrites per 100 ms, default 25), SECS (how long the workload runs, default 150),
-# ORDER (default "qemu ours": the order within a round).
+# ORDER (default "qemu ours": the order within a round), OURS_ARGS (more words for our `protect`).
 set -u
 bin=${1:?usage: nested_colo_l1.sh COLO_REPLICATE KERNEL INITRAMFS QEMU_FIRMWARE_DIR WORKDIR}
 kernel=${2:?kernel} initramfs=${3:?initramfs} firmware=${4:?firmware dir} work=${5:?workdir}
@@ -182,9 +182,27 @@ EOF
 # --- colo-replicate COLO ---------------------------------------------------------------------
 on_a() { COLO_RUN_DIR=$work/hostA COLO_STATE_DIR=$work/hostA/state "$bin" "$@"; }
 on_b() { COLO_RUN_DIR=$work/hostB COLO_STATE_DIR=$work/hostB/state "$bin" "$@"; }
+# ours_destroy a|b: destroy that host's guest. One that has not ended within 60 s is a bug: the
+# run says where each thread of the tool waits (RUNFAIL HANG lines), and the processes are killed
+# so the next run starts clean.
+ours_destroy() {
+    local dir rc p t
+    dir=$work/host$(echo "$1" | tr ab AB)
+    COLO_RUN_DIR=$dir COLO_STATE_DIR=$dir/state timeout 60 "$bin" destroy bench >/dev/null 2>&1
+    rc=$?
+    [ "$rc" -eq 124 ] || [ "$rc" -eq 143 ] || return 0
+    fail "ours: destroy on host $1 did not end within 60 s"
+    for p in $(pidof "$(basename "$bin")"); do
+        for t in /proc/"$p"/task/*; do
+            echo "RUNFAIL HANG pid=$p tid=${t##*/} comm=$(cat "$t/comm") state=$(cut -d' ' -f3 "$t/stat") wchan=$(cat "$t/wchan")" \
+                 "stack=$(tr '\n' '|' < "$t/stack" 2>/dev/null | cut -c1-300)"
+        done
+    done
+    kill -9 $(pidof "$(basename "$bin")") 2>/dev/null
+}
 ours_stop() {
-    on_a destroy bench >/dev/null 2>&1
-    on_b destroy bench >/dev/null 2>&1
+    ours_destroy a
+    ours_destroy b
     sleep 0.3
 }
 ours_run() {
@@ -209,7 +227,8 @@ EOF
     wait_seq 50 60 "$work/a.console"
     sb=$(last_seq "$work/a.console")
     t0=$(now)
-    out=$(on_a protect -i 100 bench "$address" 2>&1) || { fail "ours $r: protect: $out"; ours_stop; return; }
+    # shellcheck disable=SC2086  # OURS_ARGS: words for protect, split on purpose
+    out=$(on_a protect -i 100 ${OURS_ARGS:-} bench "$address" 2>&1) || { fail "ours $r: protect: $out"; ours_stop; return; }
     tp=$(since "$t0")
     echo "$out" | sed "s/^/PROTECT ours round=$r: /"
     st0=$(on_a status --json bench)
