@@ -16,7 +16,8 @@
 # Environment: ROUNDS (default 2), MEM (MiB, default 256), RATE (default 25), SECS (how long
 # each run's workload runs, from boot, default 150), L1_MEM (MiB, default 2560), BENCH_TIMEOUT
 # (s, default 1800), ORDER (default "qemu ours": the order within a round; "ours" alone skips QEMU),
-# OURS_ARGS (more words for our `protect`, e.g. --compress or --no-realtime-pause). FROM_LOG=FILE: no L1 run, only the table from a log a run left
+# OURS_ARGS (more words for our `protect`, e.g. --compress or --no-realtime-pause), WATCH (seconds:
+# print where the tool's threads wait that often), DESTROY_ORDER (see nested_colo_l1.sh). FROM_LOG=FILE: no L1 run, only the table from a log a run left
 # (OUTPUT-DIR/nested-colo.log).
 set -euo pipefail
 bin=$(readlink -f "${1:?usage: nested_colo_bench.sh PATH/TO/colo-replicate OUTPUT-DIR}")
@@ -53,8 +54,8 @@ else
     echo "nested_colo_bench: $(qemu-system-x86_64 --version | head -1); guest $mem MiB, 1 vCPU, $rate pages/100 ms; $rounds round(s)"
     "$top/tests/nested/run-in-l1.sh" -m "${L1_MEM:-2560}" -t "${BENCH_TIMEOUT:-1800}" -f "$bin" -f "$work" \
         -f "$(command -v qemu-system-x86_64)" -- \
-        "ROUNDS=$rounds MEM=$mem RATE=$rate SECS=$secs ORDER='${ORDER:-qemu ours}' OURS_ARGS='${OURS_ARGS:-}' sh $work/nested_colo_l1.sh $bin $work/vmlinux $work/initramfs.cpio $work/firmware /tmp/bench" \
-        2>&1 | tee "$log" | grep --line-buffered -E 'RESULT|RUNFAIL|PROTECT|bench:|run-in-l1' || status=$?
+        "ROUNDS=$rounds MEM=$mem RATE=$rate SECS=$secs ORDER='${ORDER:-qemu ours}' OURS_ARGS='${OURS_ARGS:-}' WATCH='${WATCH:-}' DESTROY_ORDER='${DESTROY_ORDER:-b a}' sh $work/nested_colo_l1.sh $bin $work/vmlinux $work/initramfs.cpio $work/firmware /tmp/bench" \
+        2>&1 | tee "$log" | grep --line-buffered -E 'RESULT|RUNFAIL|PROTECT|WATCH|bench:|run-in-l1' || status=$?
 fi
 grep -q '^L1| RESULT' "$log" || die "no run finished (log: $log)"
 
@@ -74,6 +75,9 @@ BEGIN { split("protect_s cps p50_us p99_us max_us stall_us stall_p50_us unprotec
         field("round"), field("protect_s"), field("cps"), field("checkpoints") " in " field("window_s") " s",
         ms(field("p50_us")), ms(field("p99_us")), ms(field("max_us")), ms(field("stall_us")), ms(field("stall_p50_us")),
         ms(field("unprotected_stall_us")), ms(field("unprotected_stall_p50_us")), field("seq") ", corrupt=" field("corrupt"))
+    if (v == "ours" && field("stop_p99_us") != "")
+        steps = steps sprintf("| %s | %s / %s / %s / %s | %s |\n", field("round"), ms(field("stop_p99_us")), ms(field("harvest_p99_us")),
+            ms(field("copy_p99_us")), ms(field("state_p99_us")), field("overruns"))
 }
 END {
     print "# QEMU COLO vs colo-replicate COLO, same Linux guest, one L1\n"
@@ -85,6 +89,12 @@ END {
     print "| VMM | round | time to protected (s) | ckpt/s | checkpoints | pause p50 / p99 / max (ms) | guest stall max / p50 (ms) | unprotected stall max / p50 (ms) | seq window |"
     print "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     printf "%s", rows
+    if (steps != "") {
+        print "\nWhere our pause goes (p99 of each step, ms: stopping the vCPU, harvesting the dirty log, copying the dirty pages, saving vCPU and device state; `status --json`), and the checkpoints that started late (`checkpoint_overruns`):\n"
+        print "| round | stop / harvest / copy / state p99 (ms) | overruns |"
+        print "| --- | --- | --- |"
+        printf "%s", steps
+    }
     if (n["qemu"] && n["ours"]) {
         print "\nMedians over the rounds, and QEMU/ours:\n"
         print "| | time to protected (s) | ckpt/s | pause p50 (ms) | pause p99 (ms) | pause max (ms) | guest stall max (ms) | guest stall p50 (ms) | unprotected stall max (ms) |"

@@ -200,9 +200,16 @@ ours_destroy() {
     done
     kill -9 $(pidof "$(basename "$bin")") 2>/dev/null
 }
+# The secondary first: destroying a protected primary first makes the secondary take over, and in
+# this L1 the kernel then froze (0% CPU, no more console output) more than once when the
+# survivor was destroyed; a bench has no use for that takeover. DESTROY_ORDER="a b" does it anyway.
 ours_stop() {
-    ours_destroy a
-    ours_destroy b
+    local side
+    for side in ${DESTROY_ORDER:-b a}; do
+        echo "bench: destroying the guest on host $side"
+        ours_destroy "$side"
+    done
+    echo "bench: both destroyed"
     sleep 0.3
 }
 ours_run() {
@@ -254,6 +261,17 @@ EOF
     ours_stop
 }
 
+# WATCH=SECONDS: every that many seconds, where each thread of the tool waits (for a run that
+# stands still: the L1's serial console is all one sees of it).
+if [ -n "${WATCH:-}" ]; then
+    (while sleep "$WATCH"; do
+        for p in $(pidof "$(basename "$bin")"); do
+            for t in /proc/"$p"/task/*; do
+                echo "WATCH $(now) pid=$p tid=${t##*/} comm=$(cat "$t/comm") state=$(cut -d' ' -f3 "$t/stat") wchan=$(cat "$t/wchan")"
+            done
+        done
+    done) &
+fi
 echo "bench: guest ${mem} MiB, 1 vCPU, $rate pages per 100 ms, workload runs $secs s; $rounds round(s) of: $order"
 r=1
 while [ "$r" -le "$rounds" ]; do
