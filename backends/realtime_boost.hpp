@@ -31,6 +31,8 @@ public:
     [[nodiscard]] int refused_errno() const noexcept { return refused_errno_; }
 
 private:
+    [[nodiscard]] bool real_time() const noexcept;  // policy_ is FIFO or RR (a thread left alone)
+
     pid_t thread_;
     int policy_ = SCHED_OTHER;
     sched_param param_{};
