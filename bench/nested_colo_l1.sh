@@ -21,7 +21,8 @@
 #         from the primary's `status --json`.
 # Environment: ROUNDS (runs per VMM, default 2), MEM (MiB, default 256), RATE (pages the workload
 # rewrites per 100 ms, default 25), SECS (how long the workload runs, default 150),
-# ORDER (default "qemu ours": the order within a round), OURS_ARGS (more words for our `protect`).
+# ORDER (default "qemu ours": the order within a round), OURS_ARGS (more words for our `protect`),
+# FIRST_ROUND (default 1: a boot after a frozen one goes on where that one stopped).
 set -u
 bin=${1:?usage: nested_colo_l1.sh COLO_REPLICATE KERNEL INITRAMFS QEMU_FIRMWARE_DIR WORKDIR}
 kernel=${2:?kernel} initramfs=${3:?initramfs} firmware=${4:?firmware dir} work=${5:?workdir}
@@ -273,7 +274,7 @@ if [ -n "${WATCH:-}" ]; then
     done) &
 fi
 echo "bench: guest ${mem} MiB, 1 vCPU, $rate pages per 100 ms, workload runs $secs s; $rounds round(s) of: $order"
-r=1
+r=${FIRST_ROUND:-1}
 while [ "$r" -le "$rounds" ]; do
     for vmm in $order; do
         t=$(now)
