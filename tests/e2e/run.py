@@ -463,7 +463,7 @@ def test_secondary_killed(binary):
         reason = status.get('protection_lost', '')
         check(reason, 'status shows no protection_lost reason: %s' % status)
         n = seq_count(log_a)
-        wait_lines(log_a, n + 10, 5, 'the unprotected primary to go on printing')
+        wait_lines(log_a, max(n + 10, 20), 10, 'the unprotected primary to go on printing')
         check(alive(pid), 'the primary died')
         new_log = read_bytes(guest_log)[len(log_before):].decode(errors='replace')
         lines = [l for l in new_log.split('\n') if l.strip()]
