@@ -59,8 +59,11 @@ void FakeDisk::Image::discard(std::uint64_t offset, std::uint64_t length) {
 }
 
 void FakeDisk::Image::flush() {
-    std::lock_guard lock(disk_.mutex_);
-    ++disk_.flushes_;
+    {
+        std::lock_guard lock(disk_.mutex_);
+        ++disk_.flushes_;
+    }
+    if (disk_.on_image_flush_) disk_.on_image_flush_();
 }
 
 DiskIo& FakeDisk::io_for_request() { return io_ ? *io_ : image_; }

@@ -35,6 +35,8 @@ public:
     void fail_image_writes(bool fail);
     // Called at every set_io, before it changes anything (a test looks at the guest then).
     void on_set_io(std::function<void()> hook) { on_set_io_ = std::move(hook); }
+    // Called at every flush of the image, after it is counted (a test makes the host's disk slow).
+    void on_image_flush(std::function<void()> hook) { on_image_flush_ = std::move(hook); }
 
 private:
     class Image final : public DiskIo {
@@ -61,6 +63,7 @@ private:
     DiskIo* io_ = nullptr;
     DiskStats stats_;
     std::function<void()> on_set_io_;
+    std::function<void()> on_image_flush_;
 };
 
 }  // namespace colo

@@ -121,6 +121,40 @@ TEST_CASE("pipeline migration: a disk moves with the guest: its blocks first, th
     CHECK(destination.image_bytes()[0] == std::byte{1});
 }
 
+TEST_CASE("pipeline migration: a destination disk slow to sync does not look like a dead receiver") {
+    // The destination writes its copy back and syncs it before it acknowledges; on a busy host
+    // that takes longer than the sender waits for a silent peer (CI saw the migration fail so).
+    Migration m;
+    FakeDisk& source = m.source.add_disk(2 * 65536);
+    FakeDisk& destination = m.destination.add_disk(0);
+    source.guest_write(0, std::vector<std::byte>(512, std::byte{0x42}));
+    MigrateConfig mc;
+    mc.log = m.log.fn();
+    mc.link.heartbeat_period = Millis{20};
+    mc.link.peer_timeout = Millis{150};
+    // Each sync of the copy takes four times what the sender waits: only heartbeats sent while
+    // it runs keep the link alive.
+    destination.on_image_flush([] { std::this_thread::sleep_for(Millis{600}); });
+    m.receiver = std::thread([&] {
+        SecondaryConfig sc = secondary_config(ProtectionMode::colo);
+        sc.log = m.log.fn();
+        sc.link.heartbeat_period = Millis{20};
+        Secondary secondary(m.destination, *m.receiver_end, sc, m.out.sink());
+        try {
+            m.outcome = secondary.run();
+        } catch (const Error& e) {
+            m.receiver_error = e.what();
+        }
+    });
+    const MigrationResult result = migrate(m.source, *m.sender_end, mc);
+    m.receiver.join();
+    CHECK(m.receiver_error == "");
+    CHECK(m.outcome == Secondary::Outcome::migrated);
+    CHECK(destination.image_flushes() >= 1);
+    CHECK(destination.image_bytes() == source.image_bytes());
+    CHECK(result.disk_sync_bytes == 65536);
+}
+
 TEST_CASE("pipeline migration: the round limit ends pre-copy even when the guest never slows down") {
     Migration m;
     m.source.on_harvest([&](FakeBackend& guest) {

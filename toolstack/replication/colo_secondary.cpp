@@ -78,16 +78,20 @@ void Secondary::send(const protocol::Message& message) {
     channel_.send(message);
 }
 
-void Secondary::make_devices_durable() {
-    if (std::none_of(devices_.begin(), devices_.end(), [](const auto& d) { return d->durable_due(); })) return;
-    auto done = std::async(std::launch::async, [this] {
-        for (auto& device : devices_) device->make_durable();
-    });
+void Secondary::while_heartbeating(const std::function<void()>& work) {
+    auto done = std::async(std::launch::async, work);
     while (done.wait_until(monitor_.next_heartbeat()) != std::future_status::ready) {
         const auto now = Clock::now();
         if (monitor_.heartbeat_due(now)) send(protocol::Heartbeat{monitor_.heartbeat_sent(now), pipeline_now_ns()});
     }
     done.get();
+}
+
+void Secondary::make_devices_durable() {
+    if (std::none_of(devices_.begin(), devices_.end(), [](const auto& d) { return d->durable_due(); })) return;
+    while_heartbeating([this] {
+        for (auto& device : devices_) device->make_durable();
+    });
 }
 
 void Secondary::set_stopped_reason(const std::string& reason) {
@@ -273,11 +277,15 @@ Secondary::Outcome Secondary::finish_migration() {
     phase_ = SecondaryPhase::active;
     // The console is ours before the guest runs: a byte it prints at once must reach the sink,
     // not a buffer the rebase would clear (that lost the head of the first line).
-    for (auto& device : devices_) {
-        device->setup();
-        device->take_over();
-    }
-    make_devices_durable();
+    // A disk's take_over writes its copy back and syncs it: seconds on a busy host, during which
+    // the sender, waiting for this acknowledgement, must still hear from us.
+    while_heartbeating([this] {
+        for (auto& device : devices_) {
+            device->setup();
+            device->take_over();
+        }
+        for (auto& device : devices_) device->make_durable();
+    });
     svm_.resume();
     try {
         send(protocol::CheckpointLoaded{0});

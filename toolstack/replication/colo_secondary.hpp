@@ -55,6 +55,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -149,8 +150,10 @@ private:
     // A bad stream or a failed checkpoint: Failure to the primary, phase failed. Never throws.
     void fail(const std::string& reason) noexcept;
     void set_stopped_reason(const std::string& reason);
-    // The devices' make_durable, on a thread of its own while this one sends heartbeats: an
-    // fdatasync that takes seconds on a busy host must not look like a dead secondary.
+    // Runs work on a thread of its own while this one sends heartbeats: an fdatasync that takes
+    // seconds on a busy host must not look like a dead secondary.
+    void while_heartbeating(const std::function<void()>& work);
+    // The devices' make_durable, while_heartbeating, when any is due.
     void make_devices_durable();
 
     Backend& svm_;
