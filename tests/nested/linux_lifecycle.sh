@@ -34,9 +34,22 @@ ip link set lo up 2>/dev/null || ifconfig lo 127.0.0.1 up
 
 now() { cut -d' ' -f1 /proc/uptime; }                 # seconds, 10 ms resolution
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
-on_a() { COLO_RUN_DIR=$run_a COLO_STATE_DIR=$run_a/state "$bin" "$@"; }
-on_b() { COLO_RUN_DIR=$run_b COLO_STATE_DIR=$run_b/state "$bin" "$@"; }
-on_c() { COLO_RUN_DIR=$run_c COLO_STATE_DIR=$run_c/state "$bin" "$@"; }
+# cli_in DIR ARG...: the CLI with DIR as its host's run dir. No save, restore, migrate or protect
+# takes two minutes here: one that hangs is killed and fails with a line that says so (not a
+# silent L1 until its timeout). Quick commands run without the watchdog process, which would
+# hold their output open up to a second after they end.
+cli_in() {
+    local dir=$1 st limit=""
+    shift
+    case "$1" in save|restore|migrate|protect) limit="timeout 120" ;; esac
+    COLO_RUN_DIR=$dir COLO_STATE_DIR=$dir/state $limit "$bin" "$@"
+    st=$?
+    if [ "$st" = 124 ] || [ "$st" = 143 ]; then echo "colo-replicate $1: no answer within 120 s (killed)" >&2; fi
+    return "$st"
+}
+on_a() { cli_in "$run_a" "$@"; }
+on_b() { cli_in "$run_b" "$@"; }
+on_c() { cli_in "$run_c" "$@"; }
 state_on() { "on_$1" status "$name" 2>/dev/null | sed -n 's/^state: *//p'; }  # state_on b|c
 # The highest seq number whose line is complete in the given logs (0 if none).
 last_seq() { cat "$@" 2>/dev/null | tr -d '\r\000' | sed -n 's/^seq=\([0-9]*\) .*/\1/p' | tail -1 | grep . || echo 0; }

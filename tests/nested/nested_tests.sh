@@ -63,6 +63,20 @@ trap 'rm -rf "$work"' EXIT
 
 show() { sed 's/^/  | /' "$1" | tail -n "${2:-25}"; }
 
+# l1_run ARG...: run-in-l1.sh ARG..., booting an L1 that froze once more (run-in-l1.sh -r). Prints
+# what the last boot printed, after run-in-l1.sh's line for each freeze; returns its exit status.
+l1_run() {
+    local all status
+    all=$(mktemp -p "$work")
+    "$l1" -r 2 "$@" > "$all" 2>&1
+    status=$?
+    grep '^run-in-l1.sh: the L1 froze' "$all"
+    awk '/^L1\| run-in-l1: the L1 froze/ { n = NR } { l[NR] = $0 }
+         END { for (i = n + 1; i <= NR; i++) if (l[i] !~ /^run-in-l1.sh: the L1 froze/) print l[i] }' "$all"
+    rm -f "$all"
+    return "$status"
+}
+
 # Where the tests run: in an L1 under QEMU's TCG (this machine: kvm_pvm), or directly on a host
 # whose own KVM is hardware (kvm_intel/kvm_amd), where our VMM boots Linux without help.
 case "$("$l1" --mode 2>/dev/null)" in
@@ -98,7 +112,7 @@ elif [ ! -x "$kvm_tests" ]; then
     echo "SKIP kvm-tests-in-l1: $kvm_tests is not built"
 else
     start=$SECONDS
-    "$l1" -t "$timeout_s" -f "$kvm_tests" -- \
+    l1_run -t "$timeout_s" -f "$kvm_tests" -- \
         "$kvm_tests -tce='$dirty_cases,$long_cases'; echo KVM-STATUS \$?; $kvm_tests -tc='$dirty_cases'; echo KVM-STATUS \$?" \
         > "$work/kvm.log" 2>&1
     mapfile -t statuses < <(sed -n 's/.*KVM-STATUS \([0-9]*\).*/\1/p' "$work/kvm.log")
@@ -167,7 +181,7 @@ boot_test() {
     fi
     local cfg="$work/$name.cfg" log="$work/$name.log" start=$SECONDS status
     linux_cfg "$cfg" "nested-$name" "$vcpus" "$kernel" "loglevel=5 workload.mib=8 workload.ms=100 workload.rate=64"
-    "$l1" -t "$timeout_s" -f "$probe" -f "$kernel" -f "$work/initramfs.cpio" -f "$cfg" \
+    l1_run -t "$timeout_s" -f "$probe" -f "$kernel" -f "$work/initramfs.cpio" -f "$cfg" \
         -- "$probe" "$cfg" 200 "seq=$until " ${move_at:+"seq=$move_at "} > "$log" 2>&1
     status=$?
     local cpus corrupt last_seq boot order
@@ -249,7 +263,7 @@ script_results() {
             echo "FAIL $t: no result from $script in L1 (exit status $status)"
             show "$log" 30
         elif [ "${line%% *}" = PASS ]; then
-            echo "$line (L1 run: $((SECONDS - start)) s)"
+            echo "$line (L1 run: $((SECONDS - start)) s$(grep -q '^run-in-l1.sh: the L1 froze' "$log" && echo ', the L1 booted again after it froze'))"
         else
             echo "$line"
             [ "${line%% *}" = SKIP ] || show "$log" 30
@@ -270,7 +284,7 @@ else
     cfg="$work/lifecycle.cfg" log="$work/lifecycle.log"
     linux_cfg "$cfg" nested-lifecycle 2 "$kdir/vmlinux" "quiet workload.mib=8 workload.ms=100 workload.rate=64"
     start=$SECONDS
-    "$l1" -t "$timeout_s" -f "$cli" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
+    l1_run -t "$timeout_s" -f "$cli" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
         -f "$here/linux_lifecycle.sh" -- sh "$here/linux_lifecycle.sh" "$cli" "$cfg" "$work/lifecycle" 3 > "$log" 2>&1
     script_results "$log" "$start" $? linux_lifecycle.sh $lifecycle_tests
 fi
@@ -298,7 +312,7 @@ else
         "mac=52:54:00:99:00:02,bridge=cnbr0,vifname=cntap0,ip=10.0.99.2/24"
     start=$SECONDS
     net_timeout=$((timeout_s > 480 ? timeout_s : 480))
-    "$l1" -n -t "$net_timeout" -f "$cli" -f "$work/tcp_seq_client" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
+    l1_run -n -t "$net_timeout" -f "$cli" -f "$work/tcp_seq_client" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" \
         -f "$here/linux_network.sh" -- sh "$here/linux_network.sh" "$cli" "$work/tcp_seq_client" "$cfg" "$work/network" \
         "${NET_RUNS:-3}" "${NET_SEED:-$RANDOM}" > "$log" 2>&1
     script_results "$log" "$start" $? linux_network.sh $net_tests
@@ -330,7 +344,7 @@ else
     mkdir -p "$work/disk"
     start=$SECONDS
     disk_timeout=$((timeout_s > 480 ? timeout_s : 480))
-    "$l1" -t "$disk_timeout" -f "$cli" -f "$work/fsync_writer" -f "$(command -v mke2fs)" -f "$(command -v e2fsck)" \
+    l1_run -t "$disk_timeout" -f "$cli" -f "$work/fsync_writer" -f "$(command -v mke2fs)" -f "$(command -v e2fsck)" \
         -f "$(command -v debugfs)" -f "$kdir/vmlinux" -f "$work/initramfs.cpio" -f "$cfg" -f "$here/linux_disk.sh" -- \
         sh "$here/linux_disk.sh" "$cli" "$cfg" "$work/disk" "$work/fsync_writer" "$(command -v mke2fs)" \
         "$(command -v e2fsck)" "$(command -v debugfs)" "${DISK_SEED:-$RANDOM}" "${DISK_RUNS:-1}" > "$log" 2>&1

@@ -4,12 +4,13 @@
 # we test what this machine's own /dev/kvm cannot run (an unmodified Linux guest: it is kvm_pvm
 # there, which emulates guest ring 0) and prove our VMM on the KVM that ordinary hardware has.
 #
-#   run-in-l1.sh [-m MiB] [-t seconds] [-n] [-f PATH]... -- COMMAND [ARG]...
+#   run-in-l1.sh [-m MiB] [-t seconds] [-r boots] [-n] [-f PATH]... -- COMMAND [ARG]...
 #   run-in-l1.sh --prepare      only fetch the L1 kernel and modules (exit 1 if that fails)
 #   run-in-l1.sh --mode         print where COMMAND would run: "l1" or "direct" (see below)
 #
 #   -m   L1 memory (default 1536). Files passed with -f live in L1's RAM (an initramfs).
-#   -t   give up after this many seconds (default 600); exit status 124 then.
+#   -t   give up after this many seconds (default 600, per boot); exit status 124 then.
+#   -r   boot the L1 up to this many times (default 1) when it freezes (below).
 #   -n   also load what a host network for guests needs: tun (/dev/net/tun for TAPs) and bridge
 #        (with stp and llc). Without -n, L1 has neither.
 #   -f   copy a file or folder into the L1 at the same absolute path; an ELF file's shared
@@ -20,6 +21,14 @@
 # The L1 kernel (Debian 12's generic linux-image, downloaded with apt-get download, never
 # installed) and its KVM modules are cached under ${COLO_CACHE:-$HOME/.cache/colo-replicate}/l1.
 # Needs the Debian packages qemu-system-x86, busybox-static, cpio.
+#
+# A frozen L1: now and then (about one boot in ten on 2026-12-06, under QEMU's COLO as under ours,
+# and with no guest at all) the L1's console goes silent for good while QEMU sits idle: the L1
+# waits for an interrupt that never comes. The L1 prints a tick every 10 s beside COMMAND; no tick
+# for 90 s while QEMU used under a tenth of a CPU is taken for that freeze (one line on stderr
+# says so). With -r, the L1 is then booted again and COMMAND run anew, after the line
+# "L1| run-in-l1: the L1 froze ...": what it printed before that line is void. An L1 that is busy
+# but prints no tick is not frozen (a runaway guest starving it): that runs into -t as before.
 #
 # Costs here: about 7 s from start to COMMAND; inside, guest code runs natively under KVM but
 # every nested page fault is emulated (~190 us for a guest's first touch of a page).
@@ -32,6 +41,7 @@ set -euo pipefail
 
 mem=1536
 timeout_s=600
+boots=1
 files=()
 prepare_only=""
 [ "${1:-}" = --prepare ] && { prepare_only=1; shift; set -- -- true; }
@@ -43,6 +53,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         -m) mem=$2; shift 2 ;;
         -t) timeout_s=$2; shift 2 ;;
+        -r) boots=$2; shift 2 ;;
         -n) net_modules=1; shift ;;
         -f) files+=("$2"); shift 2 ;;
         --) shift; break ;;
@@ -141,6 +152,7 @@ for m in $(cat /modules/order); do
 done
 [ -c /dev/kvm ] || echo "L1| run-in-l1: no /dev/kvm after loading kvm-amd"
 cd /tmp
+(while :; do echo "L1-TICK $(cut -d' ' -f1 /proc/uptime)"; sleep 10; done) &
 (sh /command; echo $? > /run/status) 2>&1 | sed 's/^/L1| /'
 echo "L1-STATUS $(cat /run/status)"
 poweroff -f
@@ -151,19 +163,57 @@ chmod +x "$root/init"
 
 # --- 3. Boot it. Only our prefixed lines and the status line are of interest; the console log
 # is kept for a failure message.
-log=$work/console.log
+# cpu_ticks PID: the CPU time PID has used, in clock ticks (utime + stime).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hz=$(getconf CLK_TCK)
+freeze_s=90
+boot() {  # boot N: one L1 run; sets qemu_status (124: -t ran out, 125: the L1 froze) and log
+    log=$work/console.$1.log
+    : > "$log"
+    qemu-system-x86_64 -accel tcg -cpu max,-smap -m "$mem" -smp 1 -nodefaults \
+        -display none -no-reboot -kernel "$cache/vmlinuz" -initrd "$work/initramfs.cpio" \
+        -append "console=ttyS0 quiet panic=-1" -serial stdio < /dev/null > >(sed -u 's/\r$//' | tee "$log" | grep --line-buffered '^L1| ') &
+    local qemu=$! started=$SECONDS ticks=0 tick_at=$SECONDS cpu_at n
+    cpu_at=$(cpu_ticks "$qemu")
+    qemu_status=""
+    while kill -0 "$qemu" 2>/dev/null; do
+        sleep 2
+        n=$(grep -c '^L1-TICK' "$log")
+        if [ "$n" != "$ticks" ]; then
+            ticks=$n tick_at=$SECONDS cpu_at=$(cpu_ticks "$qemu")
+        elif [ $((SECONDS - tick_at)) -ge "$freeze_s" ] && [ "$ticks" -gt 0 ]; then
+            local used=$(( $(cpu_ticks "$qemu") - cpu_at ))
+            if [ $((used * 10)) -lt $((freeze_s * hz)) ]; then
+                echo "run-in-l1.sh: the L1 froze: no tick for ${freeze_s} s after L1 uptime $(grep '^L1-TICK' "$log" | tail -1 | cut -d' ' -f2) s, QEMU used $((used / hz)) s of CPU meanwhile (boot $1 of $boots)" >&2
+                qemu_status=125
+                kill -KILL "$qemu" 2>/dev/null
+                break
+            fi
+        fi
+        if [ $((SECONDS - started)) -ge "$timeout_s" ]; then
+            qemu_status=124
+            kill -KILL "$qemu" 2>/dev/null
+            break
+        fi
+    done
+    { wait "$qemu"; } 2>/dev/null  # not bash's "Killed" line: ours above says why
+    local exited=$?
+    [ -n "$qemu_status" ] || qemu_status=$exited
+    wait  # for the output filter
+}
 set +e
-timeout "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max,-smap -m "$mem" -smp 1 -nodefaults \
-    -display none -no-reboot -kernel "$cache/vmlinuz" -initrd "$work/initramfs.cpio" \
-    -append "console=ttyS0 quiet panic=-1" -serial stdio < /dev/null > >(sed -u 's/\r$//' | tee "$log" | grep --line-buffered '^L1| ')
-qemu_status=$?
+for ((b = 1; ; b++)); do
+    boot "$b"
+    [ "$qemu_status" = 125 ] && [ "$b" -lt "$boots" ] || break
+    echo "L1| run-in-l1: the L1 froze (boot $b of $boots); booting it again: what the command printed above is void"
+done
 set -e
-wait  # for the output filter
 status=$(sed -n 's/^L1-STATUS \([0-9]*\).*/\1/p' "$log" | tail -1)
 if [ -z "$status" ]; then
     [ "$qemu_status" = 124 ] && { echo "run-in-l1.sh: L1 did not finish within ${timeout_s}s" >&2; exit 124; }
+    [ "$qemu_status" = 125 ] && { echo "run-in-l1.sh: the L1 froze in all $boots boots" >&2; exit 125; }
     echo "run-in-l1.sh: L1 ended without running the command (qemu exit $qemu_status); last console lines:" >&2
-    tail -5 "$log" | tr -d '\r' >&2
+    grep -v '^L1-TICK' "$log" | tail -5 | tr -d '\r' >&2
     exit 1
 fi
 exit "$status"
