@@ -16,7 +16,6 @@ TapPort::TapPort(FrameSink handler) : handler_(std::move(handler)) {}
 TapPort::~TapPort() { detach(); }
 
 void TapPort::attach(const std::string& name, const std::string& bridge) {
-    std::lock_guard life(lifecycle_mutex_);
     if (attached()) return;
     // Everything that can fail comes before the port takes the TAP, so that a failed attach leaves
     // it detached (not attached with no reader: deaf while saying it listens).
@@ -24,6 +23,7 @@ void TapPort::attach(const std::string& name, const std::string& bridge) {
     UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
     if (!stop.valid()) throw SystemError("eventfd for " + tap->name(), errno);
     std::lock_guard lock(mutex_);
+    if (tap_) return;  // attached meanwhile by another thread: ours goes away
     tap_ = std::move(tap);
     stop_ = std::move(stop);
     try {
@@ -36,7 +36,6 @@ void TapPort::attach(const std::string& name, const std::string& bridge) {
 }
 
 void TapPort::detach() {
-    std::lock_guard life(lifecycle_mutex_);
     if (reader_.joinable()) {
         const std::uint64_t one = 1;
         (void)!::write(stop_.get(), &one, sizeof one);

@@ -40,9 +40,6 @@ private:
     void reader_main();
 
     const FrameSink handler_;
-    // Held by attach and detach for all they do, so two of them never start or join reader_ at
-    // once. The reader never takes it: detach may join the reader while holding it.
-    std::mutex lifecycle_mutex_;
     mutable std::mutex mutex_;  // guards tap_ (the reader uses it without: detach joins it first)
     std::unique_ptr<TapDevice> tap_;
     UniqueFd stop_;  // eventfd that ends the reader
